@@ -1,0 +1,34 @@
+package ai.fluxbatch.kernel;
+
+import java.util.Arrays;
+
+/**
+ * A float tensor owned by a {@link Backend}: row-major, its data wherever that backend keeps it
+ * (the Java heap for the CPU backend, device memory for a GPU backend). Only its backend reads the data.
+ */
+public interface Tensor extends AutoCloseable {
+
+    int[] shape();
+
+    default int rank() {
+        return shape().length;
+    }
+
+    default int dim(int axis) {
+        int[] s = shape();
+        return s[axis < 0 ? s.length + axis : axis];
+    }
+
+    default long numel() {
+        return Shapes.numel(shape());
+    }
+
+    /** Frees what the tensor holds where that matters (device memory); a no-op on the heap. */
+    @Override
+    default void close() {
+    }
+
+    static String describe(int[] shape) {
+        return Arrays.toString(shape);
+    }
+}

@@ -1,0 +1,55 @@
+package ai.fluxbatch.kernel.cpu;
+
+/**
+ * Softmax attention over {@code [B, L, H, D]}: each (batch, head) gathers its keys and values into contiguous
+ * {@code [L, D]} blocks once, then query rows run in parallel with a numerically stable softmax.
+ */
+final class CpuAttention {
+    private CpuAttention() {
+    }
+
+    static float[] attend(ParallelFor parallel, float[] q, float[] k, float[] v, int b, int l, int h, int d) {
+        float[] out = new float[b * l * h * d];
+        float scale = (float) (1.0 / Math.sqrt(d));
+        int rowStride = h * d;
+        for (int bi = 0; bi < b; bi++) {
+            for (int hi = 0; hi < h; hi++) {
+                float[] kh = gather(k, bi, hi, l, rowStride, d);
+                float[] vh = gather(v, bi, hi, l, rowStride, d);
+                int base = bi * l * rowStride + hi * d;
+                parallel.run(l, Math.max(1, 262144 / Math.max(1, l * d)), (from, to) -> {
+                    float[] scores = new float[l];
+                    for (int i = from; i < to; i++) {
+                        int qo = base + i * rowStride;
+                        float max = Float.NEGATIVE_INFINITY;
+                        for (int j = 0; j < l; j++) {
+                            float s = VectorMatmul.dot(q, qo, kh, j * d, d) * scale;
+                            scores[j] = s;
+                            max = Math.max(max, s);
+                        }
+                        float sum = 0f;
+                        for (int j = 0; j < l; j++) {
+                            float e = (float) Math.exp(scores[j] - max);
+                            scores[j] = e;
+                            sum += e;
+                        }
+                        float inv = 1f / sum;
+                        for (int j = 0; j < l; j++) {
+                            VectorMath.axpy(scores[j] * inv, vh, j * d, out, qo, d);
+                        }
+                    }
+                });
+            }
+        }
+        return out;
+    }
+
+    private static float[] gather(float[] x, int bi, int hi, int l, int rowStride, int d) {
+        float[] out = new float[l * d];
+        int base = bi * l * rowStride + hi * d;
+        for (int j = 0; j < l; j++) {
+            System.arraycopy(x, base + j * rowStride, out, j * d, d);
+        }
+        return out;
+    }
+}

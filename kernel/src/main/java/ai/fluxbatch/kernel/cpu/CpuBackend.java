@@ -1,0 +1,261 @@
+package ai.fluxbatch.kernel.cpu;
+
+import ai.fluxbatch.kernel.Backend;
+import ai.fluxbatch.kernel.Shapes;
+import ai.fluxbatch.kernel.Tensor;
+
+/** The CPU backend: float32 on the Java heap, Java Vector API kernels, one thread pool per backend. */
+public final class CpuBackend implements Backend {
+    private final ParallelFor parallel;
+
+    public CpuBackend() {
+        this(Runtime.getRuntime().availableProcessors());
+    }
+
+    public CpuBackend(int threads) {
+        if (threads < 1) {
+            throw new IllegalArgumentException("threads must be at least 1, got " + threads);
+        }
+        this.parallel = new ParallelFor(threads);
+    }
+
+    @Override
+    public String name() {
+        return "cpu(" + parallel.threads() + " threads)";
+    }
+
+    @Override
+    public Tensor upload(float[] data, int... shape) {
+        return new CpuTensor(data.clone(), shape);
+    }
+
+    @Override
+    public float[] download(Tensor t) {
+        return cpu(t).data.clone();
+    }
+
+    @Override
+    public Tensor reshape(Tensor t, int... shape) {
+        return new CpuTensor(cpu(t).data, shape);
+    }
+
+    @Override
+    public Tensor linear(Tensor x, Tensor weight, Tensor bias) {
+        CpuTensor xt = cpu(x), wt = cpu(weight);
+        Shapes.requireRank("linear", "weight", wt.shapeRef(), 2);
+        int n = wt.shapeRef()[0], k = wt.shapeRef()[1];
+        Shapes.requireEqual("linear", "input features", Shapes.last(xt.shapeRef()), k);
+        float[] b = null;
+        if (bias != null) {
+            b = cpu(bias).data;
+            Shapes.requireEqual("linear", "bias length", b.length, n);
+        }
+        int m = Shapes.rows(xt.shapeRef());
+        CpuTensor out = CpuTensor.zeros(Shapes.withLast(xt.shapeRef(), n));
+        VectorMatmul.matmul(parallel, xt.data, wt.data, b, out.data, m, n, k);
+        return out;
+    }
+
+    @Override
+    public Tensor layerNorm(Tensor x, float eps) {
+        CpuTensor xt = cpu(x);
+        int c = Shapes.last(xt.shapeRef());
+        CpuTensor out = CpuTensor.zeros(xt.shapeRef());
+        parallel.run(Shapes.rows(xt.shapeRef()), Math.max(1, 65536 / Math.max(1, c)), (from, to) -> {
+            for (int r = from; r < to; r++) {
+                VectorMath.layerNormRow(xt.data, r * c, c, eps, out.data);
+            }
+        });
+        return out;
+    }
+
+    @Override
+    public Tensor rmsNorm(Tensor x, Tensor scale, float eps) {
+        CpuTensor xt = cpu(x);
+        float[] s = cpu(scale).data;
+        int c = Shapes.last(xt.shapeRef());
+        Shapes.requireEqual("rmsNorm", "scale length", s.length, c);
+        CpuTensor out = CpuTensor.zeros(xt.shapeRef());
+        parallel.run(Shapes.rows(xt.shapeRef()), Math.max(1, 65536 / Math.max(1, c)), (from, to) -> {
+            for (int r = from; r < to; r++) {
+                VectorMath.rmsNormRow(xt.data, r * c, c, s, eps, out.data);
+            }
+        });
+        return out;
+    }
+
+    @Override
+    public Tensor gelu(Tensor x) {
+        CpuTensor xt = cpu(x);
+        CpuTensor out = CpuTensor.zeros(xt.shapeRef());
+        parallel.run(xt.data.length, 1 << 15, (from, to) -> VectorMath.gelu(xt.data, out.data, from, to));
+        return out;
+    }
+
+    @Override
+    public Tensor silu(Tensor x) {
+        CpuTensor xt = cpu(x);
+        CpuTensor out = CpuTensor.zeros(xt.shapeRef());
+        parallel.run(xt.data.length, 1 << 15, (from, to) -> VectorMath.silu(xt.data, out.data, from, to));
+        return out;
+    }
+
+    @Override
+    public Tensor add(Tensor a, Tensor b) {
+        CpuTensor at = cpu(a), bt = cpu(b);
+        Shapes.requireSame("add", at.shapeRef(), bt.shapeRef());
+        CpuTensor out = CpuTensor.zeros(at.shapeRef());
+        parallel.run(at.data.length, 1 << 15, (from, to) -> VectorMath.add(at.data, bt.data, out.data, from, to));
+        return out;
+    }
+
+    @Override
+    public Tensor modulate(Tensor x, Tensor shift, Tensor scale) {
+        CpuTensor xt = cpu(x), sh = cpu(shift), sc = cpu(scale);
+        int[] dims = batchRows("modulate", xt, sh, sc);
+        int l = dims[1], c = dims[2];
+        CpuTensor out = CpuTensor.zeros(xt.shapeRef());
+        parallel.run(dims[0] * l, Math.max(1, 65536 / Math.max(1, c)), (from, to) -> {
+            for (int r = from; r < to; r++) {
+                VectorMath.modulateRow(xt.data, r * c, sh.data, sc.data, (r / l) * c, c, out.data);
+            }
+        });
+        return out;
+    }
+
+    @Override
+    public Tensor gatedAdd(Tensor x, Tensor gate, Tensor y) {
+        CpuTensor xt = cpu(x), gt = cpu(gate), yt = cpu(y);
+        Shapes.requireSame("gatedAdd", xt.shapeRef(), yt.shapeRef());
+        int[] dims = batchRows("gatedAdd", xt, gt, gt);
+        int l = dims[1], c = dims[2];
+        CpuTensor out = CpuTensor.zeros(xt.shapeRef());
+        parallel.run(dims[0] * l, Math.max(1, 65536 / Math.max(1, c)), (from, to) -> {
+            for (int r = from; r < to; r++) {
+                VectorMath.gatedAddRow(xt.data, gt.data, (r / l) * c, yt.data, r * c, c, out.data);
+            }
+        });
+        return out;
+    }
+
+    /** Checks {@code x [B, L, C]} against per-sample vectors {@code [B, C]}; returns {B, L, C}. */
+    private static int[] batchRows(String op, CpuTensor x, CpuTensor a, CpuTensor b) {
+        Shapes.requireRank(op, "x", x.shapeRef(), 3);
+        int[] s = x.shapeRef();
+        int[] expected = {s[0], s[2]};
+        Shapes.requireSame(op, a.shapeRef(), expected);
+        Shapes.requireSame(op, b.shapeRef(), expected);
+        return s;
+    }
+
+    @Override
+    public Tensor columns(Tensor x, int start, int count) {
+        CpuTensor xt = cpu(x);
+        int c = Shapes.last(xt.shapeRef());
+        if (start < 0 || count < 0 || start + count > c) {
+            throw new IllegalArgumentException("columns: [" + start + ", " + (start + count) + ") outside 0.." + c);
+        }
+        int rows = Shapes.rows(xt.shapeRef());
+        CpuTensor out = CpuTensor.zeros(Shapes.withLast(xt.shapeRef(), count));
+        for (int r = 0; r < rows; r++) {
+            System.arraycopy(xt.data, r * c + start, out.data, r * count, count);
+        }
+        return out;
+    }
+
+    @Override
+    public Tensor concatColumns(Tensor a, Tensor b) {
+        CpuTensor at = cpu(a), bt = cpu(b);
+        int ca = Shapes.last(at.shapeRef()), cb = Shapes.last(bt.shapeRef());
+        Shapes.requireSame("concatColumns", Shapes.withLast(at.shapeRef(), 0), Shapes.withLast(bt.shapeRef(), 0));
+        int rows = Shapes.rows(at.shapeRef());
+        CpuTensor out = CpuTensor.zeros(Shapes.withLast(at.shapeRef(), ca + cb));
+        for (int r = 0; r < rows; r++) {
+            System.arraycopy(at.data, r * ca, out.data, r * (ca + cb), ca);
+            System.arraycopy(bt.data, r * cb, out.data, r * (ca + cb) + ca, cb);
+        }
+        return out;
+    }
+
+    @Override
+    public Tensor concatRows(Tensor a, Tensor b) {
+        CpuTensor at = cpu(a), bt = cpu(b);
+        Shapes.requireRank("concatRows", "a", at.shapeRef(), 3);
+        Shapes.requireRank("concatRows", "b", bt.shapeRef(), 3);
+        int bs = at.shapeRef()[0], la = at.shapeRef()[1], lb = bt.shapeRef()[1], c = at.shapeRef()[2];
+        Shapes.requireEqual("concatRows", "batch of b", bt.shapeRef()[0], bs);
+        Shapes.requireEqual("concatRows", "features of b", bt.shapeRef()[2], c);
+        CpuTensor out = CpuTensor.zeros(bs, la + lb, c);
+        for (int i = 0; i < bs; i++) {
+            System.arraycopy(at.data, i * la * c, out.data, i * (la + lb) * c, la * c);
+            System.arraycopy(bt.data, i * lb * c, out.data, (i * (la + lb) + la) * c, lb * c);
+        }
+        return out;
+    }
+
+    @Override
+    public Tensor sliceRows(Tensor x, int start, int count) {
+        CpuTensor xt = cpu(x);
+        Shapes.requireRank("sliceRows", "x", xt.shapeRef(), 3);
+        int bs = xt.shapeRef()[0], l = xt.shapeRef()[1], c = xt.shapeRef()[2];
+        if (start < 0 || count < 0 || start + count > l) {
+            throw new IllegalArgumentException("sliceRows: [" + start + ", " + (start + count) + ") outside 0.." + l);
+        }
+        CpuTensor out = CpuTensor.zeros(bs, count, c);
+        for (int i = 0; i < bs; i++) {
+            System.arraycopy(xt.data, (i * l + start) * c, out.data, i * count * c, count * c);
+        }
+        return out;
+    }
+
+    @Override
+    public Tensor rope(Tensor x, Tensor pe) {
+        CpuTensor xt = cpu(x), pt = cpu(pe);
+        Shapes.requireRank("rope", "x", xt.shapeRef(), 4);
+        int bs = xt.shapeRef()[0], l = xt.shapeRef()[1], h = xt.shapeRef()[2], d = xt.shapeRef()[3];
+        Shapes.requireSame("rope", pt.shapeRef(), new int[] {bs, l, d / 2, 2, 2});
+        CpuTensor out = CpuTensor.zeros(xt.shapeRef());
+        float[] xs = xt.data, ps = pt.data, os = out.data;
+        parallel.run(bs * l, 64, (from, to) -> {
+            for (int row = from; row < to; row++) {
+                int po = row * (d / 2) * 4;
+                for (int hi = 0; hi < h; hi++) {
+                    int xo = (row * h + hi) * d;
+                    for (int i = 0; i < d / 2; i++) {
+                        float x0 = xs[xo + 2 * i], x1 = xs[xo + 2 * i + 1];
+                        int p = po + 4 * i;
+                        os[xo + 2 * i] = ps[p] * x0 + ps[p + 1] * x1;
+                        os[xo + 2 * i + 1] = ps[p + 2] * x0 + ps[p + 3] * x1;
+                    }
+                }
+            }
+        });
+        return out;
+    }
+
+    @Override
+    public Tensor attention(Tensor q, Tensor k, Tensor v, int heads) {
+        CpuTensor qt = cpu(q), kt = cpu(k), vt = cpu(v);
+        Shapes.requireSame("attention", qt.shapeRef(), kt.shapeRef());
+        Shapes.requireSame("attention", qt.shapeRef(), vt.shapeRef());
+        Shapes.requireRank("attention", "q", qt.shapeRef(), 3);
+        int bs = qt.shapeRef()[0], l = qt.shapeRef()[1], c = qt.shapeRef()[2];
+        if (heads < 1 || c % heads != 0) {
+            throw new IllegalArgumentException("attention: " + c + " features do not split into " + heads + " heads");
+        }
+        float[] out = CpuAttention.attend(parallel, qt.data, kt.data, vt.data, bs, l, heads, c / heads);
+        return new CpuTensor(out, qt.shapeRef());
+    }
+
+    @Override
+    public void close() {
+        parallel.shutdown();
+    }
+
+    private static CpuTensor cpu(Tensor t) {
+        if (t instanceof CpuTensor c) {
+            return c;
+        }
+        throw new IllegalArgumentException("the CPU backend got a tensor of another backend: " + t);
+    }
+}

@@ -1,0 +1,144 @@
+package ai.fluxbatch.kernel.cpu;
+
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorSpecies;
+
+/** Row-wise normalizations and element-wise activations over float arrays, vectorized with scalar tails. */
+final class VectorMath {
+    private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
+    private static final float SQRT_2_OVER_PI = (float) Math.sqrt(2.0 / Math.PI);
+
+    private VectorMath() {
+    }
+
+    static float sum(float[] a, int off, int len) {
+        FloatVector acc = FloatVector.zero(S);
+        int i = 0;
+        for (int bound = S.loopBound(len); i < bound; i += S.length()) {
+            acc = acc.add(FloatVector.fromArray(S, a, off + i));
+        }
+        float s = acc.reduceLanes(VectorOperators.ADD);
+        for (; i < len; i++) {
+            s += a[off + i];
+        }
+        return s;
+    }
+
+    static float sumOfSquares(float[] a, int off, int len, float center) {
+        FloatVector acc = FloatVector.zero(S);
+        FloatVector c = FloatVector.broadcast(S, center);
+        int i = 0;
+        for (int bound = S.loopBound(len); i < bound; i += S.length()) {
+            FloatVector d = FloatVector.fromArray(S, a, off + i).sub(c);
+            acc = d.fma(d, acc);
+        }
+        float s = acc.reduceLanes(VectorOperators.ADD);
+        for (; i < len; i++) {
+            float d = a[off + i] - center;
+            s += d * d;
+        }
+        return s;
+    }
+
+    /** {@code out = (x - center) * factor [* scale]} over one row; scale may be null. */
+    static void scaleRow(float[] x, int off, int len, float center, float factor, float[] scale, float[] out) {
+        FloatVector c = FloatVector.broadcast(S, center);
+        int i = 0;
+        for (int bound = S.loopBound(len); i < bound; i += S.length()) {
+            FloatVector v = FloatVector.fromArray(S, x, off + i).sub(c).mul(factor);
+            if (scale != null) {
+                v = v.mul(FloatVector.fromArray(S, scale, i));
+            }
+            v.intoArray(out, off + i);
+        }
+        for (; i < len; i++) {
+            float v = (x[off + i] - center) * factor;
+            out[off + i] = scale == null ? v : v * scale[i];
+        }
+    }
+
+    static void layerNormRow(float[] x, int off, int len, float eps, float[] out) {
+        float mean = sum(x, off, len) / len;
+        float var = sumOfSquares(x, off, len, mean) / len;
+        scaleRow(x, off, len, mean, (float) (1.0 / Math.sqrt(var + eps)), null, out);
+    }
+
+    static void rmsNormRow(float[] x, int off, int len, float[] scale, float eps, float[] out) {
+        float ms = sumOfSquares(x, off, len, 0f) / len;
+        scaleRow(x, off, len, 0f, (float) (1.0 / Math.sqrt(ms + eps)), scale, out);
+    }
+
+    static void gelu(float[] x, float[] out, int from, int to) {
+        int i = from;
+        for (int bound = from + S.loopBound(to - from); i < bound; i += S.length()) {
+            FloatVector v = FloatVector.fromArray(S, x, i);
+            FloatVector inner = v.mul(v).mul(v).mul(0.044715f).add(v).mul(SQRT_2_OVER_PI);
+            v.mul(0.5f).mul(inner.lanewise(VectorOperators.TANH).add(1f)).intoArray(out, i);
+        }
+        for (; i < to; i++) {
+            out[i] = geluScalar(x[i]);
+        }
+    }
+
+    static float geluScalar(float v) {
+        return 0.5f * v * (1f + (float) Math.tanh(SQRT_2_OVER_PI * (v + 0.044715f * v * v * v)));
+    }
+
+    static void silu(float[] x, float[] out, int from, int to) {
+        int i = from;
+        for (int bound = from + S.loopBound(to - from); i < bound; i += S.length()) {
+            FloatVector v = FloatVector.fromArray(S, x, i);
+            v.div(v.neg().lanewise(VectorOperators.EXP).add(1f)).intoArray(out, i);
+        }
+        for (; i < to; i++) {
+            out[i] = x[i] / (1f + (float) Math.exp(-x[i]));
+        }
+    }
+
+    static void add(float[] a, float[] b, float[] out, int from, int to) {
+        int i = from;
+        for (int bound = from + S.loopBound(to - from); i < bound; i += S.length()) {
+            FloatVector.fromArray(S, a, i).add(FloatVector.fromArray(S, b, i)).intoArray(out, i);
+        }
+        for (; i < to; i++) {
+            out[i] = a[i] + b[i];
+        }
+    }
+
+    /** {@code out[i] = x[xo+i] * (1 + scale[so+i]) + shift[so+i]} for one row. */
+    static void modulateRow(float[] x, int xo, float[] shift, float[] scale, int so, int len, float[] out) {
+        int i = 0;
+        for (int bound = S.loopBound(len); i < bound; i += S.length()) {
+            FloatVector s = FloatVector.fromArray(S, scale, so + i).add(1f);
+            FloatVector.fromArray(S, x, xo + i).fma(s, FloatVector.fromArray(S, shift, so + i)).intoArray(out, xo + i);
+        }
+        for (; i < len; i++) {
+            out[xo + i] = x[xo + i] * (1f + scale[so + i]) + shift[so + i];
+        }
+    }
+
+    /** {@code out[i] = x[xo+i] + gate[go+i] * y[xo+i]} for one row. */
+    static void gatedAddRow(float[] x, float[] gate, int go, float[] y, int xo, int len, float[] out) {
+        int i = 0;
+        for (int bound = S.loopBound(len); i < bound; i += S.length()) {
+            FloatVector.fromArray(S, y, xo + i).fma(FloatVector.fromArray(S, gate, go + i),
+                    FloatVector.fromArray(S, x, xo + i)).intoArray(out, xo + i);
+        }
+        for (; i < len; i++) {
+            out[xo + i] = x[xo + i] + gate[go + i] * y[xo + i];
+        }
+    }
+
+    /** {@code acc[ao + i] += p * v[vo + i]}. */
+    static void axpy(float p, float[] v, int vo, float[] acc, int ao, int len) {
+        int i = 0;
+        for (int bound = S.loopBound(len); i < bound; i += S.length()) {
+            FloatVector.fromArray(S, v, vo + i).fma(FloatVector.broadcast(S, p), FloatVector.fromArray(S, acc, ao + i))
+                    .intoArray(acc, ao + i);
+        }
+        for (; i < len; i++) {
+            acc[ao + i] += p * v[vo + i];
+        }
+    }
+}

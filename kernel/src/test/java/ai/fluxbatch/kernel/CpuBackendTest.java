@@ -1,0 +1,220 @@
+package ai.fluxbatch.kernel;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import ai.fluxbatch.kernel.cpu.CpuBackend;
+import java.util.Random;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+
+/** Every CPU kernel against plain scalar Java (double accumulation) on random shapes, odd sizes included. */
+class CpuBackendTest {
+    private static final CpuBackend CPU = new CpuBackend(3);
+    private final Random random = new Random(7);
+
+    @AfterAll
+    static void close() {
+        CPU.close();
+    }
+
+    private float[] randn(int n) {
+        float[] a = new float[n];
+        for (int i = 0; i < n; i++) {
+            a[i] = (float) random.nextGaussian();
+        }
+        return a;
+    }
+
+    static void assertClose(double[] expected, float[] actual, double tol) {
+        assertEquals(expected.length, actual.length, "length");
+        double worst = 0;
+        for (int i = 0; i < expected.length; i++) {
+            worst = Math.max(worst, Math.abs(expected[i] - actual[i]) / (1 + Math.abs(expected[i])));
+        }
+        assertTrue(worst <= tol, "max relative error " + worst + " > " + tol);
+    }
+
+    @ParameterizedTest
+    @CsvSource({"1,1,1", "1,3072,7", "3,5,17", "4,2,8", "5,3,33", "7,9,64", "9,31,100", "130,67,129", "1,70,3"})
+    void linearMatchesScalar(int m, int n, int k) {
+        float[] x = randn(m * k), w = randn(n * k), b = randn(n);
+        double[] expected = new double[m * n];
+        for (int i = 0; i < m; i++) {
+            for (int j = 0; j < n; j++) {
+                double s = b[j];
+                for (int q = 0; q < k; q++) {
+                    s += (double) x[i * k + q] * w[j * k + q];
+                }
+                expected[i * n + j] = s;
+            }
+        }
+        Tensor out = CPU.linear(CPU.upload(x, 1, m, k), CPU.upload(w, n, k), CPU.upload(b, n));
+        assertArrayEquals(new int[] {1, m, n}, out.shape());
+        assertClose(expected, CPU.download(out), 1e-5 * Math.sqrt(k));
+        Tensor noBias = CPU.linear(CPU.upload(x, m, k), CPU.upload(w, n, k), null);
+        for (int i = 0; i < m; i++) {
+            for (int j = 0; j < n; j++) {
+                expected[i * n + j] -= b[j];
+            }
+        }
+        assertClose(expected, CPU.download(noBias), 1e-5 * Math.sqrt(k));
+    }
+
+    @Test
+    void linearRejectsMismatchedShapes() {
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> CPU.linear(CPU.upload(new float[6], 2, 3), CPU.upload(new float[8], 2, 4), null));
+        assertTrue(e.getMessage().contains("input features is 3, expected 4"), e.getMessage());
+    }
+
+    @ParameterizedTest
+    @CsvSource({"1,1", "3,7", "5,64", "2,129", "11,3072"})
+    void normsMatchScalar(int rows, int c) {
+        float[] x = randn(rows * c), scale = randn(c);
+        for (int i = 0; i < x.length; i++) {
+            x[i] = x[i] * 3 + 1.5f;
+        }
+        double[] ln = new double[x.length], rms = new double[x.length];
+        for (int r = 0; r < rows; r++) {
+            double mean = 0, ms = 0;
+            for (int i = 0; i < c; i++) {
+                mean += x[r * c + i];
+                ms += (double) x[r * c + i] * x[r * c + i];
+            }
+            mean /= c;
+            double var = 0;
+            for (int i = 0; i < c; i++) {
+                var += (x[r * c + i] - mean) * (x[r * c + i] - mean);
+            }
+            var /= c;
+            ms /= c;
+            for (int i = 0; i < c; i++) {
+                ln[r * c + i] = (x[r * c + i] - mean) / Math.sqrt(var + 1e-6);
+                rms[r * c + i] = x[r * c + i] / Math.sqrt(ms + 1e-6) * scale[i];
+            }
+        }
+        assertClose(ln, CPU.download(CPU.layerNorm(CPU.upload(x, rows, c), 1e-6f)), 1e-4);
+        assertClose(rms, CPU.download(CPU.rmsNorm(CPU.upload(x, rows, c), CPU.upload(scale, c), 1e-6f)), 1e-5);
+    }
+
+    @ParameterizedTest
+    @CsvSource({"1", "7", "33", "1000", "70001"})
+    void activationsAndAddMatchScalar(int n) {
+        float[] x = randn(n), y = randn(n);
+        for (int i = 0; i < n; i++) {
+            x[i] *= 4;
+        }
+        double[] gelu = new double[n], silu = new double[n], sum = new double[n];
+        for (int i = 0; i < n; i++) {
+            double v = x[i];
+            gelu[i] = 0.5 * v * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (v + 0.044715 * v * v * v)));
+            silu[i] = v / (1 + Math.exp(-v));
+            sum[i] = v + y[i];
+        }
+        assertClose(gelu, CPU.download(CPU.gelu(CPU.upload(x, n))), 1e-6);
+        assertClose(silu, CPU.download(CPU.silu(CPU.upload(x, n))), 1e-6);
+        assertClose(sum, CPU.download(CPU.add(CPU.upload(x, n), CPU.upload(y, n))), 1e-7);
+    }
+
+    @ParameterizedTest
+    @CsvSource({"1,1,1", "2,3,5", "3,7,33"})
+    void modulateAndGatedAddMatchScalar(int b, int l, int c) {
+        float[] x = randn(b * l * c), y = randn(b * l * c), shift = randn(b * c), scale = randn(b * c);
+        double[] mod = new double[x.length], gated = new double[x.length];
+        for (int i = 0; i < b; i++) {
+            for (int j = 0; j < l; j++) {
+                for (int q = 0; q < c; q++) {
+                    int at = (i * l + j) * c + q;
+                    mod[at] = (1.0 + scale[i * c + q]) * x[at] + shift[i * c + q];
+                    gated[at] = x[at] + (double) scale[i * c + q] * y[at];
+                }
+            }
+        }
+        Tensor xt = CPU.upload(x, b, l, c);
+        assertClose(mod, CPU.download(CPU.modulate(xt, CPU.upload(shift, b, c), CPU.upload(scale, b, c))), 1e-6);
+        assertClose(gated, CPU.download(CPU.gatedAdd(xt, CPU.upload(scale, b, c), CPU.upload(y, b, l, c))), 1e-6);
+    }
+
+    @Test
+    void slicingAndConcatenation() {
+        float[] a = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12};
+        Tensor t = CPU.upload(a, 2, 2, 3);
+        assertArrayEquals(new float[] {2, 3, 5, 6, 8, 9, 11, 12}, CPU.download(CPU.columns(t, 1, 2)));
+        assertArrayEquals(new float[] {4, 5, 6, 10, 11, 12}, CPU.download(CPU.sliceRows(t, 1, 1)));
+        Tensor u = CPU.upload(new float[] {-1, -1, -1, -2, -2, -2}, 2, 1, 3);
+        assertArrayEquals(new float[] {-1, -1, -1, 1, 2, 3, 4, 5, 6, -2, -2, -2, 7, 8, 9, 10, 11, 12},
+                CPU.download(CPU.concatRows(u, t)));
+        Tensor w = CPU.upload(new float[] {-1, -2, -3, -4}, 2, 2, 1);
+        assertArrayEquals(new float[] {1, 2, 3, -1, 4, 5, 6, -2, 7, 8, 9, -3, 10, 11, 12, -4},
+                CPU.download(CPU.concatColumns(t, w)));
+        assertArrayEquals(new int[] {4, 3}, CPU.reshape(t, 4, 3).shape());
+        assertThrows(IllegalArgumentException.class, () -> CPU.columns(t, 2, 2));
+        assertThrows(IllegalArgumentException.class, () -> CPU.sliceRows(t, 1, 2));
+    }
+
+    @ParameterizedTest
+    @CsvSource({"1,1,1,2", "2,5,3,6", "1,9,2,16"})
+    void ropeMatchesScalar(int b, int l, int h, int d) {
+        float[] x = randn(b * l * h * d), pe = randn(b * l * d / 2 * 4);
+        double[] expected = new double[x.length];
+        for (int row = 0; row < b * l; row++) {
+            for (int hi = 0; hi < h; hi++) {
+                for (int i = 0; i < d / 2; i++) {
+                    int xo = (row * h + hi) * d + 2 * i, po = (row * d / 2 + i) * 4;
+                    expected[xo] = (double) pe[po] * x[xo] + (double) pe[po + 1] * x[xo + 1];
+                    expected[xo + 1] = (double) pe[po + 2] * x[xo] + (double) pe[po + 3] * x[xo + 1];
+                }
+            }
+        }
+        Tensor out = CPU.rope(CPU.upload(x, b, l, h, d), CPU.upload(pe, b, l, d / 2, 2, 2));
+        assertClose(expected, CPU.download(out), 1e-6);
+    }
+
+    @ParameterizedTest
+    @CsvSource({"1,1,1,1", "2,5,3,7", "1,31,4,16", "2,70,2,24"})
+    void attentionMatchesScalar(int b, int l, int h, int d) {
+        int c = h * d;
+        float[] q = randn(b * l * c), k = randn(b * l * c), v = randn(b * l * c);
+        double[] expected = new double[q.length];
+        for (int bi = 0; bi < b; bi++) {
+            for (int hi = 0; hi < h; hi++) {
+                for (int i = 0; i < l; i++) {
+                    double[] p = new double[l];
+                    double max = Double.NEGATIVE_INFINITY, sum = 0;
+                    for (int j = 0; j < l; j++) {
+                        double s = 0;
+                        for (int e = 0; e < d; e++) {
+                            s += (double) q[(bi * l + i) * c + hi * d + e] * k[(bi * l + j) * c + hi * d + e];
+                        }
+                        p[j] = s / Math.sqrt(d);
+                        max = Math.max(max, p[j]);
+                    }
+                    for (int j = 0; j < l; j++) {
+                        p[j] = Math.exp(p[j] - max);
+                        sum += p[j];
+                    }
+                    for (int e = 0; e < d; e++) {
+                        double acc = 0;
+                        for (int j = 0; j < l; j++) {
+                            acc += p[j] / sum * v[(bi * l + j) * c + hi * d + e];
+                        }
+                        expected[(bi * l + i) * c + hi * d + e] = acc;
+                    }
+                }
+            }
+        }
+        Tensor out = CPU.attention(CPU.upload(q, b, l, c), CPU.upload(k, b, l, c), CPU.upload(v, b, l, c), h);
+        assertClose(expected, CPU.download(out), 1e-5);
+    }
+
+    @Test
+    void rejectsForeignTensors() {
+        Tensor foreign = () -> new int[] {1};
+        assertThrows(IllegalArgumentException.class, () -> CPU.silu(foreign));
+    }
+}
