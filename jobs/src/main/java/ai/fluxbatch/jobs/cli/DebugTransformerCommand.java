@@ -1,0 +1,64 @@
+package ai.fluxbatch.jobs.cli;
+
+import ai.fluxbatch.kernel.Tensor;
+import ai.fluxbatch.kernel.cpu.CpuBackend;
+import ai.fluxbatch.model.flux.FluxInputs;
+import ai.fluxbatch.model.flux.FluxInputsReader;
+import ai.fluxbatch.model.flux.FluxTransformer;
+import ai.fluxbatch.model.flux.FluxTransformers;
+import ai.fluxbatch.model.safetensors.SafetensorsWriter;
+import ai.fluxbatch.model.safetensors.TensorSource;
+import ai.fluxbatch.model.safetensors.TensorSources;
+import ai.fluxbatch.model.snapshot.FluxSnapshot;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.concurrent.Callable;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+/** {@code fluxbatch debug transformer}: one transformer call on the golden-case tensor names. */
+@Command(name = "transformer", mixinStandardHelpOptions = true,
+        description = {"Run the FLUX.1 transformer once.",
+            "Reads img, img_ids, txt, txt_ids, timesteps, y and guidance (dev models) from --input and writes"
+                + " 'out' (F32, [B, L, 64]) to --output."})
+public final class DebugTransformerCommand implements Callable<Integer> {
+    @CommandLine.Mixin
+    ModelOption model;
+
+    @Option(names = "--input", required = true, paramLabel = "IN.safetensors", description = "Input tensors.")
+    Path input;
+
+    @Option(names = "--output", required = true, paramLabel = "OUT.safetensors",
+            description = "Where to write 'out'; written under a temporary name, then renamed.")
+    Path output;
+
+    @Option(names = "--threads", paramLabel = "N", description = "CPU threads (default: all processors).")
+    Integer threads;
+
+    @CommandLine.Spec
+    CommandLine.Model.CommandSpec spec;
+
+    @Override
+    public Integer call() {
+        Path modelDir = model.resolve();
+        try (CpuBackend backend = threads == null ? new CpuBackend() : new CpuBackend(threads);
+             TensorSource in = TensorSources.open(input)) {
+            long start = System.nanoTime();
+            FluxTransformer transformer = FluxTransformers.load(FluxSnapshot.open(modelDir), backend);
+            FluxInputs inputs = FluxInputsReader.read(in, transformer.config());
+            long loaded = System.nanoTime();
+            Tensor out = transformer.forward(inputs, (name, t) -> { });
+            long done = System.nanoTime();
+            SafetensorsWriter writer = new SafetensorsWriter();
+            writer.metadata("producer", "fluxbatch " + Version.get() + " debug transformer");
+            writer.metadata("model", modelDir.toString());
+            writer.addF32("out", Arrays.stream(out.shape()).asLongStream().toArray(), backend.download(out));
+            writer.write(output);
+            spec.commandLine().getErr().printf("%s on %s: out %s in %.2f s (load %.2f s) -> %s%n",
+                    transformer.config(), backend.name(), Arrays.toString(out.shape()),
+                    (done - loaded) / 1e9, (loaded - start) / 1e9, output);
+            return 0;
+        }
+    }
+}

@@ -1,0 +1,17 @@
+package ai.fluxbatch.model.flux;
+
+import ai.fluxbatch.kernel.Backend;
+import ai.fluxbatch.kernel.Tensor;
+
+/** A full-precision linear layer: {@code weight [out, in]} and an optional {@code bias [out]} on the backend. */
+public record DenseLinear(Tensor weight, Tensor bias) implements Linear {
+    @Override
+    public Tensor apply(Backend backend, Tensor x) {
+        return backend.linear(x, weight, bias);
+    }
+
+    @Override
+    public int outFeatures() {
+        return weight.dim(0);
+    }
+}

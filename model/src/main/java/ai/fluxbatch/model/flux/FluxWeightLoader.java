@@ -1,0 +1,97 @@
+package ai.fluxbatch.model.flux;
+
+import ai.fluxbatch.kernel.Backend;
+import ai.fluxbatch.kernel.Tensor;
+import ai.fluxbatch.model.ModelException;
+import ai.fluxbatch.model.safetensors.TensorInfo;
+import ai.fluxbatch.model.safetensors.TensorSource;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+
+/** Reads the reference-named tensors of a checkpoint onto a backend, checking each shape against the config. */
+public final class FluxWeightLoader {
+    private final TensorSource source;
+    private final Backend backend;
+    private final FluxConfig config;
+
+    public FluxWeightLoader(TensorSource source, Backend backend, FluxConfig config) {
+        this.source = source;
+        this.backend = backend;
+        this.config = config;
+    }
+
+    public FluxWeights load() {
+        int h = config.hidden();
+        int t = FluxConfig.TIME_EMBED_DIM;
+        List<FluxWeights.DoubleBlock> doubles = new ArrayList<>();
+        for (int i = 0; i < config.depth(); i++) {
+            String p = "double_blocks." + i + ".";
+            doubles.add(new FluxWeights.DoubleBlock(stream(p + "img_"), stream(p + "txt_")));
+        }
+        List<FluxWeights.SingleBlock> singles = new ArrayList<>();
+        for (int i = 0; i < config.depthSingle(); i++) {
+            String p = "single_blocks." + i + ".";
+            singles.add(new FluxWeights.SingleBlock(
+                    linear(p + "modulation.lin", 3 * h, h),
+                    linear(p + "linear1", 3 * h + config.mlpHidden(), h),
+                    linear(p + "linear2", h, h + config.mlpHidden()),
+                    vector(p + "norm.query_norm.scale", config.headDim()),
+                    vector(p + "norm.key_norm.scale", config.headDim())));
+        }
+        return new FluxWeights(
+                linear("img_in", h, config.inChannels()),
+                linear("txt_in", h, config.contextDim()),
+                embedder("time_in", t),
+                config.guidanceEmbed() ? embedder("guidance_in", t) : null,
+                embedder("vector_in", config.vecDim()),
+                doubles, singles,
+                linear("final_layer.adaLN_modulation.1", 2 * h, h),
+                linear("final_layer.linear", config.outChannels(), h));
+    }
+
+    private FluxWeights.Stream stream(String p) {
+        int h = config.hidden();
+        return new FluxWeights.Stream(
+                linear(p + "mod.lin", 6 * h, h),
+                linear(p + "attn.qkv", 3 * h, h),
+                vector(p + "attn.norm.query_norm.scale", config.headDim()),
+                vector(p + "attn.norm.key_norm.scale", config.headDim()),
+                linear(p + "attn.proj", h, h),
+                linear(p + "mlp.0", config.mlpHidden(), h),
+                linear(p + "mlp.2", h, config.mlpHidden()));
+    }
+
+    private FluxWeights.MlpEmbedder embedder(String p, int in) {
+        int h = config.hidden();
+        return new FluxWeights.MlpEmbedder(linear(p + ".in_layer", h, in), linear(p + ".out_layer", h, h));
+    }
+
+    private Linear linear(String prefix, int out, int in) {
+        return new DenseLinear(tensor(prefix + ".weight", out, in), tensor(prefix + ".bias", out));
+    }
+
+    private Tensor vector(String name, int n) {
+        return tensor(name, n);
+    }
+
+    private Tensor tensor(String name, int... expected) {
+        if (!source.contains(name)) {
+            throw new ModelException("tensor '" + name + "' is missing from " + source.names().size()
+                    + "-tensor checkpoint " + describeFiles() + ": expected shape " + Arrays.toString(expected)
+                    + " for " + config);
+        }
+        TensorInfo info = source.info(name);
+        long[] want = Arrays.stream(expected).asLongStream().toArray();
+        if (!Arrays.equals(info.shape(), want)) {
+            throw new ModelException("tensor '" + name + "' in " + source.file(name) + " has shape "
+                    + Arrays.toString(info.shape()) + ", expected " + Arrays.toString(expected) + " for " + config);
+        }
+        return backend.upload(source.floats(name), expected);
+    }
+
+    private String describeFiles() {
+        String any = source.names().isEmpty() ? null : source.names().first();
+        return any == null ? "(empty)" : source.file(any).toString();
+    }
+}
