@@ -86,17 +86,21 @@ public final class CpuBackend implements Backend {
 
     @Override
     public Tensor gelu(Tensor x) {
-        CpuTensor xt = cpu(x);
-        CpuTensor out = CpuTensor.zeros(xt.shapeRef());
-        parallel.run(xt.data.length, 1 << 15, (from, to) -> VectorMath.gelu(xt.data, out.data, from, to));
-        return out;
+        return elementwise(cpu(x), VectorMath::gelu);
     }
 
     @Override
     public Tensor silu(Tensor x) {
-        CpuTensor xt = cpu(x);
-        CpuTensor out = CpuTensor.zeros(xt.shapeRef());
-        parallel.run(xt.data.length, 1 << 15, (from, to) -> VectorMath.silu(xt.data, out.data, from, to));
+        return elementwise(cpu(x), VectorMath::silu);
+    }
+
+    private interface ElementwiseKernel {
+        void apply(float[] in, float[] out, int from, int to);
+    }
+
+    private CpuTensor elementwise(CpuTensor x, ElementwiseKernel kernel) {
+        CpuTensor out = CpuTensor.zeros(x.shapeRef());
+        parallel.run(x.data.length, 1 << 15, (from, to) -> kernel.apply(x.data, out.data, from, to));
         return out;
     }
 
