@@ -25,6 +25,9 @@ public interface Backend extends AutoCloseable {
     /** Normalizes the last axis to zero mean and unit variance (biased), with no affine parameters. */
     Tensor layerNorm(Tensor x, float eps);
 
+    /** LayerNorm over the last axis followed by {@code * weight + bias} (each of the last axis' length). */
+    Tensor layerNorm(Tensor x, Tensor weight, Tensor bias, float eps);
+
     /** {@code x / sqrt(mean(x^2) + eps) * scale} over the last axis; {@code scale} has the last axis' length. */
     Tensor rmsNorm(Tensor x, Tensor scale, float eps);
 
@@ -32,6 +35,15 @@ public interface Backend extends AutoCloseable {
     Tensor gelu(Tensor x);
 
     Tensor silu(Tensor x);
+
+    /** {@code x * sigmoid(1.702 x)}, CLIP's activation. */
+    Tensor quickGelu(Tensor x);
+
+    /** Element-wise product of two tensors of one shape. */
+    Tensor mul(Tensor a, Tensor b);
+
+    /** Rows {@code table[ids[i]]} of an embedding table {@code [V, C]}: returns {@code [ids.length, C]}. */
+    Tensor embedding(Tensor table, int[] ids);
 
     Tensor add(Tensor a, Tensor b);
 
@@ -63,7 +75,15 @@ public interface Backend extends AutoCloseable {
      * Softmax attention with scale {@code 1/sqrt(D)} over {@code q, k, v [B, L, H*D]} split into {@code heads}
      * heads of {@code D} features; returns {@code [B, L, H*D]}.
      */
-    Tensor attention(Tensor q, Tensor k, Tensor v, int heads);
+    default Tensor attention(Tensor q, Tensor k, Tensor v, int heads) {
+        return attention(q, k, v, heads, (float) (1.0 / Math.sqrt(q.dim(-1) / heads)), null, false);
+    }
+
+    /**
+     * Softmax attention, general form: scores {@code q.k * scale + bias[h, i, j]} ({@code bias [H, L, L]} shared by
+     * the batch, or null), keys after the query masked out when {@code causal}.
+     */
+    Tensor attention(Tensor q, Tensor k, Tensor v, int heads, float scale, Tensor bias, boolean causal);
 
     @Override
     default void close() {

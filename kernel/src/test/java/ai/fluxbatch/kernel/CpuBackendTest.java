@@ -99,6 +99,13 @@ class CpuBackendTest {
             }
         }
         assertClose(ln, CPU.download(CPU.layerNorm(CPU.upload(x, rows, c), 1e-6f)), 1e-4);
+        float[] bias = randn(c);
+        double[] affine = new double[x.length];
+        for (int i = 0; i < x.length; i++) {
+            affine[i] = ln[i] * scale[i % c] + bias[i % c];
+        }
+        assertClose(affine, CPU.download(CPU.layerNorm(CPU.upload(x, rows, c), CPU.upload(scale, c),
+                CPU.upload(bias, c), 1e-6f)), 1e-4);
         assertClose(rms, CPU.download(CPU.rmsNorm(CPU.upload(x, rows, c), CPU.upload(scale, c), 1e-6f)), 1e-5);
     }
 
@@ -109,13 +116,18 @@ class CpuBackendTest {
         for (int i = 0; i < n; i++) {
             x[i] *= 4;
         }
-        double[] gelu = new double[n], silu = new double[n], sum = new double[n];
+        double[] gelu = new double[n], silu = new double[n], sum = new double[n], quick = new double[n];
+        double[] product = new double[n];
         for (int i = 0; i < n; i++) {
             double v = x[i];
             gelu[i] = 0.5 * v * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (v + 0.044715 * v * v * v)));
             silu[i] = v / (1 + Math.exp(-v));
             sum[i] = v + y[i];
+            quick[i] = v / (1 + Math.exp(-1.702 * v));
+            product[i] = v * y[i];
         }
+        assertClose(quick, CPU.download(CPU.quickGelu(CPU.upload(x, n))), 1e-6);
+        assertClose(product, CPU.download(CPU.mul(CPU.upload(x, n), CPU.upload(y, n))), 1e-6);
         assertClose(gelu, CPU.download(CPU.gelu(CPU.upload(x, n))), 1e-6);
         assertClose(silu, CPU.download(CPU.silu(CPU.upload(x, n))), 1e-6);
         assertClose(sum, CPU.download(CPU.add(CPU.upload(x, n), CPU.upload(y, n))), 1e-7);
@@ -210,6 +222,55 @@ class CpuBackendTest {
         }
         Tensor out = CPU.attention(CPU.upload(q, b, l, c), CPU.upload(k, b, l, c), CPU.upload(v, b, l, c), h);
         assertClose(expected, CPU.download(out), 1e-5);
+    }
+
+    @ParameterizedTest
+    @CsvSource({"1,1,1,1,false", "2,5,3,7,true", "1,33,4,12,true", "2,17,2,24,false"})
+    void attentionWithScaleBiasAndCausalMaskMatchesScalar(int b, int l, int h, int d, boolean causal) {
+        int c = h * d;
+        float scale = 0.37f;
+        float[] q = randn(b * l * c), k = randn(b * l * c), v = randn(b * l * c), bias = randn(h * l * l);
+        double[] expected = new double[q.length];
+        for (int bi = 0; bi < b; bi++) {
+            for (int hi = 0; hi < h; hi++) {
+                for (int i = 0; i < l; i++) {
+                    int keys = causal ? i + 1 : l;
+                    double[] p = new double[keys];
+                    double max = Double.NEGATIVE_INFINITY, sum = 0;
+                    for (int j = 0; j < keys; j++) {
+                        double s = 0;
+                        for (int e = 0; e < d; e++) {
+                            s += (double) q[(bi * l + i) * c + hi * d + e] * k[(bi * l + j) * c + hi * d + e];
+                        }
+                        p[j] = s * scale + bias[(hi * l + i) * l + j];
+                        max = Math.max(max, p[j]);
+                    }
+                    for (int j = 0; j < keys; j++) {
+                        p[j] = Math.exp(p[j] - max);
+                        sum += p[j];
+                    }
+                    for (int e = 0; e < d; e++) {
+                        double acc = 0;
+                        for (int j = 0; j < keys; j++) {
+                            acc += p[j] / sum * v[(bi * l + j) * c + hi * d + e];
+                        }
+                        expected[(bi * l + i) * c + hi * d + e] = acc;
+                    }
+                }
+            }
+        }
+        Tensor out = CPU.attention(CPU.upload(q, b, l, c), CPU.upload(k, b, l, c), CPU.upload(v, b, l, c), h,
+                scale, CPU.upload(bias, h, l, l), causal);
+        assertClose(expected, CPU.download(out), 1e-5);
+    }
+
+    @Test
+    void embeddingGathersRowsAndRejectsIdsOutsideTheVocabulary() {
+        Tensor table = CPU.upload(new float[] {0, 1, 10, 11, 20, 21}, 3, 2);
+        assertArrayEquals(new float[] {20, 21, 0, 1, 20, 21}, CPU.download(CPU.embedding(table, new int[] {2, 0, 2})));
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> CPU.embedding(table, new int[] {1, 3}));
+        assertTrue(e.getMessage().contains("token id 3 at position 1 is outside the vocabulary of 3"), e.getMessage());
     }
 
     @Test

@@ -8,33 +8,38 @@ final class CpuAttention {
     private CpuAttention() {
     }
 
-    static float[] attend(ParallelFor parallel, float[] q, float[] k, float[] v, int b, int l, int h, int d) {
+    static float[] attend(ParallelFor parallel, float[] q, float[] k, float[] v, int b, int l, int h, int d,
+                          float scale, float[] bias, boolean causal) {
         float[] out = new float[b * l * h * d];
-        float scale = (float) (1.0 / Math.sqrt(d));
         int rowStride = h * d;
         for (int bi = 0; bi < b; bi++) {
             for (int hi = 0; hi < h; hi++) {
                 float[] kh = gather(k, bi, hi, l, rowStride, d);
                 float[] vh = gather(v, bi, hi, l, rowStride, d);
                 int base = bi * l * rowStride + hi * d;
+                int biasBase = hi * l * l;
                 parallel.run(l, Math.max(1, 262144 / Math.max(1, l * d)), (from, to) -> {
                     float[] scores = new float[l];
                     for (int i = from; i < to; i++) {
                         int qo = base + i * rowStride;
+                        int keys = causal ? i + 1 : l;
                         float max = Float.NEGATIVE_INFINITY;
-                        for (int j = 0; j < l; j++) {
+                        for (int j = 0; j < keys; j++) {
                             float s = VectorMatmul.dot(q, qo, kh, j * d, d) * scale;
+                            if (bias != null) {
+                                s += bias[biasBase + i * l + j];
+                            }
                             scores[j] = s;
                             max = Math.max(max, s);
                         }
                         float sum = 0f;
-                        for (int j = 0; j < l; j++) {
+                        for (int j = 0; j < keys; j++) {
                             float e = (float) Math.exp(scores[j] - max);
                             scores[j] = e;
                             sum += e;
                         }
                         float inv = 1f / sum;
-                        for (int j = 0; j < l; j++) {
+                        for (int j = 0; j < keys; j++) {
                             VectorMath.axpy(scores[j] * inv, vh, j * d, out, qo, d);
                         }
                     }

@@ -70,6 +70,23 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
+    public Tensor layerNorm(Tensor x, Tensor weight, Tensor bias, float eps) {
+        CpuTensor xt = cpu(x);
+        float[] w = cpu(weight).data, b = cpu(bias).data;
+        int c = Shapes.last(xt.shapeRef());
+        Shapes.requireEqual("layerNorm", "weight length", w.length, c);
+        Shapes.requireEqual("layerNorm", "bias length", b.length, c);
+        CpuTensor out = CpuTensor.zeros(xt.shapeRef());
+        parallel.run(Shapes.rows(xt.shapeRef()), Math.max(1, 65536 / Math.max(1, c)), (from, to) -> {
+            for (int r = from; r < to; r++) {
+                VectorMath.layerNormRow(xt.data, r * c, c, eps, out.data);
+                VectorMath.affineRow(out.data, r * c, c, w, b);
+            }
+        });
+        return out;
+    }
+
+    @Override
     public Tensor rmsNorm(Tensor x, Tensor scale, float eps) {
         CpuTensor xt = cpu(x);
         float[] s = cpu(scale).data;
@@ -94,8 +111,45 @@ public final class CpuBackend implements Backend {
         return elementwise(cpu(x), VectorMath::silu);
     }
 
+    @Override
+    public Tensor quickGelu(Tensor x) {
+        return elementwise(cpu(x), VectorMath::quickGelu);
+    }
+
+    @Override
+    public Tensor mul(Tensor a, Tensor b) {
+        return elementwise("mul", cpu(a), cpu(b), VectorMath::mul);
+    }
+
+    @Override
+    public Tensor embedding(Tensor table, int[] ids) {
+        CpuTensor tt = cpu(table);
+        Shapes.requireRank("embedding", "table", tt.shapeRef(), 2);
+        int vocab = tt.shapeRef()[0], c = tt.shapeRef()[1];
+        CpuTensor out = CpuTensor.zeros(ids.length, c);
+        for (int i = 0; i < ids.length; i++) {
+            if (ids[i] < 0 || ids[i] >= vocab) {
+                throw new IllegalArgumentException("token id " + ids[i] + " at position " + i
+                        + " is outside the vocabulary of " + vocab + " (expected 0.." + (vocab - 1) + ")");
+            }
+            System.arraycopy(tt.data, ids[i] * c, out.data, i * c, c);
+        }
+        return out;
+    }
+
     private interface ElementwiseKernel {
         void apply(float[] in, float[] out, int from, int to);
+    }
+
+    private interface BinaryKernel {
+        void apply(float[] a, float[] b, float[] out, int from, int to);
+    }
+
+    private CpuTensor elementwise(String op, CpuTensor a, CpuTensor b, BinaryKernel kernel) {
+        Shapes.requireSame(op, a.shapeRef(), b.shapeRef());
+        CpuTensor out = CpuTensor.zeros(a.shapeRef());
+        parallel.run(a.data.length, 1 << 15, (from, to) -> kernel.apply(a.data, b.data, out.data, from, to));
+        return out;
     }
 
     private CpuTensor elementwise(CpuTensor x, ElementwiseKernel kernel) {
@@ -106,11 +160,7 @@ public final class CpuBackend implements Backend {
 
     @Override
     public Tensor add(Tensor a, Tensor b) {
-        CpuTensor at = cpu(a), bt = cpu(b);
-        Shapes.requireSame("add", at.shapeRef(), bt.shapeRef());
-        CpuTensor out = CpuTensor.zeros(at.shapeRef());
-        parallel.run(at.data.length, 1 << 15, (from, to) -> VectorMath.add(at.data, bt.data, out.data, from, to));
-        return out;
+        return elementwise("add", cpu(a), cpu(b), VectorMath::add);
     }
 
     @Override
@@ -238,7 +288,7 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
-    public Tensor attention(Tensor q, Tensor k, Tensor v, int heads) {
+    public Tensor attention(Tensor q, Tensor k, Tensor v, int heads, float scale, Tensor bias, boolean causal) {
         CpuTensor qt = cpu(q), kt = cpu(k), vt = cpu(v);
         Shapes.requireSame("attention", qt.shapeRef(), kt.shapeRef());
         Shapes.requireSame("attention", qt.shapeRef(), vt.shapeRef());
@@ -247,7 +297,14 @@ public final class CpuBackend implements Backend {
         if (heads < 1 || c % heads != 0) {
             throw new IllegalArgumentException("attention: " + c + " features do not split into " + heads + " heads");
         }
-        float[] out = CpuAttention.attend(parallel, qt.data, kt.data, vt.data, bs, l, heads, c / heads);
+        float[] biasData = null;
+        if (bias != null) {
+            CpuTensor bt = cpu(bias);
+            Shapes.requireSame("attention bias", bt.shapeRef(), new int[] {heads, l, l});
+            biasData = bt.data;
+        }
+        float[] out = CpuAttention.attend(parallel, qt.data, kt.data, vt.data, bs, l, heads, c / heads, scale,
+                biasData, causal);
         return new CpuTensor(out, qt.shapeRef());
     }
 

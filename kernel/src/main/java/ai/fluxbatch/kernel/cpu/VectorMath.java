@@ -85,6 +85,40 @@ final class VectorMath {
         return 0.5f * v * (1f + (float) Math.tanh(SQRT_2_OVER_PI * (v + 0.044715f * v * v * v)));
     }
 
+    /** {@code x * sigmoid(1.702 x)}. */
+    static void quickGelu(float[] x, float[] out, int from, int to) {
+        int i = from;
+        for (int bound = from + S.loopBound(to - from); i < bound; i += S.length()) {
+            FloatVector v = FloatVector.fromArray(S, x, i);
+            v.div(v.mul(-1.702f).lanewise(VectorOperators.EXP).add(1f)).intoArray(out, i);
+        }
+        for (; i < to; i++) {
+            out[i] = x[i] / (1f + (float) Math.exp(-1.702f * x[i]));
+        }
+    }
+
+    static void mul(float[] a, float[] b, float[] out, int from, int to) {
+        int i = from;
+        for (int bound = from + S.loopBound(to - from); i < bound; i += S.length()) {
+            FloatVector.fromArray(S, a, i).mul(FloatVector.fromArray(S, b, i)).intoArray(out, i);
+        }
+        for (; i < to; i++) {
+            out[i] = a[i] * b[i];
+        }
+    }
+
+    /** {@code x[off + i] = x[off + i] * w[i] + b[i]} in place. */
+    static void affineRow(float[] x, int off, int len, float[] w, float[] b) {
+        int i = 0;
+        for (int bound = S.loopBound(len); i < bound; i += S.length()) {
+            FloatVector.fromArray(S, x, off + i).fma(FloatVector.fromArray(S, w, i), FloatVector.fromArray(S, b, i))
+                    .intoArray(x, off + i);
+        }
+        for (; i < len; i++) {
+            x[off + i] = x[off + i] * w[i] + b[i];
+        }
+    }
+
     static void silu(float[] x, float[] out, int from, int to) {
         int i = from;
         for (int bound = from + S.loopBound(to - from); i < bound; i += S.length()) {

@@ -2,22 +2,18 @@ package ai.fluxbatch.model.flux;
 
 import ai.fluxbatch.kernel.Backend;
 import ai.fluxbatch.kernel.Tensor;
-import ai.fluxbatch.model.ModelException;
-import ai.fluxbatch.model.safetensors.TensorInfo;
+import ai.fluxbatch.model.WeightReader;
 import ai.fluxbatch.model.safetensors.TensorSource;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.List;
 
 /** Reads the reference-named tensors of a checkpoint onto a backend, checking each shape against the config. */
 public final class FluxWeightLoader {
-    private final TensorSource source;
-    private final Backend backend;
+    private final WeightReader reader;
     private final FluxConfig config;
 
     public FluxWeightLoader(TensorSource source, Backend backend, FluxConfig config) {
-        this.source = source;
-        this.backend = backend;
+        this.reader = new WeightReader(source, backend, config.toString());
         this.config = config;
     }
 
@@ -68,30 +64,10 @@ public final class FluxWeightLoader {
     }
 
     private Linear linear(String prefix, int out, int in) {
-        return new DenseLinear(tensor(prefix + ".weight", out, in), tensor(prefix + ".bias", out));
+        return reader.linear(prefix, out, in);
     }
 
     private Tensor vector(String name, int n) {
-        return tensor(name, n);
-    }
-
-    private Tensor tensor(String name, int... expected) {
-        if (!source.contains(name)) {
-            throw new ModelException("tensor '" + name + "' is missing from " + source.names().size()
-                    + "-tensor checkpoint " + describeFiles() + ": expected shape " + Arrays.toString(expected)
-                    + " for " + config);
-        }
-        TensorInfo info = source.info(name);
-        long[] want = Arrays.stream(expected).asLongStream().toArray();
-        if (!Arrays.equals(info.shape(), want)) {
-            throw new ModelException("tensor '" + name + "' in " + source.file(name) + " has shape "
-                    + Arrays.toString(info.shape()) + ", expected " + Arrays.toString(expected) + " for " + config);
-        }
-        return backend.upload(source.floats(name), expected);
-    }
-
-    private String describeFiles() {
-        String any = source.names().isEmpty() ? null : source.names().first();
-        return any == null ? "(empty)" : source.file(any).toString();
+        return reader.tensor(name, n);
     }
 }
