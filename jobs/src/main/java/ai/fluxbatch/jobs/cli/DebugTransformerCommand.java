@@ -6,7 +6,6 @@ import ai.fluxbatch.model.flux.FluxInputs;
 import ai.fluxbatch.model.flux.FluxInputsReader;
 import ai.fluxbatch.model.flux.FluxTransformer;
 import ai.fluxbatch.model.flux.FluxTransformers;
-import ai.fluxbatch.model.safetensors.SafetensorsWriter;
 import ai.fluxbatch.model.safetensors.TensorSource;
 import ai.fluxbatch.model.safetensors.TensorSources;
 import ai.fluxbatch.model.snapshot.FluxSnapshot;
@@ -26,12 +25,8 @@ public final class DebugTransformerCommand implements Callable<Integer> {
     @CommandLine.Mixin
     ModelOption model;
 
-    @Option(names = "--input", required = true, paramLabel = "IN.safetensors", description = "Input tensors.")
-    Path input;
-
-    @Option(names = "--output", required = true, paramLabel = "OUT.safetensors",
-            description = "Where to write 'out'; written under a temporary name, then renamed.")
-    Path output;
+    @CommandLine.Mixin
+    DebugFiles files;
 
     @Option(names = "--threads", paramLabel = "N", description = "CPU threads (default: all processors).")
     Integer threads;
@@ -43,21 +38,17 @@ public final class DebugTransformerCommand implements Callable<Integer> {
     public Integer call() {
         Path modelDir = model.resolve();
         try (CpuBackend backend = threads == null ? new CpuBackend() : new CpuBackend(threads);
-             TensorSource in = TensorSources.open(input)) {
+             TensorSource in = TensorSources.open(files.input)) {
             long start = System.nanoTime();
             FluxTransformer transformer = FluxTransformers.load(FluxSnapshot.open(modelDir), backend);
             FluxInputs inputs = FluxInputsReader.read(in, transformer.config());
             long loaded = System.nanoTime();
             Tensor out = transformer.forward(inputs, (name, t) -> { });
             long done = System.nanoTime();
-            SafetensorsWriter writer = new SafetensorsWriter();
-            writer.metadata("producer", "fluxbatch " + Version.get() + " debug transformer");
-            writer.metadata("model", modelDir.toString());
-            writer.addF32("out", Arrays.stream(out.shape()).asLongStream().toArray(), backend.download(out));
-            writer.write(output);
+            files.add(backend, "out", out).write("debug transformer", modelDir);
             spec.commandLine().getErr().printf("%s on %s: out %s in %.2f s (load %.2f s) -> %s%n",
                     transformer.config(), backend.name(), Arrays.toString(out.shape()),
-                    (done - loaded) / 1e9, (loaded - start) / 1e9, output);
+                    (done - loaded) / 1e9, (loaded - start) / 1e9, files.output);
             return 0;
         }
     }

@@ -4,7 +4,6 @@ import ai.fluxbatch.kernel.Backend;
 import ai.fluxbatch.model.safetensors.TensorSource;
 import ai.fluxbatch.model.safetensors.TensorSources;
 import ai.fluxbatch.model.snapshot.FluxSnapshot;
-import java.nio.file.Path;
 
 /** Loads the transformer of a snapshot onto a backend. */
 public final class FluxTransformers {
@@ -13,8 +12,8 @@ public final class FluxTransformers {
 
     public static FluxTransformer load(FluxSnapshot snapshot, Backend backend) {
         try (TensorSource weights = TensorSources.open(snapshot.transformerFile())) {
-            Path configFile = snapshot.root().resolve("transformer").resolve("config.json");
-            FluxConfig config = FluxConfigReader.derive(weights, snapshot.transformerConfig(), configFile);
+            FluxConfig config = FluxConfigReader.derive(weights, snapshot.transformerConfig(),
+                    snapshot.transformerConfigFile());
             return new FluxTransformer(backend, config, new FluxWeightLoader(weights, backend, config).load());
         }
     }

@@ -1,8 +1,8 @@
 package ai.fluxbatch.model.snapshot;
 
+import ai.fluxbatch.model.JsonFiles;
 import ai.fluxbatch.model.ModelException;
 import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -17,22 +17,18 @@ import java.util.stream.Stream;
  * at the root, {@code transformer/config.json}, and the other components in their folders.
  */
 public final class FluxSnapshot {
-    private static final ObjectMapper JSON = new ObjectMapper();
     private static final List<String> KNOWN_TRANSFORMER_FILES = List.of(
             "flux1-dev.safetensors", "flux1-schnell.safetensors",
             "flux1-dev.safetensors.index.json", "flux1-schnell.safetensors.index.json");
     private static final List<String> NOT_A_TRANSFORMER = List.of("ae.safetensors");
 
     private final Path root;
-    private final Path transformerFile;
-    private final JsonNode transformerConfig;
 
-    private FluxSnapshot(Path root, Path transformerFile, JsonNode transformerConfig) {
+    private FluxSnapshot(Path root) {
         this.root = root;
-        this.transformerFile = transformerFile;
-        this.transformerConfig = transformerConfig;
     }
 
+    /** Checks only that the folder exists; each component is located, and its absence reported, when asked for. */
     public static FluxSnapshot open(Path dir) {
         if (!Files.exists(dir)) {
             throw new ModelException("model folder " + dir + " does not exist: expected a FLUX.1 snapshot folder"
@@ -41,8 +37,7 @@ public final class FluxSnapshot {
         if (!Files.isDirectory(dir)) {
             throw new ModelException("model " + dir + " is a file: --model takes the snapshot folder that holds it");
         }
-        Path config = dir.resolve("transformer").resolve("config.json");
-        return new FluxSnapshot(dir, findTransformer(dir), readJson(config, "the transformer configuration"));
+        return new FluxSnapshot(dir);
     }
 
     public Path root() {
@@ -50,26 +45,35 @@ public final class FluxSnapshot {
     }
 
     public Path transformerFile() {
-        return transformerFile;
+        return findTransformer(root);
+    }
+
+    public Path transformerConfigFile() {
+        return root.resolve("transformer").resolve("config.json");
     }
 
     public JsonNode transformerConfig() {
-        return transformerConfig;
+        return JsonFiles.read(transformerConfigFile(), "the transformer configuration");
     }
 
-    static JsonNode readJson(Path file, String what) {
-        if (!Files.isRegularFile(file)) {
-            throw new ModelException(file + " is missing: expected " + what + " there (Hugging Face snapshot layout)");
-        }
-        try {
-            JsonNode node = JSON.readTree(file.toFile());
-            if (node == null || !node.isObject()) {
-                throw new ModelException(file + " is not a JSON object: expected " + what);
-            }
-            return node;
-        } catch (IOException e) {
-            throw new ModelException(file + " is not valid JSON (" + e.getMessage() + "): expected " + what, e);
-        }
+    /** CLIP-L: {@code text_encoder/}. */
+    public Path clipTextEncoder() {
+        return root.resolve("text_encoder");
+    }
+
+    /** T5-XXL: {@code text_encoder_2/}. */
+    public Path t5TextEncoder() {
+        return root.resolve("text_encoder_2");
+    }
+
+    /** The CLIP BPE vocabulary: {@code tokenizer/} with vocab.json and merges.txt. */
+    public Path clipTokenizer() {
+        return root.resolve("tokenizer");
+    }
+
+    /** The T5 SentencePiece model: {@code tokenizer_2/spiece.model}. */
+    public Path t5Tokenizer() {
+        return root.resolve("tokenizer_2").resolve("spiece.model");
     }
 
     private static Path findTransformer(Path dir) {

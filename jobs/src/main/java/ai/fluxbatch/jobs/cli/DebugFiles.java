@@ -1,0 +1,31 @@
+package ai.fluxbatch.jobs.cli;
+
+import ai.fluxbatch.kernel.Backend;
+import ai.fluxbatch.kernel.Tensor;
+import ai.fluxbatch.model.safetensors.SafetensorsWriter;
+import java.nio.file.Path;
+import java.util.Arrays;
+import picocli.CommandLine.Option;
+
+/** {@code --input} and {@code --output} of the debug commands, and writing their F32 outputs in one atomic file. */
+final class DebugFiles {
+    @Option(names = "--input", required = true, paramLabel = "IN.safetensors", description = "Input tensors.")
+    Path input;
+
+    @Option(names = "--output", required = true, paramLabel = "OUT.safetensors",
+            description = "Output tensors; written under a temporary name, then renamed.")
+    Path output;
+
+    private final SafetensorsWriter writer = new SafetensorsWriter();
+
+    DebugFiles add(Backend backend, String name, Tensor t) {
+        writer.addF32(name, Arrays.stream(t.shape()).asLongStream().toArray(), backend.download(t));
+        return this;
+    }
+
+    void write(String producer, Path model) {
+        writer.metadata("producer", "fluxbatch " + Version.get() + " " + producer);
+        writer.metadata("model", model.toString());
+        writer.write(output);
+    }
+}

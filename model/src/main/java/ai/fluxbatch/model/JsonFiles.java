@@ -1,0 +1,31 @@
+package ai.fluxbatch.model;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+
+/** Reads the JSON files of a snapshot (configs, vocabularies) with errors that name the file and its role. */
+public final class JsonFiles {
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    private JsonFiles() {
+    }
+
+    /** A JSON object from {@code file}; {@code what} says what the file should hold, for the error message. */
+    public static JsonNode read(Path file, String what) {
+        if (!Files.isRegularFile(file)) {
+            throw new ModelException(file + " is missing: expected " + what + " there (Hugging Face snapshot layout)");
+        }
+        try {
+            JsonNode node = JSON.readTree(file.toFile());
+            if (node == null || !node.isObject()) {
+                throw new ModelException(file + " is not a JSON object: expected " + what);
+            }
+            return node;
+        } catch (IOException e) {
+            throw new ModelException(file + " is not valid JSON (" + e.getMessage() + "): expected " + what, e);
+        }
+    }
+}
