@@ -8,6 +8,6 @@ mkdir -p bench/results
 out="bench/results/cpu-matmul-$(hostname -s).txt"
 {
   echo "command: bench/matmul.sh   ($(date -u +%Y-%m-%dT%H:%MZ))"
-  java --add-modules=jdk.incubator.vector -Xmx8g -cp "$jar" bench/MatmulBenchmark.java 2>&1 | grep -v "Using incubator"
+  java --add-modules=jdk.incubator.vector -Xmx8g -cp "$jar" bench/MatmulBenchmark.java 2>&1 | grep -vE "incubat|^1 warning"
 } | tee "$out"
 echo "written: $out"

@@ -15,13 +15,22 @@ public final class JsonFiles {
 
     /** A JSON object from {@code file}; {@code what} says what the file should hold, for the error message. */
     public static JsonNode read(Path file, String what) {
+        JsonNode node = readAny(file, what);
+        if (!node.isObject()) {
+            throw new ModelException(file + " is not a JSON object: expected " + what);
+        }
+        return node;
+    }
+
+    /** Any JSON value from {@code file}. */
+    public static JsonNode readAny(Path file, String what) {
         if (!Files.isRegularFile(file)) {
-            throw new ModelException(file + " is missing: expected " + what + " there (Hugging Face snapshot layout)");
+            throw new ModelException(file + " is missing: expected " + what + " there");
         }
         try {
             JsonNode node = JSON.readTree(file.toFile());
-            if (node == null || !node.isObject()) {
-                throw new ModelException(file + " is not a JSON object: expected " + what);
+            if (node == null || node.isMissingNode()) {
+                throw new ModelException(file + " is empty: expected " + what);
             }
             return node;
         } catch (IOException e) {

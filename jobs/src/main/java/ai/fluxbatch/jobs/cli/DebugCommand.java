@@ -6,7 +6,8 @@ import picocli.CommandLine.Command;
 /** {@code fluxbatch debug ...}: one model component on tensors from a file, for parity checks against a reference. */
 @Command(name = "debug", mixinStandardHelpOptions = true,
         description = "Run one model component on input tensors and write its outputs (parity checks).",
-        subcommands = {DebugTransformerCommand.class, DebugT5Command.class, DebugClipCommand.class})
+        subcommands = {DebugTransformerCommand.class, DebugTokenizeCommand.class, DebugT5Command.class,
+            DebugClipCommand.class})
 public final class DebugCommand implements Runnable {
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;

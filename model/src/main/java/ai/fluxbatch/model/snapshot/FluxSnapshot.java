@@ -2,6 +2,8 @@ package ai.fluxbatch.model.snapshot;
 
 import ai.fluxbatch.model.JsonFiles;
 import ai.fluxbatch.model.ModelException;
+import ai.fluxbatch.model.safetensors.TensorSource;
+import ai.fluxbatch.model.safetensors.TensorSources;
 import com.fasterxml.jackson.databind.JsonNode;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -54,6 +56,15 @@ public final class FluxSnapshot {
 
     public JsonNode transformerConfig() {
         return JsonFiles.read(transformerConfigFile(), "the transformer configuration");
+    }
+
+    /**
+     * The T5 sequence length the reference uses for this model: 256 for schnell (no guidance embedding), else 512.
+     */
+    public int t5MaxLength() {
+        try (TensorSource weights = TensorSources.open(transformerFile())) {
+            return weights.contains("guidance_in.in_layer.weight") ? 512 : 256;
+        }
     }
 
     /** CLIP-L: {@code text_encoder/}. */
