@@ -32,13 +32,7 @@ final class CpuAttention {
                             scores[j] = s;
                             max = Math.max(max, s);
                         }
-                        float sum = 0f;
-                        for (int j = 0; j < keys; j++) {
-                            float e = (float) Math.exp(scores[j] - max);
-                            scores[j] = e;
-                            sum += e;
-                        }
-                        float inv = 1f / sum;
+                        float inv = 1f / VectorMath.expShifted(scores, keys, max);
                         for (int j = 0; j < keys; j++) {
                             VectorMath.axpy(scores[j] * inv, vh, j * d, out, qo, d);
                         }

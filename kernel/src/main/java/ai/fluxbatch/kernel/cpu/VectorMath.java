@@ -164,6 +164,23 @@ final class VectorMath {
         }
     }
 
+    /** {@code a[i] = exp(a[i] - shift)} for {@code i < len}, in place; returns their sum. */
+    static float expShifted(float[] a, int len, float shift) {
+        FloatVector acc = FloatVector.zero(S);
+        int i = 0;
+        for (int bound = S.loopBound(len); i < bound; i += S.length()) {
+            FloatVector e = FloatVector.fromArray(S, a, i).sub(shift).lanewise(VectorOperators.EXP);
+            e.intoArray(a, i);
+            acc = acc.add(e);
+        }
+        float sum = acc.reduceLanes(VectorOperators.ADD);
+        for (; i < len; i++) {
+            a[i] = (float) Math.exp(a[i] - shift);
+            sum += a[i];
+        }
+        return sum;
+    }
+
     /** {@code acc[ao + i] += p * v[vo + i]}. */
     static void axpy(float p, float[] v, int vo, float[] acc, int ao, int len) {
         int i = 0;

@@ -9,6 +9,8 @@ import ai.fluxbatch.model.flux.Linear;
 import ai.fluxbatch.model.safetensors.TensorSource;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
 
 /**
  * The T5 v1.1 encoder as FLUX uses it (Hugging Face names, {@code text_encoder_2/}): shared embedding, relative
@@ -26,6 +28,8 @@ public final class T5Encoder {
     private final float[] positionTable;
     private final List<Layer> layers;
     private final Tensor finalNorm;
+    /** The position bias depends only on the sequence length: computed once per length, kept on the backend. */
+    private final Map<Integer, Tensor> biasByLength = new ConcurrentHashMap<>();
 
     private T5Encoder(Backend backend, T5Config config, Tensor embedding, float[] positionTable, List<Layer> layers,
                       Tensor finalNorm) {
@@ -108,8 +112,8 @@ public final class T5Encoder {
             throw new IllegalArgumentException(ids.length + " token ids do not split into " + batch + " sequences");
         }
         int length = ids.length / batch;
-        Tensor bias = backend.upload(T5RelativePositions.bias(positionTable, config.heads(), length, config.buckets(),
-                config.maxDistance()), config.heads(), length, length);
+        Tensor bias = biasByLength.computeIfAbsent(length, n -> backend.upload(T5RelativePositions.bias(
+                positionTable, config.heads(), n, config.buckets(), config.maxDistance()), config.heads(), n, n));
         Tensor x = backend.reshape(backend.embedding(embedding, ids), batch, length, config.dModel());
         for (Layer layer : layers) {
             Tensor h = backend.rmsNorm(x, layer.attnNorm(), config.eps());
