@@ -85,6 +85,36 @@ public interface Backend extends AutoCloseable {
      */
     Tensor attention(Tensor q, Tensor k, Tensor v, int heads, float scale, Tensor bias, boolean causal);
 
+    /**
+     * 2-D cross-correlation as PyTorch's Conv2d computes it, image layout {@code [B, C, H, W]}: {@code x [B, C, H, W]}
+     * with {@code weight [O, C, kh, kw]} and {@code bias [O]} (or null), zero padding of {@code padTop} rows above,
+     * {@code padBottom} below, {@code padLeft} columns left and {@code padRight} right, one stride for both axes.
+     * Returns {@code [B, O, Ho, Wo]} with {@code Ho = (H + padTop + padBottom - kh) / stride + 1} (likewise Wo).
+     */
+    Tensor conv2d(Tensor x, Tensor weight, Tensor bias, int stride, int padTop, int padBottom, int padLeft,
+                  int padRight);
+
+    /** {@link #conv2d(Tensor, Tensor, Tensor, int, int, int, int, int)} with {@code pad} on all four sides. */
+    default Tensor conv2d(Tensor x, Tensor weight, Tensor bias, int stride, int pad) {
+        return conv2d(x, weight, bias, stride, pad, pad, pad, pad);
+    }
+
+    /**
+     * GroupNorm of {@code x [B, C, ...]}: the channels split into {@code groups} runs of {@code C / groups}, each
+     * run (with all its positions) normalized to zero mean and unit variance (biased), then
+     * {@code * weight[c] + bias[c]} per channel ({@code weight, bias [C]}).
+     */
+    Tensor groupNorm(Tensor x, int groups, Tensor weight, Tensor bias, float eps);
+
+    /** Nearest-neighbour 2x upsampling: {@code [B, C, H, W]} to {@code [B, C, 2H, 2W]}, each value repeated 2 x 2. */
+    Tensor upsampleNearest2x(Tensor x);
+
+    /**
+     * Swaps the last two axes: {@code [..., M, N]} to {@code [..., N, M]}, e.g. an image {@code [B, C, H*W]} to the
+     * sequence {@code [B, H*W, C]} and back.
+     */
+    Tensor transposeLast2(Tensor x);
+
     @Override
     default void close() {
     }

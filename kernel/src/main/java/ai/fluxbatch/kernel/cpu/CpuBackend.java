@@ -309,6 +309,111 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
+    public Tensor conv2d(Tensor x, Tensor weight, Tensor bias, int stride, int padTop, int padBottom, int padLeft,
+                         int padRight) {
+        CpuTensor xt = cpu(x), wt = cpu(weight);
+        Shapes.requireRank("conv2d", "x", xt.shapeRef(), 4);
+        Shapes.requireRank("conv2d", "weight", wt.shapeRef(), 4);
+        int b = xt.shapeRef()[0], c = xt.shapeRef()[1], h = xt.shapeRef()[2], w = xt.shapeRef()[3];
+        int o = wt.shapeRef()[0], kh = wt.shapeRef()[2], kw = wt.shapeRef()[3];
+        Shapes.requireEqual("conv2d", "input channels of weight", wt.shapeRef()[1], c);
+        float[] bd = null;
+        if (bias != null) {
+            bd = cpu(bias).data;
+            Shapes.requireEqual("conv2d", "bias length", bd.length, o);
+        }
+        if (stride < 1 || padTop < 0 || padBottom < 0 || padLeft < 0 || padRight < 0) {
+            throw new IllegalArgumentException("conv2d: stride must be at least 1 and padding at least 0, got stride "
+                    + stride + ", padding (top " + padTop + ", bottom " + padBottom + ", left " + padLeft + ", right "
+                    + padRight + ")");
+        }
+        int ph = h + padTop + padBottom, pw = w + padLeft + padRight;
+        if (kh < 1 || kw < 1 || ph < kh || pw < kw) {
+            throw new IllegalArgumentException("conv2d: kernel " + kh + " x " + kw + " does not fit the padded input "
+                    + ph + " x " + pw + " (x " + Tensor.describe(xt.shapeRef()) + ")");
+        }
+        int ho = (ph - kh) / stride + 1, wo = (pw - kw) / stride + 1;
+        float[] out = CpuConv2d.conv(parallel, xt.data, b, c, h, w, wt.data, bd, o, kh, kw, stride, padTop, padLeft,
+                ho, wo);
+        return new CpuTensor(out, new int[] {b, o, ho, wo});
+    }
+
+    @Override
+    public Tensor groupNorm(Tensor x, int groups, Tensor weight, Tensor bias, float eps) {
+        CpuTensor xt = cpu(x);
+        int[] s = xt.shapeRef();
+        if (s.length < 2) {
+            throw new IllegalArgumentException("groupNorm: x must be [B, C, ...], got shape " + Tensor.describe(s));
+        }
+        int b = s[0], c = s[1];
+        if (groups < 1 || c % groups != 0) {
+            throw new IllegalArgumentException("groupNorm: " + c + " channels do not split into " + groups + " groups");
+        }
+        float[] w = cpu(weight).data, bb = cpu(bias).data;
+        Shapes.requireEqual("groupNorm", "weight length", w.length, c);
+        Shapes.requireEqual("groupNorm", "bias length", bb.length, c);
+        int spatial = b * c == 0 ? 0 : xt.data.length / (b * c);
+        return new CpuTensor(CpuGroupNorm.apply(parallel, xt.data, b, c, spatial, groups, w, bb, eps), s);
+    }
+
+    @Override
+    public Tensor upsampleNearest2x(Tensor x) {
+        CpuTensor xt = cpu(x);
+        Shapes.requireRank("upsampleNearest2x", "x", xt.shapeRef(), 4);
+        int[] s = xt.shapeRef();
+        int h = s[2], w = s[3];
+        CpuTensor out = CpuTensor.zeros(s[0], s[1], 2 * h, 2 * w);
+        float[] in = xt.data, os = out.data;
+        parallel.run(s[0] * s[1] * h, Math.max(1, 16384 / Math.max(1, w)), (from, to) -> {
+            for (int row = from; row < to; row++) {
+                int src = row * w;
+                int dst = 4 * row * w;
+                for (int i = 0; i < w; i++) {
+                    float v = in[src + i];
+                    os[dst + 2 * i] = v;
+                    os[dst + 2 * i + 1] = v;
+                }
+                System.arraycopy(os, dst, os, dst + 2 * w, 2 * w);
+            }
+        });
+        return out;
+    }
+
+    @Override
+    public Tensor transposeLast2(Tensor x) {
+        CpuTensor xt = cpu(x);
+        int[] s = xt.shapeRef();
+        if (s.length < 2) {
+            throw new IllegalArgumentException("transposeLast2: x must have rank 2 or more, got shape "
+                    + Tensor.describe(s));
+        }
+        int m = s[s.length - 2], n = s[s.length - 1];
+        int[] t = s.clone();
+        t[s.length - 2] = n;
+        t[s.length - 1] = m;
+        CpuTensor out = CpuTensor.zeros(t);
+        int matrices = m * n == 0 ? 0 : xt.data.length / (m * n);
+        int tile = 32;
+        int mTiles = (m + tile - 1) / tile;
+        float[] in = xt.data, os = out.data;
+        parallel.run(matrices * mTiles, Math.max(1, 65536 / Math.max(1, tile * n)), (from, to) -> {
+            for (int task = from; task < to; task++) {
+                int base = (task / mTiles) * m * n;
+                int i0 = (task % mTiles) * tile, i1 = Math.min(m, i0 + tile);
+                for (int j0 = 0; j0 < n; j0 += tile) {
+                    int j1 = Math.min(n, j0 + tile);
+                    for (int i = i0; i < i1; i++) {
+                        for (int j = j0; j < j1; j++) {
+                            os[base + j * m + i] = in[base + i * n + j];
+                        }
+                    }
+                }
+            }
+        });
+        return out;
+    }
+
+    @Override
     public void close() {
         parallel.shutdown();
     }
