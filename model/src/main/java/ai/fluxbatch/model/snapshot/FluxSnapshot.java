@@ -58,13 +58,21 @@ public final class FluxSnapshot {
         return JsonFiles.read(transformerConfigFile(), "the transformer configuration");
     }
 
-    /**
-     * The T5 sequence length the reference uses for this model: 256 for schnell (no guidance embedding), else 512.
-     */
-    public int t5MaxLength() {
+    /** Whether the transformer is guidance-distilled (FLUX.1-dev) rather than timestep-distilled (-schnell). */
+    public boolean hasGuidanceEmbedding() {
         try (TensorSource weights = TensorSources.open(transformerFile())) {
-            return weights.contains("guidance_in.in_layer.weight") ? 512 : 256;
+            return weights.contains("guidance_in.in_layer.weight");
         }
+    }
+
+    /** The T5 sequence length the reference uses: 512 for dev, 256 for schnell. */
+    public int t5MaxLength() {
+        return hasGuidanceEmbedding() ? 512 : 256;
+    }
+
+    /** The reference command line's default step count: 50 for dev, 4 for schnell. */
+    public int defaultSteps() {
+        return hasGuidanceEmbedding() ? 50 : 4;
     }
 
     /** CLIP-L: {@code text_encoder/}. */

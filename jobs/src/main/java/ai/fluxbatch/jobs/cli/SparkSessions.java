@@ -1,0 +1,25 @@
+package ai.fluxbatch.jobs.cli;
+
+import org.apache.spark.SparkConf;
+import org.apache.spark.sql.SparkSession;
+
+/**
+ * The Spark session of a command: the master spark-submit set, else {@code --master}, else local mode with one task
+ * at a time (spark.task.cpus = all cores), because the CPU backend itself uses every core for each image.
+ */
+final class SparkSessions {
+    private SparkSessions() {
+    }
+
+    static SparkSession create(String appName, String master) {
+        SparkConf conf = new SparkConf().setAppName(appName);
+        if (master != null) {
+            conf.setMaster(master);
+        } else if (!conf.contains("spark.master")) {
+            conf.setMaster("local[*]");
+            conf.set("spark.task.cpus", Integer.toString(Runtime.getRuntime().availableProcessors()));
+            conf.setIfMissing("spark.ui.enabled", "false");
+        }
+        return SparkSession.builder().config(conf).getOrCreate();
+    }
+}

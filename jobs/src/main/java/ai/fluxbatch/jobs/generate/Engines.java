@@ -1,0 +1,41 @@
+package ai.fluxbatch.jobs.generate;
+
+import ai.fluxbatch.kernel.Backend;
+import ai.fluxbatch.kernel.cpu.CpuBackend;
+import ai.fluxbatch.model.pipeline.FluxPipeline;
+import java.nio.file.Path;
+import java.util.HashMap;
+import java.util.Map;
+import java.util.concurrent.atomic.AtomicInteger;
+
+/**
+ * One pipeline per model per JVM: created on the executor the first time a task needs it, then reused by every
+ * task that runs there. Never serialized: tasks carry only the model's path.
+ */
+public final class Engines {
+    private static final Map<String, FluxPipeline> PIPELINES = new HashMap<>();
+    private static final AtomicInteger LOADS = new AtomicInteger();
+    private static Backend backend;
+
+    private Engines() {
+    }
+
+    public static synchronized FluxPipeline get(String model) {
+        return PIPELINES.computeIfAbsent(model, m -> {
+            LOADS.incrementAndGet();
+            return FluxPipeline.load(Path.of(m), backend());
+        });
+    }
+
+    private static Backend backend() {
+        if (backend == null) {
+            backend = new CpuBackend();
+        }
+        return backend;
+    }
+
+    /** How many pipelines this JVM has loaded: one per model, however many tasks ran. */
+    public static int loads() {
+        return LOADS.get();
+    }
+}

@@ -1,0 +1,121 @@
+package ai.fluxbatch.model.pipeline;
+
+import ai.fluxbatch.kernel.Backend;
+import ai.fluxbatch.kernel.Tensor;
+import ai.fluxbatch.model.flux.FluxTransformer;
+import ai.fluxbatch.model.flux.FluxTransformers;
+import ai.fluxbatch.model.sampling.EulerSampler;
+import ai.fluxbatch.model.sampling.FlowSchedule;
+import ai.fluxbatch.model.sampling.LatentNoise;
+import ai.fluxbatch.model.sampling.LatentPacking;
+import ai.fluxbatch.model.sampling.SchedulerConfig;
+import ai.fluxbatch.model.snapshot.FluxSnapshot;
+import ai.fluxbatch.model.vae.Autoencoder;
+import ai.fluxbatch.model.vae.ImageQuantizer;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.function.IntConsumer;
+
+/**
+ * Text to image as the reference command line does it: T5 (512 tokens for dev, 256 for schnell) and CLIP pooled
+ * conditioning rounded to bfloat16, bfloat16 noise from the seed, Euler flow matching over the (shifted) schedule,
+ * unpack, autoencoder decode, clamp and quantize to 8 bits. Every component is loaded once, here.
+ */
+public final class FluxPipeline {
+    private static final int LATENT_CHANNELS = 16;
+
+    private final Path model;
+    private final FluxTransformer transformer;
+    private final TextEncoders text;
+    private final Autoencoder autoencoder;
+    private final SchedulerConfig scheduler;
+    private final EulerSampler sampler;
+    private final Backend backend;
+
+    private FluxPipeline(Path model, Backend backend, FluxTransformer transformer, TextEncoders text,
+                         Autoencoder autoencoder, SchedulerConfig scheduler) {
+        this.model = model;
+        this.backend = backend;
+        this.transformer = transformer;
+        this.text = text;
+        this.autoencoder = autoencoder;
+        this.scheduler = scheduler;
+        this.sampler = new EulerSampler(backend, transformer);
+    }
+
+    public static FluxPipeline load(Path model, Backend backend) {
+        FluxSnapshot snapshot = FluxSnapshot.open(model);
+        FluxTransformer transformer = FluxTransformers.load(snapshot, backend);
+        int t5Length = transformer.config().guidanceEmbed() ? 512 : 256;
+        return new FluxPipeline(model, backend, transformer, TextEncoders.load(snapshot, backend, t5Length),
+                Autoencoder.load(model, backend), SchedulerConfig.of(model));
+    }
+
+    public Path model() {
+        return model;
+    }
+
+    public String variant() {
+        return transformer.config().variant();
+    }
+
+    public TextEmbedding embed(String prompt) {
+        return text.embed(prompt);
+    }
+
+    /** The timesteps a generation of this size and step count runs through (schnell is not shifted). */
+    public double[] timesteps(GenerationParams p) {
+        return FlowSchedule.timesteps(p.steps(), p.imageTokens(), transformer.config().guidanceEmbed(), scheduler);
+    }
+
+    /** One image per (embedding, seed) pair, all of one size, denoised together as a batch. */
+    public Batch generate(List<TextEmbedding> prompts, long[] seeds, GenerationParams p, IntConsumer afterStep) {
+        if (prompts.size() != seeds.length || seeds.length == 0) {
+            throw new IllegalArgumentException(prompts.size() + " prompts for " + seeds.length + " seeds");
+        }
+        int b = seeds.length, lh = p.latentHeight(), lw = p.latentWidth(), tokens = p.imageTokens();
+        int txtLength = text.t5MaxLength(), ctx = prompts.get(0).txt().length / txtLength;
+        int tokenFeatures = LATENT_CHANNELS * 4;
+        float[] img = new float[b * tokens * tokenFeatures];
+        float[] ids = new float[b * tokens * 3];
+        float[] txt = new float[b * txtLength * ctx];
+        float[] y = new float[b * prompts.get(0).y().length];
+        float[] imageIds = LatentPacking.imageIds(lh, lw);
+        for (int i = 0; i < b; i++) {
+            float[] noise = LatentNoise.bf16(seeds[i], p.height(), p.width());
+            System.arraycopy(LatentPacking.pack(noise, LATENT_CHANNELS, lh, lw), 0, img, i * tokens * tokenFeatures,
+                    tokens * tokenFeatures);
+            System.arraycopy(imageIds, 0, ids, i * imageIds.length, imageIds.length);
+            System.arraycopy(prompts.get(i).txt(), 0, txt, i * txtLength * ctx, txtLength * ctx);
+            System.arraycopy(prompts.get(i).y(), 0, y, i * prompts.get(i).y().length, prompts.get(i).y().length);
+        }
+        long t0 = System.nanoTime();
+        sampler.denoise(img, ids, txt, y, b, tokens, txtLength, timesteps(p), p.guidance(), afterStep);
+        long t1 = System.nanoTime();
+        float[] latents = new float[b * LATENT_CHANNELS * lh * lw];
+        for (int i = 0; i < b; i++) {
+            float[] one = new float[tokens * tokenFeatures];
+            System.arraycopy(img, i * one.length, one, 0, one.length);
+            System.arraycopy(LatentPacking.unpack(one, LATENT_CHANNELS, lh, lw), 0, latents,
+                    i * LATENT_CHANNELS * lh * lw, LATENT_CHANNELS * lh * lw);
+        }
+        Tensor decoded = autoencoder.decode(backend.upload(latents, b, LATENT_CHANNELS, lh, lw));
+        float[] pixels = backend.download(decoded);
+        decoded.close();
+        List<RgbImage> images = new ArrayList<>();
+        byte[] rgb = ImageQuantizer.toRgbU8(pixels, b, p.height(), p.width());
+        int size = p.height() * p.width() * 3;
+        for (int i = 0; i < b; i++) {
+            byte[] one = new byte[size];
+            System.arraycopy(rgb, i * size, one, 0, size);
+            images.add(new RgbImage(p.width(), p.height(), one));
+        }
+        long t2 = System.nanoTime();
+        return new Batch(images, latents, pixels, new StageTimes(0, (t1 - t0) / 1e9, (t2 - t1) / 1e9));
+    }
+
+    /** What a batch produced: the pictures, and the final latents and decoded pixels for parity checks. */
+    public record Batch(List<RgbImage> images, float[] latents, float[] decoded, StageTimes times) {
+    }
+}

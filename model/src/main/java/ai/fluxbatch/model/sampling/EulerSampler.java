@@ -1,0 +1,48 @@
+package ai.fluxbatch.model.sampling;
+
+import ai.fluxbatch.kernel.Backend;
+import ai.fluxbatch.kernel.Tensor;
+import ai.fluxbatch.model.flux.FluxInputs;
+import ai.fluxbatch.model.flux.FluxTransformer;
+import ai.fluxbatch.model.flux.TapSink;
+import java.util.Arrays;
+import java.util.function.IntConsumer;
+
+/**
+ * The reference {@code denoise}: Euler steps of the flow {@code x += (t_next - t) * v(x, t)} over the schedule, with
+ * the guidance value fed to the guidance embedding (dev models) rather than two passes.
+ */
+public final class EulerSampler {
+    private final Backend backend;
+    private final FluxTransformer transformer;
+
+    public EulerSampler(Backend backend, FluxTransformer transformer) {
+        this.backend = backend;
+        this.transformer = transformer;
+    }
+
+    /**
+     * Denoises packed tokens {@code img [B, L, 64]} (modified in place and returned) under text {@code txt [B, T, ctx]}
+     * and pooled vectors {@code y [B, vec]}; {@code afterStep} hears each finished step's index.
+     */
+    public float[] denoise(float[] img, float[] imgIds, float[] txt, float[] y, int batch, int imgLength,
+                           int txtLength, double[] timesteps, float guidance, IntConsumer afterStep) {
+        float[] txtIds = new float[batch * txtLength * transformer.config().axesDim().length];
+        float[] guidanceVec = new float[batch];
+        Arrays.fill(guidanceVec, guidance);
+        for (int s = 0; s + 1 < timesteps.length; s++) {
+            float[] t = new float[batch];
+            Arrays.fill(t, (float) timesteps[s]);
+            FluxInputs in = new FluxInputs(batch, imgLength, txtLength, img, imgIds, txt, txtIds, t, y, guidanceVec);
+            Tensor velocity = transformer.forward(in, TapSink.NONE);
+            float[] v = backend.download(velocity);
+            velocity.close();
+            double dt = timesteps[s + 1] - timesteps[s];
+            for (int i = 0; i < img.length; i++) {
+                img[i] = (float) (img[i] + dt * v[i]);
+            }
+            afterStep.accept(s);
+        }
+        return img;
+    }
+}

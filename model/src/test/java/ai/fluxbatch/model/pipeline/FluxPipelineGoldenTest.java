@@ -1,0 +1,90 @@
+package ai.fluxbatch.model.pipeline;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import ai.fluxbatch.kernel.cpu.CpuBackend;
+import ai.fluxbatch.model.Golden;
+import ai.fluxbatch.model.safetensors.SafetensorsFile;
+import ai.fluxbatch.model.safetensors.TensorSource;
+import ai.fluxbatch.model.sampling.LatentNoise;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+/** The whole text-to-image path against the reference command line's tensors, stage by stage. */
+class FluxPipelineGoldenTest {
+    private static CpuBackend cpu;
+    private static FluxPipeline pipeline;
+
+    @BeforeAll
+    static void load() {
+        cpu = new CpuBackend();
+        pipeline = FluxPipeline.load(Golden.path("flux-tiny-dev"), cpu);
+    }
+
+    @AfterAll
+    static void close() {
+        cpu.close();
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"e2e-1", "e2e-2"})
+    void matchesTheReferenceCommandLine(String caseName) {
+        try (TensorSource g = SafetensorsFile.open(Golden.path("cases", "flux-tiny-dev", caseName + ".safetensors"))) {
+            Map<String, String> meta = g.metadata();
+            GenerationParams p = new GenerationParams(Integer.parseInt(meta.get("height")),
+                    Integer.parseInt(meta.get("width")), Integer.parseInt(meta.get("steps")),
+                    Float.parseFloat(meta.get("guidance")));
+            long seed = Long.parseLong(meta.get("seed"));
+
+            TextEmbedding e = pipeline.embed(meta.get("prompt"));
+            assertArrayEquals(ints(g.longs("t5_input_ids")), e.t5Ids(), "T5 ids");
+            assertArrayEquals(ints(g.longs("clip_input_ids")), e.clipIds(), "CLIP ids");
+            assertBelow(caseName + " t5_embedding", Golden.relL2(e.txt(), g.floats("t5_embedding")), 1e-4);
+            assertBelow(caseName + " clip_pooled", Golden.relL2(e.y(), g.floats("clip_pooled")), 1e-4);
+            assertArrayEquals(g.floats("noise"), LatentNoise.bf16(seed, p.height(), p.width()), "noise");
+            double[] t = pipeline.timesteps(p);
+            double[] gt = g.doubles("timesteps");
+            assertEquals(gt.length, t.length);
+            for (int i = 0; i < t.length; i++) {
+                assertBelow(caseName + " timestep " + i, Math.abs(t[i] - gt[i]), 1e-6);
+            }
+
+            FluxPipeline.Batch out = pipeline.generate(List.of(e), new long[] {seed}, p, s -> { });
+            assertBelow(caseName + " latent", Golden.relL2(out.latents(), g.floats("latent")), 1e-4);
+            assertBelow(caseName + " image", Golden.relL2(out.decoded(), g.floats("image")), 1e-4);
+            assertPixelsClose(caseName, g.bytes("rgb_u8", 0, (int) g.info("rgb_u8").byteLength()),
+                    out.images().get(0).rgb());
+        }
+    }
+
+    static void assertPixelsClose(String what, java.nio.ByteBuffer expected, byte[] actual) {
+        assertEquals(expected.remaining(), actual.length, what + " pixel count");
+        int within1 = 0, worst = 0;
+        for (int i = 0; i < actual.length; i++) {
+            int d = Math.abs((expected.get(i) & 0xff) - (actual[i] & 0xff));
+            worst = Math.max(worst, d);
+            if (d <= 1) {
+                within1++;
+            }
+        }
+        System.out.printf("%s rgb_u8: %d of %d values within 1, worst %d%n", what, within1, actual.length, worst);
+        assertTrue(within1 >= 0.99 * actual.length, what + ": only " + within1 + " of " + actual.length + " within 1");
+        assertTrue(worst <= 3, what + ": a value is off by " + worst);
+    }
+
+    private static void assertBelow(String what, double err, double tol) {
+        System.out.printf("%s: %.3g%n", what, err);
+        assertTrue(err < tol, what + " error " + err + " >= " + tol);
+    }
+
+    private static int[] ints(long[] v) {
+        return Arrays.stream(v).mapToInt(Math::toIntExact).toArray();
+    }
+}
