@@ -7,7 +7,8 @@ import picocli.CommandLine.Command;
 @Command(name = "debug", mixinStandardHelpOptions = true,
         description = "Run one model component on input tensors and write its outputs (parity checks).",
         subcommands = {DebugTransformerCommand.class, DebugTokenizeCommand.class, DebugT5Command.class,
-            DebugClipCommand.class})
+            DebugClipCommand.class, DebugVaeDecodeCommand.class, DebugVaeEncodeCommand.class, DebugNoiseCommand.class,
+            DebugScheduleCommand.class})
 public final class DebugCommand implements Runnable {
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;

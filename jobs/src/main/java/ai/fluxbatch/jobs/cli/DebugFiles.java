@@ -2,7 +2,9 @@ package ai.fluxbatch.jobs.cli;
 
 import ai.fluxbatch.kernel.Backend;
 import ai.fluxbatch.kernel.Tensor;
+import ai.fluxbatch.model.ModelException;
 import ai.fluxbatch.model.safetensors.SafetensorsWriter;
+import ai.fluxbatch.model.safetensors.TensorSource;
 import java.nio.file.Path;
 import java.util.Arrays;
 import picocli.CommandLine.Option;
@@ -21,6 +23,20 @@ final class DebugFiles {
     DebugFiles add(Backend backend, String name, Tensor t) {
         writer.addF32(name, Arrays.stream(t.shape()).asLongStream().toArray(), backend.download(t));
         return this;
+    }
+
+    /** Input tensor {@code name} of rank {@code rank}, uploaded to the backend. */
+    static Tensor read(Backend backend, TensorSource in, String name, int rank) {
+        if (!in.contains(name)) {
+            throw new ModelException("input tensor '" + name + "' is missing from " + in.file(in.names().first())
+                    + ": expected it with rank " + rank);
+        }
+        int[] shape = in.info(name).intShape();
+        if (shape.length != rank) {
+            throw new ModelException("input tensor '" + name + "' in " + in.file(name) + " has shape "
+                    + Arrays.toString(shape) + ", expected rank " + rank);
+        }
+        return backend.upload(in.floats(name), shape);
     }
 
     void write(String producer, Path model) {

@@ -1,6 +1,7 @@
 package ai.fluxbatch.kernel.cpu;
 
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
@@ -74,7 +75,7 @@ final class VectorMath {
         for (int bound = from + S.loopBound(to - from); i < bound; i += S.length()) {
             FloatVector v = FloatVector.fromArray(S, x, i);
             FloatVector inner = v.mul(v).mul(v).mul(0.044715f).add(v).mul(SQRT_2_OVER_PI);
-            v.mul(0.5f).mul(inner.lanewise(VectorOperators.TANH).add(1f)).intoArray(out, i);
+            v.mul(0.5f).mul(tanh(inner).add(1f)).intoArray(out, i);
         }
         for (; i < to; i++) {
             out[i] = geluScalar(x[i]);
@@ -90,7 +91,7 @@ final class VectorMath {
         int i = from;
         for (int bound = from + S.loopBound(to - from); i < bound; i += S.length()) {
             FloatVector v = FloatVector.fromArray(S, x, i);
-            v.div(v.mul(-1.702f).lanewise(VectorOperators.EXP).add(1f)).intoArray(out, i);
+            v.div(exp(v.mul(-1.702f)).add(1f)).intoArray(out, i);
         }
         for (; i < to; i++) {
             out[i] = x[i] / (1f + (float) Math.exp(-1.702f * x[i]));
@@ -123,7 +124,7 @@ final class VectorMath {
         int i = from;
         for (int bound = from + S.loopBound(to - from); i < bound; i += S.length()) {
             FloatVector v = FloatVector.fromArray(S, x, i);
-            v.div(v.neg().lanewise(VectorOperators.EXP).add(1f)).intoArray(out, i);
+            v.div(exp(v.neg()).add(1f)).intoArray(out, i);
         }
         for (; i < to; i++) {
             out[i] = x[i] / (1f + (float) Math.exp(-x[i]));
@@ -164,12 +165,39 @@ final class VectorMath {
         }
     }
 
+    /**
+     * e^x to about 2 ulp from add, multiply and bit operations only. The Vector API's own EXP runs a different
+     * implementation before and after JIT compilation (its fallback and the SVML intrinsic), so the same seed could
+     * give a different image in a cold JVM; these basic operations round identically in both.
+     */
+    static FloatVector exp(FloatVector x) {
+        x = x.max(-87.3f).min(88.7f);
+        FloatVector n = x.fma(FloatVector.broadcast(S, 1.44269504f), FloatVector.broadcast(S, 12582912f))
+                .sub(12582912f); // round to nearest integer: 1.5 * 2^23 pushes the fraction out
+        FloatVector r = n.fma(FloatVector.broadcast(S, -0.693359375f), x);
+        r = n.fma(FloatVector.broadcast(S, 2.12194440e-4f), r);
+        FloatVector p = FloatVector.broadcast(S, 1.9875691500e-4f);
+        p = p.fma(r, FloatVector.broadcast(S, 1.3981999507e-3f));
+        p = p.fma(r, FloatVector.broadcast(S, 8.3334519073e-3f));
+        p = p.fma(r, FloatVector.broadcast(S, 4.1665795894e-2f));
+        p = p.fma(r, FloatVector.broadcast(S, 1.6666665459e-1f));
+        p = p.fma(r, FloatVector.broadcast(S, 5.0000001201e-1f));
+        p = p.fma(r.mul(r), r).add(1f);
+        IntVector bits = ((IntVector) n.convert(VectorOperators.F2I, 0)).add(127).lanewise(VectorOperators.LSHL, 23);
+        return p.mul(bits.reinterpretAsFloats());
+    }
+
+    /** tanh(x) = 1 - 2 / (e^{2x} + 1), deterministic like {@link #exp}. */
+    static FloatVector tanh(FloatVector x) {
+        return FloatVector.broadcast(S, 1f).sub(FloatVector.broadcast(S, 2f).div(exp(x.add(x)).add(1f)));
+    }
+
     /** {@code a[i] = exp(a[i] - shift)} for {@code i < len}, in place; returns their sum. */
     static float expShifted(float[] a, int len, float shift) {
         FloatVector acc = FloatVector.zero(S);
         int i = 0;
         for (int bound = S.loopBound(len); i < bound; i += S.length()) {
-            FloatVector e = FloatVector.fromArray(S, a, i).sub(shift).lanewise(VectorOperators.EXP);
+            FloatVector e = exp(FloatVector.fromArray(S, a, i).sub(shift));
             e.intoArray(a, i);
             acc = acc.add(e);
         }

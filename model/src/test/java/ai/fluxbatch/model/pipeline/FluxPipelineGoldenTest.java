@@ -46,8 +46,8 @@ class FluxPipelineGoldenTest {
             TextEmbedding e = pipeline.embed(meta.get("prompt"));
             assertArrayEquals(ints(g.longs("t5_input_ids")), e.t5Ids(), "T5 ids");
             assertArrayEquals(ints(g.longs("clip_input_ids")), e.clipIds(), "CLIP ids");
-            assertBelow(caseName + " t5_embedding", Golden.relL2(e.txt(), g.floats("t5_embedding")), 1e-4);
-            assertBelow(caseName + " clip_pooled", Golden.relL2(e.y(), g.floats("clip_pooled")), 1e-4);
+            assertBf16Close(caseName + " t5_embedding", e.txt(), g.floats("t5_embedding"));
+            assertBf16Close(caseName + " clip_pooled", e.y(), g.floats("clip_pooled"));
             assertArrayEquals(g.floats("noise"), LatentNoise.bf16(seed, p.height(), p.width()), "noise");
             double[] t = pipeline.timesteps(p);
             double[] gt = g.doubles("timesteps");
@@ -77,6 +77,27 @@ class FluxPipelineGoldenTest {
         System.out.printf("%s rgb_u8: %d of %d values within 1, worst %d%n", what, within1, actual.length, worst);
         assertTrue(within1 >= 0.99 * actual.length, what + ": only " + within1 + " of " + actual.length + " within 1");
         assertTrue(worst <= 3, what + ": a value is off by " + worst);
+    }
+
+    /**
+     * Both sides are rounded to bfloat16 from encoder outputs that agree to ~5e-7 (float32 here, float64 in the
+     * reference), so a value within that distance of a rounding boundary may land one bf16 step away: allow exactly
+     * that, for at most 0.5% of the values, and nothing else.
+     */
+    static void assertBf16Close(String what, float[] actual, float[] expected) {
+        assertEquals(expected.length, actual.length, what);
+        int flips = 0;
+        for (int i = 0; i < actual.length; i++) {
+            if (actual[i] != expected[i]) {
+                float step = Math.ulp(expected[i]) * (1 << 16); // one bf16 step at this magnitude
+                assertTrue(Math.abs(actual[i] - expected[i]) <= step, what + "[" + i + "]: " + actual[i] + " vs "
+                        + expected[i] + " is more than one bf16 step apart");
+                flips++;
+            }
+        }
+        System.out.printf("%s: %d of %d values one bf16 step apart, relative L2 %.3g%n", what, flips, actual.length,
+                Golden.relL2(actual, expected));
+        assertTrue(flips <= 0.005 * actual.length, what + ": " + flips + " values differ");
     }
 
     private static void assertBelow(String what, double err, double tol) {
