@@ -19,6 +19,7 @@ final class SparkSessions {
             conf.setMaster("local[*]");
             conf.set("spark.task.cpus", Integer.toString(Runtime.getRuntime().availableProcessors()));
             conf.setIfMissing("spark.ui.enabled", "false");
+            conf.setIfMissing("spark.driver.host", "127.0.0.1"); // local mode: nothing to reach from outside
         }
         return SparkSession.builder().config(conf).getOrCreate();
     }

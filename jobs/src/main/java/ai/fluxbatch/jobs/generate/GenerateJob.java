@@ -1,5 +1,7 @@
 package ai.fluxbatch.jobs.generate;
 
+import java.io.IOException;
+import java.io.UncheckedIOException;
 import java.util.List;
 import org.apache.spark.api.java.JavaRDD;
 import org.apache.spark.api.java.JavaSparkContext;
@@ -14,6 +16,13 @@ public final class GenerateJob {
                                         int partitions) {
         JavaSparkContext sc = JavaSparkContext.fromSparkContext(spark.sparkContext());
         JavaRDD<ImageTask> rdd = sc.parallelize(tasks, Math.max(1, Math.min(partitions, tasks.size())));
-        return rdd.mapPartitions(new GeneratePartition(settings, sc.hadoopConfiguration())).collect();
+        List<ImageResult> results = rdd.mapPartitions(new GeneratePartition(settings, sc.hadoopConfiguration()))
+                .collect();
+        try {
+            new ImageStore(settings.output(), sc.hadoopConfiguration()).removeTemporaries();
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot remove the temporary folder under " + settings.output(), e);
+        }
+        return results;
     }
 }

@@ -39,6 +39,11 @@ public final class ImageStore {
         return fs.exists(new Path(images, id + ".png"));
     }
 
+    /** Removes the temporary folder and whatever failed attempts left in it; call when no task is running. */
+    public void removeTemporaries() throws IOException {
+        fs.delete(tmp, true);
+    }
+
     /** Writes the PNG for {@code id}; returns its final path. */
     public String write(String id, byte[] png, boolean overwrite) throws IOException {
         Path target = new Path(images, id + ".png");
