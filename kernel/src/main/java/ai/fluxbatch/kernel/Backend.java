@@ -22,6 +22,25 @@ public interface Backend extends AutoCloseable {
     /** {@code x [..., K] . weight[N, K]^T + bias[N]} as PyTorch's Linear does it; bias may be null. */
     Tensor linear(Tensor x, Tensor weight, Tensor bias);
 
+    /**
+     * A 1.58-bit weight {@code W = codes * scale[:, None]} of shape {@code [out, in]}, codes in {-1, 0, +1}, from the
+     * interchange format, the Hugging Face transformers BitNet packing: {@code packed} is row-major
+     * {@code (ceil(out/4), in)} bytes, bits {@code 2i..2i+1} of {@code packed[r][k]} hold {@code code + 1} (0, 1, 2) of
+     * row {@code i * ceil(out/4) + r}, i = 0..3; bits of rows past {@code out} are padding and ignored. The backend
+     * repacks into its own layout. The tensor has shape {@code [out, in]}, can only be used by
+     * {@link #ternaryLinear}, and its {@link Tensor#residentBytes()} is its packed size.
+     *
+     * @throws IllegalArgumentException if the lengths do not match, a code has the invalid bit pattern 3 (the message
+     *                                  names the row and column), or a scale is not finite
+     */
+    Tensor uploadTernary(byte[] packed, int out, int in, float[] scale);
+
+    /**
+     * {@code x [..., in] . codes^T * scale + bias} for a weight made by {@link #uploadTernary}: returns
+     * {@code [..., out]}; bias ({@code [out]}) may be null.
+     */
+    Tensor ternaryLinear(Tensor x, Tensor ternaryWeight, Tensor bias);
+
     /** Normalizes the last axis to zero mean and unit variance (biased), with no affine parameters. */
     Tensor layerNorm(Tensor x, float eps);
 

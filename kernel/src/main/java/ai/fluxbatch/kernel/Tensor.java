@@ -23,6 +23,14 @@ public interface Tensor extends AutoCloseable {
         return Shapes.numel(shape());
     }
 
+    /**
+     * Bytes the tensor's data occupies where it lives (heap or device memory): {@code 4 * numel()} for float32;
+     * a packed tensor (e.g. a ternary weight) reports its packed size.
+     */
+    default long residentBytes() {
+        return 4 * numel();
+    }
+
     /** Frees what the tensor holds where that matters (device memory); a no-op on the heap. */
     @Override
     default void close() {

@@ -34,6 +34,12 @@ public final class ShapeReader {
         return Math.toIntExact(shape(name, rank)[axis]);
     }
 
+    /** Output features of a linear weight: its rows, or its scales' length when it is packed 1.58-bit codes. */
+    public int outFeatures(String weightName) {
+        String scale = weightName + "_scale";
+        return weights.contains(scale) ? dim(scale, 1, 0) : dim(weightName, 2, 0);
+    }
+
     public boolean contains(String name) {
         return weights.contains(name);
     }

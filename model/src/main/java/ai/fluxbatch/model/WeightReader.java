@@ -4,6 +4,9 @@ import ai.fluxbatch.kernel.Backend;
 import ai.fluxbatch.kernel.Tensor;
 import ai.fluxbatch.model.flux.DenseLinear;
 import ai.fluxbatch.model.flux.Linear;
+import ai.fluxbatch.model.flux.TernaryLinear;
+import ai.fluxbatch.model.quant.TernaryFormat;
+import ai.fluxbatch.model.safetensors.DType;
 import ai.fluxbatch.model.safetensors.TensorInfo;
 import ai.fluxbatch.model.safetensors.TensorSource;
 import java.util.Arrays;
@@ -22,6 +25,11 @@ public final class WeightReader {
     }
 
     public Tensor tensor(String name, int... expected) {
+        checked(name, expected);
+        return backend.upload(source.floats(name), expected);
+    }
+
+    private TensorInfo checked(String name, int... expected) {
         if (!source.contains(name)) {
             throw new ModelException("tensor '" + name + "' is missing from " + describeFiles()
                     + ": expected shape " + Arrays.toString(expected) + " for " + model);
@@ -32,12 +40,36 @@ public final class WeightReader {
             throw new ModelException("tensor '" + name + "' in " + source.file(name) + " has shape "
                     + Arrays.toString(info.shape()) + ", expected " + Arrays.toString(expected) + " for " + model);
         }
-        return backend.upload(source.floats(name), expected);
+        return info;
     }
 
-    /** {@code prefix.weight [out, in]} and {@code prefix.bias [out]}. */
+    /**
+     * {@code prefix.weight [out, in]} and {@code prefix.bias [out]}; a 1.58-bit checkpoint's packed weight (with its
+     * {@code prefix.weight_scale}) becomes a {@link TernaryLinear}.
+     */
     public Linear linear(String prefix, int out, int in) {
-        return new DenseLinear(tensor(prefix + ".weight", out, in), tensor(prefix + ".bias", out));
+        Tensor bias = tensor(prefix + ".bias", out);
+        String scale = TernaryFormat.scaleName(prefix + ".weight");
+        if (source.contains(scale)) {
+            return new TernaryLinear(ternary(prefix + ".weight", scale, out, in), bias);
+        }
+        return new DenseLinear(tensor(prefix + ".weight", out, in), bias);
+    }
+
+    private Tensor ternary(String name, String scaleName, int out, int in) {
+        TensorInfo packed = checked(name, TernaryFormat.packedRows(out), in);
+        if (packed.dtype() != DType.U8) {
+            throw new ModelException("tensor '" + name + "' in " + source.file(name) + " is " + packed.dtype()
+                    + ", expected U8 packed ternary codes (it has a " + scaleName + ")");
+        }
+        checked(scaleName, out);
+        byte[] codes = new byte[Math.toIntExact(packed.byteLength())];
+        source.bytes(name, 0, codes.length).get(codes);
+        try {
+            return backend.uploadTernary(codes, out, in, source.floats(scaleName));
+        } catch (IllegalArgumentException e) {
+            throw new ModelException("tensor '" + name + "' in " + source.file(name) + ": " + e.getMessage(), e);
+        }
     }
 
     /** {@code prefix.weight [out, in]} with no bias. */

@@ -8,7 +8,7 @@ import picocli.CommandLine.Command;
         description = "Run one model component on input tensors and write its outputs (parity checks).",
         subcommands = {DebugTransformerCommand.class, DebugTokenizeCommand.class, DebugT5Command.class,
             DebugClipCommand.class, DebugVaeDecodeCommand.class, DebugVaeEncodeCommand.class, DebugNoiseCommand.class,
-            DebugScheduleCommand.class})
+            DebugScheduleCommand.class, DebugSynthCheckpointCommand.class})
 public final class DebugCommand implements Runnable {
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;

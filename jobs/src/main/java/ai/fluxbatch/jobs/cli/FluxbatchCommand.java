@@ -9,7 +9,7 @@ import picocli.CommandLine.Command;
 /** {@code fluxbatch}: the command a user types. */
 @Command(name = "fluxbatch", mixinStandardHelpOptions = true, versionProvider = Version.class,
         description = "1.58-bit FLUX.1 text-to-image at scale on Apache Spark.",
-        subcommands = {GenerateCommand.class, DebugCommand.class, CommandLine.HelpCommand.class})
+        subcommands = {GenerateCommand.class, QuantizeCommand.class, DebugCommand.class, CommandLine.HelpCommand.class})
 public final class FluxbatchCommand implements Runnable {
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
@@ -30,7 +30,7 @@ public final class FluxbatchCommand implements Runnable {
         cli.setErr(err);
         cli.setExecutionExceptionHandler((e, commandLine, parseResult) -> {
             if (e instanceof ModelException || e instanceof SafetensorsException
-                    || e instanceof IllegalArgumentException) {
+                    || e instanceof IllegalArgumentException || e instanceof java.io.UncheckedIOException) {
                 commandLine.getErr().println("fluxbatch: error: " + e.getMessage());
                 return CommandLine.ExitCode.SOFTWARE;
             }

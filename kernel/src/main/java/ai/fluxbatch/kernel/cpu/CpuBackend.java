@@ -57,6 +57,30 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
+    public Tensor uploadTernary(byte[] packed, int out, int in, float[] scale) {
+        return CpuTernaryTensor.fromHfPacked(parallel, packed, out, in, scale);
+    }
+
+    @Override
+    public Tensor ternaryLinear(Tensor x, Tensor ternaryWeight, Tensor bias) {
+        if (!(ternaryWeight instanceof CpuTernaryTensor w)) {
+            throw new IllegalArgumentException("ternaryLinear: weight must be a ternary tensor made by uploadTernary, got "
+                    + ternaryWeight);
+        }
+        CpuTensor xt = cpu(x);
+        Shapes.requireEqual("ternaryLinear", "input features", Shapes.last(xt.shapeRef()), w.in);
+        float[] b = null;
+        if (bias != null) {
+            b = cpu(bias).data;
+            Shapes.requireEqual("ternaryLinear", "bias length", b.length, w.out);
+        }
+        int m = Shapes.rows(xt.shapeRef());
+        CpuTensor out = CpuTensor.zeros(Shapes.withLast(xt.shapeRef(), w.out));
+        TernaryMatmul.matmul(parallel, xt.data, w, b, out.data, m);
+        return out;
+    }
+
+    @Override
     public Tensor layerNorm(Tensor x, float eps) {
         CpuTensor xt = cpu(x);
         int c = Shapes.last(xt.shapeRef());
@@ -421,6 +445,10 @@ public final class CpuBackend implements Backend {
     private static CpuTensor cpu(Tensor t) {
         if (t instanceof CpuTensor c) {
             return c;
+        }
+        if (t instanceof CpuTernaryTensor) {
+            throw new IllegalArgumentException("a ternary weight " + t + " can only be used by ternaryLinear;"
+                    + " this operation needs a float tensor");
         }
         throw new IllegalArgumentException("the CPU backend got a tensor of another backend: " + t);
     }

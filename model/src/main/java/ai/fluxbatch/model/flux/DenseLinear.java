@@ -11,6 +11,11 @@ public record DenseLinear(Tensor weight, Tensor bias) implements Linear {
     }
 
     @Override
+    public long residentBytes() {
+        return weight.residentBytes() + (bias == null ? 0 : bias.residentBytes());
+    }
+
+    @Override
     public int outFeatures() {
         return weight.dim(0);
     }

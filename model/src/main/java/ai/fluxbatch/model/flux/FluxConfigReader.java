@@ -31,8 +31,8 @@ public final class FluxConfigReader {
                     + " the hidden size " + hidden + " (from img_in.weight)");
         }
         int heads = hidden / headDim;
-        int mlpHidden = depth > 0 ? s.dim("double_blocks.0.img_mlp.0.weight", 2, 0)
-                : s.dim("single_blocks.0.linear1.weight", 2, 0) - 3 * hidden;
+        int mlpHidden = depth > 0 ? s.outFeatures("double_blocks.0.img_mlp.0.weight")
+                : s.outFeatures("single_blocks.0.linear1.weight") - 3 * hidden;
         int contextDim = s.dim("txt_in.weight", 2, 1);
         int vecDim = s.dim("vector_in.in_layer.weight", 2, 1);
         boolean guidance = s.contains("guidance_in.in_layer.weight");

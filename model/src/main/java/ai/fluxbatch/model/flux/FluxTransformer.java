@@ -25,6 +25,11 @@ public final class FluxTransformer {
         return config;
     }
 
+    /** Bytes the loaded weights occupy on the backend. */
+    public long residentBytes() {
+        return weights.residentBytes();
+    }
+
     /** Returns the velocity prediction {@code [B, L, outChannels]}. */
     public Tensor forward(FluxInputs in, TapSink taps) {
         FluxInputsCheck.check(in, config);

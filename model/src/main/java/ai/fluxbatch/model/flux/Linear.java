@@ -8,4 +8,7 @@ public interface Linear {
     Tensor apply(Backend backend, Tensor x);
 
     int outFeatures();
+
+    /** Bytes the layer's weight and bias occupy where the backend keeps them. */
+    long residentBytes();
 }

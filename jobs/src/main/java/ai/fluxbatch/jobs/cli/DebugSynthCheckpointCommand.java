@@ -1,0 +1,43 @@
+package ai.fluxbatch.jobs.cli;
+
+import ai.fluxbatch.model.snapshot.SyntheticSnapshot;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.concurrent.Callable;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+/** {@code fluxbatch debug synth-checkpoint}: a full-size transformer of random weights, for scale tests. */
+@Command(name = "synth-checkpoint", mixinStandardHelpOptions = true,
+        description = {"Write a transformer snapshot (BF16 random weights + transformer/config.json) with the tensor names"
+            + " and shapes of a layout file such as ../shared/golden/flux1-dev-layout.json, streamed to disk."})
+public final class DebugSynthCheckpointCommand implements Callable<Integer> {
+    @Option(names = "--layout", required = true, paramLabel = "LAYOUT.json", description = "{\"tensors\": {name: shape}}.")
+    Path layout;
+
+    @Option(names = "--output", required = true, paramLabel = "DIR", description = "Snapshot folder to create.")
+    Path output;
+
+    @Option(names = "--axes", defaultValue = "16,56,56", split = ",", paramLabel = "A,B,C",
+            description = "RoPE axes for config.json (default: FLUX.1's ${DEFAULT-VALUE}).")
+    int[] axes;
+
+    @Option(names = "--seed", defaultValue = "0", description = "Seed of the random weights (default: ${DEFAULT-VALUE}).")
+    long seed;
+
+    @CommandLine.Spec
+    CommandLine.Model.CommandSpec spec;
+
+    @Override
+    public Integer call() {
+        if (Files.exists(output)) {
+            throw new CommandLine.ParameterException(spec.commandLine(), "--output " + output + " exists");
+        }
+        long start = System.nanoTime();
+        SyntheticSnapshot.write(layout, output, axes, seed);
+        spec.commandLine().getErr().printf("synth-checkpoint: %s written in %.1f s%n", output,
+                (System.nanoTime() - start) / 1e9);
+        return 0;
+    }
+}

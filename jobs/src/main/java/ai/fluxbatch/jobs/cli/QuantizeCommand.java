@@ -1,0 +1,72 @@
+package ai.fluxbatch.jobs.cli;
+
+import ai.fluxbatch.model.quant.AbsmeanQuantizer;
+import ai.fluxbatch.model.quant.QuantizedSnapshotWriter;
+import ai.fluxbatch.model.snapshot.FluxSnapshot;
+import java.io.PrintWriter;
+import java.nio.file.Path;
+import java.util.Locale;
+import java.util.concurrent.Callable;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+/** {@code fluxbatch quantize}: a FLUX.1 snapshot to a 1.58-bit snapshot. */
+@Command(name = "quantize", mixinStandardHelpOptions = true, sortOptions = false,
+        description = {"Quantize every block weight of a FLUX.1 transformer to ternary codes {-1, 0, +1} with per-output-channel"
+            + " scales (1.58-bit), streaming tensor by tensor (memory bounded by the largest tensor).",
+            "The output folder is a snapshot that --model accepts: the quantized transformer plus the source's other"
+                + " files (hard-linked where possible)."})
+public final class QuantizeCommand implements Callable<Integer> {
+    @CommandLine.Mixin
+    ModelOption model;
+
+    @Option(names = "--output", required = true, paramLabel = "DIR", description = "The quantized snapshot folder.")
+    Path output;
+
+    @Option(names = "--method", defaultValue = AbsmeanQuantizer.METHOD, paramLabel = "M",
+            description = "Quantization method: ${COMPLETION-CANDIDATES} (default: ${DEFAULT-VALUE}).",
+            completionCandidates = Methods.class)
+    String method;
+
+    @Option(names = "--overwrite", description = "Replace the output folder if it exists (only once the new one is complete).")
+    boolean overwrite;
+
+    @CommandLine.Spec
+    CommandLine.Model.CommandSpec spec;
+
+    static final class Methods extends java.util.ArrayList<String> {
+        Methods() {
+            super(java.util.List.of(AbsmeanQuantizer.METHOD));
+        }
+    }
+
+    @Override
+    public Integer call() {
+        if (!new Methods().contains(method)) {
+            throw new CommandLine.ParameterException(spec.commandLine(), "--method is '" + method + "', expected one of "
+                    + new Methods());
+        }
+        PrintWriter err = spec.commandLine().getErr();
+        FluxSnapshot snapshot = FluxSnapshot.open(model.resolve());
+        long start = System.nanoTime();
+        QuantizedSnapshotWriter.write(snapshot, output, overwrite, (group, done, total, seconds) -> {
+            double rate = done / Math.max(seconds, 1e-9);
+            err.printf(Locale.ROOT, "quantize: %-18s %s of %s (%.1f%%), %s/s, ETA %s%n", group, bytes(done), bytes(total),
+                    100.0 * done / total, bytes((long) rate), eta((total - done) / Math.max(rate, 1)));
+        });
+        err.printf(Locale.ROOT, "quantize: %s written in %.1f s%n", output, (System.nanoTime() - start) / 1e9);
+        return 0;
+    }
+
+    static String bytes(long b) {
+        return b >= 1L << 30 ? String.format(Locale.ROOT, "%.2f GiB", b / (double) (1L << 30))
+                : b >= 1L << 20 ? String.format(Locale.ROOT, "%.1f MiB", b / (double) (1L << 20))
+                : String.format(Locale.ROOT, "%.1f KiB", b / 1024.0);
+    }
+
+    private static String eta(double seconds) {
+        long s = Math.round(seconds);
+        return s >= 60 ? (s / 60) + " min " + (s % 60) + " s" : s + " s";
+    }
+}

@@ -1,0 +1,126 @@
+package ai.fluxbatch.kernel.cpu;
+
+import ai.fluxbatch.kernel.Tensor;
+
+/**
+ * A ternary weight {@code [out, in]} on the Java heap in the layout {@link TernaryMatmul} reads: output rows in
+ * panels of 16, each panel a run of {@code ceil(in/16)} blocks of 16 ints; int {@code l} of block {@code kc} holds
+ * the codes of row {@code 16 p + l} for inputs {@code 16 kc .. 16 kc + 15}, input {@code 16 kc + c} in bits
+ * {@code 31-2c .. 30-2c} as a two's complement 2-bit number (00 = 0, 01 = +1, 11 = -1). So one 16-lane int vector
+ * shifted left by {@code 2c} and arithmetically right by 30 is the column of 16 weights for input {@code 16 kc + c};
+ * padding rows and inputs hold 0. Same size as the interchange packing: 2 bits a weight.
+ */
+final class CpuTernaryTensor implements Tensor {
+    static final int PANEL = 16;
+
+    final int out;
+    final int in;
+    /** {@code ceil(in / 16)}: blocks of 16 ints per panel. */
+    final int chunks;
+    final int panels;
+    final int[] codes;
+    /** Per output row, padded with zeros to {@code panels * 16}. */
+    final float[] scale;
+
+    private CpuTernaryTensor(int out, int in, int[] codes, float[] scale) {
+        this.out = out;
+        this.in = in;
+        this.chunks = (in + PANEL - 1) / PANEL;
+        this.panels = (out + PANEL - 1) / PANEL;
+        this.codes = codes;
+        this.scale = scale;
+    }
+
+    /** Validates the Hugging Face BitNet packing (see {@code Backend.uploadTernary}) and repacks it. */
+    static CpuTernaryTensor fromHfPacked(ParallelFor parallel, byte[] packed, int out, int in, float[] scale) {
+        if (out < 1 || in < 1) {
+            throw new IllegalArgumentException("ternary weight: shape [" + out + ", " + in
+                    + "] must have positive dimensions");
+        }
+        int rows = (out + 3) / 4;
+        long expected = (long) rows * in;
+        if (packed.length != expected) {
+            throw new IllegalArgumentException("ternary weight [" + out + ", " + in + "]: packed codes have "
+                    + packed.length + " bytes, expected ceil(" + out + "/4) * " + in + " = " + expected);
+        }
+        if (scale.length != out) {
+            throw new IllegalArgumentException("ternary weight [" + out + ", " + in + "]: scale has " + scale.length
+                    + " values, expected " + out);
+        }
+        for (int o = 0; o < out; o++) {
+            if (!Float.isFinite(scale[o])) {
+                throw new IllegalArgumentException("ternary weight [" + out + ", " + in + "]: scale[" + o + "] is "
+                        + scale[o] + ", expected a finite number");
+            }
+        }
+        int chunks = (in + PANEL - 1) / PANEL, panels = (out + PANEL - 1) / PANEL;
+        if ((long) panels * chunks * PANEL > Integer.MAX_VALUE - 8) {
+            throw new IllegalArgumentException("ternary weight [" + out + ", " + in + "] is too large for one array");
+        }
+        checkCodes(packed, out, in, rows);
+        int[] codes = new int[panels * chunks * PANEL];
+        parallel.run(panels, Math.max(1, (1 << 16) / in), (from, to) -> {
+            for (int p = from; p < to; p++) {
+                for (int l = 0; l < PANEL && PANEL * p + l < out; l++) {
+                    int o = PANEL * p + l;
+                    int base = (o % rows) * in, shift = 2 * (o / rows);
+                    for (int kc = 0; kc < chunks; kc++) {
+                        int word = 0;
+                        for (int c = 0, k = PANEL * kc; c < PANEL && k < in; c++, k++) {
+                            int code = ((packed[base + k] >> shift) & 3) - 1;
+                            word |= (code & 3) << (30 - 2 * c);
+                        }
+                        codes[(p * chunks + kc) * PANEL + l] = word;
+                    }
+                }
+            }
+        });
+        float[] padded = new float[panels * PANEL];
+        System.arraycopy(scale, 0, padded, 0, out);
+        return new CpuTernaryTensor(out, in, codes, padded);
+    }
+
+    /** Rejects the bit pattern 3 in any field that belongs to a real row (padding rows may hold anything). */
+    private static void checkCodes(byte[] packed, int out, int in, int rows) {
+        for (int r = 0; r < rows; r++) {
+            int valid = 0;
+            for (int i = 0; i < 4; i++) {
+                if (i * rows + r < out) {
+                    valid |= 1 << (2 * i);
+                }
+            }
+            int base = r * in;
+            for (int k = 0; k < in; k++) {
+                int b = packed[base + k];
+                int bad = b & (b >> 1) & valid;
+                if (bad != 0) {
+                    int i = Integer.numberOfTrailingZeros(bad) / 2;
+                    throw new IllegalArgumentException("ternary weight [" + out + ", " + in + "]: row " + (i * rows + r)
+                            + ", column " + k + " has the invalid code bits 0b11 (packed byte [" + r + "][" + k
+                            + "] = 0x" + String.format("%02x", b & 0xff) + "; expected code + 1 in 0..2)");
+                }
+            }
+        }
+    }
+
+    /** The code of {@code W[o, k]}, -1, 0 or +1. */
+    int code(int o, int k) {
+        int word = codes[((o / PANEL) * chunks + k / PANEL) * PANEL + o % PANEL];
+        return (word << (2 * (k % PANEL))) >> 30;
+    }
+
+    @Override
+    public int[] shape() {
+        return new int[] {out, in};
+    }
+
+    @Override
+    public long residentBytes() {
+        return 4L * codes.length + 4L * scale.length;
+    }
+
+    @Override
+    public String toString() {
+        return "CpuTernaryTensor[" + out + ", " + in + "]";
+    }
+}
