@@ -1,17 +1,19 @@
 package ai.fluxbatch.jobs.cli;
 
+import ai.fluxbatch.jobs.generate.GenEvalMetadata;
 import ai.fluxbatch.jobs.generate.GenerateJob;
 import ai.fluxbatch.jobs.generate.GenerateSettings;
 import ai.fluxbatch.jobs.generate.ImageResult;
 import ai.fluxbatch.jobs.generate.ImageTask;
-import ai.fluxbatch.model.ModelException;
+import ai.fluxbatch.jobs.generate.OutputLayout;
+import ai.fluxbatch.jobs.prompts.PromptRow;
+import ai.fluxbatch.jobs.prompts.PromptSources;
 import ai.fluxbatch.model.snapshot.FluxSnapshot;
-import java.io.IOException;
 import java.io.PrintWriter;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.concurrent.Callable;
 import org.apache.spark.sql.SparkSession;
@@ -19,11 +21,13 @@ import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
-/** {@code fluxbatch generate}: prompts to PNG images, as a Spark job (local mode unless --master or spark-submit). */
+/** {@code fluxbatch generate}: prompts to PNG images and a metadata table, as a Spark job. */
 @Command(name = "generate", mixinStandardHelpOptions = true, sortOptions = false,
-        description = {"Generate images from prompts with a FLUX.1 model, as a Spark job.",
-            "Each image is written to OUTPUT/images/<id>.png, its generation parameters in the PNG's text chunks;"
-                + " images already there are skipped unless --overwrite."})
+        description = {"Generate images from prompts with a FLUX.1 model, as a Spark job (local mode unless --master or"
+            + " spark-submit).",
+            "Images go under OUTPUT (images/<id>.png, or a benchmark --layout) with their generation parameters in the"
+                + " PNG text chunks; the metadata table (one row per image) under OUTPUT/metadata/ as Parquet and jsonl."
+                + " Images already complete are skipped unless --overwrite, so a re-run finishes an interrupted one."})
 public final class GenerateCommand implements Callable<Integer> {
     @CommandLine.Mixin
     ModelOption model;
@@ -31,11 +35,19 @@ public final class GenerateCommand implements Callable<Integer> {
     @Option(names = "--prompt", paramLabel = "TEXT", description = "A prompt (repeatable).")
     List<String> prompts = new ArrayList<>();
 
-    @Option(names = "--prompts", paramLabel = "FILE", description = "A text file with one prompt per line.")
-    Path promptsFile;
+    @Option(names = "--prompts", paramLabel = "URI", description = "A prompt dataset: a file, folder or glob of .txt"
+            + " (one a line), .jsonl (a 'prompt' field), .csv/.tsv (a header) or .parquet; local, hdfs:// or s3a://.")
+    String promptsUri;
 
-    @Option(names = "--seed", defaultValue = "0", description = "Seed of each prompt's first image; image i of a"
-            + " prompt uses seed + i (default: ${DEFAULT-VALUE}).")
+    @Option(names = "--prompt-column", paramLabel = "NAME",
+            description = "The prompt column of csv/tsv/jsonl/parquet (default: prompt, or Prompt).")
+    String promptColumn;
+
+    @Option(names = "--limit", paramLabel = "N", description = "Only the first N prompts.")
+    Integer limit;
+
+    @Option(names = "--seed", defaultValue = "0", description = "Seed of each prompt's first image unless the dataset"
+            + " has a seed column; image i of a prompt uses seed + i (default: ${DEFAULT-VALUE}).")
     long seed;
 
     @Option(names = "--height", defaultValue = "64", description = "Image height, a multiple of 16 (default: ${DEFAULT-VALUE}).")
@@ -60,77 +72,97 @@ public final class GenerateCommand implements Callable<Integer> {
             description = "Output folder or URI (file://, hdfs://, s3a://) (default: ${DEFAULT-VALUE}).")
     String output;
 
+    @Option(names = "--layout", defaultValue = "default", paramLabel = "L",
+            description = "default (images/<id>.png), geneval or t2i-compbench (default: ${DEFAULT-VALUE}).")
+    String layout;
+
     @Option(names = "--overwrite", description = "Regenerate images that already exist.")
     boolean overwrite;
+
+    @Option(names = "--fail-on-error", description = "Exit 1 when any image failed (default: failed images are error"
+            + " rows in the metadata and the exit code is 0).")
+    boolean failOnError;
 
     @Option(names = "--master", paramLabel = "URL", description = "Spark master (default: local mode, or what"
             + " spark-submit set).")
     String master;
 
-    @Option(names = "--partitions", paramLabel = "N", description = "Spark partitions (default: one per task slot).")
-    Integer partitions;
+    @Option(names = "--images-per-partition", defaultValue = "8", paramLabel = "N",
+            description = "Images per Spark partition (default: ${DEFAULT-VALUE}).")
+    int imagesPerPartition;
 
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
 
     @Override
-    public Integer call() throws IOException {
-        List<String> allPrompts = collectPrompts();
-        String modelDir = model.resolve().toAbsolutePath().toString();
-        GenerateSettings settings = validate(modelDir, allPrompts);
-        List<ImageTask> tasks = new ArrayList<>();
-        String source = promptsFile != null ? promptsFile.getFileName().toString() : "cli";
-        for (String prompt : allPrompts) {
-            for (int i = 0; i < imagesPerPrompt; i++) {
-                tasks.add(ImageTask.of(source, prompt, i, seed + i));
-            }
+    public Integer call() throws java.io.IOException {
+        CommandLine cli = spec.commandLine();
+        if (prompts.isEmpty() && promptsUri == null) {
+            throw new CommandLine.ParameterException(cli,
+                    "no prompts: give --prompt TEXT (repeatable) or --prompts URI");
         }
-        List<ImageResult> results;
+        OutputLayout outputLayout;
+        try {
+            outputLayout = OutputLayout.parse(layout);
+        } catch (IllegalArgumentException e) {
+            throw new CommandLine.ParameterException(cli, e.getMessage());
+        }
+        FluxSnapshot snapshot = FluxSnapshot.open(model.resolve().toAbsolutePath());
+        GenerateSettings settings = validate(snapshot, outputLayout);
         try (SparkSession spark = SparkSessions.create("fluxbatch generate", master)) {
-            int slots = partitions != null ? partitions : spark.sparkContext().defaultParallelism();
-            results = GenerateJob.run(spark, tasks, settings, slots);
-        }
-        return report(results);
-    }
-
-    private List<String> collectPrompts() throws IOException {
-        List<String> all = new ArrayList<>(prompts);
-        if (promptsFile != null) {
-            if (!Files.isRegularFile(promptsFile)) {
-                throw new ModelException("prompts file " + promptsFile + " does not exist: expected a text file with"
-                        + " one prompt per line");
-            }
-            for (String line : Files.readAllLines(promptsFile, StandardCharsets.UTF_8)) {
-                if (!line.isBlank()) {
-                    all.add(line.strip());
+            List<PromptRow> rows = collectPrompts(spark);
+            List<ImageTask> tasks = new ArrayList<>();
+            for (PromptRow row : rows) {
+                for (int i = 0; i < imagesPerPrompt; i++) {
+                    tasks.add(ImageTask.of(row, i, seed));
                 }
             }
+            if (outputLayout == OutputLayout.GENEVAL) {
+                GenEvalMetadata.write(rows, output, spark.sparkContext().hadoopConfiguration());
+            }
+            PrintWriter err = cli.getErr();
+            err.printf("generate: %d prompts x %d images with %s (%s) -> %s%n", rows.size(), imagesPerPrompt,
+                    snapshot.root(), settings.quantization(), output);
+            List<ImageResult> results = GenerateJob.run(spark, tasks, settings, imagesPerPartition, err);
+            return report(results);
         }
-        if (all.isEmpty()) {
-            throw new CommandLine.ParameterException(spec.commandLine(),
-                    "no prompts: give --prompt TEXT (repeatable) or --prompts FILE with at least one prompt");
-        }
-        return all;
     }
 
-    /** Every check that needs no model, before Spark starts. */
-    private GenerateSettings validate(String modelDir, List<String> allPrompts) {
+    private List<PromptRow> collectPrompts(SparkSession spark) {
+        List<PromptRow> rows = new ArrayList<>();
+        for (String p : prompts) {
+            rows.add(new PromptRow(rows.size(), "cli", rows.size(), p, new LinkedHashMap<>(), null,
+                    p.isBlank() ? "empty prompt" : null));
+        }
+        if (promptsUri != null) {
+            for (PromptRow r : PromptSources.read(promptsUri, promptColumn, spark)) {
+                rows.add(new PromptRow(rows.size(), r.source(), r.row(), r.prompt(), r.fields(), r.seed(), r.error()));
+            }
+        }
+        if (limit != null) {
+            rows = rows.subList(0, Math.min(limit, rows.size()));
+        }
+        if (rows.isEmpty()) {
+            throw new CommandLine.ParameterException(spec.commandLine(), "the prompt dataset is empty");
+        }
+        return rows;
+    }
+
+    /** Every check that needs no Spark and no model weights, before any work. */
+    private GenerateSettings validate(FluxSnapshot snapshot, OutputLayout outputLayout) {
         CommandLine cli = spec.commandLine();
+        positive(cli, "--images-per-prompt", imagesPerPrompt);
+        positive(cli, "--batch-size", batchSize);
+        positive(cli, "--images-per-partition", imagesPerPartition);
+        if (limit != null) {
+            positive(cli, "--limit", limit);
+        }
         if (seed < 0) {
             throw new CommandLine.ParameterException(cli, "--seed is " + seed + ", expected a non-negative integer");
         }
-        if (imagesPerPrompt < 1) {
-            throw new CommandLine.ParameterException(cli, "--images-per-prompt is " + imagesPerPrompt + ", expected >= 1");
-        }
-        if (batchSize < 1) {
-            throw new CommandLine.ParameterException(cli, "--batch-size is " + batchSize + ", expected >= 1");
-        }
-        if (partitions != null && partitions < 1) {
-            throw new CommandLine.ParameterException(cli, "--partitions is " + partitions + ", expected >= 1");
-        }
-        GenerateSettings s = new GenerateSettings(modelDir, output, height, width,
-                steps != null ? steps : FluxSnapshot.open(Path.of(modelDir)).defaultSteps(), guidance, batchSize,
-                overwrite);
+        GenerateSettings s = new GenerateSettings(snapshot.root().toString(), snapshot.transformerFingerprint(),
+                snapshot.quantizationMethod(), output, outputLayout, height, width,
+                steps != null ? steps : snapshot.defaultSteps(), guidance, batchSize, overwrite);
         try {
             s.params();
         } catch (IllegalArgumentException e) {
@@ -143,17 +175,22 @@ public final class GenerateCommand implements Callable<Integer> {
         return s;
     }
 
+    private static void positive(CommandLine cli, String option, int value) {
+        if (value < 1) {
+            throw new CommandLine.ParameterException(cli, option + " is " + value + ", expected >= 1");
+        }
+    }
+
     private int report(List<ImageResult> results) {
         PrintWriter out = spec.commandLine().getOut();
         long ok = results.stream().filter(r -> r.status().equals(ImageResult.OK)).count();
         long skipped = results.stream().filter(r -> r.status().equals(ImageResult.SKIPPED)).count();
         List<ImageResult> errors = results.stream().filter(r -> r.status().equals(ImageResult.ERROR)).toList();
-        for (ImageResult r : results) {
-            out.printf("%-8s %s  %s  (seed %d)%s%n", r.status(), r.path() == null ? "-" : r.path(), r.prompt(),
-                    r.seed(), r.error() == null ? "" : ": " + r.error());
+        for (ImageResult r : errors) {
+            out.printf("error    %s (seed %d): %s%n", r.prompt(), r.seed(), r.error());
         }
-        out.printf("%d images: %d written, %d skipped (already there), %d failed%n", results.size(), ok, skipped,
-                errors.size());
-        return errors.isEmpty() ? 0 : 1;
+        out.printf("%d images: %d written, %d skipped (already there), %d failed; metadata in %s/metadata/%n",
+                results.size(), ok, skipped, errors.size(), output.replaceAll("/$", ""));
+        return errors.isEmpty() || !failOnError ? 0 : 1;
     }
 }

@@ -4,14 +4,19 @@ import ai.fluxbatch.model.image.PngEncoder;
 import ai.fluxbatch.model.pipeline.FluxPipeline;
 import ai.fluxbatch.model.pipeline.GenerationParams;
 import ai.fluxbatch.model.pipeline.TextEmbedding;
+import java.io.IOException;
 import java.nio.file.Path;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
 import java.util.ArrayList;
 import java.util.HashMap;
+import java.util.HexFormat;
 import java.util.Iterator;
 import java.util.List;
 import java.util.Map;
 import org.apache.hadoop.conf.Configuration;
 import org.apache.spark.api.java.function.FlatMapFunction;
+import org.apache.spark.util.LongAccumulator;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -25,12 +30,14 @@ public final class GeneratePartition implements FlatMapFunction<Iterator<ImageTa
 
     private final GenerateSettings settings;
     private final SerializableConfiguration hadoopConf;
+    private final GenerateProgress.Counters counters;
     /** Text embeddings of this partition's prompts: every image of a prompt reuses them. */
     private final Map<String, TextEmbedding> embeddings = new HashMap<>();
 
-    public GeneratePartition(GenerateSettings settings, Configuration hadoopConf) {
+    public GeneratePartition(GenerateSettings settings, Configuration hadoopConf, GenerateProgress.Counters counters) {
         this.settings = settings;
         this.hadoopConf = new SerializableConfiguration(hadoopConf);
+        this.counters = counters;
     }
 
     @Override
@@ -40,15 +47,17 @@ public final class GeneratePartition implements FlatMapFunction<Iterator<ImageTa
         List<ImageTask> pending = new ArrayList<>();
         while (tasks.hasNext()) {
             ImageTask task = tasks.next();
-            if (!settings.overwrite() && store.exists(task.id())) {
-                results.add(new ImageResult(task.id(), task.prompt(), task.imageIndex(), task.seed(),
-                        store.pathOf(task.id()), ImageResult.SKIPPED, null, 0));
-                continue;
-            }
-            pending.add(task);
-            if (pending.size() == settings.batchSize()) {
-                results.addAll(runBatch(pending, store));
-                pending.clear();
+            String path = settings.layout().path(task);
+            if (task.error() != null) {
+                results.add(count(ImageResult.of(task, settings, null, ImageResult.ERROR, task.error())));
+            } else if (!settings.overwrite() && store.hasCompletePng(path)) {
+                results.add(count(ImageResult.of(task, settings, store.pathOf(path), ImageResult.SKIPPED, null)));
+            } else {
+                pending.add(task);
+                if (pending.size() == settings.batchSize()) {
+                    results.addAll(runBatch(pending, store));
+                    pending.clear();
+                }
             }
         }
         if (!pending.isEmpty()) {
@@ -57,10 +66,20 @@ public final class GeneratePartition implements FlatMapFunction<Iterator<ImageTa
         return results.iterator();
     }
 
+    private ImageResult count(ImageResult r) {
+        LongAccumulator a = switch (r.status()) {
+            case ImageResult.OK -> counters.ok();
+            case ImageResult.SKIPPED -> counters.skipped();
+            default -> counters.errors();
+        };
+        a.add(1);
+        return r;
+    }
+
     private List<ImageResult> runBatch(List<ImageTask> batch, ImageStore store) {
-        long t0 = System.nanoTime();
         List<ImageResult> out = new ArrayList<>();
         try {
+            long t0 = System.nanoTime();
             FluxPipeline pipeline = Engines.get(settings.model());
             GenerationParams params = settings.params();
             List<TextEmbedding> prompts = new ArrayList<>();
@@ -69,30 +88,39 @@ public final class GeneratePartition implements FlatMapFunction<Iterator<ImageTa
                 prompts.add(embeddings.computeIfAbsent(batch.get(i).prompt(), pipeline::embed));
                 seeds[i] = batch.get(i).seed();
             }
+            double text = (System.nanoTime() - t0) / 1e9 / batch.size();
             FluxPipeline.Batch made = pipeline.generate(prompts, seeds, params, step -> { });
-            double seconds = (System.nanoTime() - t0) / 1e9 / batch.size();
             String modelName = Path.of(settings.model()).getFileName().toString();
             for (int i = 0; i < batch.size(); i++) {
+                long w0 = System.nanoTime();
                 ImageTask task = batch.get(i);
                 byte[] png = PngEncoder.encode(made.images().get(i),
                         PngMetadata.of(task, params, modelName, pipeline.variant()));
-                String path = store.write(task.id(), png, settings.overwrite());
-                out.add(new ImageResult(task.id(), task.prompt(), task.imageIndex(), task.seed(), path,
-                        ImageResult.OK, null, seconds));
-                LOG.info("{} seed {}: {} ({} s)", task.prompt(), task.seed(), path, String.format("%.2f", seconds));
+                String path = store.write(settings.layout().path(task), png, settings.overwrite());
+                double write = (System.nanoTime() - w0) / 1e9;
+                out.add(count(ImageResult.of(task, settings, path, ImageResult.OK, null).made(sha256(png), text,
+                        made.times().transformer() / batch.size(), made.times().vae() / batch.size(), write)));
+                LOG.info("{} (seed {}) -> {}", task.prompt(), task.seed(), path);
             }
-        } catch (RuntimeException | java.io.IOException e) {
+        } catch (RuntimeException | IOException e) {
             if (batch.size() > 1) {
-                for (ImageTask task : batch) { // retry one by one, so one bad prompt fails alone
+                for (ImageTask task : batch) { // one by one, so a bad prompt fails alone
                     out.addAll(runBatch(List.of(task), store));
                 }
                 return out;
             }
             ImageTask task = batch.get(0);
-            LOG.warn("{} seed {} failed: {}", task.prompt(), task.seed(), e.toString());
-            out.add(new ImageResult(task.id(), task.prompt(), task.imageIndex(), task.seed(), null,
-                    ImageResult.ERROR, String.valueOf(e.getMessage()), (System.nanoTime() - t0) / 1e9));
+            LOG.warn("{} (seed {}) failed: {}", task.prompt(), task.seed(), e.toString());
+            out.add(count(ImageResult.of(task, settings, null, ImageResult.ERROR, String.valueOf(e.getMessage()))));
         }
         return out;
+    }
+
+    static String sha256(byte[] data) {
+        try {
+            return HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(data));
+        } catch (NoSuchAlgorithmException e) {
+            throw new IllegalStateException("SHA-256 is part of every Java runtime", e);
+        }
     }
 }

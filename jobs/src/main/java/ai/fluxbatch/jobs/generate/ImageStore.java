@@ -3,54 +3,82 @@ package ai.fluxbatch.jobs.generate;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.net.URI;
+import java.util.Arrays;
 import java.util.UUID;
 import org.apache.hadoop.conf.Configuration;
+import org.apache.hadoop.fs.FSDataInputStream;
 import org.apache.hadoop.fs.FSDataOutputStream;
+import org.apache.hadoop.fs.FileAlreadyExistsException;
+import org.apache.hadoop.fs.FileStatus;
 import org.apache.hadoop.fs.FileSystem;
 import org.apache.hadoop.fs.Path;
 
 /**
- * Images under {@code OUTPUT/images/<id>.png} through the Hadoop FileSystem API. Each is written under a temporary
- * name in {@code OUTPUT/images/_tmp/} and renamed into place, so a reader never sees half a file and a retried or
- * speculative task that loses the race just drops its copy.
+ * Files under the output through the Hadoop FileSystem API, never half written. On file systems with atomic rename
+ * (local, HDFS) a file is written under {@code _tmp/} and renamed into place; on object stores (s3a://), where rename
+ * is a copy, it is created directly with overwrite off: an object only becomes visible once complete, and S3A refuses
+ * a create over an existing key (conditionally, with If-None-Match, where the store supports it).
  */
 public final class ImageStore {
+    private static final byte[] IEND = {0, 0, 0, 0, 'I', 'E', 'N', 'D', (byte) 0xAE, 0x42, 0x60, (byte) 0x82};
+
     private final FileSystem fs;
-    private final Path images;
+    private final Path root;
     private final Path tmp;
+    private final boolean atomicRename;
 
     public ImageStore(String output, Configuration conf) {
         try {
-            Path root = new Path(URI.create(output.endsWith("/") ? output : output + "/"));
+            this.root = new Path(URI.create(output.endsWith("/") ? output : output + "/"));
             this.fs = root.getFileSystem(conf);
             fs.setWriteChecksum(false); // no .crc side files next to the images on file://
-            this.images = new Path(root, "images");
-            this.tmp = new Path(images, "_tmp");
+            this.tmp = new Path(root, "_tmp");
+            String scheme = fs.getUri().getScheme();
+            this.atomicRename = !("s3a".equals(scheme) || "s3".equals(scheme) || "gs".equals(scheme));
         } catch (IOException e) {
             throw new UncheckedIOException("cannot open output " + output + ": " + e.getMessage(), e);
         }
     }
 
-    public String pathOf(String id) {
-        return new Path(images, id + ".png").toString();
+    public String pathOf(String relative) {
+        return new Path(root, relative).toString();
     }
 
-    public boolean exists(String id) throws IOException {
-        return fs.exists(new Path(images, id + ".png"));
-    }
-
-    /** Removes the temporary folder and whatever failed attempts left in it; call when no task is running. */
-    public void removeTemporaries() throws IOException {
-        fs.delete(tmp, true);
-    }
-
-    /** Writes the PNG for {@code id}; returns its final path. */
-    public String write(String id, byte[] png, boolean overwrite) throws IOException {
-        Path target = new Path(images, id + ".png");
-        Path part = new Path(tmp, id + "." + UUID.randomUUID() + ".png");
-        try (FSDataOutputStream out = fs.create(part, false)) {
-            out.write(png);
+    /** Whether a complete PNG is at {@code relative}: present and ending in an intact IEND chunk. */
+    public boolean hasCompletePng(String relative) throws IOException {
+        Path p = new Path(root, relative);
+        FileStatus st;
+        try {
+            st = fs.getFileStatus(p);
+        } catch (java.io.FileNotFoundException e) {
+            return false;
         }
+        if (st.getLen() < 8 + IEND.length) {
+            return false;
+        }
+        byte[] tail = new byte[IEND.length];
+        try (FSDataInputStream in = fs.open(p)) {
+            in.readFully(st.getLen() - IEND.length, tail);
+        }
+        return Arrays.equals(tail, IEND);
+    }
+
+    /** Writes {@code bytes} at {@code relative}; returns the final path. */
+    public String write(String relative, byte[] bytes, boolean overwrite) throws IOException {
+        Path target = new Path(root, relative);
+        if (!atomicRename) {
+            try (FSDataOutputStream out = fs.create(target, overwrite)) {
+                out.write(bytes);
+            } catch (FileAlreadyExistsException e) {
+                // another attempt of this task finished first: its file is the same image
+            }
+            return target.toString();
+        }
+        Path part = new Path(tmp, UUID.randomUUID() + "-" + target.getName());
+        try (FSDataOutputStream out = fs.create(part, false)) {
+            out.write(bytes);
+        }
+        fs.mkdirs(target.getParent());
         if (overwrite) {
             fs.delete(target, false);
         }
@@ -61,5 +89,10 @@ public final class ImageStore {
             }
         }
         return target.toString();
+    }
+
+    /** Removes the temporary folder and whatever failed attempts left in it; call when no task is running. */
+    public void removeTemporaries() throws IOException {
+        fs.delete(tmp, true);
     }
 }

@@ -1,19 +1,25 @@
 package ai.fluxbatch.jobs.generate;
 
+import ai.fluxbatch.jobs.prompts.PromptRow;
 import java.io.Serializable;
 import java.nio.charset.StandardCharsets;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.util.HexFormat;
+import java.util.Map;
 
 /**
- * One image to make: a prompt, which of its images this is, and its seed. The id is derived from the source, the
- * prompt text and the image index only, so re-runs and other cluster sizes name (and skip) the same images.
+ * One image to make. The id is derived from the source, the prompt text and the image index only, and the seed from
+ * the row's seed column or {@code --seed}, plus the image index, so re-runs and other cluster sizes make the same
+ * images. {@code error} is set when the row itself is invalid: the task becomes an error row without any work.
  */
-public record ImageTask(String id, String source, String prompt, int imageIndex, long seed) implements Serializable {
+public record ImageTask(String id, String source, long row, long promptIndex, String prompt, int imageIndex,
+                        long seed, Map<String, String> fields, String error) implements Serializable {
 
-    public static ImageTask of(String source, String prompt, int imageIndex, long seed) {
-        return new ImageTask(idOf(source, prompt, imageIndex), source, prompt, imageIndex, seed);
+    public static ImageTask of(PromptRow p, int imageIndex, long baseSeed) {
+        long seed = (p.seed() != null ? p.seed() : baseSeed) + imageIndex;
+        return new ImageTask(idOf(p.source(), p.prompt(), imageIndex), p.source(), p.row(), p.index(), p.prompt(),
+                imageIndex, seed, p.fields(), p.error());
     }
 
     static String idOf(String source, String prompt, int imageIndex) {

@@ -65,6 +65,34 @@ public final class FluxSnapshot {
         }
     }
 
+    /**
+     * A cheap identity of the transformer checkpoint for metadata: SHA-256 of its safetensors header (names, shapes,
+     * offsets, metadata) and its size, not of all its bytes (hashing 24 GB on every run would take minutes).
+     */
+    public String transformerFingerprint() {
+        Path file = transformerFile();
+        try (java.nio.channels.FileChannel ch = java.nio.channels.FileChannel.open(file)) {
+            java.nio.ByteBuffer len = java.nio.ByteBuffer.allocate(8).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+            ch.read(len, 0);
+            long n = Math.min(len.flip().getLong(), 100L << 20);
+            java.nio.ByteBuffer header = java.nio.ByteBuffer.allocate((int) Math.max(0, Math.min(n, ch.size() - 8)));
+            ch.read(header, 8);
+            java.security.MessageDigest sha = java.security.MessageDigest.getInstance("SHA-256");
+            sha.update(header.flip());
+            sha.update(Long.toString(ch.size()).getBytes(java.nio.charset.StandardCharsets.US_ASCII));
+            return java.util.HexFormat.of().formatHex(sha.digest());
+        } catch (IOException | java.security.NoSuchAlgorithmException e) {
+            throw new ModelException("cannot read " + file + ": " + e.getMessage(), e);
+        }
+    }
+
+    /** The quantization method recorded in the transformer checkpoint, or "none" for a full-precision one. */
+    public String quantizationMethod() {
+        try (TensorSource weights = TensorSources.open(transformerFile())) {
+            return weights.metadata().getOrDefault("quantization_method", "none");
+        }
+    }
+
     /** The T5 sequence length the reference uses: 512 for dev, 256 for schnell. */
     public int t5MaxLength() {
         return hasGuidanceEmbedding() ? 512 : 256;

@@ -1,0 +1,52 @@
+package ai.fluxbatch.jobs.generate;
+
+import java.util.ArrayList;
+import java.util.List;
+import org.apache.spark.sql.Dataset;
+import org.apache.spark.sql.Row;
+import org.apache.spark.sql.RowFactory;
+import org.apache.spark.sql.SaveMode;
+import org.apache.spark.sql.SparkSession;
+import org.apache.spark.sql.types.DataTypes;
+import org.apache.spark.sql.types.StructField;
+import org.apache.spark.sql.types.StructType;
+
+/** The run's metadata, one row per image (skipped and failed ones included), as Parquet and jsonl under OUTPUT/metadata/. */
+public final class MetadataTable {
+    static final StructType SCHEMA = new StructType(new StructField[] {
+        field("id", DataTypes.StringType), field("source", DataTypes.StringType), field("row", DataTypes.LongType),
+        field("prompt_index", DataTypes.LongType), field("prompt", DataTypes.StringType),
+        field("image_index", DataTypes.IntegerType), field("seed", DataTypes.LongType),
+        field("fields", DataTypes.createMapType(DataTypes.StringType, DataTypes.StringType)),
+        field("height", DataTypes.IntegerType), field("width", DataTypes.IntegerType),
+        field("steps", DataTypes.IntegerType), field("guidance", DataTypes.FloatType),
+        field("model", DataTypes.StringType), field("model_checksum", DataTypes.StringType),
+        field("quantization", DataTypes.StringType), field("path", DataTypes.StringType),
+        field("png_sha256", DataTypes.StringType), field("text_seconds", DataTypes.DoubleType),
+        field("denoise_seconds", DataTypes.DoubleType), field("vae_seconds", DataTypes.DoubleType),
+        field("write_seconds", DataTypes.DoubleType), field("executor", DataTypes.StringType),
+        field("engine_loads", DataTypes.IntegerType), field("status", DataTypes.StringType),
+        field("error", DataTypes.StringType)});
+
+    private MetadataTable() {
+    }
+
+    private static StructField field(String name, org.apache.spark.sql.types.DataType type) {
+        return DataTypes.createStructField(name, type, true);
+    }
+
+    public static void write(SparkSession spark, List<ImageResult> results, String output) {
+        List<Row> rows = new ArrayList<>();
+        for (ImageResult r : results) {
+            rows.add(RowFactory.create(r.id(), r.source(), r.row(), r.promptIndex(), r.prompt(), r.imageIndex(),
+                    r.seed(), scala.jdk.javaapi.CollectionConverters.asScala(r.fields()), r.height(), r.width(),
+                    r.steps(), r.guidance(), r.model(), r.modelChecksum(), r.quantization(), r.path(), r.pngSha256(),
+                    r.textSeconds(), r.denoiseSeconds(), r.vaeSeconds(), r.writeSeconds(), r.executor(),
+                    r.engineLoads(), r.status(), r.error()));
+        }
+        Dataset<Row> df = spark.createDataFrame(rows, SCHEMA).orderBy("prompt_index", "image_index").coalesce(1);
+        String base = output.endsWith("/") ? output : output + "/";
+        df.write().mode(SaveMode.Overwrite).parquet(base + "metadata/parquet");
+        df.write().mode(SaveMode.Overwrite).json(base + "metadata/jsonl");
+    }
+}

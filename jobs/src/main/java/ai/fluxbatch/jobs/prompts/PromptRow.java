@@ -1,0 +1,31 @@
+package ai.fluxbatch.jobs.prompts;
+
+import java.io.Serializable;
+import java.util.Map;
+
+/**
+ * One prompt of a dataset: where it came from ({@code source} file name, 0-based {@code row}), its text, the other
+ * fields of its row as strings (kept as metadata columns), and an optional per-row seed. {@code index} is its
+ * position in the whole dataset, in source order. {@code error} says what is wrong with this row (an empty prompt,
+ * a seed that is not an integer): such a row becomes an error row of the job, not a failed job.
+ */
+public record PromptRow(long index, String source, long row, String prompt, Map<String, String> fields, Long seed,
+                        String error) implements Serializable {
+
+    static PromptRow of(long index, String source, long row, String prompt, Map<String, String> fields) {
+        String error = prompt == null || prompt.isBlank() ? "empty prompt" : null;
+        Long seed = null;
+        String s = fields.get("seed");
+        if (s != null && !s.isBlank()) {
+            try {
+                seed = Long.parseLong(s.strip());
+                if (seed < 0) {
+                    error = "seed " + seed + " is negative";
+                }
+            } catch (NumberFormatException e) {
+                error = "seed '" + s + "' is not an integer";
+            }
+        }
+        return new PromptRow(index, source, row, prompt == null ? "" : prompt, fields, seed, error);
+    }
+}
