@@ -205,7 +205,7 @@ public final class PromptSources {
             all = df.collectAsList();
         } catch (PromptFormatException e) {
             throw e;
-        } catch (RuntimeException e) {
+        } catch (Exception e) { // Spark throws its checked SparkException from Scala code
             throw new PromptFormatException("cannot read Parquet file " + f + ": " + e.getMessage(), e);
         }
         for (int n = 0; n < all.size(); n++) {
