@@ -1,12 +1,8 @@
 package ai.fluxbatch.jobs.cli;
 
-import ai.fluxbatch.kernel.cpu.CpuBackend;
-import ai.fluxbatch.model.safetensors.TensorSource;
-import ai.fluxbatch.model.safetensors.TensorSources;
 import ai.fluxbatch.model.snapshot.FluxSnapshot;
 import ai.fluxbatch.model.text.ClipTextModel;
 import ai.fluxbatch.model.text.TextEncoderFiles;
-import java.nio.file.Path;
 import java.util.concurrent.Callable;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
@@ -26,8 +22,7 @@ public final class DebugClipCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
-        Path modelDir = model.resolve();
-        try (CpuBackend backend = new CpuBackend(); TensorSource in = TensorSources.open(files.input)) {
+        return files.run(model, "debug clip", (backend, in, modelDir) -> {
             ClipTextModel clip = ClipTextModel.load(
                     TextEncoderFiles.in(FluxSnapshot.open(modelDir).clipTextEncoder()), backend);
             for (TokenIds ids : TokenIds.readAll(in, files.input, clip.config().vocabSize(), "the CLIP text model")) {
@@ -35,8 +30,6 @@ public final class DebugClipCommand implements Callable<Integer> {
                 files.add(backend, ids.outputName("last_hidden_state"), out.lastHiddenState())
                         .add(backend, ids.outputName("pooler_output"), out.pooled());
             }
-            files.write("debug clip", modelDir);
-            return 0;
-        }
+        });
     }
 }

@@ -4,7 +4,9 @@ import ai.fluxbatch.kernel.Backend;
 import ai.fluxbatch.kernel.Tensor;
 import ai.fluxbatch.model.ModelException;
 import ai.fluxbatch.model.safetensors.SafetensorsWriter;
+import ai.fluxbatch.kernel.cpu.CpuBackend;
 import ai.fluxbatch.model.safetensors.TensorSource;
+import ai.fluxbatch.model.safetensors.TensorSources;
 import java.nio.file.Path;
 import java.util.Arrays;
 import picocli.CommandLine.Option;
@@ -19,6 +21,22 @@ final class DebugFiles {
     Path output;
 
     private final SafetensorsWriter writer = new SafetensorsWriter();
+
+    /** What a debug command does with its backend, its input tensors and its model folder. */
+    @FunctionalInterface
+    interface Body {
+        void run(CpuBackend backend, TensorSource in, Path modelDir);
+    }
+
+    /** Opens the backend and the input, runs {@code body}, then writes the outputs it added; returns the exit code. */
+    int run(ModelOption model, String producer, Body body) {
+        Path modelDir = model.resolve();
+        try (CpuBackend backend = new CpuBackend(); TensorSource in = TensorSources.open(input)) {
+            body.run(backend, in, modelDir);
+        }
+        write(producer, modelDir);
+        return 0;
+    }
 
     DebugFiles add(Backend backend, String name, Tensor t) {
         writer.addF32(name, Arrays.stream(t.shape()).asLongStream().toArray(), backend.download(t));

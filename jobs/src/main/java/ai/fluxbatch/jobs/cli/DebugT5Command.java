@@ -1,12 +1,8 @@
 package ai.fluxbatch.jobs.cli;
 
-import ai.fluxbatch.kernel.cpu.CpuBackend;
-import ai.fluxbatch.model.safetensors.TensorSource;
-import ai.fluxbatch.model.safetensors.TensorSources;
 import ai.fluxbatch.model.snapshot.FluxSnapshot;
 import ai.fluxbatch.model.text.T5Encoder;
 import ai.fluxbatch.model.text.TextEncoderFiles;
-import java.nio.file.Path;
 import java.util.concurrent.Callable;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
@@ -25,14 +21,11 @@ public final class DebugT5Command implements Callable<Integer> {
 
     @Override
     public Integer call() {
-        Path modelDir = model.resolve();
-        try (CpuBackend backend = new CpuBackend(); TensorSource in = TensorSources.open(files.input)) {
+        return files.run(model, "debug t5", (backend, in, modelDir) -> {
             T5Encoder t5 = T5Encoder.load(TextEncoderFiles.in(FluxSnapshot.open(modelDir).t5TextEncoder()), backend);
             for (TokenIds ids : TokenIds.readAll(in, files.input, t5.config().vocabSize(), "the T5 encoder")) {
                 files.add(backend, ids.outputName("last_hidden_state"), t5.encode(ids.ids(), ids.batch()));
             }
-            files.write("debug t5", modelDir);
-            return 0;
-        }
+        });
     }
 }

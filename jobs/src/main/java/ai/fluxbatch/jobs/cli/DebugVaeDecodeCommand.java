@@ -1,10 +1,6 @@
 package ai.fluxbatch.jobs.cli;
 
-import ai.fluxbatch.kernel.cpu.CpuBackend;
-import ai.fluxbatch.model.safetensors.TensorSource;
-import ai.fluxbatch.model.safetensors.TensorSources;
 import ai.fluxbatch.model.vae.Autoencoder;
-import java.nio.file.Path;
 import java.util.concurrent.Callable;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
@@ -23,11 +19,9 @@ public final class DebugVaeDecodeCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
-        Path modelDir = model.resolve();
-        try (CpuBackend backend = new CpuBackend(); TensorSource in = TensorSources.open(files.input)) {
+        return files.run(model, "debug vae-decode", (backend, in, modelDir) -> {
             Autoencoder ae = Autoencoder.load(modelDir, backend);
-            files.add(backend, "image", ae.decode(DebugFiles.read(backend, in, "z", 4))).write("debug vae-decode", modelDir);
-            return 0;
-        }
+            files.add(backend, "image", ae.decode(DebugFiles.read(backend, in, "z", 4)));
+        });
     }
 }

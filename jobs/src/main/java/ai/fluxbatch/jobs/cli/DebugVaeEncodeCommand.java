@@ -1,10 +1,6 @@
 package ai.fluxbatch.jobs.cli;
 
-import ai.fluxbatch.kernel.cpu.CpuBackend;
-import ai.fluxbatch.model.safetensors.TensorSource;
-import ai.fluxbatch.model.safetensors.TensorSources;
 import ai.fluxbatch.model.vae.Autoencoder;
-import java.nio.file.Path;
 import java.util.concurrent.Callable;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
@@ -23,12 +19,9 @@ public final class DebugVaeEncodeCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
-        Path modelDir = model.resolve();
-        try (CpuBackend backend = new CpuBackend(); TensorSource in = TensorSources.open(files.input)) {
+        return files.run(model, "debug vae-encode", (backend, in, modelDir) -> {
             Autoencoder ae = Autoencoder.load(modelDir, backend);
-            files.add(backend, "encode_mean", ae.encode(DebugFiles.read(backend, in, "encode_in", 4)))
-                    .write("debug vae-encode", modelDir);
-            return 0;
-        }
+            files.add(backend, "encode_mean", ae.encode(DebugFiles.read(backend, in, "encode_in", 4)));
+        });
     }
 }
