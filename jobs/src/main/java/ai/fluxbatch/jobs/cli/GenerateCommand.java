@@ -9,13 +9,20 @@ import ai.fluxbatch.jobs.generate.OutputLayout;
 import ai.fluxbatch.jobs.prompts.PromptRow;
 import ai.fluxbatch.jobs.prompts.PromptSources;
 import ai.fluxbatch.model.snapshot.FluxSnapshot;
+import java.io.IOException;
 import java.io.PrintWriter;
+import java.io.UncheckedIOException;
+import java.net.URI;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.UUID;
 import java.util.concurrent.Callable;
+import org.apache.hadoop.conf.Configuration;
+import org.apache.hadoop.fs.FSDataOutputStream;
+import org.apache.hadoop.fs.FileSystem;
 import org.apache.spark.sql.SparkSession;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
@@ -111,6 +118,7 @@ public final class GenerateCommand implements Callable<Integer> {
         GenerateSettings settings = validate(snapshot, outputLayout);
         try (SparkSession spark = SparkSessions.create("fluxbatch generate", master)) {
             List<PromptRow> rows = collectPrompts(spark);
+            checkWritable(spark.sparkContext().hadoopConfiguration());
             List<ImageTask> tasks = new ArrayList<>();
             for (PromptRow row : rows) {
                 for (int i = 0; i < imagesPerPrompt; i++) {
@@ -146,6 +154,34 @@ public final class GenerateCommand implements Callable<Integer> {
             throw new CommandLine.ParameterException(spec.commandLine(), "the prompt dataset is empty");
         }
         return rows;
+    }
+
+    /**
+     * Creates and deletes a small marker object under the output, so that an unreachable store, missing or wrong
+     * credentials or a read-only location fail here, naming the output, rather than in every task after the model
+     * has loaded. Through a file system instance of its own with few retries: S3A's defaults (7 retries with
+     * back-off, each over 6 SDK attempts) take about two minutes to give up on a dead endpoint.
+     */
+    private void checkWritable(Configuration conf) {
+        String root = output.endsWith("/") ? output : output + "/";
+        Configuration probe = new Configuration(conf);
+        probe.set("fs.s3a.retry.limit", "1");
+        probe.set("fs.s3a.attempts.maximum", "1");
+        probe.set("fs.s3a.retry.interval", "200ms");
+        probe.set("fs.s3a.connection.establish.timeout", "10s");
+        try {
+            org.apache.hadoop.fs.Path marker = new org.apache.hadoop.fs.Path(URI.create(root + "_fluxbatch-write-check-"
+                    + UUID.randomUUID()));
+            try (FileSystem fs = FileSystem.newInstance(marker.toUri(), probe)) {
+                try (FSDataOutputStream out = fs.create(marker, false)) {
+                    out.write('\n');
+                }
+                fs.delete(marker, false);
+            }
+        } catch (IOException | RuntimeException e) {
+            throw new UncheckedIOException("cannot write to the output " + output + " (is the store reachable, and do"
+                    + " the credentials allow writing there?): " + e, e instanceof IOException io ? io : new IOException(e));
+        }
     }
 
     /** Every check that needs no Spark and no model weights, before any work. */

@@ -5,7 +5,8 @@ import org.apache.spark.sql.SparkSession;
 
 /**
  * The Spark session of a command: the master spark-submit set, else {@code --master}, else local mode with one task
- * at a time (spark.task.cpus = all cores), because the CPU backend itself uses every core for each image.
+ * at a time (spark.task.cpus = all cores), because the CPU backend itself uses every core for each image. S3A
+ * settings for S3-compatible stores come from {@link S3aDefaults} where the user has not set them.
  */
 final class SparkSessions {
     private SparkSessions() {
@@ -21,6 +22,7 @@ final class SparkSessions {
             conf.setIfMissing("spark.ui.enabled", "false");
             conf.setIfMissing("spark.driver.host", "127.0.0.1"); // local mode: nothing to reach from outside
         }
+        S3aDefaults.apply(conf);
         return SparkSession.builder().config(conf).getOrCreate();
     }
 }

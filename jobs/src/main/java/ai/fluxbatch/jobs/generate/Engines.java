@@ -15,6 +15,7 @@ import java.util.concurrent.atomic.AtomicInteger;
 public final class Engines {
     private static final Map<String, FluxPipeline> PIPELINES = new HashMap<>();
     private static final AtomicInteger LOADS = new AtomicInteger();
+    private static final Map<String, Integer> LOADS_BY_MODEL = new HashMap<>();
     private static Backend backend;
 
     private Engines() {
@@ -23,6 +24,7 @@ public final class Engines {
     public static synchronized FluxPipeline get(String model) {
         return PIPELINES.computeIfAbsent(model, m -> {
             LOADS.incrementAndGet();
+            LOADS_BY_MODEL.merge(m, 1, Integer::sum);
             return FluxPipeline.load(Path.of(m), backend());
         });
     }
@@ -37,5 +39,10 @@ public final class Engines {
     /** How many pipelines this JVM has loaded: one per model, however many tasks ran. */
     public static int loads() {
         return LOADS.get();
+    }
+
+    /** How many times this JVM has loaded {@code model}: 1 once any task used it. */
+    public static synchronized int loads(String model) {
+        return LOADS_BY_MODEL.getOrDefault(model, 0);
     }
 }

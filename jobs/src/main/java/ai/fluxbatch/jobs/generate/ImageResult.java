@@ -5,7 +5,7 @@ import java.util.Map;
 
 /**
  * One row of the metadata table: the image's identity and parameters, where it is, its checksum, per-stage seconds,
- * the executor that made it (and how many engines that JVM had loaded), and {@code ok}, {@code skipped} or {@code error}.
+ * the executor that made it (and how many times that JVM had loaded this model), and {@code ok}, {@code skipped} or {@code error}.
  */
 public record ImageResult(String id, String source, long row, long promptIndex, String prompt, int imageIndex,
                           long seed, Map<String, String> fields, int height, int width, int steps, float guidance,
@@ -20,12 +20,12 @@ public record ImageResult(String id, String source, long row, long promptIndex, 
     static ImageResult of(ImageTask t, GenerateSettings s, String path, String status, String error) {
         return new ImageResult(t.id(), t.source(), t.row(), t.promptIndex(), t.prompt(), t.imageIndex(), t.seed(),
                 t.fields(), s.height(), s.width(), s.steps(), s.guidance(), s.model(), s.modelChecksum(),
-                s.quantization(), path, null, 0, 0, 0, 0, Executors.id(), Engines.loads(), status, error);
+                s.quantization(), path, null, 0, 0, 0, 0, Executors.id(), Engines.loads(s.model()), status, error);
     }
 
     ImageResult made(String pngSha256, double text, double denoise, double vae, double write) {
         return new ImageResult(id, source, row, promptIndex, prompt, imageIndex, seed, fields, height, width, steps,
                 guidance, model, modelChecksum, quantization, path, pngSha256, text, denoise, vae, write, executor,
-                Engines.loads(), status, error);
+                Engines.loads(model), status, error);
     }
 }

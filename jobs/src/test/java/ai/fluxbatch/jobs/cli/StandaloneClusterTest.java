@@ -1,0 +1,236 @@
+package ai.fluxbatch.jobs.cli;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import ai.fluxbatch.model.Golden;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import java.io.IOException;
+import java.io.InputStream;
+import java.net.InetSocketAddress;
+import java.net.ServerSocket;
+import java.net.Socket;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.HashSet;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.TreeMap;
+import java.util.concurrent.TimeUnit;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * {@code fluxbatch generate --master spark://...} on a Spark standalone cluster on this machine: a master and two
+ * workers (1 core, 1500 MB each) started here as child JVMs from the Spark jars on the test classpath, so the job runs
+ * in two executor JVMs. Every image is written exactly once, both executors work, and each loads the engine once.
+ */
+class StandaloneClusterTest {
+    @TempDir
+    static Path tmp;
+    private static final List<Process> PROCESSES = new ArrayList<>();
+    private static final Map<String, Path> LOGS = new LinkedHashMap<>();
+    private static String masterUrl;
+    private static String jvmOptions;
+
+    @BeforeAll
+    static void startCluster() throws Exception {
+        try (InputStream in = StandaloneClusterTest.class.getResourceAsStream("/ai/fluxbatch/jobs/jvm.options")) {
+            assertNotNull(in, "jvm.options resource missing: build with Maven");
+            jvmOptions = new String(in.readAllBytes(), StandardCharsets.UTF_8).strip();
+        }
+        // A worker launches executors with $SPARK_HOME/jars/* on their class path: an empty folder here, since
+        // spark.executor.extraClassPath gives them this JVM's class path (everything runs on this machine).
+        Path sparkHome = Files.createDirectories(tmp.resolve("spark-home").resolve("jars")).getParent();
+        int port = freePort();
+        masterUrl = "spark://127.0.0.1:" + port;
+        start("master", sparkHome, "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1", "--port",
+                Integer.toString(port), "--webui-port", "0");
+        waitFor("master", () -> listening(port), "listening on port " + port);
+        for (int i = 1; i <= 2; i++) {
+            Path work = Files.createDirectories(tmp.resolve("work-" + i));
+            String name = "worker-" + i;
+            start(name, sparkHome, "org.apache.spark.deploy.worker.Worker", masterUrl, "--host", "127.0.0.1",
+                    "--port", "0", "--webui-port", "0", "--cores", "1", "--memory", "1500m", "--work-dir",
+                    work.toString());
+        }
+        for (int i = 1; i <= 2; i++) {
+            String name = "worker-" + i;
+            waitFor(name, () -> Files.readString(LOGS.get(name)).contains("Successfully registered with master"),
+                    "registered with the master");
+        }
+    }
+
+    @AfterAll
+    static void stopCluster() throws InterruptedException {
+        for (int i = PROCESSES.size() - 1; i >= 0; i--) { // workers (and their executors) first, then the master
+            Process p = PROCESSES.get(i);
+            p.descendants().forEach(ProcessHandle::destroy);
+            p.destroy();
+            if (!p.waitFor(15, TimeUnit.SECONDS)) {
+                p.descendants().forEach(ProcessHandle::destroyForcibly);
+                p.destroyForcibly().waitFor(10, TimeUnit.SECONDS);
+            }
+        }
+    }
+
+    @Test
+    void twoExecutorsWriteEveryImageOnceAndLoadTheEngineOnceEach() throws Exception {
+        Path out = tmp.resolve("out");
+        Map<String, String> conf = new LinkedHashMap<>();
+        conf.put("spark.driver.host", "127.0.0.1");
+        conf.put("spark.driver.bindAddress", "127.0.0.1");
+        conf.put("spark.ui.enabled", "false");
+        conf.put("spark.executor.cores", "1");
+        conf.put("spark.executor.memory", "1g");
+        conf.put("spark.cores.max", "2");
+        // start the tasks only once both executors are there, so that both get some
+        conf.put("spark.scheduler.minRegisteredResourcesRatio", "1.0");
+        conf.put("spark.scheduler.maxRegisteredResourcesWaitingTime", "120s");
+        conf.put("spark.executor.extraJavaOptions", jvmOptions + " -Dlog4j2.configurationFile="
+                + System.getProperty("log4j2.configurationFile"));
+        conf.put("spark.executor.extraClassPath", System.getProperty("java.class.path"));
+        CliRun run = withSystemProperties(conf, () -> CliRun.of("generate", "--master", masterUrl,
+                "--model", Golden.path("flux-tiny-dev").toString(),
+                "--prompt", "a red circle", "--prompt", "a blue square", "--prompt", "a green triangle",
+                "--prompt", "a yellow star", "--images-per-prompt", "2", "--images-per-partition", "2",
+                "--steps", "1", "--height", "32", "--width", "32", "--output", out.toString()));
+        assertEquals(0, run.exitCode(), run.err() + run.out() + logs());
+        assertTrue(run.out().contains("8 images: 8 written, 0 skipped") && run.out().contains(", 0 failed"), run.out());
+
+        List<JsonNode> rows = new ArrayList<>();
+        try (Stream<Path> files = Files.list(out.resolve("metadata").resolve("jsonl"))) {
+            for (Path f : files.filter(p -> p.getFileName().toString().matches("part-.*\\.json")).toList()) {
+                for (String line : Files.readAllLines(f)) {
+                    if (!line.isBlank()) {
+                        rows.add(new ObjectMapper().readTree(line));
+                    }
+                }
+            }
+        }
+        assertEquals(8, rows.size(), rows.toString());
+        Set<String> ids = new HashSet<>();
+        Map<String, Integer> maxLoads = new TreeMap<>();
+        Map<String, Integer> imagesPerExecutor = new HashMap<>();
+        for (JsonNode r : rows) {
+            assertEquals("ok", r.get("status").asText(), r.toString());
+            assertTrue(ids.add(r.get("id").asText()), "id twice: " + r);
+            String path = r.get("path").asText();
+            Path png = path.startsWith("file:") ? Path.of(java.net.URI.create(path)) : Path.of(path);
+            assertTrue(Files.isRegularFile(png), "missing " + png);
+            String executor = r.get("executor").asText();
+            maxLoads.merge(executor, r.get("engine_loads").asInt(), Math::max);
+            imagesPerExecutor.merge(executor, 1, Integer::sum);
+        }
+        try (Stream<Path> s = Files.list(out.resolve("images"))) {
+            assertEquals(8, s.filter(p -> p.toString().endsWith(".png")).count(), "one PNG per image, no more");
+        }
+        assertEquals(2, maxLoads.size(), "rows from two executors: " + imagesPerExecutor);
+        assertTrue(!maxLoads.containsKey("driver"), "ran in the driver: " + maxLoads);
+        maxLoads.forEach((executor, loads) -> assertEquals(1, loads, "engine loads on executor " + executor));
+    }
+
+    private interface Check {
+        boolean ok() throws Exception;
+    }
+
+    private static void start(String name, Path sparkHome, String mainClass, String... args) throws IOException {
+        List<String> cmd = new ArrayList<>();
+        cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
+        cmd.addAll(List.of(jvmOptions.split("\\s+")));
+        cmd.add("-Xmx512m");
+        cmd.addAll(List.of("-cp", System.getProperty("java.class.path"), mainClass));
+        cmd.addAll(List.of(args));
+        Path log = tmp.resolve(name + ".log");
+        ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile());
+        pb.environment().put("SPARK_HOME", sparkHome.toString());
+        pb.environment().put("SPARK_SCALA_VERSION", "2.13"); // else the launcher looks for a Spark build folder
+        pb.environment().put("SPARK_LOCAL_IP", "127.0.0.1");
+        pb.environment().put("JAVA_HOME", System.getProperty("java.home")); // the executors' java
+        pb.environment().remove("SPARK_CONF_DIR");
+        LOGS.put(name, log);
+        PROCESSES.add(pb.start());
+    }
+
+    private static void waitFor(String name, Check check, String what) throws Exception {
+        Process p = PROCESSES.get(PROCESSES.size() - 1);
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(90);
+        while (System.nanoTime() < deadline) {
+            if (check.ok()) {
+                return;
+            }
+            for (Process q : PROCESSES) {
+                if (!q.isAlive()) {
+                    throw new IllegalStateException("a cluster process exited with " + q.exitValue() + logs());
+                }
+            }
+            Thread.sleep(250);
+        }
+        throw new IllegalStateException(name + " not " + what + " within 90 s (pid " + p.pid() + ")" + logs());
+    }
+
+    private static boolean listening(int port) {
+        try (Socket s = new Socket()) {
+            s.connect(new InetSocketAddress("127.0.0.1", port), 500);
+            return true;
+        } catch (IOException notYet) {
+            return false;
+        }
+    }
+
+    private static int freePort() throws IOException {
+        try (ServerSocket s = new ServerSocket(0, 1, java.net.InetAddress.getLoopbackAddress())) {
+            return s.getLocalPort();
+        }
+    }
+
+    /** The last lines of each process's log, and of each executor's, for a failure message. */
+    private static String logs() {
+        StringBuilder sb = new StringBuilder();
+        List<Path> all = new ArrayList<>(LOGS.values());
+        try (Stream<Path> s = Files.walk(tmp)) {
+            all.addAll(s.filter(p -> p.getFileName().toString().equals("stderr")).sorted().toList());
+        } catch (IOException e) {
+            sb.append("\n(cannot list executor logs: ").append(e).append(')');
+        }
+        for (Path log : all) {
+            try {
+                List<String> lines = Files.readAllLines(log);
+                sb.append("\n--- ").append(tmp.relativize(log)).append(" (last 30 lines)\n")
+                        .append(String.join("\n", lines.subList(Math.max(0, lines.size() - 30), lines.size())));
+            } catch (IOException e) {
+                sb.append("\n--- ").append(log).append(": ").append(e);
+            }
+        }
+        return sb.toString();
+    }
+
+    private static CliRun withSystemProperties(Map<String, String> props, java.util.function.Supplier<CliRun> body) {
+        Map<String, String> saved = new LinkedHashMap<>();
+        props.forEach((k, v) -> {
+            saved.put(k, System.getProperty(k));
+            System.setProperty(k, v);
+        });
+        try {
+            return body.get();
+        } finally {
+            saved.forEach((k, v) -> {
+                if (v == null) {
+                    System.clearProperty(k);
+                } else {
+                    System.setProperty(k, v);
+                }
+            });
+        }
+    }
+}
