@@ -30,7 +30,7 @@ class TernaryLinearTest {
         THREE.close();
     }
 
-    /** Codes [out, in] in {-1, 0, 1} to (ceil(out/4), in) bytes: bits 2i..2i+1 of [r][k] = code + 1 of row i*rows + r. */
+    /** Codes [out, in] in {-1, 0, 1} to (ceil(out/4), in) bytes: bits 2i..2i+1 of [r][k] = code + 1 of row i*rows+r. */
     static byte[] pack(byte[] codes, int out, int in) {
         int rows = (out + 3) / 4;
         byte[] packed = new byte[rows * in];
@@ -126,10 +126,10 @@ class TernaryLinearTest {
             int m = s[0], out = s[1], in = s[2];
             byte[] packed = pack(randomCodes(out, in), out, in);
             float[] scale = randn(out), bias = randn(out), x = randn(m * in);
-            float[] one = ONE.download(ONE.ternaryLinear(ONE.upload(x, m, in), ONE.uploadTernary(packed, out, in, scale),
-                    ONE.upload(bias, out)));
-            float[] two = TWO.download(TWO.ternaryLinear(TWO.upload(x, m, in), TWO.uploadTernary(packed, out, in, scale),
-                    TWO.upload(bias, out)));
+            float[] one = ONE.download(ONE.ternaryLinear(ONE.upload(x, m, in),
+                    ONE.uploadTernary(packed, out, in, scale), ONE.upload(bias, out)));
+            float[] two = TWO.download(TWO.ternaryLinear(TWO.upload(x, m, in),
+                    TWO.uploadTernary(packed, out, in, scale), TWO.upload(bias, out)));
             assertArrayEquals(one, two, "1 vs 2 threads at " + Arrays.toString(s));
             // every row gives the bits it gives alone, whichever kernel path its batch size takes
             Tensor w = TWO.uploadTernary(packed, out, in, scale);
@@ -138,6 +138,39 @@ class TernaryLinearTest {
                         TWO.upload(Arrays.copyOfRange(x, row * in, (row + 1) * in), 1, in), w, TWO.upload(bias, out)));
                 assertArrayEquals(alone, Arrays.copyOfRange(one, row * out, (row + 1) * out),
                         "row " + row + " of " + Arrays.toString(s));
+            }
+        }
+    }
+
+    /**
+     * The documented arithmetic: each output sums {@code +x} / {@code -x} in input order in float, then
+     * {@code * scale + bias}; the same bits before and after JIT compilation (the first call runs cold).
+     */
+    @Test
+    void sumsInInputOrderLikeAScalarLoopColdAndCompiled() {
+        int out = 50, in = 300;
+        byte[] codes = randomCodes(out, in);
+        float[] scale = randn(out), bias = randn(out);
+        Tensor w = TWO.uploadTernary(pack(codes, out, in), out, in, scale);
+        for (int m : new int[] {1, 5, 40}) {
+            float[] x = randn(m * in);
+            float[] expected = new float[m * out];
+            for (int i = 0; i < m; i++) {
+                for (int o = 0; o < out; o++) {
+                    float s = 0f;
+                    for (int k = 0; k < in; k++) {
+                        int c = codes[o * in + k];
+                        s = c == 1 ? s + x[i * in + k] : c == -1 ? s - x[i * in + k] : s;
+                    }
+                    expected[i * out + o] = s * scale[o] + bias[o];
+                }
+            }
+            Tensor xt = TWO.upload(x, m, in), bt = TWO.upload(bias, out);
+            for (int rep = 0; rep < 300; rep++) {
+                float[] y = TWO.download(TWO.ternaryLinear(xt, w, bt));
+                if (rep == 0 || rep == 299) {
+                    assertArrayEquals(expected, y, "M = " + m + ", call " + rep);
+                }
             }
         }
     }
@@ -194,9 +227,9 @@ class TernaryLinearTest {
         Tensor w = ONE.uploadTernary(pack(randomCodes(3072, 3072), 3072, 3072), 3072, 3072, randn(3072));
         assertEquals(3072L * 3072 / 4 + 4L * 3072, w.residentBytes());
         assertEquals(3072L * 3072, w.numel());
-        // odd sizes pad to 16 rows and 16 inputs: 2 bits a padded weight plus a float per padded row
+        // odd sizes pad to 64 rows and 16 inputs: 2 bits a padded weight plus a float per padded row
         Tensor odd = ONE.uploadTernary(pack(randomCodes(17, 33), 17, 33), 17, 33, randn(17));
-        assertEquals(32L * 48 / 4 + 4L * 32, odd.residentBytes());
+        assertEquals(64L * 48 / 4 + 4L * 64, odd.residentBytes());
         assertEquals(4L * 6, ONE.upload(new float[6], 2, 3).residentBytes());
     }
 

@@ -64,8 +64,8 @@ public final class CpuBackend implements Backend {
     @Override
     public Tensor ternaryLinear(Tensor x, Tensor ternaryWeight, Tensor bias) {
         if (!(ternaryWeight instanceof CpuTernaryTensor w)) {
-            throw new IllegalArgumentException("ternaryLinear: weight must be a ternary tensor made by uploadTernary, got "
-                    + ternaryWeight);
+            throw new IllegalArgumentException("ternaryLinear: weight must be a ternary tensor made by uploadTernary,"
+                    + " got " + ternaryWeight);
         }
         CpuTensor xt = cpu(x);
         Shapes.requireEqual("ternaryLinear", "input features", Shapes.last(xt.shapeRef()), w.in);
