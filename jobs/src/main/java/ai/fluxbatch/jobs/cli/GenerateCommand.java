@@ -8,6 +8,7 @@ import ai.fluxbatch.jobs.generate.ImageTask;
 import ai.fluxbatch.jobs.generate.OutputLayout;
 import ai.fluxbatch.jobs.prompts.PromptRow;
 import ai.fluxbatch.jobs.prompts.PromptSources;
+import ai.fluxbatch.model.pipeline.FluxPipeline;
 import ai.fluxbatch.model.snapshot.FluxSnapshot;
 import java.io.IOException;
 import java.io.PrintWriter;
@@ -116,6 +117,7 @@ public final class GenerateCommand implements Callable<Integer> {
         }
         FluxSnapshot snapshot = FluxSnapshot.open(model.resolve().toAbsolutePath());
         GenerateSettings settings = validate(snapshot, outputLayout);
+        FluxPipeline.checkComponents(snapshot.root());
         try (SparkSession spark = SparkSessions.create("fluxbatch generate", master)) {
             List<PromptRow> rows = collectPrompts(spark);
             checkWritable(spark.sparkContext().hadoopConfiguration());

@@ -78,9 +78,9 @@ public final class GeneratePartition implements FlatMapFunction<Iterator<ImageTa
 
     private List<ImageResult> runBatch(List<ImageTask> batch, ImageStore store) {
         List<ImageResult> out = new ArrayList<>();
+        FluxPipeline pipeline = Engines.get(settings.model()); // a model that cannot load fails the task, not a row
         try {
             long t0 = System.nanoTime();
-            FluxPipeline pipeline = Engines.get(settings.model());
             GenerationParams params = settings.params();
             List<TextEmbedding> prompts = new ArrayList<>();
             long[] seeds = new long[batch.size()];

@@ -91,6 +91,22 @@ class GenerateCommandTest {
         assertEquals(List.of(file), listing());
     }
 
+    @Test
+    void aModelWithAMissingComponentFailsBeforeAnyWork() throws IOException {
+        Path model = tmp.resolve("model");
+        for (String f : List.of("flux1-dev.safetensors", "transformer/config.json", "text_encoder/config.json",
+                "text_encoder/model.safetensors", "text_encoder_2/config.json", "text_encoder_2/model.safetensors",
+                "tokenizer/vocab.json", "tokenizer/merges.txt", "tokenizer_2/spiece.model", "vae/config.json")) {
+            Files.createDirectories(model.resolve(f).getParent());
+            Files.copy(Golden.path("flux-tiny-dev").resolve(f), model.resolve(f));
+        }
+        CliRun run = CliRun.of("generate", "--model", model.toString(), "--prompt", "x", "--output",
+                tmp.resolve("out").toString());
+        assertEquals(1, run.exitCode(), run.out());
+        assertTrue(run.err().contains("ae.safetensors is missing"), run.err());
+        assertTrue(!Files.exists(tmp.resolve("out")), "nothing written");
+    }
+
     private void assertUsage(String expected, String... args) {
         String[] all = new String[args.length + 1];
         all[0] = "generate";

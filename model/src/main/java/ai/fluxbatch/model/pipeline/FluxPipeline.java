@@ -2,6 +2,8 @@ package ai.fluxbatch.model.pipeline;
 
 import ai.fluxbatch.kernel.Backend;
 import ai.fluxbatch.kernel.Tensor;
+import ai.fluxbatch.model.ModelException;
+import ai.fluxbatch.model.flux.FluxConfigReader;
 import ai.fluxbatch.model.flux.FluxTransformer;
 import ai.fluxbatch.model.flux.FluxTransformers;
 import ai.fluxbatch.model.sampling.EulerSampler;
@@ -10,8 +12,12 @@ import ai.fluxbatch.model.sampling.LatentNoise;
 import ai.fluxbatch.model.sampling.LatentPacking;
 import ai.fluxbatch.model.sampling.SchedulerConfig;
 import ai.fluxbatch.model.snapshot.FluxSnapshot;
+import ai.fluxbatch.model.safetensors.TensorSource;
+import ai.fluxbatch.model.safetensors.TensorSources;
+import ai.fluxbatch.model.text.TextEncoderFiles;
 import ai.fluxbatch.model.vae.Autoencoder;
 import ai.fluxbatch.model.vae.ImageQuantizer;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -50,6 +56,27 @@ public final class FluxPipeline {
         int t5Length = transformer.config().guidanceEmbed() ? 512 : 256;
         return new FluxPipeline(model, backend, transformer, TextEncoders.load(snapshot, backend, t5Length),
                 Autoencoder.load(model, backend), SchedulerConfig.of(model));
+    }
+
+    /**
+     * Checks a snapshot without loading any weights: the transformer's header against its config, and that every
+     * other component the pipeline loads is there. Cheap enough for a driver to run before it starts any work.
+     */
+    public static void checkComponents(Path model) {
+        FluxSnapshot snapshot = FluxSnapshot.open(model);
+        try (TensorSource weights = TensorSources.open(snapshot.transformerFile())) {
+            FluxConfigReader.derive(weights, snapshot.transformerConfig(), snapshot.transformerConfigFile());
+        }
+        TextEncoderFiles.in(snapshot.clipTextEncoder());
+        TextEncoderFiles.in(snapshot.t5TextEncoder());
+        for (Path p : new Path[] {snapshot.clipTokenizer().resolve("vocab.json"),
+            snapshot.clipTokenizer().resolve("merges.txt"), snapshot.t5Tokenizer(), model.resolve("ae.safetensors"),
+            model.resolve("vae").resolve("config.json")}) {
+            if (!Files.isRegularFile(p)) {
+                throw new ModelException(p + " is missing: the text-to-image pipeline needs it (Hugging Face snapshot"
+                        + " layout)");
+            }
+        }
     }
 
     public Path model() {
