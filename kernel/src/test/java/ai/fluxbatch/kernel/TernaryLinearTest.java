@@ -53,20 +53,11 @@ class TernaryLinearTest {
     }
 
     private float[] randn(int n) {
-        float[] a = new float[n];
-        for (int i = 0; i < n; i++) {
-            a[i] = (float) random.nextGaussian();
-        }
-        return a;
+        return TestData.randn(random, n);
     }
 
     private static void assertClose(double[] expected, float[] actual, double tol) {
-        assertEquals(expected.length, actual.length, "length");
-        double worst = 0;
-        for (int i = 0; i < expected.length; i++) {
-            worst = Math.max(worst, Math.abs(expected[i] - actual[i]) / (1 + Math.abs(expected[i])));
-        }
-        assertTrue(worst <= tol, "max relative error " + worst + " > " + tol);
+        TestData.assertClose(expected, actual, tol);
     }
 
     private static double[] reference(float[] x, byte[] codes, float[] scale, float[] bias, int m, int out, int in) {
