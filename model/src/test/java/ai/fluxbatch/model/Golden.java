@@ -35,4 +35,20 @@ public final class Golden {
         }
         return Math.sqrt(num / den);
     }
+
+    /** 8-bit pixels as the golden README asks: within 1 of the reference at 99 % of values or more, never off by 4. */
+    public static void assertPixelsClose(String what, java.nio.ByteBuffer expected, byte[] actual) {
+        org.junit.jupiter.api.Assertions.assertEquals(expected.remaining(), actual.length, what + " pixel count");
+        int within1 = 0, worst = 0;
+        for (int i = 0; i < actual.length; i++) {
+            int d = Math.abs((expected.get(i) & 0xff) - (actual[i] & 0xff));
+            worst = Math.max(worst, d);
+            if (d <= 1) {
+                within1++;
+            }
+        }
+        System.out.printf("%s rgb_u8: %d of %d values within 1, worst %d%n", what, within1, actual.length, worst);
+        org.junit.jupiter.api.Assertions.assertTrue(within1 >= 0.99 * actual.length, what + ": only " + within1 + " of " + actual.length + " within 1");
+        org.junit.jupiter.api.Assertions.assertTrue(worst <= 3, what + ": a value is off by " + worst);
+    }
 }

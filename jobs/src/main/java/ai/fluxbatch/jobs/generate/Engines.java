@@ -6,7 +6,6 @@ import ai.fluxbatch.model.pipeline.FluxPipeline;
 import java.nio.file.Path;
 import java.util.HashMap;
 import java.util.Map;
-import java.util.concurrent.atomic.AtomicInteger;
 
 /**
  * One pipeline per model per JVM: created on the executor the first time a task needs it, then reused by every
@@ -14,7 +13,6 @@ import java.util.concurrent.atomic.AtomicInteger;
  */
 public final class Engines {
     private static final Map<String, FluxPipeline> PIPELINES = new HashMap<>();
-    private static final AtomicInteger LOADS = new AtomicInteger();
     private static final Map<String, Integer> LOADS_BY_MODEL = new HashMap<>();
     private static Backend backend;
 
@@ -23,7 +21,6 @@ public final class Engines {
 
     public static synchronized FluxPipeline get(String model) {
         return PIPELINES.computeIfAbsent(model, m -> {
-            LOADS.incrementAndGet();
             LOADS_BY_MODEL.merge(m, 1, Integer::sum);
             return FluxPipeline.load(Path.of(m), backend());
         });
@@ -37,8 +34,8 @@ public final class Engines {
     }
 
     /** How many pipelines this JVM has loaded: one per model, however many tasks ran. */
-    public static int loads() {
-        return LOADS.get();
+    public static synchronized int loads() {
+        return LOADS_BY_MODEL.values().stream().mapToInt(Integer::intValue).sum();
     }
 
     /** How many times this JVM has loaded {@code model}: 1 once any task used it. */

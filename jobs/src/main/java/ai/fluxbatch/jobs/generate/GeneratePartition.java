@@ -1,16 +1,14 @@
 package ai.fluxbatch.jobs.generate;
 
+import ai.fluxbatch.model.Sha256;
 import ai.fluxbatch.model.image.PngEncoder;
 import ai.fluxbatch.model.pipeline.FluxPipeline;
 import ai.fluxbatch.model.pipeline.GenerationParams;
 import ai.fluxbatch.model.pipeline.TextEmbedding;
 import java.io.IOException;
 import java.nio.file.Path;
-import java.security.MessageDigest;
-import java.security.NoSuchAlgorithmException;
 import java.util.ArrayList;
 import java.util.HashMap;
-import java.util.HexFormat;
 import java.util.Iterator;
 import java.util.List;
 import java.util.Map;
@@ -98,7 +96,7 @@ public final class GeneratePartition implements FlatMapFunction<Iterator<ImageTa
                         PngMetadata.of(task, params, modelName, pipeline.variant()));
                 String path = store.write(settings.layout().path(task), png, settings.overwrite());
                 double write = (System.nanoTime() - w0) / 1e9;
-                out.add(count(ImageResult.of(task, settings, path, ImageResult.OK, null).made(sha256(png), text,
+                out.add(count(ImageResult.of(task, settings, path, ImageResult.OK, null).made(Sha256.hex(png), text,
                         made.times().transformer() / batch.size(), made.times().vae() / batch.size(), write)));
                 LOG.info("{} (seed {}) -> {}", task.prompt(), task.seed(), path);
             }
@@ -114,13 +112,5 @@ public final class GeneratePartition implements FlatMapFunction<Iterator<ImageTa
             out.add(count(ImageResult.of(task, settings, null, ImageResult.ERROR, String.valueOf(e.getMessage()))));
         }
         return out;
-    }
-
-    static String sha256(byte[] data) {
-        try {
-            return HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(data));
-        } catch (NoSuchAlgorithmException e) {
-            throw new IllegalStateException("SHA-256 is part of every Java runtime", e);
-        }
     }
 }

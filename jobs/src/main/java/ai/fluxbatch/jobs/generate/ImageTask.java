@@ -1,10 +1,9 @@
 package ai.fluxbatch.jobs.generate;
 
 import ai.fluxbatch.jobs.prompts.PromptRow;
+import ai.fluxbatch.model.Sha256;
 import java.io.Serializable;
 import java.nio.charset.StandardCharsets;
-import java.security.MessageDigest;
-import java.security.NoSuchAlgorithmException;
 import java.util.HexFormat;
 import java.util.Map;
 
@@ -23,12 +22,8 @@ public record ImageTask(String id, String source, long row, long promptIndex, St
     }
 
     static String idOf(String source, String prompt, int imageIndex) {
-        try {
-            MessageDigest sha = MessageDigest.getInstance("SHA-256");
-            byte[] digest = sha.digest((source + '\0' + prompt + '\0' + imageIndex).getBytes(StandardCharsets.UTF_8));
-            return HexFormat.of().formatHex(digest, 0, 10);
-        } catch (NoSuchAlgorithmException e) {
-            throw new IllegalStateException("SHA-256 is part of every Java runtime", e);
-        }
+        byte[] digest = Sha256.digest().digest((source + '\0' + prompt + '\0' + imageIndex)
+                .getBytes(StandardCharsets.UTF_8));
+        return HexFormat.of().formatHex(digest, 0, 10);
     }
 }

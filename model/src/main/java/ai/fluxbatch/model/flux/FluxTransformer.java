@@ -154,7 +154,7 @@ public final class FluxTransformer {
         Tensor m = weights.finalModulation().apply(backend, siluVec);
         Tensor shift = backend.columns(m, 0, config.hidden());
         Tensor scale = backend.columns(m, config.hidden(), config.hidden());
-        return weights.finalLinear().apply(backend, backend.modulate(backend.layerNorm(x, NORM_EPS), shift, scale));
+        return weights.finalLinear().apply(backend, modulated(x, shift, scale));
     }
 
     private Tensor modulated(Tensor x, Tensor shift, Tensor scale) {

@@ -1,6 +1,7 @@
 package ai.fluxbatch.model.quant;
 
 import ai.fluxbatch.model.ModelException;
+import ai.fluxbatch.model.Sha256;
 import ai.fluxbatch.model.safetensors.TensorSource;
 import ai.fluxbatch.model.safetensors.TensorSources;
 import ai.fluxbatch.model.snapshot.FluxSnapshot;
@@ -13,9 +14,7 @@ import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.security.DigestInputStream;
 import java.security.MessageDigest;
-import java.security.NoSuchAlgorithmException;
 import java.util.Comparator;
-import java.util.HexFormat;
 import java.util.List;
 import java.util.Set;
 import java.util.TreeSet;
@@ -74,20 +73,16 @@ public final class QuantizedSnapshotWriter {
     }
 
     static String sha256(Set<Path> files) throws IOException {
-        try {
-            MessageDigest sha = MessageDigest.getInstance("SHA-256");
-            byte[] buf = new byte[1 << 20];
-            for (Path f : files) {
-                try (InputStream in = new DigestInputStream(Files.newInputStream(f), sha)) {
-                    while (in.read(buf) >= 0) {
-                        // the digest sees every byte as it is read
-                    }
+        MessageDigest sha = Sha256.digest();
+        byte[] buf = new byte[1 << 20];
+        for (Path f : files) {
+            try (InputStream in = new DigestInputStream(Files.newInputStream(f), sha)) {
+                while (in.read(buf) >= 0) {
+                    // the digest sees every byte as it is read
                 }
             }
-            return HexFormat.of().formatHex(sha.digest());
-        } catch (NoSuchAlgorithmException e) {
-            throw new IllegalStateException("SHA-256 is part of every Java runtime", e);
         }
+        return Sha256.hex(sha);
     }
 
     private static void copyOthers(Path root, Path target, Set<Path> skip) throws IOException {

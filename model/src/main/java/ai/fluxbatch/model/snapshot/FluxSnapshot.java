@@ -2,6 +2,7 @@ package ai.fluxbatch.model.snapshot;
 
 import ai.fluxbatch.model.JsonFiles;
 import ai.fluxbatch.model.ModelException;
+import ai.fluxbatch.model.Sha256;
 import ai.fluxbatch.model.safetensors.TensorSource;
 import ai.fluxbatch.model.safetensors.TensorSources;
 import com.fasterxml.jackson.databind.JsonNode;
@@ -77,11 +78,11 @@ public final class FluxSnapshot {
             long n = Math.min(len.flip().getLong(), 100L << 20);
             java.nio.ByteBuffer header = java.nio.ByteBuffer.allocate((int) Math.max(0, Math.min(n, ch.size() - 8)));
             ch.read(header, 8);
-            java.security.MessageDigest sha = java.security.MessageDigest.getInstance("SHA-256");
+            java.security.MessageDigest sha = Sha256.digest();
             sha.update(header.flip());
             sha.update(Long.toString(ch.size()).getBytes(java.nio.charset.StandardCharsets.US_ASCII));
-            return java.util.HexFormat.of().formatHex(sha.digest());
-        } catch (IOException | java.security.NoSuchAlgorithmException e) {
+            return Sha256.hex(sha);
+        } catch (IOException e) {
             throw new ModelException("cannot read " + file + ": " + e.getMessage(), e);
         }
     }
