@@ -11,10 +11,15 @@ public final class FluxTransformers {
     }
 
     public static FluxTransformer load(FluxSnapshot snapshot, Backend backend) {
+        return load(snapshot, backend, LinearWrapper.NONE);
+    }
+
+    /** Loads with every linear layer passed through {@code wrapper} (to record its inputs, say). */
+    public static FluxTransformer load(FluxSnapshot snapshot, Backend backend, LinearWrapper wrapper) {
         try (TensorSource weights = TensorSources.open(snapshot.transformerFile())) {
             FluxConfig config = FluxConfigReader.derive(weights, snapshot.transformerConfig(),
                     snapshot.transformerConfigFile());
-            return new FluxTransformer(backend, config, new FluxWeightLoader(weights, backend, config).load());
+            return new FluxTransformer(backend, config, new FluxWeightLoader(weights, backend, config, wrapper).load());
         }
     }
 }

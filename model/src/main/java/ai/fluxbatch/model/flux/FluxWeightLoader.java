@@ -11,10 +11,16 @@ import java.util.List;
 public final class FluxWeightLoader {
     private final WeightReader reader;
     private final FluxConfig config;
+    private final LinearWrapper wrapper;
 
     public FluxWeightLoader(TensorSource source, Backend backend, FluxConfig config) {
+        this(source, backend, config, LinearWrapper.NONE);
+    }
+
+    public FluxWeightLoader(TensorSource source, Backend backend, FluxConfig config, LinearWrapper wrapper) {
         this.reader = new WeightReader(source, backend, config.toString());
         this.config = config;
+        this.wrapper = wrapper;
     }
 
     public FluxWeights load() {
@@ -64,7 +70,7 @@ public final class FluxWeightLoader {
     }
 
     private Linear linear(String prefix, int out, int in) {
-        return reader.linear(prefix, out, in);
+        return wrapper.wrap(prefix, in, reader.linear(prefix, out, in));
     }
 
     private Tensor vector(String name, int n) {

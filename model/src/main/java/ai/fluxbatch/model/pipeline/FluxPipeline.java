@@ -6,6 +6,7 @@ import ai.fluxbatch.model.ModelException;
 import ai.fluxbatch.model.flux.FluxConfigReader;
 import ai.fluxbatch.model.flux.FluxTransformer;
 import ai.fluxbatch.model.flux.FluxTransformers;
+import ai.fluxbatch.model.flux.LinearWrapper;
 import ai.fluxbatch.model.sampling.EulerSampler;
 import ai.fluxbatch.model.sampling.FlowSchedule;
 import ai.fluxbatch.model.sampling.LatentNoise;
@@ -51,8 +52,13 @@ public final class FluxPipeline {
     }
 
     public static FluxPipeline load(Path model, Backend backend) {
+        return load(model, backend, LinearWrapper.NONE);
+    }
+
+    /** Loads with the transformer's linear layers passed through {@code wrapper} (calibration records through it). */
+    public static FluxPipeline load(Path model, Backend backend, LinearWrapper wrapper) {
         FluxSnapshot snapshot = FluxSnapshot.open(model);
-        FluxTransformer transformer = FluxTransformers.load(snapshot, backend);
+        FluxTransformer transformer = FluxTransformers.load(snapshot, backend, wrapper);
         int t5Length = transformer.config().guidanceEmbed() ? 512 : 256;
         return new FluxPipeline(model, backend, transformer, TextEncoders.load(snapshot, backend, t5Length),
                 Autoencoder.load(model, backend), SchedulerConfig.of(model));
@@ -98,6 +104,29 @@ public final class FluxPipeline {
 
     /** One image per (embedding, seed) pair, all of one size, denoised together as a batch. */
     public Batch generate(List<TextEmbedding> prompts, long[] seeds, GenerationParams p, IntConsumer afterStep) {
+        long t0 = System.nanoTime();
+        float[] latents = denoise(prompts, seeds, p, (index, inputs, velocity) -> afterStep.accept(index));
+        long t1 = System.nanoTime();
+        int b = seeds.length;
+        float[] pixels = decode(latents, b, p);
+        List<RgbImage> images = new ArrayList<>();
+        byte[] rgb = ImageQuantizer.toRgbU8(pixels, b, p.height(), p.width());
+        int size = p.height() * p.width() * 3;
+        for (int i = 0; i < b; i++) {
+            byte[] one = new byte[size];
+            System.arraycopy(rgb, i * size, one, 0, size);
+            images.add(new RgbImage(p.width(), p.height(), one));
+        }
+        long t2 = System.nanoTime();
+        return new Batch(images, latents, pixels, new StageTimes(0, (t1 - t0) / 1e9, (t2 - t1) / 1e9));
+    }
+
+    /**
+     * The sampling loop alone: seeded noise denoised under the prompts, returned as unpacked latents
+     * {@code [B, 16, H/8, W/8]}; {@code observer} sees every step's transformer inputs and output.
+     */
+    public float[] denoise(List<TextEmbedding> prompts, long[] seeds, GenerationParams p,
+                           EulerSampler.StepObserver observer) {
         if (prompts.size() != seeds.length || seeds.length == 0) {
             throw new IllegalArgumentException(prompts.size() + " prompts for " + seeds.length + " seeds");
         }
@@ -117,9 +146,7 @@ public final class FluxPipeline {
             System.arraycopy(prompts.get(i).txt(), 0, txt, i * txtLength * ctx, txtLength * ctx);
             System.arraycopy(prompts.get(i).y(), 0, y, i * prompts.get(i).y().length, prompts.get(i).y().length);
         }
-        long t0 = System.nanoTime();
-        sampler.denoise(img, ids, txt, y, b, tokens, txtLength, timesteps(p), p.guidance(), afterStep);
-        long t1 = System.nanoTime();
+        sampler.denoise(img, ids, txt, y, b, tokens, txtLength, timesteps(p), p.guidance(), observer);
         float[] latents = new float[b * LATENT_CHANNELS * lh * lw];
         for (int i = 0; i < b; i++) {
             float[] one = new float[tokens * tokenFeatures];
@@ -127,19 +154,21 @@ public final class FluxPipeline {
             System.arraycopy(LatentPacking.unpack(one, LATENT_CHANNELS, lh, lw), 0, latents,
                     i * LATENT_CHANNELS * lh * lw, LATENT_CHANNELS * lh * lw);
         }
-        Tensor decoded = autoencoder.decode(backend.upload(latents, b, LATENT_CHANNELS, lh, lw));
+        return latents;
+    }
+
+    /** Decodes unpacked latents {@code [B, 16, H/8, W/8]} to float pixels {@code [B, 3, H, W]} in [-1, 1]-ish range. */
+    public float[] decode(float[] latents, int batch, GenerationParams p) {
+        Tensor decoded = autoencoder.decode(backend.upload(latents, batch, LATENT_CHANNELS, p.latentHeight(),
+                p.latentWidth()));
         float[] pixels = backend.download(decoded);
         decoded.close();
-        List<RgbImage> images = new ArrayList<>();
-        byte[] rgb = ImageQuantizer.toRgbU8(pixels, b, p.height(), p.width());
-        int size = p.height() * p.width() * 3;
-        for (int i = 0; i < b; i++) {
-            byte[] one = new byte[size];
-            System.arraycopy(rgb, i * size, one, 0, size);
-            images.add(new RgbImage(p.width(), p.height(), one));
-        }
-        long t2 = System.nanoTime();
-        return new Batch(images, latents, pixels, new StageTimes(0, (t1 - t0) / 1e9, (t2 - t1) / 1e9));
+        return pixels;
+    }
+
+    /** The transformer, for evaluations that run it on another model's inputs. */
+    public FluxTransformer transformer() {
+        return transformer;
     }
 
     /** What a batch produced: the pictures, and the final latents and decoded pixels for parity checks. */

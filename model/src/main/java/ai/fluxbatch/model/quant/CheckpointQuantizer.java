@@ -10,6 +10,7 @@ import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.channels.WritableByteChannel;
 import java.nio.file.Path;
+import java.util.HashMap;
 import java.util.Map;
 
 /**
@@ -21,11 +22,30 @@ public final class CheckpointQuantizer {
     private final Path sourceFile;
     private final String sourceSha256;
     private final QuantizeProgress progress;
+    private final QuantizeRecipe recipe;
+    private final Map<String, Pending> pending = new HashMap<>();
     private long bytesDone;
     private String group;
     private long started;
 
+    /** A quantized layer's codes, scales and bias shift, kept until each of its tensors has been written. */
+    private static final class Pending {
+        final LayerQuantizer.Result result;
+        int uses;
+
+        Pending(LayerQuantizer.Result result, int uses) {
+            this.result = result;
+            this.uses = uses;
+        }
+    }
+
     public CheckpointQuantizer(TensorSource source, Path sourceFile, String sourceSha256, QuantizeProgress progress) {
+        this(source, sourceFile, sourceSha256, progress, QuantizeRecipe.ABSMEAN);
+    }
+
+    public CheckpointQuantizer(TensorSource source, Path sourceFile, String sourceSha256, QuantizeProgress progress,
+                               QuantizeRecipe recipe) {
+        this.recipe = recipe;
         this.source = source;
         this.sourceFile = sourceFile;
         this.sourceSha256 = sourceSha256;
@@ -39,6 +59,7 @@ public final class CheckpointQuantizer {
             throw new ModelException(sourceFile + " is already quantized (" + TernaryFormat.KEY_FORMAT + " = "
                     + meta.get(TernaryFormat.KEY_FORMAT) + "): expected a full-precision checkpoint");
         }
+        recipe.check(source);
         long total = 0;
         for (String name : source.names()) {
             total += source.info(name).byteLength();
@@ -47,16 +68,18 @@ public final class CheckpointQuantizer {
         SafetensorsWriter writer = new SafetensorsWriter()
                 .metadata(TernaryFormat.KEY_FORMAT, TernaryFormat.FORMAT)
                 .metadata(TernaryFormat.KEY_VERSION, TernaryFormat.VERSION)
-                .metadata(TernaryFormat.KEY_METHOD, AbsmeanQuantizer.METHOD)
+                .metadata(TernaryFormat.KEY_METHOD, recipe.method().name())
                 .metadata(TernaryFormat.KEY_PACKING, TernaryFormat.PACKING)
                 .metadata(TernaryFormat.KEY_SOURCE, sourceFile.getFileName().toString())
                 .metadata(TernaryFormat.KEY_SOURCE_SHA256, sourceSha256)
-                .metadata(TernaryFormat.KEY_CALIBRATION, "none")
                 .metadata("format", "pt");
+        recipe.metadata().forEach(writer::metadata);
         for (String name : source.names()) {
             TensorInfo info = source.info(name);
             if (TernaryFormat.isQuantized(name, info.shape())) {
                 addQuantized(writer, info, bytesTotal);
+            } else if (shiftsBias(name)) {
+                addShiftedBias(writer, info, bytesTotal);
             } else {
                 writer.add(name, info.dtype(), info.shape(), out -> {
                     copy(info, out);
@@ -71,24 +94,68 @@ public final class CheckpointQuantizer {
         }
     }
 
-    /** Packed codes and scales are computed together when the codes are written, kept until the scales are. */
+    /**
+     * A layer is quantized when the first of its tensors (bias, packed codes, scales) is written, and kept until the
+     * last of them is, so memory holds one layer at a time.
+     */
     private void addQuantized(SafetensorsWriter writer, TensorInfo info, long bytesTotal) {
         int out = Math.toIntExact(info.shape()[0]), in = Math.toIntExact(info.shape()[1]);
-        float[][] scale = new float[1][];
         writer.add(info.name(), DType.U8, new long[] {TernaryFormat.packedRows(out), in}, channel -> {
-            float[] w = source.floats(info.name());
-            requireFinite(info.name(), w);
-            AbsmeanQuantizer.Result q = AbsmeanQuantizer.quantize(w, out, in);
-            scale[0] = q.scale();
+            LayerQuantizer.Result q = use(info);
             writeFully(channel, ByteBuffer.wrap(TernaryPacking.pack(q.codes(), out, in)));
             advance(info.name(), info.byteLength(), bytesTotal);
         });
         writer.add(TernaryFormat.scaleName(info.name()), DType.F32, new long[] {out}, channel -> {
             ByteBuffer b = ByteBuffer.allocate(4 * out).order(ByteOrder.LITTLE_ENDIAN);
-            b.asFloatBuffer().put(scale[0]);
+            b.asFloatBuffer().put(use(info).scale());
             writeFully(channel, b);
-            scale[0] = null;
         });
+    }
+
+    /** A quantized layer's bias, written as float32 with the method's shift added. */
+    private void addShiftedBias(SafetensorsWriter writer, TensorInfo bias, long bytesTotal) {
+        TensorInfo weight = source.info(weightOf(bias.name()));
+        writer.add(bias.name(), DType.F32, bias.shape(), channel -> {
+            float[] b = source.floats(bias.name());
+            float[] shift = use(weight).biasShift();
+            for (int i = 0; i < b.length; i++) {
+                b[i] += shift[i];
+            }
+            ByteBuffer buf = ByteBuffer.allocate(4 * b.length).order(ByteOrder.LITTLE_ENDIAN);
+            buf.asFloatBuffer().put(b);
+            writeFully(channel, buf);
+            advance(bias.name(), bias.byteLength(), bytesTotal);
+        });
+    }
+
+    private boolean shiftsBias(String name) {
+        if (!recipe.method().needsStatistics() || !name.endsWith(".bias")) {
+            return false;
+        }
+        String weight = weightOf(name);
+        return source.contains(weight) && TernaryFormat.isQuantized(weight, source.info(weight).shape());
+    }
+
+    private static String weightOf(String biasName) {
+        return biasName.substring(0, biasName.length() - ".bias".length()) + ".weight";
+    }
+
+    private LayerQuantizer.Result use(TensorInfo weight) {
+        String name = weight.name();
+        Pending p = pending.get(name);
+        if (p == null) {
+            int out = Math.toIntExact(weight.shape()[0]), in = Math.toIntExact(weight.shape()[1]);
+            float[] w = source.floats(name);
+            requireFinite(name, w);
+            String layer = name.substring(0, name.length() - ".weight".length());
+            boolean shifting = shiftsBias(layer + ".bias");
+            p = new Pending(recipe.quantize(layer, w, out, in, shifting), shifting ? 3 : 2);
+            pending.put(name, p);
+        }
+        if (--p.uses == 0) {
+            pending.remove(name);
+        }
+        return p.result;
     }
 
     private void requireFinite(String name, float[] w) {

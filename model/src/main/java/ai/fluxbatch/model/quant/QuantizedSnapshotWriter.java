@@ -30,6 +30,11 @@ public final class QuantizedSnapshotWriter {
     }
 
     public static void write(FluxSnapshot source, Path output, boolean overwrite, QuantizeProgress progress) {
+        write(source, output, overwrite, progress, QuantizeRecipe.ABSMEAN);
+    }
+
+    public static void write(FluxSnapshot source, Path output, boolean overwrite, QuantizeProgress progress,
+                             QuantizeRecipe recipe) {
         Path out = output.toAbsolutePath().normalize();
         if (Files.exists(out) && !overwrite) {
             throw new ModelException("output folder " + output + " exists: choose another, or pass --overwrite");
@@ -44,7 +49,7 @@ public final class QuantizedSnapshotWriter {
             Files.createDirectories(tmp);
             String name = transformer.getFileName().toString().replaceFirst("\\.index\\.json$", "");
             try (TensorSource weights = TensorSources.open(transformer)) {
-                new CheckpointQuantizer(weights, transformer, sha256(transformerFiles), progress)
+                new CheckpointQuantizer(weights, transformer, sha256(transformerFiles), progress, recipe)
                         .write(tmp.resolve(name));
             }
             copyOthers(source.root(), tmp, transformerFiles);

@@ -21,12 +21,24 @@ public final class EulerSampler {
         this.transformer = transformer;
     }
 
-    /**
-     * Denoises packed tokens {@code img [B, L, 64]} (modified in place and returned) under text {@code txt [B, T, ctx]}
-     * and pooled vectors {@code y [B, vec]}; {@code afterStep} hears each finished step's index.
-     */
+    /** Hears each finished step: its index, the transformer's inputs and the velocity it predicted. */
+    @FunctionalInterface
+    public interface StepObserver {
+        void step(int index, FluxInputs inputs, float[] velocity);
+    }
+
     public float[] denoise(float[] img, float[] imgIds, float[] txt, float[] y, int batch, int imgLength,
                            int txtLength, double[] timesteps, float guidance, IntConsumer afterStep) {
+        return denoise(img, imgIds, txt, y, batch, imgLength, txtLength, timesteps, guidance,
+                (index, inputs, velocity) -> afterStep.accept(index));
+    }
+
+    /**
+     * Denoises packed tokens {@code img [B, L, 64]} (modified in place and returned) under text {@code txt [B, T, ctx]}
+     * and pooled vectors {@code y [B, vec]}; {@code afterStep} hears each step before its update is applied.
+     */
+    public float[] denoise(float[] img, float[] imgIds, float[] txt, float[] y, int batch, int imgLength,
+                           int txtLength, double[] timesteps, float guidance, StepObserver afterStep) {
         float[] txtIds = new float[batch * txtLength * transformer.config().axesDim().length];
         float[] guidanceVec = new float[batch];
         Arrays.fill(guidanceVec, guidance);
@@ -37,11 +49,11 @@ public final class EulerSampler {
             Tensor velocity = transformer.forward(in, TapSink.NONE);
             float[] v = backend.download(velocity);
             velocity.close();
+            afterStep.step(s, in, v);
             double dt = timesteps[s + 1] - timesteps[s];
             for (int i = 0; i < img.length; i++) {
                 img[i] = (float) (img[i] + dt * v[i]);
             }
-            afterStep.accept(s);
         }
         return img;
     }

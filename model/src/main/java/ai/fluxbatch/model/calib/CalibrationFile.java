@@ -1,0 +1,124 @@
+package ai.fluxbatch.model.calib;
+
+import ai.fluxbatch.model.ModelException;
+import ai.fluxbatch.model.safetensors.DType;
+import ai.fluxbatch.model.safetensors.SafetensorsException;
+import ai.fluxbatch.model.safetensors.SafetensorsWriter;
+import ai.fluxbatch.model.safetensors.TensorInfo;
+import ai.fluxbatch.model.safetensors.TensorSource;
+import ai.fluxbatch.model.safetensors.TensorSources;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.TreeSet;
+
+/**
+ * Calibration statistics as one safetensors file: per layer {@code <layer>.tokens} (I64 [1]), {@code .input_sum} and
+ * {@code .input_sum_sq} (F64 [in]), {@code .input_absmax} (F32 [in]) and, when recorded, {@code .input_gram} (F32
+ * [in, in]); {@code __metadata__} holds the format, its version and what the job says (model, prompts, steps, counts).
+ */
+public final class CalibrationFile {
+    public static final String FORMAT = "fluxbatch-calibration";
+    public static final String VERSION = "1";
+    public static final String KEY_FORMAT = "format";
+    public static final String KEY_VERSION = "format_version";
+
+    private static final String TOKENS = ".tokens";
+    private static final String SUM = ".input_sum";
+    private static final String SUM_SQ = ".input_sum_sq";
+    private static final String ABSMAX = ".input_absmax";
+    private static final String GRAM = ".input_gram";
+
+    /** Statistics read back, with the file's metadata. */
+    public record Contents(CalibrationStats stats, Map<String, String> metadata) {
+    }
+
+    private CalibrationFile() {
+    }
+
+    public static void write(CalibrationStats stats, Map<String, String> metadata, Path target) {
+        SafetensorsWriter w = new SafetensorsWriter().metadata(KEY_FORMAT, FORMAT).metadata(KEY_VERSION, VERSION);
+        metadata.forEach(w::metadata);
+        for (var e : stats.layers().entrySet()) {
+            String l = e.getKey();
+            LayerStats s = e.getValue();
+            long in = s.inFeatures();
+            w.addI64(l + TOKENS, new long[] {1}, new long[] {s.tokens()});
+            w.add(l + SUM, DType.F64, new long[] {in}, doubles(s.sum()));
+            w.add(l + SUM_SQ, DType.F64, new long[] {in}, doubles(s.sumSq()));
+            w.addF32(l + ABSMAX, new long[] {in}, s.absMax());
+            if (s.hasGram()) {
+                w.addF32(l + GRAM, new long[] {in, in}, s.gram());
+            }
+        }
+        w.write(target);
+    }
+
+    public static Contents read(Path file) {
+        try (TensorSource src = TensorSources.open(file)) {
+            Map<String, String> meta = new LinkedHashMap<>(src.metadata());
+            if (!FORMAT.equals(meta.get(KEY_FORMAT))) {
+                throw new ModelException(file + " is not a calibration statistics file: its metadata " + KEY_FORMAT
+                        + " is " + meta.get(KEY_FORMAT) + ", expected " + FORMAT + " (made by fluxbatch calibrate)");
+            }
+            if (!VERSION.equals(meta.get(KEY_VERSION))) {
+                throw new ModelException(file + " has calibration format version " + meta.get(KEY_VERSION)
+                        + ", expected " + VERSION);
+            }
+            meta.remove(KEY_FORMAT);
+            meta.remove(KEY_VERSION);
+            CalibrationStats stats = new CalibrationStats();
+            TreeSet<String> layers = new TreeSet<>();
+            for (String n : src.names()) {
+                if (n.endsWith(TOKENS)) {
+                    layers.add(n.substring(0, n.length() - TOKENS.length()));
+                }
+            }
+            if (layers.isEmpty()) {
+                throw new ModelException(file + " holds no layer statistics (no <layer>" + TOKENS + " entry)");
+            }
+            for (String l : layers) {
+                stats.put(l, layer(src, file, l));
+            }
+            return new Contents(stats, meta);
+        } catch (SafetensorsException e) {
+            throw new ModelException("calibration statistics " + file + " cannot be read: " + e.getMessage(), e);
+        }
+    }
+
+    private static LayerStats layer(TensorSource src, Path file, String l) {
+        int in = Math.toIntExact(require(src, file, l + SUM, DType.F64).shape()[0]);
+        require(src, file, l + SUM_SQ, DType.F64, in);
+        require(src, file, l + ABSMAX, DType.F32, in);
+        require(src, file, l + TOKENS, DType.I64, 1);
+        float[] gram = null;
+        if (src.contains(l + GRAM)) {
+            require(src, file, l + GRAM, DType.F32, in, in);
+            gram = src.floats(l + GRAM);
+        }
+        return new LayerStats(in, src.longs(l + TOKENS)[0], src.doubles(l + SUM), src.doubles(l + SUM_SQ),
+                src.floats(l + ABSMAX), gram);
+    }
+
+    private static TensorInfo require(TensorSource src, Path file, String name, DType dtype, long... shape) {
+        if (!src.contains(name)) {
+            throw new ModelException(file + " lacks " + name + ": expected " + dtype + " statistics for that layer");
+        }
+        TensorInfo info = src.info(name);
+        boolean shapeOk = shape.length == 0 ? info.shape().length == 1 : Arrays.equals(info.shape(), shape);
+        if (info.dtype() != dtype || !shapeOk) {
+            throw new ModelException(file + ": " + name + " is " + info.dtype() + " " + Arrays.toString(info.shape())
+                    + ", expected " + dtype + (shape.length == 0 ? " [in]" : " " + Arrays.toString(shape)));
+        }
+        return info;
+    }
+
+    private static ByteBuffer doubles(double[] v) {
+        ByteBuffer b = ByteBuffer.allocate(8 * v.length).order(ByteOrder.LITTLE_ENDIAN);
+        b.asDoubleBuffer().put(v);
+        return b;
+    }
+}
