@@ -1,6 +1,11 @@
 package ai.fluxbatch.jobs.cli;
 
+import ai.fluxbatch.model.Sha256;
+import ai.fluxbatch.model.calib.CalibrationFile;
 import ai.fluxbatch.model.quant.AbsmeanQuantizer;
+import ai.fluxbatch.model.quant.LayerQuantizer;
+import ai.fluxbatch.model.quant.QuantizeMethods;
+import ai.fluxbatch.model.quant.QuantizeRecipe;
 import ai.fluxbatch.model.quant.QuantizedSnapshotWriter;
 import ai.fluxbatch.model.snapshot.FluxSnapshot;
 import java.io.PrintWriter;
@@ -24,10 +29,16 @@ public final class QuantizeCommand implements Callable<Integer> {
     @Option(names = "--output", required = true, paramLabel = "DIR", description = "The quantized snapshot folder.")
     Path output;
 
-    @Option(names = "--method", defaultValue = AbsmeanQuantizer.METHOD, paramLabel = "M",
-            description = "Quantization method: ${COMPLETION-CANDIDATES} (default: ${DEFAULT-VALUE}).",
-            completionCandidates = Methods.class)
+    @Option(names = "--method", paramLabel = "M", completionCandidates = Methods.class,
+            description = {"Quantization method: ${COMPLETION-CANDIDATES}. absmean needs nothing; refit (absmean codes,"
+                + " least-squares scales) and gptq (error-compensating, ternary GPTQ; needs calibrate --gram) read"
+                + " --calibration statistics and move the mean error into the bias.",
+                "Default: " + QuantizeMethods.BEST_CALIBRATED + " with --calibration, else absmean."})
     String method;
+
+    @Option(names = "--calibration", paramLabel = "STATS",
+            description = "Activation statistics from fluxbatch calibrate (a local .safetensors file) for the calibrated methods.")
+    Path calibration;
 
     @Option(names = "--overwrite", description = "Replace the output folder if it exists (only once the new one is complete).")
     boolean overwrite;
@@ -37,24 +48,40 @@ public final class QuantizeCommand implements Callable<Integer> {
 
     static final class Methods extends java.util.ArrayList<String> {
         Methods() {
-            super(java.util.List.of(AbsmeanQuantizer.METHOD));
+            super(QuantizeMethods.names());
         }
     }
 
     @Override
     public Integer call() {
-        if (!new Methods().contains(method)) {
-            throw new CommandLine.ParameterException(spec.commandLine(), "--method is '" + method + "', expected one of "
+        String chosen = method != null ? method
+                : calibration != null ? QuantizeMethods.BEST_CALIBRATED : AbsmeanQuantizer.METHOD;
+        if (!new Methods().contains(chosen)) {
+            throw new CommandLine.ParameterException(spec.commandLine(), "--method is '" + chosen + "', expected one of "
                     + new Methods());
+        }
+        LayerQuantizer quantizer = QuantizeMethods.byName(chosen);
+        if (quantizer.needsStatistics() && calibration == null) {
+            throw new CommandLine.ParameterException(spec.commandLine(), "--method " + chosen + " needs --calibration"
+                    + " STATS: run fluxbatch calibrate" + (quantizer.needsGram() ? " --gram" : "") + " first");
         }
         PrintWriter err = spec.commandLine().getErr();
         FluxSnapshot snapshot = FluxSnapshot.open(model.resolve());
+        QuantizeRecipe recipe = QuantizeRecipe.ABSMEAN;
+        if (quantizer.needsStatistics()) {
+            CalibrationFile.Contents stats = CalibrationFile.read(calibration);
+            recipe = new QuantizeRecipe(quantizer, stats.stats(), calibration.getFileName().toString(),
+                    Sha256.ofFile(calibration), stats.metadata());
+        } else if (calibration != null) {
+            err.println("quantize: --method " + chosen + " does not read --calibration; " + calibration + " is unused");
+        }
+        err.printf(Locale.ROOT, "quantize: method %s%s%n", chosen, calibration == null ? "" : ", statistics " + calibration);
         long start = System.nanoTime();
         QuantizedSnapshotWriter.write(snapshot, output, overwrite, (group, done, total, seconds) -> {
             double rate = done / Math.max(seconds, 1e-9);
             err.printf(Locale.ROOT, "quantize: %-18s %s of %s (%.1f%%), %s/s, ETA %s%n", group, bytes(done), bytes(total),
                     100.0 * done / total, bytes((long) rate), eta((total - done) / Math.max(rate, 1)));
-        });
+        }, recipe);
         err.printf(Locale.ROOT, "quantize: %s written in %.1f s%n", output, (System.nanoTime() - start) / 1e9);
         return 0;
     }

@@ -6,14 +6,11 @@ import ai.fluxbatch.model.safetensors.TensorSource;
 import ai.fluxbatch.model.safetensors.TensorSources;
 import ai.fluxbatch.model.snapshot.FluxSnapshot;
 import java.io.IOException;
-import java.io.InputStream;
 import java.io.UncheckedIOException;
 import java.nio.file.FileAlreadyExistsException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
-import java.security.DigestInputStream;
-import java.security.MessageDigest;
 import java.util.Comparator;
 import java.util.List;
 import java.util.Set;
@@ -49,7 +46,7 @@ public final class QuantizedSnapshotWriter {
             Files.createDirectories(tmp);
             String name = transformer.getFileName().toString().replaceFirst("\\.index\\.json$", "");
             try (TensorSource weights = TensorSources.open(transformer)) {
-                new CheckpointQuantizer(weights, transformer, sha256(transformerFiles), progress, recipe)
+                new CheckpointQuantizer(weights, transformer, Sha256.ofFiles(transformerFiles), progress, recipe)
                         .write(tmp.resolve(name));
             }
             copyOthers(source.root(), tmp, transformerFiles);
@@ -75,19 +72,6 @@ public final class QuantizedSnapshotWriter {
             }
         }
         return files;
-    }
-
-    static String sha256(Set<Path> files) throws IOException {
-        MessageDigest sha = Sha256.digest();
-        byte[] buf = new byte[1 << 20];
-        for (Path f : files) {
-            try (InputStream in = new DigestInputStream(Files.newInputStream(f), sha)) {
-                while (in.read(buf) >= 0) {
-                    // the digest sees every byte as it is read
-                }
-            }
-        }
-        return Sha256.hex(sha);
     }
 
     private static void copyOthers(Path root, Path target, Set<Path> skip) throws IOException {

@@ -1,0 +1,71 @@
+package ai.fluxbatch.model.calib;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import ai.fluxbatch.model.ModelException;
+import ai.fluxbatch.model.safetensors.SafetensorsWriter;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.Map;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+class CalibrationFileTest {
+    @TempDir
+    Path tmp;
+
+    @Test
+    void writesAndReadsBackEveryStatisticAndTheMetadata() {
+        CalibrationStats stats = new CalibrationStats();
+        stats.layer("double_blocks.0.img_attn.qkv", 3, true).addRows(new float[] {1, -2, 3, 0.5f, 0, -1}, 2);
+        stats.get("double_blocks.0.img_attn.qkv").addGram(new float[] {1, 2, 3, 4, 5, 6, 7, 8, 9});
+        stats.layer("single_blocks.0.linear2", 2, false).addRows(new float[] {4, 5}, 1);
+        Path f = tmp.resolve("stats.safetensors");
+        CalibrationFile.write(stats, Map.of("model", "tiny", "steps", "4"), f);
+
+        CalibrationFile.Contents back = CalibrationFile.read(f);
+        assertEquals("tiny", back.metadata().get("model"));
+        assertEquals("4", back.metadata().get("steps"));
+        LayerStats qkv = back.stats().get("double_blocks.0.img_attn.qkv");
+        assertEquals(2, qkv.tokens());
+        assertArrayEquals(new double[] {1.5, -2, 2}, qkv.sum());
+        assertArrayEquals(new double[] {1.25, 4, 10}, qkv.sumSq());
+        assertArrayEquals(new float[] {1, 2, 3}, qkv.absMax());
+        assertArrayEquals(new float[] {1, 2, 3, 4, 5, 6, 7, 8, 9}, qkv.gram());
+        assertNull(back.stats().get("single_blocks.0.linear2").gram());
+    }
+
+    @Test
+    void aTruncatedFileIsAClearError() throws IOException {
+        CalibrationStats stats = new CalibrationStats();
+        stats.layer("double_blocks.0.img_mlp.0", 64, true).addRows(new float[64], 1);
+        Path f = tmp.resolve("stats.safetensors");
+        CalibrationFile.write(stats, Map.of(), f);
+        byte[] all = Files.readAllBytes(f);
+        Files.write(f, Arrays.copyOf(all, all.length - 1000));
+        ModelException e = assertThrows(ModelException.class, () -> CalibrationFile.read(f));
+        assertTrue(e.getMessage().contains(f.toString()) && e.getMessage().contains("calibration statistics"), e.getMessage());
+    }
+
+    @Test
+    void aFileOfAnotherKindOrWithAMissingStatisticIsRefused() throws IOException {
+        Path other = tmp.resolve("weights.safetensors");
+        new SafetensorsWriter().addF32("x", new long[] {1}, new float[] {1}).write(other);
+        ModelException e = assertThrows(ModelException.class, () -> CalibrationFile.read(other));
+        assertTrue(e.getMessage().contains("not a calibration statistics file"), e.getMessage());
+
+        Path partial = tmp.resolve("partial.safetensors");
+        new SafetensorsWriter().metadata(CalibrationFile.KEY_FORMAT, CalibrationFile.FORMAT)
+                .metadata(CalibrationFile.KEY_VERSION, CalibrationFile.VERSION)
+                .addI64("l.tokens", new long[] {1}, new long[] {3})
+                .addF32("l.input_absmax", new long[] {2}, new float[] {1, 1}).write(partial);
+        e = assertThrows(ModelException.class, () -> CalibrationFile.read(partial));
+        assertTrue(e.getMessage().contains("lacks l.input_sum"), e.getMessage());
+    }
+}
