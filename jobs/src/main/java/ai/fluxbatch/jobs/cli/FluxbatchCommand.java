@@ -9,7 +9,7 @@ import picocli.CommandLine.Command;
 /** {@code fluxbatch}: the command a user types. */
 @Command(name = "fluxbatch", mixinStandardHelpOptions = true, versionProvider = Version.class,
         description = "1.58-bit FLUX.1 text-to-image at scale on Apache Spark.",
-        subcommands = {GenerateCommand.class, QuantizeCommand.class, DebugCommand.class, CommandLine.HelpCommand.class})
+        subcommands = {GenerateCommand.class, CalibrateCommand.class, QuantizeCommand.class, EvaluateCommand.class, DebugCommand.class, CommandLine.HelpCommand.class})
 public final class FluxbatchCommand implements Runnable {
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;

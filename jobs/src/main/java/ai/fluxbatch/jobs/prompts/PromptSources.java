@@ -29,7 +29,7 @@ import org.apache.spark.sql.SparkSession;
  * {@code .jsonl} objects with a {@code prompt} field (GenEval's evaluation_metadata.jsonl included), {@code .csv} /
  * {@code .tsv} with a header ({@code --prompt-column}, else {@code prompt} or PartiPrompts' {@code Prompt}), and
  * {@code .parquet} through Spark. Text formats are parsed here rather than by Spark's readers so that an error can
- * name the file, line and field.
+ * name the file, line and field. A {@link BuiltInPrompts} name ({@code paper-7232}) reads that shipped set instead.
  */
 public final class PromptSources {
     private static final ObjectMapper JSON = new ObjectMapper();
@@ -38,6 +38,9 @@ public final class PromptSources {
     }
 
     public static List<PromptRow> read(String uri, String promptColumn, SparkSession spark) {
+        if (BuiltInPrompts.isName(uri)) {
+            return BuiltInPrompts.rows(uri);
+        }
         Configuration conf = spark.sparkContext().hadoopConfiguration();
         List<Path> files = files(uri, conf);
         List<PromptRow> rows = new ArrayList<>();

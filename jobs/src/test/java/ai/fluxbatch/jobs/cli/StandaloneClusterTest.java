@@ -1,10 +1,13 @@
 package ai.fluxbatch.jobs.cli;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import ai.fluxbatch.model.Golden;
+import ai.fluxbatch.model.calib.CalibrationFile;
+import ai.fluxbatch.model.calib.CalibrationStats;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.IOException;
@@ -16,6 +19,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.HashMap;
 import java.util.HashSet;
 import java.util.LinkedHashMap;
@@ -87,20 +91,7 @@ class StandaloneClusterTest {
     @Test
     void twoExecutorsWriteEveryImageOnceAndLoadTheEngineOnceEach() throws Exception {
         Path out = tmp.resolve("out");
-        Map<String, String> conf = new LinkedHashMap<>();
-        conf.put("spark.driver.host", "127.0.0.1");
-        conf.put("spark.driver.bindAddress", "127.0.0.1");
-        conf.put("spark.ui.enabled", "false");
-        conf.put("spark.executor.cores", "1");
-        conf.put("spark.executor.memory", "1g");
-        conf.put("spark.cores.max", "2");
-        // start the tasks only once both executors are there, so that both get some
-        conf.put("spark.scheduler.minRegisteredResourcesRatio", "1.0");
-        conf.put("spark.scheduler.maxRegisteredResourcesWaitingTime", "120s");
-        conf.put("spark.executor.extraJavaOptions", jvmOptions + " -Dlog4j2.configurationFile="
-                + System.getProperty("log4j2.configurationFile"));
-        conf.put("spark.executor.extraClassPath", System.getProperty("java.class.path"));
-        CliRun run = withSystemProperties(conf, () -> CliRun.of("generate", "--master", masterUrl,
+        CliRun run = withSystemProperties(clusterConf(), () -> CliRun.of("generate", "--master", masterUrl,
                 "--model", Golden.path("flux-tiny-dev").toString(),
                 "--prompt", "a red circle", "--prompt", "a blue square", "--prompt", "a green triangle",
                 "--prompt", "a yellow star", "--images-per-prompt", "2", "--images-per-partition", "2",
@@ -138,6 +129,62 @@ class StandaloneClusterTest {
         assertEquals(2, maxLoads.size(), "rows from two executors: " + imagesPerExecutor);
         assertTrue(!maxLoads.containsKey("driver"), "ran in the driver: " + maxLoads);
         maxLoads.forEach((executor, loads) -> assertEquals(1, loads, "engine loads on executor " + executor));
+    }
+
+    /**
+     * {@code fluxbatch calibrate} over two executor JVMs: partial statistics computed in each, merged by treeAggregate
+     * across them, equal those of one local run up to summation order.
+     */
+    @Test
+    void calibrateOverTwoExecutorsGivesTheLocalStatistics() throws Exception {
+        String[] args = {"--model", Golden.path("flux-tiny-dev").toString(), "--prompt", "a red circle",
+            "--prompt", "a blue square", "--prompt", "a green triangle", "--prompt", "a yellow star", "--steps", "1",
+            "--height", "32", "--width", "32", "--batch-size", "1", "--prompts-per-partition", "1"};
+        Path cluster = tmp.resolve("cluster.safetensors");
+        Path local = tmp.resolve("local.safetensors");
+        CliRun run = withSystemProperties(clusterConf(), () -> CliRun.of(concat(new String[] {"calibrate", "--master",
+            masterUrl, "--output", cluster.toString()}, args)));
+        assertEquals(0, run.exitCode(), run.err() + run.out() + logs());
+        CliRun ref = CliRun.of(concat(new String[] {"calibrate", "--master", "local[1]", "--output", local.toString()},
+                args));
+        assertEquals(0, ref.exitCode(), ref.err() + ref.out());
+        CalibrationStats a = CalibrationFile.read(cluster).stats();
+        CalibrationStats b = CalibrationFile.read(local).stats();
+        assertEquals(b.layers().keySet(), a.layers().keySet());
+        for (String l : b.layers().keySet()) {
+            assertEquals(b.get(l).tokens(), a.get(l).tokens(), l);
+            assertArrayEquals(b.get(l).absMax(), a.get(l).absMax(), l);
+            for (int i = 0; i < b.get(l).inFeatures(); i++) {
+                double sq = b.get(l).sumSq()[i];
+                assertEquals(sq, a.get(l).sumSq()[i], 1e-5 * sq, l + " sum of squares " + i);
+                assertEquals(b.get(l).sum()[i], a.get(l).sum()[i], 1e-5 * Math.sqrt(sq * b.get(l).tokens()),
+                        l + " sum " + i);
+            }
+        }
+    }
+
+    private static String[] concat(String[] a, String[] b) {
+        String[] all = Arrays.copyOf(a, a.length + b.length);
+        System.arraycopy(b, 0, all, a.length, b.length);
+        return all;
+    }
+
+    /** The driver settings a job on this cluster needs: executors with this JVM's class path, both before any task. */
+    private static Map<String, String> clusterConf() {
+        Map<String, String> conf = new LinkedHashMap<>();
+        conf.put("spark.driver.host", "127.0.0.1");
+        conf.put("spark.driver.bindAddress", "127.0.0.1");
+        conf.put("spark.ui.enabled", "false");
+        conf.put("spark.executor.cores", "1");
+        conf.put("spark.executor.memory", "1g");
+        conf.put("spark.cores.max", "2");
+        // start the tasks only once both executors are there, so that both get some
+        conf.put("spark.scheduler.minRegisteredResourcesRatio", "1.0");
+        conf.put("spark.scheduler.maxRegisteredResourcesWaitingTime", "120s");
+        conf.put("spark.executor.extraJavaOptions", jvmOptions + " -Dlog4j2.configurationFile="
+                + System.getProperty("log4j2.configurationFile"));
+        conf.put("spark.executor.extraClassPath", System.getProperty("java.class.path"));
+        return conf;
     }
 
     private interface Check {

@@ -1,0 +1,88 @@
+package ai.fluxbatch.jobs.calibrate;
+
+import ai.fluxbatch.model.calib.CalibrationStats;
+import ai.fluxbatch.model.pipeline.TextEmbedding;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.Iterator;
+import java.util.List;
+import java.util.Map;
+import org.apache.spark.TaskContext;
+import org.apache.spark.api.java.function.FlatMapFunction;
+import org.apache.spark.util.LongAccumulator;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The work of one Spark partition: its prompts in batches of {@code batchSize} along the sampling trajectory of the
+ * executor's recording engine, merged into one {@link CalibrationPartial}. A batch that fails is run again prompt by
+ * prompt, so a bad prompt fails alone and leaves no statistics behind; the partition goes on.
+ */
+public final class CalibratePartition implements FlatMapFunction<Iterator<CalibratePrompt>, CalibrationPartial> {
+    /**
+     * Test hook: when this system property is true, the first attempt of partition 0 fails after it has done its
+     * work, so that a test can check a retried task's statistics count once.
+     */
+    public static final String FAIL_FIRST_ATTEMPT = "fluxbatch.test.failFirstAttempt";
+    private static final Logger LOG = LoggerFactory.getLogger(CalibratePartition.class);
+
+    private final CalibrateSettings settings;
+    private final LongAccumulator promptsDone;
+
+    public CalibratePartition(CalibrateSettings settings, LongAccumulator promptsDone) {
+        this.settings = settings;
+        this.promptsDone = promptsDone;
+    }
+
+    @Override
+    public Iterator<CalibrationPartial> call(Iterator<CalibratePrompt> prompts) {
+        List<CalibratePrompt> all = new ArrayList<>();
+        prompts.forEachRemaining(all::add);
+        CalibrationPartial partial = new CalibrationPartial();
+        if (!all.isEmpty()) {
+            CalibrationEngines.Engine engine = CalibrationEngines.get(settings); // a model that cannot load fails the task
+            synchronized (engine) {
+                Map<String, TextEmbedding> embeddings = new HashMap<>();
+                for (int i = 0; i < all.size(); i += settings.batchSize()) {
+                    runBatch(engine, all.subList(i, Math.min(all.size(), i + settings.batchSize())), embeddings, partial);
+                }
+            }
+        }
+        failFirstAttemptIfAsked();
+        return List.of(partial).iterator();
+    }
+
+    private void runBatch(CalibrationEngines.Engine engine, List<CalibratePrompt> batch,
+                          Map<String, TextEmbedding> embeddings, CalibrationPartial partial) {
+        try {
+            List<TextEmbedding> texts = new ArrayList<>();
+            long[] seeds = new long[batch.size()];
+            for (int i = 0; i < batch.size(); i++) {
+                texts.add(embeddings.computeIfAbsent(batch.get(i).prompt(), engine.pipeline()::embed));
+                seeds[i] = batch.get(i).seed();
+            }
+            CalibrationStats stats = engine.run().record(texts, seeds, settings.params(), settings.recordedSteps());
+            partial.add(stats, batch.size());
+            promptsDone.add(batch.size());
+        } catch (RuntimeException e) {
+            if (batch.size() > 1) {
+                for (CalibratePrompt p : batch) { // one by one, so a bad prompt fails alone
+                    runBatch(engine, List.of(p), embeddings, partial);
+                }
+                return;
+            }
+            CalibratePrompt p = batch.get(0);
+            LOG.warn("prompt {} '{}' failed: {}", p.index(), p.prompt(), e.toString());
+            partial.fail(p, String.valueOf(e.getMessage()));
+            promptsDone.add(1);
+        }
+    }
+
+    private static void failFirstAttemptIfAsked() {
+        TaskContext task = TaskContext.get();
+        if (Boolean.getBoolean(FAIL_FIRST_ATTEMPT) && task != null && task.partitionId() == 0
+                && task.attemptNumber() == 0) {
+            throw new IllegalStateException(FAIL_FIRST_ATTEMPT + ": the first attempt of partition 0 fails on purpose");
+        }
+    }
+}

@@ -1,0 +1,22 @@
+package ai.fluxbatch.jobs.calibrate;
+
+import ai.fluxbatch.model.pipeline.GenerationParams;
+import java.io.Serializable;
+import java.util.regex.Pattern;
+
+/**
+ * What every task of one calibrate run shares; shipped to executors, so plain serializable values only.
+ * {@code layers} is a regular expression searched for in each quantizable layer's name (null: every layer).
+ */
+public record CalibrateSettings(String model, boolean gram, String layers, int height, int width, int steps,
+                                float guidance, int batchSize, StepSelection recordedSteps) implements Serializable {
+
+    public GenerationParams params() {
+        return new GenerationParams(height, width, steps, guidance);
+    }
+
+    /** Whether the layer named {@code layer} ({@code double_blocks.0.img_attn.qkv}) is recorded. */
+    public boolean records(String layer) {
+        return layers == null || Pattern.compile(layers).matcher(layer).find();
+    }
+}

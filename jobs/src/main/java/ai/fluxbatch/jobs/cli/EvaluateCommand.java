@@ -1,0 +1,246 @@
+package ai.fluxbatch.jobs.cli;
+
+import ai.fluxbatch.jobs.eval.EvaluationReport;
+import ai.fluxbatch.jobs.eval.MachineInfo;
+import ai.fluxbatch.jobs.eval.ReportJson;
+import ai.fluxbatch.jobs.eval.ReportMarkdown;
+import ai.fluxbatch.jobs.prompts.BuiltInPrompts;
+import ai.fluxbatch.jobs.prompts.PromptRow;
+import ai.fluxbatch.jobs.prompts.PromptSources;
+import ai.fluxbatch.kernel.cpu.CpuBackend;
+import ai.fluxbatch.model.eval.Architectures;
+import ai.fluxbatch.model.eval.CandidateResult;
+import ai.fluxbatch.model.eval.QuantizationEvaluation;
+import ai.fluxbatch.model.eval.QuantizationInfo;
+import ai.fluxbatch.model.flux.FluxConfig;
+import ai.fluxbatch.model.pipeline.FluxPipeline;
+import ai.fluxbatch.model.pipeline.GenerationParams;
+import ai.fluxbatch.model.pipeline.TextEmbedding;
+import ai.fluxbatch.model.snapshot.FluxSnapshot;
+import java.io.IOException;
+import java.io.PrintWriter;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+import java.util.concurrent.Callable;
+import org.apache.spark.sql.SparkSession;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+/** {@code fluxbatch evaluate}: how far quantized models are from full precision, on the same prompts and seeds. */
+@Command(name = "evaluate", mixinStandardHelpOptions = true, sortOptions = false,
+        description = {"Measure 1.58-bit models against the full-precision reference on held-out prompts, with the same"
+            + " seeds, in this JVM (no Spark job): per denoising step the relative L2 error of each candidate's"
+            + " transformer output on the reference's own inputs, the relative L2 error of its final latents, and the"
+            + " PSNR of its 8-bit images against the reference's.",
+            "Prints the tables; --output FILE also writes them to FILE.md and FILE.json."})
+public final class EvaluateCommand implements Callable<Integer> {
+    @Option(names = "--reference", paramLabel = "DIR", description = "The full-precision FLUX.1 snapshot folder"
+            + " (default: the shipped " + ModelOption.EMBEDDED + " miniature).")
+    Path reference;
+
+    @Option(names = "--quantized", required = true, paramLabel = "DIR",
+            description = "A quantized snapshot folder of the reference, as fluxbatch quantize writes it (repeatable).")
+    List<Path> quantized = new ArrayList<>();
+
+    @Option(names = "--prompt", paramLabel = "TEXT", description = "A prompt (repeatable).")
+    List<String> prompts = new ArrayList<>();
+
+    @Option(names = "--prompts", paramLabel = "URI|NAME", description = "A prompt dataset, as generate reads it: a"
+            + " file, folder or glob of .txt, .jsonl, .csv/.tsv or .parquet, or a built-in set (paper-7232). Rows"
+            + " without a usable prompt are skipped and counted.")
+    String promptsUri;
+
+    @Option(names = "--prompt-column", paramLabel = "NAME",
+            description = "The prompt column of csv/tsv/jsonl/parquet (default: prompt, or Prompt).")
+    String promptColumn;
+
+    @Option(names = "--limit", paramLabel = "N", description = "Only the first N usable prompts.")
+    Integer limit;
+
+    @Option(names = "--seed", defaultValue = "1000", description = "Prompt i is denoised from seed + i"
+            + " (default: ${DEFAULT-VALUE}).")
+    long seed;
+
+    @Option(names = "--steps", description = "Denoising steps (default: 50 for dev models, 4 for schnell).")
+    Integer steps;
+
+    @Option(names = "--height", defaultValue = "64", description = "Image height, a multiple of 16 (default: ${DEFAULT-VALUE}).")
+    int height;
+
+    @Option(names = "--width", defaultValue = "64", description = "Image width, a multiple of 16 (default: ${DEFAULT-VALUE}).")
+    int width;
+
+    @Option(names = "--guidance", defaultValue = "3.5", description = "Guidance for dev models (default: ${DEFAULT-VALUE}).")
+    float guidance;
+
+    @Option(names = "--batch-size", defaultValue = "4", paramLabel = "N",
+            description = "Prompts denoised together (default: ${DEFAULT-VALUE}).")
+    int batchSize;
+
+    @Option(names = "--output", paramLabel = "FILE", description = "Also write the report to FILE.md and FILE.json"
+            + " (a .md or .json ending given here is dropped first).")
+    Path output;
+
+    @CommandLine.Spec
+    CommandLine.Model.CommandSpec spec;
+
+    @Override
+    public Integer call() {
+        CommandLine cli = spec.commandLine();
+        PrintWriter err = cli.getErr();
+        if (prompts.isEmpty() && promptsUri == null) {
+            throw new CommandLine.ParameterException(cli, "no prompts: give --prompt TEXT (repeatable) or --prompts URI");
+        }
+        positive("--batch-size", batchSize);
+        if (limit != null) {
+            positive("--limit", limit);
+        }
+        if (seed < 0) {
+            throw new CommandLine.ParameterException(cli, "--seed is " + seed + ", expected a non-negative integer");
+        }
+        Path ref = (reference != null ? reference : ModelOption.embedded()).toAbsolutePath().normalize();
+        folder("--reference", ref);
+        for (Path q : quantized) {
+            folder("--quantized", q);
+        }
+        GenerationParams params = params(ref);
+
+        QuantizationInfo refQuantization = checkModels(ref, err);
+        Prompts chosen = prompts();
+        err.printf(Locale.ROOT, "evaluate: %d prompts (%d skipped), %d candidates against %s%n", chosen.texts.size(),
+                chosen.skipped, quantized.size(), ref);
+
+        try (CpuBackend backend = new CpuBackend()) {
+            long t0 = System.nanoTime();
+            FluxPipeline refPipeline = FluxPipeline.load(ref, backend);
+            List<FluxPipeline> candidates = new ArrayList<>();
+            for (Path q : quantized) {
+                candidates.add(FluxPipeline.load(q.toAbsolutePath().normalize(), backend));
+            }
+            List<TextEmbedding> embeddings = new ArrayList<>();
+            long[] seeds = new long[chosen.texts.size()];
+            for (int i = 0; i < seeds.length; i++) {
+                embeddings.add(refPipeline.embed(chosen.texts.get(i)));
+                seeds[i] = seed + i;
+            }
+            long t1 = System.nanoTime();
+            List<CandidateResult> results = new QuantizationEvaluation(refPipeline, candidates, backend)
+                    .run(embeddings, seeds, params, batchSize, (done, total) -> err.printf(Locale.ROOT,
+                            "evaluate: %d of %d prompts, %.1f s%n", done, total, (System.nanoTime() - t1) / 1e9));
+            long t2 = System.nanoTime();
+            EvaluationReport report = new EvaluationReport(ref, refQuantization, MachineInfo.current(), seeds.length,
+                    chosen.skipped, seed, params, batchSize, refPipeline.timesteps(params), (t1 - t0) / 1e9,
+                    (t2 - t1) / 1e9, results);
+            String markdown = ReportMarkdown.render(report);
+            cli.getOut().print(markdown);
+            cli.getOut().flush();
+            if (output != null) {
+                write(report, markdown, err);
+            }
+        }
+        return 0;
+    }
+
+    private GenerationParams params(Path ref) {
+        int n = steps != null ? steps : FluxSnapshot.open(ref).defaultSteps();
+        try {
+            return new GenerationParams(height, width, n, guidance);
+        } catch (IllegalArgumentException e) {
+            throw new CommandLine.ParameterException(spec.commandLine(), e.getMessage());
+        }
+    }
+
+    /** Header-only checks before any weight is loaded: every snapshot complete, every candidate the same architecture. */
+    private QuantizationInfo checkModels(Path ref, PrintWriter err) {
+        FluxPipeline.checkComponents(ref);
+        QuantizationInfo refQuantization = QuantizationInfo.of(ref);
+        if (refQuantization.quantized()) {
+            err.printf(Locale.ROOT, "evaluate: warning: the reference %s is itself quantized (%s, %.0f %% ternary):"
+                    + " errors are measured against it, not against full precision%n", ref, refQuantization.method(),
+                    100 * refQuantization.ternaryFraction());
+        }
+        FluxConfig refConfig = Architectures.read(ref);
+        for (Path q : quantized) {
+            Architectures.requireSame(ref, refConfig, q, Architectures.read(q));
+        }
+        for (Path q : quantized) {
+            FluxPipeline.checkComponents(q);
+        }
+        return refQuantization;
+    }
+
+    private record Prompts(List<String> texts, int skipped) {
+    }
+
+    private Prompts prompts() {
+        List<String> texts = new ArrayList<>();
+        int skipped = 0;
+        for (String p : prompts) {
+            if (p.isBlank()) {
+                skipped++;
+            } else {
+                texts.add(p);
+            }
+        }
+        if (promptsUri != null && BuiltInPrompts.isName(promptsUri)) {
+            texts.addAll(BuiltInPrompts.prompts(promptsUri));
+        } else if (promptsUri != null) {
+            // PromptSources reads through a Spark session's Hadoop configuration (and Parquet through Spark itself);
+            // the session lives only while the file is read
+            SparkSession spark = SparkSessions.create("fluxbatch evaluate", null);
+            try {
+                for (PromptRow r : PromptSources.read(promptsUri, promptColumn, spark)) {
+                    if (r.error() != null) {
+                        skipped++;
+                    } else {
+                        texts.add(r.prompt());
+                    }
+                }
+            } finally {
+                spark.stop();
+            }
+        }
+        if (limit != null && texts.size() > limit) {
+            texts = texts.subList(0, limit);
+        }
+        if (texts.isEmpty()) {
+            throw new CommandLine.ParameterException(spec.commandLine(), "no usable prompts: all " + skipped
+                    + " were empty or bad rows");
+        }
+        return new Prompts(texts, skipped);
+    }
+
+    private void write(EvaluationReport report, String markdown, PrintWriter err) {
+        String base = output.toString().replaceFirst("\\.(md|json)$", "");
+        Path md = Path.of(base + ".md"), json = Path.of(base + ".json");
+        try {
+            Path parent = md.toAbsolutePath().getParent();
+            if (parent != null) {
+                Files.createDirectories(parent);
+            }
+            Files.writeString(md, "# fluxbatch evaluate\n\n" + markdown);
+            Files.writeString(json, ReportJson.render(report));
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot write the report to " + md + " and " + json + ": " + e.getMessage(), e);
+        }
+        err.printf("evaluate: report written to %s and %s%n", md, json);
+    }
+
+    private void positive(String name, int v) {
+        if (v < 1) {
+            throw new CommandLine.ParameterException(spec.commandLine(), name + " is " + v + ", expected at least 1");
+        }
+    }
+
+    private void folder(String option, Path dir) {
+        if (!Files.isDirectory(dir)) {
+            throw new CommandLine.ParameterException(spec.commandLine(), option + " " + dir + ": "
+                    + (Files.exists(dir) ? "is a file" : "no such folder") + ", expected a FLUX.1 snapshot folder");
+        }
+    }
+}
