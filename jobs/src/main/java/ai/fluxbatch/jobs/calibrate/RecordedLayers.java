@@ -26,24 +26,21 @@ public final class RecordedLayers {
     }
 
     /**
-     * Reads the layers of the snapshot's transformer; refuses a quantized checkpoint (calibration records what the
-     * full-precision model sees) and a layer selection that matches nothing.
+     * Reads the layers of the snapshot's transformer that are still full precision; refuses a fully quantized
+     * checkpoint and a layer selection that matches nothing. A partly quantized one (quantize --layers) is fine: its
+     * ternary layers run as they are and only the others are recorded, which is how sequential calibration sees
+     * the inputs the quantized model really gives the next layers.
      */
     public static RecordedLayers of(FluxSnapshot snapshot, CalibrateSettings settings) {
         TreeMap<String, Integer> selected = new TreeMap<>();
         String example = null;
         int quantizable = 0;
+        Map<String, String> meta;
         try (TensorSource weights = TensorSources.open(snapshot.transformerFile())) {
-            Map<String, String> meta = weights.metadata();
-            if (meta.containsKey(TernaryFormat.KEY_FORMAT) || meta.containsKey(TernaryFormat.KEY_METHOD)) {
-                throw new IllegalArgumentException("calibrate needs a full-precision model: "
-                        + snapshot.transformerFile() + " is quantized (" + TernaryFormat.KEY_FORMAT + " "
-                        + meta.get(TernaryFormat.KEY_FORMAT) + ", method " + meta.get(TernaryFormat.KEY_METHOD)
-                        + "); pass --model the BF16 snapshot it was made from");
-            }
+            meta = weights.metadata();
             for (String name : weights.names()) {
                 TensorInfo info = weights.info(name);
-                if (!TernaryFormat.isQuantized(name, info.shape())) {
+                if (!TernaryFormat.isQuantized(name, info.shape()) || weights.contains(TernaryFormat.scaleName(name))) {
                     continue;
                 }
                 quantizable++;
@@ -53,6 +50,11 @@ public final class RecordedLayers {
                     selected.put(layer, Math.toIntExact(info.shape()[1]));
                 }
             }
+        }
+        if (quantizable == 0 && meta.containsKey(TernaryFormat.KEY_FORMAT)) {
+            throw new IllegalArgumentException("calibrate needs full-precision layers to record: every block layer of "
+                    + snapshot.transformerFile() + " is already quantized (method " + meta.get(TernaryFormat.KEY_METHOD)
+                    + "); pass --model the BF16 snapshot it was made from");
         }
         if (quantizable == 0) {
             throw new IllegalArgumentException(snapshot.transformerFile() + " has no quantizable layers (2-D *.weight"

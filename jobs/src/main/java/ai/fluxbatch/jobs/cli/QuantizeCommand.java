@@ -10,7 +10,10 @@ import ai.fluxbatch.model.quant.QuantizedSnapshotWriter;
 import ai.fluxbatch.model.snapshot.FluxSnapshot;
 import java.io.PrintWriter;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Locale;
+import java.util.stream.Collectors;
 import java.util.concurrent.Callable;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
@@ -36,9 +39,16 @@ public final class QuantizeCommand implements Callable<Integer> {
                 "Default: " + QuantizeMethods.BEST_CALIBRATED + " with --calibration, else absmean."})
     String method;
 
-    @Option(names = "--calibration", paramLabel = "STATS",
-            description = "Activation statistics from fluxbatch calibrate (a local .safetensors file) for the calibrated methods.")
-    Path calibration;
+    @Option(names = "--calibration", paramLabel = "STATS", split = ",",
+            description = "Activation statistics from fluxbatch calibrate (local .safetensors files) for the calibrated methods;"
+                + " several (repeated or comma-separated) are merged, e.g. one per --layers run.")
+    List<Path> calibration = new ArrayList<>();
+
+    @Option(names = "--layers", paramLabel = "REGEX", description = {"Quantize only the block layers whose name matches"
+            + " (e.g. 'double_blocks\\.[0-4]\\..*'); the others stay as they are. The input may be partly quantized"
+            + " already (same method): its ternary layers are copied. Repeated with calibrate on each partial result,"
+            + " this is sequential calibration: each layer's statistics come from the quantized layers before it."})
+    String layers;
 
     @Option(names = "--overwrite", description = "Replace the output folder if it exists (only once the new one is complete).")
     boolean overwrite;
@@ -55,13 +65,13 @@ public final class QuantizeCommand implements Callable<Integer> {
     @Override
     public Integer call() {
         String chosen = method != null ? method
-                : calibration != null ? QuantizeMethods.BEST_CALIBRATED : AbsmeanQuantizer.METHOD;
+                : !calibration.isEmpty() ? QuantizeMethods.BEST_CALIBRATED : AbsmeanQuantizer.METHOD;
         if (!new Methods().contains(chosen)) {
             throw new CommandLine.ParameterException(spec.commandLine(), "--method is '" + chosen + "', expected one of "
                     + new Methods());
         }
         LayerQuantizer quantizer = QuantizeMethods.byName(chosen);
-        if (quantizer.needsStatistics() && calibration == null) {
+        if (quantizer.needsStatistics() && calibration.isEmpty()) {
             throw new CommandLine.ParameterException(spec.commandLine(), "--method " + chosen + " needs --calibration"
                     + " STATS: run fluxbatch calibrate" + (quantizer.needsGram() ? " --gram" : "") + " first");
         }
@@ -69,13 +79,22 @@ public final class QuantizeCommand implements Callable<Integer> {
         FluxSnapshot snapshot = FluxSnapshot.open(model.resolve());
         QuantizeRecipe recipe = QuantizeRecipe.ABSMEAN;
         if (quantizer.needsStatistics()) {
-            CalibrationFile.Contents stats = CalibrationFile.read(calibration);
-            recipe = new QuantizeRecipe(quantizer, stats.stats(), calibration.getFileName().toString(),
-                    Sha256.ofFile(calibration), stats.metadata());
-        } else if (calibration != null) {
+            CalibrationFile.Contents stats = CalibrationFile.readAll(calibration);
+            String names = calibration.stream().map(f -> f.getFileName().toString()).collect(Collectors.joining(","));
+            recipe = new QuantizeRecipe(quantizer, stats.stats(), names, Sha256.ofFiles(calibration), stats.metadata());
+        } else if (!calibration.isEmpty()) {
             err.println("quantize: --method " + chosen + " does not read --calibration; " + calibration + " is unused");
         }
-        err.printf(Locale.ROOT, "quantize: method %s%s%n", chosen, calibration == null ? "" : ", statistics " + calibration);
+        if (layers != null) {
+            try {
+                java.util.regex.Pattern.compile(layers);
+            } catch (java.util.regex.PatternSyntaxException e) {
+                throw new CommandLine.ParameterException(spec.commandLine(), "--layers is not a regular expression: "
+                        + e.getMessage());
+            }
+            recipe = recipe.forLayers(layers);
+        }
+        err.printf(Locale.ROOT, "quantize: method %s%s%n", chosen, calibration.isEmpty() ? "" : ", statistics " + calibration);
         long start = System.nanoTime();
         QuantizedSnapshotWriter.write(snapshot, output, overwrite, (group, done, total, seconds) -> {
             double rate = done / Math.max(seconds, 1e-9);

@@ -14,12 +14,7 @@ import ai.fluxbatch.model.calib.LayerStats;
 import ai.fluxbatch.model.quant.TernaryFormat;
 import ai.fluxbatch.model.safetensors.TensorSource;
 import ai.fluxbatch.model.safetensors.TensorSources;
-import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.io.IOException;
-import java.nio.ByteBuffer;
-import java.nio.ByteOrder;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -181,24 +176,26 @@ class CalibrateCommandTest {
     }
 
     @Test
-    void aQuantizedModelIsRefused() throws IOException {
-        Path model = tmp.resolve("quantized");
-        Path golden = Golden.path("flux-tiny-dev");
-        Files.createDirectories(model);
-        try (Stream<Path> s = Files.list(golden)) {
-            for (Path p : s.toList()) {
-                if (!p.getFileName().toString().equals("flux1-dev.safetensors")) {
-                    Files.createSymbolicLink(model.resolve(p.getFileName()), p.toAbsolutePath());
-                }
-            }
-        }
-        withMetadata(golden.resolve("flux1-dev.safetensors"), model.resolve("flux1-dev.safetensors"),
-                Map.of(TernaryFormat.KEY_FORMAT, TernaryFormat.FORMAT, TernaryFormat.KEY_METHOD, "absmean"));
+    void aFullyQuantizedModelIsRefusedAndAPartlyQuantizedOneRecordsItsFullPrecisionLayers() throws IOException {
+        Path quantized = tmp.resolve("quantized");
+        assertEquals(0, CliRun.of("quantize", "--model", model(), "--output", quantized.toString()).exitCode());
         Path out = tmp.resolve("out.safetensors");
-        assertFails(1, "calibrate needs a full-precision model: " + model.toAbsolutePath().resolve("flux1-dev.safetensors")
-                + " is quantized (quantization_format fluxbatch-ternary, method absmean)",
-                "--model", model.toString(), "--prompt", "x", "--output", out.toString());
+        assertFails(1, "every block layer of " + quantized.toAbsolutePath().resolve("flux1-dev.safetensors")
+                + " is already quantized (method absmean)",
+                "--model", quantized.toString(), "--prompt", "x", "--output", out.toString());
         assertFalse(Files.exists(out));
+
+        Path partly = tmp.resolve("partly");
+        CliRun q = CliRun.of("quantize", "--model", model(), "--layers", "double_blocks\\..*", "--output",
+                partly.toString());
+        assertEquals(0, q.exitCode(), q.err());
+        CliRun run = CliRun.of("calibrate", "--model", partly.toString(), "--prompt", "a red circle", "--steps", "2",
+                "--output", out.toString());
+        assertEquals(0, run.exitCode(), run.err());
+        CalibrationFile.Contents c = CalibrationFile.read(out);
+        assertTrue(c.stats().layers().keySet().stream().allMatch(l -> l.startsWith("single_blocks.")),
+                c.stats().layers().keySet().toString());
+        assertFalse(c.stats().layers().isEmpty());
     }
 
     private static CliRun run(String master, String promptsPerPartition, String batchSize, String output) {
@@ -254,26 +251,6 @@ class CalibrateCommandTest {
         }
         assertTrue(layers.size() > 10, layers.toString());
         return layers;
-    }
-
-    /** A copy of a safetensors file with {@code extra} added to its {@code __metadata__}. */
-    private static void withMetadata(Path from, Path to, Map<String, String> extra) throws IOException {
-        byte[] all = Files.readAllBytes(from);
-        ByteBuffer b = ByteBuffer.wrap(all).order(ByteOrder.LITTLE_ENDIAN);
-        int n = Math.toIntExact(b.getLong(0));
-        ObjectMapper json = new ObjectMapper();
-        ObjectNode header = (ObjectNode) json.readTree(new String(all, 8, n, StandardCharsets.UTF_8));
-        ObjectNode meta = header.has("__metadata__") ? (ObjectNode) header.get("__metadata__") : header.putObject("__metadata__");
-        extra.forEach(meta::put);
-        byte[] h = json.writeValueAsBytes(header);
-        int padded = (h.length + 7) / 8 * 8;
-        ByteBuffer out = ByteBuffer.allocate(8 + padded + all.length - 8 - n).order(ByteOrder.LITTLE_ENDIAN);
-        out.putLong(padded).put(h);
-        for (int i = h.length; i < padded; i++) {
-            out.put((byte) ' ');
-        }
-        out.put(all, 8 + n, all.length - 8 - n);
-        Files.write(to, out.array());
     }
 
     private static List<Path> listing(Path dir) throws IOException {

@@ -35,13 +35,39 @@ class QuantizeCalibratedCommandTest {
 
     @BeforeAll
     static void recordStatistics() {
-        for (boolean gram : new boolean[] {true, false}) {
-            ActivationRecorder recorder = new ActivationRecorder(gram, layer -> true);
-            FluxPipeline p = FluxPipeline.load(Golden.path("flux-tiny-dev"), new CpuBackend(), recorder);
-            CalibrationStats s = new CalibrationRun(p, recorder).record(List.of(p.embed("a red circle on the left")),
-                    new long[] {1}, new GenerationParams(32, 32, 2, 3.5f), step -> true);
-            CalibrationFile.write(s, Map.of("model", "flux-tiny-dev"), stats.resolve(gram ? "gram.safetensors" : "diag.safetensors"));
+        record("gram.safetensors", true, layer -> true);
+        record("diag.safetensors", false, layer -> true);
+        record("double.safetensors", true, layer -> layer.startsWith("double_blocks."));
+        record("single.safetensors", true, layer -> layer.startsWith("single_blocks."));
+    }
+
+    private static void record(String file, boolean gram, java.util.function.Predicate<String> layers) {
+        ActivationRecorder recorder = new ActivationRecorder(gram, layers);
+        FluxPipeline p = FluxPipeline.load(Golden.path("flux-tiny-dev"), new CpuBackend(), recorder);
+        CalibrationStats s = new CalibrationRun(p, recorder).record(List.of(p.embed("a red circle on the left")),
+                new long[] {1}, new GenerationParams(32, 32, 2, 3.5f), step -> true);
+        CalibrationFile.write(s, Map.of("model", "flux-tiny-dev"), stats.resolve(file));
+    }
+
+    @Test
+    void statisticsOfSeparateLayerRunsAreMergedAndOneAloneIsNotEnough() throws IOException {
+        String model = Golden.path("flux-tiny-dev").toString();
+        CliRun run = CliRun.of("quantize", "--model", model, "--calibration", stats.resolve("double.safetensors")
+                + "," + stats.resolve("single.safetensors"), "--output", tmp.resolve("both").toString());
+        assertEquals(0, run.exitCode(), run.err());
+        try (TensorSource t = SafetensorsFile.open(tmp.resolve("both/flux1-dev.safetensors"))) {
+            assertEquals("2", t.metadata().get("calibration_parts"));
+            assertEquals("double.safetensors,single.safetensors", t.metadata().get("calibration_file"));
         }
+        run = CliRun.of("quantize", "--model", model, "--calibration", stats.resolve("double.safetensors").toString(),
+                "--output", tmp.resolve("half").toString());
+        assertEquals(1, run.exitCode());
+        assertTrue(run.err().contains("nothing for layer single_blocks.0"), run.err());
+        run = CliRun.of("quantize", "--model", model, "--method", "refit", "--calibration",
+                stats.resolve("diag.safetensors").toString(), "--calibration", stats.resolve("gram.safetensors").toString(),
+                "--output", tmp.resolve("mixed").toString());
+        assertEquals(1, run.exitCode());
+        assertTrue(run.err().contains("cannot merge calibration statistics"), run.err());
     }
 
     @Test
@@ -78,6 +104,36 @@ class QuantizeCalibratedCommandTest {
         assertTrue(run.err().contains("needs the Gram matrix") && run.err().contains("layer double_blocks.0")
                 && run.err().contains("--gram"), run.err());
         assertTrue(Files.notExists(tmp.resolve("gptq")), "nothing is left behind");
+    }
+
+    @Test
+    void layersAreQuantizedInPassesWithOneMethodAndTheCalibrationsAreAllRecorded() {
+        String model = Golden.path("flux-tiny-dev").toString();
+        Path first = tmp.resolve("first"), second = tmp.resolve("second");
+        String dbl = stats.resolve("double.safetensors").toString(), sgl = stats.resolve("single.safetensors").toString();
+        CliRun run = CliRun.of("quantize", "--model", model, "--calibration", dbl, "--layers", "double_blocks\\..*",
+                "--output", first.toString());
+        assertEquals(0, run.exitCode(), run.err());
+        try (TensorSource t = SafetensorsFile.open(first.resolve("flux1-dev.safetensors"))) {
+            assertTrue(t.contains("double_blocks.0.img_mlp.0.weight_scale"));
+            assertTrue(!t.contains("single_blocks.0.linear1.weight_scale"), "single blocks stay full precision");
+        }
+        run = CliRun.of("quantize", "--model", first.toString(), "--calibration", sgl, "--method", "refit",
+                "--output", second.toString());
+        assertEquals(1, run.exitCode());
+        assertTrue(run.err().contains("partly quantized with method gptq"), run.err());
+        run = CliRun.of("quantize", "--model", first.toString(), "--calibration", sgl, "--output", second.toString());
+        assertEquals(0, run.exitCode(), run.err());
+        try (TensorSource t = SafetensorsFile.open(second.resolve("flux1-dev.safetensors"))) {
+            assertTrue(t.contains("single_blocks.0.linear1.weight_scale"));
+            assertEquals("sha256:" + Sha256.ofFile(Path.of(dbl)) + ";sha256:" + Sha256.ofFile(Path.of(sgl)),
+                    t.metadata().get(TernaryFormat.KEY_CALIBRATION));
+            assertEquals("flux1-dev.safetensors", t.metadata().get(TernaryFormat.KEY_SOURCE));
+        }
+        run = CliRun.of("quantize", "--model", second.toString(), "--calibration", sgl, "--output",
+                tmp.resolve("third").toString());
+        assertEquals(1, run.exitCode());
+        assertTrue(run.err().contains("is already quantized"), run.err());
     }
 
     @Test

@@ -4,11 +4,12 @@ import ai.fluxbatch.kernel.Backend;
 import ai.fluxbatch.kernel.Tensor;
 import ai.fluxbatch.model.flux.Linear;
 import ai.fluxbatch.model.flux.LinearWrapper;
+import ai.fluxbatch.model.flux.TernaryLinear;
 import ai.fluxbatch.model.quant.TernaryFormat;
 import java.util.function.Predicate;
 
 /**
- * Wraps every quantizable linear layer (a 2-D weight inside a transformer block) so that, while recording is on, the
+ * Wraps every quantizable linear layer (a 2-D weight inside a transformer block) not yet ternary, so that, while recording is on, the
  * inputs it sees are added to the statistics. Not thread-safe: one forward pass at a time, as an engine runs.
  */
 public final class ActivationRecorder implements LinearWrapper {
@@ -25,7 +26,8 @@ public final class ActivationRecorder implements LinearWrapper {
 
     @Override
     public Linear wrap(String layer, int in, Linear linear) {
-        if (!TernaryFormat.isQuantized(layer + ".weight", new long[] {linear.outFeatures(), in}) || !layers.test(layer)) {
+        if (!TernaryFormat.isQuantized(layer + ".weight", new long[] {linear.outFeatures(), in}) || !layers.test(layer)
+                || linear instanceof TernaryLinear) {
             return linear;
         }
         return new Recording(layer, in, linear);

@@ -12,6 +12,7 @@ import java.nio.ByteOrder;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.TreeSet;
 
@@ -55,6 +56,27 @@ public final class CalibrationFile {
             }
         }
         w.write(target);
+    }
+
+    /**
+     * Several statistics files merged into one value (files from runs over different --layers add up to the whole
+     * model; files over the same layers add their tokens); the metadata is the first file's, plus {@code parts}.
+     */
+    public static Contents readAll(List<Path> files) {
+        Contents first = read(files.get(0));
+        for (Path f : files.subList(1, files.size())) {
+            try {
+                first.stats().merge(read(f).stats());
+            } catch (IllegalArgumentException e) {
+                throw new ModelException("cannot merge calibration statistics " + f + " into " + files.get(0) + ": "
+                        + e.getMessage(), e);
+            }
+        }
+        Map<String, String> meta = new LinkedHashMap<>(first.metadata());
+        if (files.size() > 1) {
+            meta.put("parts", String.valueOf(files.size()));
+        }
+        return new Contents(first.stats(), meta);
     }
 
     public static Contents read(Path file) {

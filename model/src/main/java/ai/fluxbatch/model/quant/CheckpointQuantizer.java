@@ -55,11 +55,22 @@ public final class CheckpointQuantizer {
     /** Writes the quantized checkpoint to {@code target} (under a temporary name, renamed when complete). */
     public void write(Path target) {
         Map<String, String> meta = source.metadata();
-        if (meta.containsKey(TernaryFormat.KEY_FORMAT)) {
-            throw new ModelException(sourceFile + " is already quantized (" + TernaryFormat.KEY_FORMAT + " = "
-                    + meta.get(TernaryFormat.KEY_FORMAT) + "): expected a full-precision checkpoint");
+        boolean partial = meta.containsKey(TernaryFormat.KEY_FORMAT);
+        if (source.names().stream().noneMatch(this::quantizesNow)) {
+            throw new ModelException(partial
+                    ? sourceFile + " is already quantized (" + TernaryFormat.KEY_FORMAT + " = "
+                        + meta.get(TernaryFormat.KEY_FORMAT) + ") and no full-precision block weight"
+                        + (recipe.layers() == null ? "" : " matching --layers " + recipe.layers()) + " is left: expected a"
+                        + " full-precision or partly quantized checkpoint"
+                    : "--layers " + recipe.layers() + " matches no block weight of " + sourceFile
+                        + " (names such as double_blocks.0.img_attn.qkv)");
         }
-        recipe.check(source);
+        if (partial && !recipe.method().name().equals(meta.get(TernaryFormat.KEY_METHOD))) {
+            throw new ModelException(sourceFile + " is partly quantized with method " + meta.get(TernaryFormat.KEY_METHOD)
+                    + ": continue with --method " + meta.get(TernaryFormat.KEY_METHOD) + ", or start from the"
+                    + " full-precision checkpoint");
+        }
+        recipe.check(source, this::quantizesNow);
         long total = 0;
         for (String name : source.names()) {
             total += source.info(name).byteLength();
@@ -73,10 +84,14 @@ public final class CheckpointQuantizer {
                 .metadata(TernaryFormat.KEY_SOURCE, sourceFile.getFileName().toString())
                 .metadata(TernaryFormat.KEY_SOURCE_SHA256, sourceSha256)
                 .metadata("format", "pt");
-        recipe.metadata().forEach(writer::metadata);
+        if (partial) {
+            meta.forEach(writer::metadata); // the original source and the calibrations of the earlier passes
+        }
+        recipe.metadata().forEach((k, v) -> writer.metadata(k, partial && meta.containsKey(k)
+                && k.startsWith(TernaryFormat.KEY_CALIBRATION) ? meta.get(k) + ";" + v : v));
         for (String name : source.names()) {
             TensorInfo info = source.info(name);
-            if (TernaryFormat.isQuantized(name, info.shape())) {
+            if (quantizesNow(name)) {
                 addQuantized(writer, info, bytesTotal);
             } else if (shiftsBias(name)) {
                 addShiftedBias(writer, info, bytesTotal);
@@ -128,12 +143,19 @@ public final class CheckpointQuantizer {
         });
     }
 
+    /** A full-precision block weight the recipe selects: quantized by this pass (a packed one is copied as it is). */
+    private boolean quantizesNow(String name) {
+        return TernaryFormat.isQuantized(name, source.info(name).shape())
+                && !source.contains(TernaryFormat.scaleName(name))
+                && recipe.selects(name.substring(0, name.length() - ".weight".length()));
+    }
+
     private boolean shiftsBias(String name) {
         if (!recipe.method().needsStatistics() || !name.endsWith(".bias")) {
             return false;
         }
         String weight = weightOf(name);
-        return source.contains(weight) && TernaryFormat.isQuantized(weight, source.info(weight).shape());
+        return source.contains(weight) && quantizesNow(weight);
     }
 
     private static String weightOf(String biasName) {

@@ -8,15 +8,32 @@ import ai.fluxbatch.model.safetensors.TensorSource;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.Map;
+import java.util.function.Predicate;
+import java.util.regex.Pattern;
 
 /**
  * A method and, for calibrated methods, the activation statistics it reads, with the metadata that records both in
  * the quantized checkpoint ({@code calibration}: the statistics file's SHA-256, or "none").
  */
 public record QuantizeRecipe(LayerQuantizer method, CalibrationStats stats, String statsFile, String statsSha256,
-                             Map<String, String> statsMetadata) {
+                             Map<String, String> statsMetadata, String layers) {
     public static final QuantizeRecipe ABSMEAN = new QuantizeRecipe(QuantizeMethods.byName(AbsmeanQuantizer.METHOD),
             null, null, null, Map.of());
+
+    /** Every block layer. */
+    public QuantizeRecipe(LayerQuantizer method, CalibrationStats stats, String statsFile, String statsSha256,
+                          Map<String, String> statsMetadata) {
+        this(method, stats, statsFile, statsSha256, statsMetadata, null);
+    }
+
+    /** The same method and statistics for the block layers whose name matches {@code regex} (null: all) only. */
+    public QuantizeRecipe forLayers(String regex) {
+        return new QuantizeRecipe(method, stats, statsFile, statsSha256, statsMetadata, regex);
+    }
+
+    boolean selects(String layer) {
+        return layers == null || Pattern.matches(layers, layer);
+    }
 
     public QuantizeRecipe {
         if (method.needsStatistics() && stats == null) {
@@ -26,13 +43,13 @@ public record QuantizeRecipe(LayerQuantizer method, CalibrationStats stats, Stri
     }
 
     /** Checks, before anything is written, that the statistics fit every layer this checkpoint quantizes. */
-    void check(TensorSource source) {
+    void check(TensorSource source, Predicate<String> quantizedNow) {
         if (!method.needsStatistics()) {
             return;
         }
         for (String name : source.names()) {
             TensorInfo info = source.info(name);
-            if (!TernaryFormat.isQuantized(name, info.shape())) {
+            if (!quantizedNow.test(name)) {
                 continue;
             }
             String layer = name.substring(0, name.length() - ".weight".length());
