@@ -1,8 +1,19 @@
 package ai.fluxbatch.model.quant;
 
-/** Dense Cholesky factorization and the inverse it gives, in double (no Java library does this in place). */
+import java.util.function.IntConsumer;
+import java.util.stream.IntStream;
+
+/** Dense Cholesky factorization and triangular inverse in double (small enough not to need a linear algebra library). */
 final class Cholesky {
+    private static final int PARALLEL_FROM = 256;
+
     private Cholesky() {
+    }
+
+    /** {@code body} for every index in [from, to), on all cores when the work is large enough to pay for it. */
+    private static void rows(int from, int to, IntConsumer body) {
+        IntStream range = IntStream.range(from, to);
+        (to - from >= PARALLEL_FROM ? range.parallel() : range).forEach(body);
     }
 
     /** The lower factor {@code L} of {@code a = L L^T} ({@code n x n}, row-major); fails if {@code a} is not positive definite. */
@@ -18,21 +29,22 @@ final class Cholesky {
             }
             double ljj = Math.sqrt(d);
             l[j * n + j] = ljj;
-            for (int i = j + 1; i < n; i++) {
-                double v = a[i * n + j];
-                for (int k = 0; k < j; k++) {
-                    v -= l[i * n + k] * l[j * n + k];
+            int col = j;
+            rows(j + 1, n, i -> {
+                double v = a[i * n + col];
+                for (int k = 0; k < col; k++) {
+                    v -= l[i * n + k] * l[col * n + k];
                 }
-                l[i * n + j] = v / ljj;
-            }
+                l[i * n + col] = v / ljj;
+            });
         }
         return l;
     }
 
-    /** {@code a^-1} from its lower Cholesky factor: {@code L^-T L^-1}. */
-    static double[] inverse(double[] l, int n) {
+    /** {@code L^-1} of a lower triangular {@code L}, itself lower triangular. */
+    static double[] lowerInverse(double[] l, int n) {
         double[] li = new double[n * n];
-        for (int j = 0; j < n; j++) {
+        rows(0, n, j -> { // column j of L^-1 by forward substitution; columns are independent
             li[j * n + j] = 1 / l[j * n + j];
             for (int i = j + 1; i < n; i++) {
                 double v = 0;
@@ -41,18 +53,7 @@ final class Cholesky {
                 }
                 li[i * n + j] = v / l[i * n + i];
             }
-        }
-        double[] inv = new double[n * n];
-        for (int i = 0; i < n; i++) {
-            for (int j = 0; j <= i; j++) {
-                double v = 0;
-                for (int k = i; k < n; k++) {
-                    v += li[k * n + i] * li[k * n + j];
-                }
-                inv[i * n + j] = v;
-                inv[j * n + i] = v;
-            }
-        }
-        return inv;
+        });
+        return li;
     }
 }
