@@ -8,15 +8,12 @@ import ai.fluxbatch.jobs.calibrate.CalibrationPartial;
 import ai.fluxbatch.jobs.calibrate.RecordedLayers;
 import ai.fluxbatch.jobs.calibrate.StatisticsOutput;
 import ai.fluxbatch.jobs.calibrate.StepSelection;
-import ai.fluxbatch.jobs.prompts.BuiltInPrompts;
 import ai.fluxbatch.jobs.prompts.PromptRow;
-import ai.fluxbatch.jobs.prompts.PromptSources;
 import ai.fluxbatch.model.pipeline.FluxPipeline;
 import ai.fluxbatch.model.pipeline.GenerationParams;
 import ai.fluxbatch.model.snapshot.FluxSnapshot;
 import java.io.PrintWriter;
 import java.util.ArrayList;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.concurrent.Callable;
@@ -42,21 +39,11 @@ public final class CalibrateCommand implements Callable<Integer> {
     @CommandLine.Mixin
     ModelOption model;
 
-    @Option(names = "--prompt", paramLabel = "TEXT", description = "A prompt (repeatable).")
-    List<String> prompts = new ArrayList<>();
+    @CommandLine.Mixin
+    PromptOptions input;
 
-    @Option(names = "--prompts", paramLabel = "URI|NAME", description = "A prompt dataset as for generate (a file,"
-            + " folder or glob of .txt, .jsonl, .csv/.tsv or .parquet; local, hdfs:// or s3a://), or "
-            + BuiltInPrompts.PAPER_7232 + ": the paper's calibration set shipped with fluxbatch (all 1,632"
-            + " PartiPrompts and the 5,600 T2I-CompBench training prompts).")
-    String promptsUri;
-
-    @Option(names = "--prompt-column", paramLabel = "NAME",
-            description = "The prompt column of csv/tsv/jsonl/parquet (default: prompt, or Prompt).")
-    String promptColumn;
-
-    @Option(names = "--limit", paramLabel = "N", description = "Only the first N prompts.")
-    Integer limit;
+    @CommandLine.Mixin
+    ImageOptions image;
 
     @Option(names = "--output", required = true, paramLabel = "FILE|URI",
             description = "The statistics file, e.g. stats.safetensors, or a file:// hdfs:// s3a:// URI.")
@@ -65,22 +52,9 @@ public final class CalibrateCommand implements Callable<Integer> {
     @Option(names = "--overwrite", description = "Replace an existing statistics file.")
     boolean overwrite;
 
-    @Option(names = "--steps", description = "Denoising steps of the trajectory (default: 50 for dev models, 4 for"
-            + " schnell, as generate).")
-    Integer steps;
-
     @Option(names = "--timesteps", paramLabel = "LIST", description = "The steps recorded, 0-based indices and"
             + " ranges such as 0,5,10 or 0-9 (default: all).")
     String timesteps;
-
-    @Option(names = "--height", defaultValue = "64", description = "Image height, a multiple of 16 (default: ${DEFAULT-VALUE}).")
-    int height;
-
-    @Option(names = "--width", defaultValue = "64", description = "Image width, a multiple of 16 (default: ${DEFAULT-VALUE}).")
-    int width;
-
-    @Option(names = "--guidance", defaultValue = "3.5", description = "Guidance for dev models (default: ${DEFAULT-VALUE}).")
-    float guidance;
 
     @Option(names = "--seed", defaultValue = "0", description = "Prompt i's noise uses seed + i unless the dataset has a"
             + " seed column (default: ${DEFAULT-VALUE}).")
@@ -118,10 +92,7 @@ public final class CalibrateCommand implements Callable<Integer> {
     @Override
     public Integer call() throws java.io.IOException {
         CommandLine cli = spec.commandLine();
-        if (prompts.isEmpty() && promptsUri == null) {
-            throw new CommandLine.ParameterException(cli,
-                    "no prompts: give --prompts URI, --prompts " + BuiltInPrompts.PAPER_7232 + " or --prompt TEXT");
-        }
+        input.check(cli);
         FluxSnapshot snapshot = FluxSnapshot.open(model.resolve().toAbsolutePath());
         CalibrateSettings settings = validate(snapshot);
         RecordedLayers recorded = RecordedLayers.of(snapshot, settings); // refuses a quantized model
@@ -139,7 +110,7 @@ public final class CalibrateCommand implements Callable<Integer> {
             StatisticsOutput out = new StatisticsOutput(output, hadoop, overwrite);
             out.check();
             checkResultSize(spark, statsBytes);
-            List<PromptRow> rows = collectPrompts(spark);
+            List<PromptRow> rows = input.rows(spark, cli);
             List<CalibratePrompt> work = new ArrayList<>();
             List<PromptRow> bad = new ArrayList<>();
             for (int i = 0; i < rows.size(); i++) {
@@ -164,7 +135,7 @@ public final class CalibrateCommand implements Callable<Integer> {
                 throw new IllegalArgumentException("no statistics recorded: all " + work.size() + " prompts failed"
                         + (result.errors().isEmpty() ? "" : " (first: " + result.errors().get(0) + ")"));
             }
-            String label = promptsUri != null ? promptsUri : "cli";
+            String label = input.label();
             String written = out.write(result.stats(), CalibrationMetadata.of(settings,
                     snapshot.transformerFingerprint(), label, seed, result, bad.size(), Version.get()));
             double seconds = (System.nanoTime() - t0) / 1e9;
@@ -180,9 +151,6 @@ public final class CalibrateCommand implements Callable<Integer> {
         CommandLine cli = spec.commandLine();
         positive(cli, "--batch-size", batchSize);
         positive(cli, "--prompts-per-partition", promptsPerPartition);
-        if (limit != null) {
-            positive(cli, "--limit", limit);
-        }
         if (seed < 0) {
             throw new CommandLine.ParameterException(cli, "--seed is " + seed + ", expected a non-negative integer");
         }
@@ -194,15 +162,14 @@ public final class CalibrateCommand implements Callable<Integer> {
                         + e.getDescription());
             }
         }
-        int n = steps != null ? steps : snapshot.defaultSteps();
+        GenerationParams p = image.params(cli, snapshot.defaultSteps());
+        int n = p.steps();
         try {
-            new GenerationParams(height, width, n, guidance); // checks them
             StepSelection recorded = timesteps == null ? StepSelection.all(n) : StepSelection.parse(timesteps, n);
-            return new CalibrateSettings(snapshot.root().toString(), gram, layers, height, width, n, guidance,
+            return new CalibrateSettings(snapshot.root().toString(), gram, layers, p.height(), p.width(), n, p.guidance(),
                     batchSize, recorded);
         } catch (IllegalArgumentException e) {
-            throw new CommandLine.ParameterException(cli, e.getMessage().replaceFirst("^(height|width|steps|guidance)",
-                    "--$1"));
+            throw new CommandLine.ParameterException(cli, e.getMessage());
         }
     }
 
@@ -238,24 +205,6 @@ public final class CalibrateCommand implements Callable<Integer> {
                             + " receive: record fewer layers per run with --layers REGEX, or raise it (--conf"
                             + " spark.driver.maxResultSize=... with spark-submit)", statsBytes / MIB, setting));
         }
-    }
-
-    private List<PromptRow> collectPrompts(SparkSession spark) {
-        List<PromptRow> rows = new ArrayList<>();
-        for (String p : prompts) {
-            rows.add(new PromptRow(rows.size(), "cli", rows.size(), p, new LinkedHashMap<>(), null,
-                    p.isBlank() ? "empty prompt" : null));
-        }
-        if (promptsUri != null) {
-            rows.addAll(PromptSources.read(promptsUri, promptColumn, spark));
-        }
-        if (limit != null) {
-            rows = rows.subList(0, Math.min(limit, rows.size()));
-        }
-        if (rows.isEmpty()) {
-            throw new CommandLine.ParameterException(spec.commandLine(), "the prompt dataset is empty");
-        }
-        return rows;
     }
 
     private void reportSkipped(List<PromptRow> bad) {

@@ -47,36 +47,15 @@ public final class EvaluateCommand implements Callable<Integer> {
             description = "A quantized snapshot folder of the reference, as fluxbatch quantize writes it (repeatable).")
     List<Path> quantized = new ArrayList<>();
 
-    @Option(names = "--prompt", paramLabel = "TEXT", description = "A prompt (repeatable).")
-    List<String> prompts = new ArrayList<>();
+    @CommandLine.Mixin
+    PromptOptions input;
 
-    @Option(names = "--prompts", paramLabel = "URI|NAME", description = "A prompt dataset, as generate reads it: a"
-            + " file, folder or glob of .txt, .jsonl, .csv/.tsv or .parquet, or a built-in set (paper-7232). Rows"
-            + " without a usable prompt are skipped and counted.")
-    String promptsUri;
-
-    @Option(names = "--prompt-column", paramLabel = "NAME",
-            description = "The prompt column of csv/tsv/jsonl/parquet (default: prompt, or Prompt).")
-    String promptColumn;
-
-    @Option(names = "--limit", paramLabel = "N", description = "Only the first N usable prompts.")
-    Integer limit;
+    @CommandLine.Mixin
+    ImageOptions image;
 
     @Option(names = "--seed", defaultValue = "1000", description = "Prompt i is denoised from seed + i"
             + " (default: ${DEFAULT-VALUE}).")
     long seed;
-
-    @Option(names = "--steps", description = "Denoising steps (default: 50 for dev models, 4 for schnell).")
-    Integer steps;
-
-    @Option(names = "--height", defaultValue = "64", description = "Image height, a multiple of 16 (default: ${DEFAULT-VALUE}).")
-    int height;
-
-    @Option(names = "--width", defaultValue = "64", description = "Image width, a multiple of 16 (default: ${DEFAULT-VALUE}).")
-    int width;
-
-    @Option(names = "--guidance", defaultValue = "3.5", description = "Guidance for dev models (default: ${DEFAULT-VALUE}).")
-    float guidance;
 
     @Option(names = "--batch-size", defaultValue = "4", paramLabel = "N",
             description = "Prompts denoised together (default: ${DEFAULT-VALUE}).")
@@ -93,13 +72,8 @@ public final class EvaluateCommand implements Callable<Integer> {
     public Integer call() {
         CommandLine cli = spec.commandLine();
         PrintWriter err = cli.getErr();
-        if (prompts.isEmpty() && promptsUri == null) {
-            throw new CommandLine.ParameterException(cli, "no prompts: give --prompt TEXT (repeatable) or --prompts URI");
-        }
+        input.check(cli);
         positive("--batch-size", batchSize);
-        if (limit != null) {
-            positive("--limit", limit);
-        }
         if (seed < 0) {
             throw new CommandLine.ParameterException(cli, "--seed is " + seed + ", expected a non-negative integer");
         }
@@ -147,12 +121,7 @@ public final class EvaluateCommand implements Callable<Integer> {
     }
 
     private GenerationParams params(Path ref) {
-        int n = steps != null ? steps : FluxSnapshot.open(ref).defaultSteps();
-        try {
-            return new GenerationParams(height, width, n, guidance);
-        } catch (IllegalArgumentException e) {
-            throw new CommandLine.ParameterException(spec.commandLine(), e.getMessage());
-        }
+        return image.params(spec.commandLine(), FluxSnapshot.open(ref).defaultSteps());
     }
 
     /** Header-only checks before any weight is loaded: every snapshot complete, every candidate the same architecture. */
@@ -180,21 +149,21 @@ public final class EvaluateCommand implements Callable<Integer> {
     private Prompts prompts() {
         List<String> texts = new ArrayList<>();
         int skipped = 0;
-        for (String p : prompts) {
+        for (String p : input.prompts) {
             if (p.isBlank()) {
                 skipped++;
             } else {
                 texts.add(p);
             }
         }
-        if (promptsUri != null && BuiltInPrompts.isName(promptsUri)) {
-            texts.addAll(BuiltInPrompts.prompts(promptsUri));
-        } else if (promptsUri != null) {
+        if (input.uri != null && BuiltInPrompts.isName(input.uri)) {
+            texts.addAll(BuiltInPrompts.prompts(input.uri));
+        } else if (input.uri != null) {
             // PromptSources reads through a Spark session's Hadoop configuration (and Parquet through Spark itself);
             // the session lives only while the file is read
             SparkSession spark = SparkSessions.create("fluxbatch evaluate", null);
             try {
-                for (PromptRow r : PromptSources.read(promptsUri, promptColumn, spark)) {
+                for (PromptRow r : PromptSources.read(input.uri, input.column, spark)) {
                     if (r.error() != null) {
                         skipped++;
                     } else {
@@ -205,8 +174,8 @@ public final class EvaluateCommand implements Callable<Integer> {
                 spark.stop();
             }
         }
-        if (limit != null && texts.size() > limit) {
-            texts = texts.subList(0, limit);
+        if (input.limit != null && texts.size() > input.limit) {
+            texts = texts.subList(0, input.limit);
         }
         if (texts.isEmpty()) {
             throw new CommandLine.ParameterException(spec.commandLine(), "no usable prompts: all " + skipped

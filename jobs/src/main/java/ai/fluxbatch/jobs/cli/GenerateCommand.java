@@ -7,8 +7,8 @@ import ai.fluxbatch.jobs.generate.ImageResult;
 import ai.fluxbatch.jobs.generate.ImageTask;
 import ai.fluxbatch.jobs.generate.OutputLayout;
 import ai.fluxbatch.jobs.prompts.PromptRow;
-import ai.fluxbatch.jobs.prompts.PromptSources;
 import ai.fluxbatch.model.pipeline.FluxPipeline;
+import ai.fluxbatch.model.pipeline.GenerationParams;
 import ai.fluxbatch.model.snapshot.FluxSnapshot;
 import java.io.IOException;
 import java.io.PrintWriter;
@@ -17,7 +17,6 @@ import java.net.URI;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.UUID;
 import java.util.concurrent.Callable;
@@ -40,35 +39,15 @@ public final class GenerateCommand implements Callable<Integer> {
     @CommandLine.Mixin
     ModelOption model;
 
-    @Option(names = "--prompt", paramLabel = "TEXT", description = "A prompt (repeatable).")
-    List<String> prompts = new ArrayList<>();
+    @CommandLine.Mixin
+    PromptOptions input;
 
-    @Option(names = "--prompts", paramLabel = "URI", description = "A prompt dataset: a file, folder or glob of .txt"
-            + " (one a line), .jsonl (a 'prompt' field), .csv/.tsv (a header) or .parquet; local, hdfs:// or s3a://.")
-    String promptsUri;
-
-    @Option(names = "--prompt-column", paramLabel = "NAME",
-            description = "The prompt column of csv/tsv/jsonl/parquet (default: prompt, or Prompt).")
-    String promptColumn;
-
-    @Option(names = "--limit", paramLabel = "N", description = "Only the first N prompts.")
-    Integer limit;
+    @CommandLine.Mixin
+    ImageOptions image;
 
     @Option(names = "--seed", defaultValue = "0", description = "Seed of each prompt's first image unless the dataset"
             + " has a seed column; image i of a prompt uses seed + i (default: ${DEFAULT-VALUE}).")
     long seed;
-
-    @Option(names = "--height", defaultValue = "64", description = "Image height, a multiple of 16 (default: ${DEFAULT-VALUE}).")
-    int height;
-
-    @Option(names = "--width", defaultValue = "64", description = "Image width, a multiple of 16 (default: ${DEFAULT-VALUE}).")
-    int width;
-
-    @Option(names = "--steps", description = "Denoising steps (default: 50 for dev models, 4 for schnell, as the reference).")
-    Integer steps;
-
-    @Option(names = "--guidance", defaultValue = "3.5", description = "Guidance for dev models (default: ${DEFAULT-VALUE}).")
-    float guidance;
 
     @Option(names = "--images-per-prompt", defaultValue = "1", paramLabel = "N", description = "Images per prompt (default: ${DEFAULT-VALUE}).")
     int imagesPerPrompt;
@@ -105,10 +84,7 @@ public final class GenerateCommand implements Callable<Integer> {
     @Override
     public Integer call() throws java.io.IOException {
         CommandLine cli = spec.commandLine();
-        if (prompts.isEmpty() && promptsUri == null) {
-            throw new CommandLine.ParameterException(cli,
-                    "no prompts: give --prompt TEXT (repeatable) or --prompts URI");
-        }
+        input.check(cli);
         OutputLayout outputLayout;
         try {
             outputLayout = OutputLayout.parse(layout);
@@ -119,7 +95,7 @@ public final class GenerateCommand implements Callable<Integer> {
         GenerateSettings settings = validate(snapshot, outputLayout);
         FluxPipeline.checkComponents(snapshot.root());
         try (SparkSession spark = SparkSessions.create("fluxbatch generate", master)) {
-            List<PromptRow> rows = collectPrompts(spark);
+            List<PromptRow> rows = input.rows(spark, cli);
             checkWritable(spark.sparkContext().hadoopConfiguration());
             List<ImageTask> tasks = new ArrayList<>();
             for (PromptRow row : rows) {
@@ -136,26 +112,6 @@ public final class GenerateCommand implements Callable<Integer> {
             List<ImageResult> results = GenerateJob.run(spark, tasks, settings, imagesPerPartition, err);
             return report(results);
         }
-    }
-
-    private List<PromptRow> collectPrompts(SparkSession spark) {
-        List<PromptRow> rows = new ArrayList<>();
-        for (String p : prompts) {
-            rows.add(new PromptRow(rows.size(), "cli", rows.size(), p, new LinkedHashMap<>(), null,
-                    p.isBlank() ? "empty prompt" : null));
-        }
-        if (promptsUri != null) {
-            for (PromptRow r : PromptSources.read(promptsUri, promptColumn, spark)) {
-                rows.add(new PromptRow(rows.size(), r.source(), r.row(), r.prompt(), r.fields(), r.seed(), r.error()));
-            }
-        }
-        if (limit != null) {
-            rows = rows.subList(0, Math.min(limit, rows.size()));
-        }
-        if (rows.isEmpty()) {
-            throw new CommandLine.ParameterException(spec.commandLine(), "the prompt dataset is empty");
-        }
-        return rows;
     }
 
     /**
@@ -192,21 +148,13 @@ public final class GenerateCommand implements Callable<Integer> {
         positive(cli, "--images-per-prompt", imagesPerPrompt);
         positive(cli, "--batch-size", batchSize);
         positive(cli, "--images-per-partition", imagesPerPartition);
-        if (limit != null) {
-            positive(cli, "--limit", limit);
-        }
         if (seed < 0) {
             throw new CommandLine.ParameterException(cli, "--seed is " + seed + ", expected a non-negative integer");
         }
+        GenerationParams p = image.params(cli, snapshot.defaultSteps());
         GenerateSettings s = new GenerateSettings(snapshot.root().toString(), snapshot.transformerFingerprint(),
-                snapshot.quantizationMethod(), output, outputLayout, height, width,
-                steps != null ? steps : snapshot.defaultSteps(), guidance, batchSize, overwrite);
-        try {
-            s.params();
-        } catch (IllegalArgumentException e) {
-            throw new CommandLine.ParameterException(cli, e.getMessage().replaceFirst("^(height|width|steps|guidance)",
-                    "--$1"));
-        }
+                snapshot.quantizationMethod(), output, outputLayout, p.height(), p.width(), p.steps(), p.guidance(),
+                batchSize, overwrite);
         if (!output.contains("://") && Files.isRegularFile(Path.of(output))) {
             throw new CommandLine.ParameterException(cli, "--output " + output + " is a file, expected a folder");
         }

@@ -74,19 +74,7 @@ class LayerStatsTest {
         assertEquals(3, a.tokens());
     }
 
-    /** Sums and maxima through addRows, the Gram matrix computed directly (as the backend does per batch). */
-    static LayerStats statsOf(float[] x, int rows) {
-        LayerStats s = new LayerStats(IN, true);
-        s.addRows(x, rows);
-        float[] g = new float[IN * IN];
-        for (int r = 0; r < rows; r++) {
-            for (int i = 0; i < IN; i++) {
-                for (int j = 0; j < IN; j++) {
-                    g[i * IN + j] += x[r * IN + i] * x[r * IN + j];
-                }
-            }
-        }
-        s.addGram(g);
-        return s;
+    private static LayerStats statsOf(float[] x, int rows) {
+        return LayerStatsFixtures.of(x, rows, IN);
     }
 }

@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import ai.fluxbatch.model.calib.LayerStats;
+import ai.fluxbatch.model.calib.LayerStatsFixtures;
 import java.util.Random;
 import org.junit.jupiter.api.Test;
 
@@ -22,7 +23,7 @@ class CalibratedQuantizersTest {
             w[i] = (float) (r.nextGaussian() * 0.05);
         }
         float[] x = correlatedInputs(r);
-        LayerStats stats = LayerStatsTestSupport.of(x, ROWS, IN);
+        LayerStats stats = LayerStatsFixtures.of(x, ROWS, IN);
         float[] bias = new float[OUT];
 
         double absmean = outputError(w, bias, QuantizeMethods.byName("absmean").quantize(w, OUT, IN, null, true), x);
@@ -45,7 +46,7 @@ class CalibratedQuantizersTest {
             w[i] = (i % 3) - 1;
         }
         float[] x = correlatedInputs(new Random(5));
-        LayerQuantizer.Result q = new TernaryGptqQuantizer().quantize(w, 2, IN, LayerStatsTestSupport.of(x, ROWS, IN), false);
+        LayerQuantizer.Result q = new TernaryGptqQuantizer().quantize(w, 2, IN, LayerStatsFixtures.of(x, ROWS, IN), false);
         assertEquals(null, q.biasShift());
         assertEquals(0f, q.scale()[0]);
         for (int i = 0; i < IN; i++) {

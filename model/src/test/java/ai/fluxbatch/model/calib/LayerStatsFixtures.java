@@ -1,13 +1,11 @@
-package ai.fluxbatch.model.quant;
-
-import ai.fluxbatch.model.calib.LayerStats;
+package ai.fluxbatch.model.calib;
 
 /** Statistics of a set of input rows, Gram matrix included, computed directly. */
-final class LayerStatsTestSupport {
-    private LayerStatsTestSupport() {
+public final class LayerStatsFixtures {
+    private LayerStatsFixtures() {
     }
 
-    static LayerStats of(float[] x, int rows, int in) {
+    public static LayerStats of(float[] x, int rows, int in) {
         LayerStats s = new LayerStats(in, true);
         s.addRows(x, rows);
         float[] g = new float[in * in];
