@@ -12,9 +12,10 @@ import java.util.Optional;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
 
-/** The deploy shell scripts parse, and pass shellcheck where it is installed. */
+/** The shipped shell scripts parse, and pass shellcheck where it is installed. */
 class ShellScriptsTest {
-    static final List<String> SCRIPTS = List.of("deploy/spark/getGpusResources.sh", "deploy/spark-submit-fluxbatch");
+    static final List<String> SCRIPTS = List.of("deploy/spark/getGpusResources.sh", "deploy/spark-submit-fluxbatch",
+            "bin/fluxbatch", "bin/fluxbatch-sequential-quantize");
 
     static Optional<Path> onPath(String tool) {
         return Stream.of(System.getenv().getOrDefault("PATH", "").split(File.pathSeparator))
