@@ -86,6 +86,9 @@ public final class CalibrateCommand implements Callable<Integer> {
             + " spark-submit set).")
     String master;
 
+    @CommandLine.Mixin
+    DeviceOption device;
+
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
 
@@ -93,6 +96,7 @@ public final class CalibrateCommand implements Callable<Integer> {
     public Integer call() throws java.io.IOException {
         CommandLine cli = spec.commandLine();
         input.check(cli);
+        device.select("calibrate", cli.getErr());
         FluxSnapshot snapshot = FluxSnapshot.open(model.resolve().toAbsolutePath());
         CalibrateSettings settings = validate(snapshot);
         RecordedLayers recorded = RecordedLayers.of(snapshot, settings); // refuses a quantized model

@@ -31,11 +31,15 @@ public final class DebugTransformerCommand implements Callable<Integer> {
     @Option(names = "--threads", paramLabel = "N", description = "CPU threads (default: all processors).")
     Integer threads;
 
+    @CommandLine.Mixin
+    DeviceOption device;
+
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
 
     @Override
     public Integer call() {
+        device.select("debug transformer", spec.commandLine().getErr());
         Path modelDir = model.resolve();
         try (CpuBackend backend = threads == null ? new CpuBackend() : new CpuBackend(threads);
              TensorSource in = TensorSources.open(files.input)) {

@@ -65,6 +65,9 @@ public final class EvaluateCommand implements Callable<Integer> {
             + " (a .md or .json ending given here is dropped first).")
     Path output;
 
+    @CommandLine.Mixin
+    DeviceOption device;
+
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
 
@@ -73,6 +76,7 @@ public final class EvaluateCommand implements Callable<Integer> {
         CommandLine cli = spec.commandLine();
         PrintWriter err = cli.getErr();
         input.check(cli);
+        device.select("evaluate", err);
         positive("--batch-size", batchSize);
         if (seed < 0) {
             throw new CommandLine.ParameterException(cli, "--seed is " + seed + ", expected a non-negative integer");

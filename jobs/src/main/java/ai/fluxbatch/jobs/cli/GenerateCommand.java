@@ -78,6 +78,9 @@ public final class GenerateCommand implements Callable<Integer> {
             description = "Images per Spark partition (default: ${DEFAULT-VALUE}).")
     int imagesPerPartition;
 
+    @CommandLine.Mixin
+    DeviceOption device;
+
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
 
@@ -85,6 +88,7 @@ public final class GenerateCommand implements Callable<Integer> {
     public Integer call() throws java.io.IOException {
         CommandLine cli = spec.commandLine();
         input.check(cli);
+        device.select("generate", cli.getErr());
         OutputLayout outputLayout;
         try {
             outputLayout = OutputLayout.parse(layout);
