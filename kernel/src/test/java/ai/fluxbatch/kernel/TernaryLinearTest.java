@@ -30,20 +30,6 @@ class TernaryLinearTest {
         THREE.close();
     }
 
-    /** Codes [out, in] in {-1, 0, 1} to (ceil(out/4), in) bytes: bits 2i..2i+1 of [r][k] = code + 1 of row i*rows+r. */
-    static byte[] pack(byte[] codes, int out, int in) {
-        int rows = (out + 3) / 4;
-        byte[] packed = new byte[rows * in];
-        for (int o = 0; o < 4 * rows; o++) {
-            int r = o % rows, shift = 2 * (o / rows);
-            for (int k = 0; k < in; k++) {
-                int field = o < out ? codes[o * in + k] + 1 : 1; // padding rows: code 0
-                packed[r * in + k] |= (byte) (field << shift);
-            }
-        }
-        return packed;
-    }
-
     private byte[] randomCodes(int out, int in) {
         byte[] codes = new byte[out * in];
         for (int i = 0; i < codes.length; i++) {
@@ -84,7 +70,7 @@ class TernaryLinearTest {
         for (int i = 0; i < out; i++) {
             scale[i] = 0.01f + Math.abs(scale[i]) * (i % 3 == 0 ? -1 : 1);
         }
-        Tensor w = THREE.uploadTernary(pack(codes, out, in), out, in, scale);
+        Tensor w = THREE.uploadTernary(TestData.hfPack(codes, out, in), out, in, scale);
         assertArrayEquals(new int[] {out, in}, w.shape());
 
         Tensor y = THREE.ternaryLinear(THREE.upload(x, m, in), w, THREE.upload(bias, out));
@@ -102,7 +88,7 @@ class TernaryLinearTest {
         int out = 19, in = 45;
         byte[] codes = randomCodes(out, in);
         float[] scale = randn(out), bias = randn(out), x = randn(2 * 5 * in);
-        Tensor w = THREE.uploadTernary(pack(codes, out, in), out, in, scale);
+        Tensor w = THREE.uploadTernary(TestData.hfPack(codes, out, in), out, in, scale);
         Tensor y = THREE.ternaryLinear(THREE.upload(x, 2, 5, in), w, THREE.upload(bias, out));
         assertArrayEquals(new int[] {2, 5, out}, y.shape());
         assertClose(reference(x, codes, scale, bias, 10, out, in), THREE.download(y), 1e-4);
@@ -115,7 +101,7 @@ class TernaryLinearTest {
     void sameBitsForAnyThreadCountAndBatchSize() {
         for (int[] s : new int[][] {{1, 70, 257}, {3, 70, 257}, {17, 70, 257}, {300, 70, 257}, {300, 200, 1000}}) {
             int m = s[0], out = s[1], in = s[2];
-            byte[] packed = pack(randomCodes(out, in), out, in);
+            byte[] packed = TestData.hfPack(randomCodes(out, in), out, in);
             float[] scale = randn(out), bias = randn(out), x = randn(m * in);
             float[] one = ONE.download(ONE.ternaryLinear(ONE.upload(x, m, in),
                     ONE.uploadTernary(packed, out, in, scale), ONE.upload(bias, out)));
@@ -142,7 +128,7 @@ class TernaryLinearTest {
         int out = 50, in = 300;
         byte[] codes = randomCodes(out, in);
         float[] scale = randn(out), bias = randn(out);
-        Tensor w = TWO.uploadTernary(pack(codes, out, in), out, in, scale);
+        Tensor w = TWO.uploadTernary(TestData.hfPack(codes, out, in), out, in, scale);
         for (int m : new int[] {1, 5, 40}) {
             float[] x = randn(m * in);
             float[] expected = new float[m * out];
@@ -169,7 +155,7 @@ class TernaryLinearTest {
     @Test
     void rejectsBadPacking() {
         int out = 6, in = 5; // ceil(6/4) = 2 packed rows
-        byte[] packed = pack(randomCodes(out, in), out, in);
+        byte[] packed = TestData.hfPack(randomCodes(out, in), out, in);
         float[] scale = randn(out);
 
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
@@ -215,18 +201,18 @@ class TernaryLinearTest {
 
     @Test
     void residentBytesArePackedSize() {
-        Tensor w = ONE.uploadTernary(pack(randomCodes(3072, 3072), 3072, 3072), 3072, 3072, randn(3072));
+        Tensor w = ONE.uploadTernary(TestData.hfPack(randomCodes(3072, 3072), 3072, 3072), 3072, 3072, randn(3072));
         assertEquals(3072L * 3072 / 4 + 4L * 3072, w.residentBytes());
         assertEquals(3072L * 3072, w.numel());
         // odd sizes pad to 64 rows and 16 inputs: 2 bits a padded weight plus a float per padded row
-        Tensor odd = ONE.uploadTernary(pack(randomCodes(17, 33), 17, 33), 17, 33, randn(17));
+        Tensor odd = ONE.uploadTernary(TestData.hfPack(randomCodes(17, 33), 17, 33), 17, 33, randn(17));
         assertEquals(64L * 48 / 4 + 4L * 64, odd.residentBytes());
         assertEquals(4L * 6, ONE.upload(new float[6], 2, 3).residentBytes());
     }
 
     @Test
     void ternaryWeightIsOnlyForTernaryLinear() {
-        Tensor w = ONE.uploadTernary(pack(randomCodes(4, 8), 4, 8), 4, 8, randn(4));
+        Tensor w = ONE.uploadTernary(TestData.hfPack(randomCodes(4, 8), 4, 8), 4, 8, randn(4));
         Tensor x = ONE.upload(randn(16), 2, 8);
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> ONE.linear(x, w, null));
         assertTrue(e.getMessage().contains("can only be used by ternaryLinear"), e.getMessage());

@@ -6,7 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import java.util.Random;
 
 /** Random inputs and the closeness check the kernel tests share. */
-final class TestData {
+public final class TestData {
     private TestData() {
     }
 
@@ -26,5 +26,19 @@ final class TestData {
             worst = Math.max(worst, Math.abs(expected[i] - actual[i]) / (1 + Math.abs(expected[i])));
         }
         assertTrue(worst <= tol, "max relative error " + worst + " > " + tol);
+    }
+
+    /** Codes [out, in] in {-1, 0, 1} to (ceil(out/4), in) bytes: bits 2i..2i+1 of [r][k] = code + 1 of row i*rows+r. */
+    public static byte[] hfPack(byte[] codes, int out, int in) {
+        int rows = (out + 3) / 4;
+        byte[] packed = new byte[rows * in];
+        for (int o = 0; o < 4 * rows; o++) {
+            int r = o % rows, shift = 2 * (o / rows);
+            for (int k = 0; k < in; k++) {
+                int field = o < out ? codes[o * in + k] + 1 : 1; // padding rows: code 0
+                packed[r * in + k] |= (byte) (field << shift);
+            }
+        }
+        return packed;
     }
 }

@@ -1,5 +1,6 @@
 package ai.fluxbatch.kernel.cpu;
 
+import ai.fluxbatch.kernel.HfTernaryPacking;
 import ai.fluxbatch.kernel.Tensor;
 
 /**
@@ -43,16 +44,8 @@ final class CpuTernaryTensor implements Tensor {
 
     /** Validates the Hugging Face BitNet packing (see {@code Backend.uploadTernary}) and repacks it. */
     static CpuTernaryTensor fromHfPacked(ParallelFor parallel, byte[] packed, int out, int in, float[] scale) {
-        if (out < 1 || in < 1) {
-            throw new IllegalArgumentException("ternary weight: shape [" + out + ", " + in
-                    + "] must have positive dimensions");
-        }
-        int rows = (out + 3) / 4;
-        long expected = (long) rows * in;
-        if (packed.length != expected) {
-            throw new IllegalArgumentException("ternary weight [" + out + ", " + in + "]: packed codes have "
-                    + packed.length + " bytes, expected ceil(" + out + "/4) * " + in + " = " + expected);
-        }
+        HfTernaryPacking.check(packed, out, in);
+        int rows = HfTernaryPacking.rows(out);
         if (scale.length != out) {
             throw new IllegalArgumentException("ternary weight [" + out + ", " + in + "]: scale has " + scale.length
                     + " values, expected " + out);

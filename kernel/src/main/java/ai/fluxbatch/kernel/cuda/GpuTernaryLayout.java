@@ -1,5 +1,7 @@
 package ai.fluxbatch.kernel.cuda;
 
+import ai.fluxbatch.kernel.HfTernaryPacking;
+
 /**
  * The layout of a ternary weight {@code [out, in]} that the CUDA kernels of {@code ternary_matmul.cu} read: bit
  * planes. Each output row has {@code KW = ceil(in / 32)} chunks of 32 inputs; row {@code o}, chunk {@code c} is two
@@ -42,16 +44,8 @@ public final class GpuTernaryLayout {
      *                                  message names the row and column); padding rows may hold anything
      */
     public static int[] fromHfPacked(byte[] packed, int out, int in) {
-        if (out < 1 || in < 1) {
-            throw new IllegalArgumentException("ternary weight: shape [" + out + ", " + in
-                    + "] must have positive dimensions");
-        }
-        int rows = (out + 3) / 4;
-        long expected = (long) rows * in;
-        if (packed.length != expected) {
-            throw new IllegalArgumentException("ternary weight [" + out + ", " + in + "]: packed codes have "
-                    + packed.length + " bytes, expected ceil(" + out + "/4) * " + in + " = " + expected);
-        }
+        HfTernaryPacking.check(packed, out, in);
+        int rows = HfTernaryPacking.rows(out);
         long n = words(out, in);
         if (n > Integer.MAX_VALUE - 8) {
             throw new IllegalArgumentException("ternary weight [" + out + ", " + in + "] is too large for one array");

@@ -1,5 +1,7 @@
 package ai.fluxbatch.kernel.cuda;
 
+import ai.fluxbatch.kernel.TestData;
+
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -10,23 +12,9 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 
-/** The GPU bit-plane layout against the Hugging Face BitNet packing (a small packer of it written here). */
+/** The GPU bit-plane layout against the Hugging Face BitNet packing . */
 class GpuTernaryLayoutTest {
     private final Random random = new Random(8);
-
-    /** Codes [out, in] to (ceil(out/4), in) bytes: bits 2i..2i+1 of [r][k] = code + 1 of row i*rows+r. */
-    static byte[] hfPack(byte[] codes, int out, int in) {
-        int rows = (out + 3) / 4;
-        byte[] packed = new byte[rows * in];
-        for (int o = 0; o < 4 * rows; o++) {
-            int r = o % rows, shift = 2 * (o / rows);
-            for (int k = 0; k < in; k++) {
-                int field = o < out ? codes[o * in + k] + 1 : 1; // padding rows: code 0
-                packed[r * in + k] |= (byte) (field << shift);
-            }
-        }
-        return packed;
-    }
 
     static byte[] randomCodes(Random random, int out, int in) {
         byte[] codes = new byte[out * in];
@@ -40,7 +28,7 @@ class GpuTernaryLayoutTest {
     @CsvSource({"1,1", "1,32", "5,7", "3,33", "4,64", "7,31", "17,100", "64,64", "130,257", "6,1000"})
     void roundTripsAndKeepsEveryCode(int out, int in) {
         byte[] codes = randomCodes(random, out, in);
-        byte[] packed = hfPack(codes, out, in);
+        byte[] packed = TestData.hfPack(codes, out, in);
         int[] w = GpuTernaryLayout.fromHfPacked(packed, out, in);
         int kw = (in + 31) / 32;
         assertEquals(2L * out * kw, w.length);
@@ -62,13 +50,13 @@ class GpuTernaryLayoutTest {
     @Test
     void rejectsInvalidBitsInRealRowsOnly() {
         int out = 5, in = 3; // rows = 2: packed row 1 holds rows 1, 3 and the padding rows 5, 7
-        byte[] packed = hfPack(new byte[out * in], out, in);
+        byte[] packed = TestData.hfPack(new byte[out * in], out, in);
         packed[in + 2] |= (byte) (3 << 2); // field 1 of packed row 1 = row 3
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
                 () -> GpuTernaryLayout.fromHfPacked(packed, out, in));
         assertTrue(e.getMessage().contains("row 3, column 2"), e.getMessage());
 
-        byte[] padded = hfPack(new byte[out * in], out, in);
+        byte[] padded = TestData.hfPack(new byte[out * in], out, in);
         padded[in + 1] |= (byte) (3 << 4); // field 2 of packed row 1 = row 5: padding
         int[] w = GpuTernaryLayout.fromHfPacked(padded, out, in);
         assertArrayEquals(new int[w.length], w);

@@ -1,5 +1,7 @@
 package ai.fluxbatch.kernel.cuda;
 
+import ai.fluxbatch.kernel.TestData;
+
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -53,7 +55,7 @@ class TernaryKernelPortTest {
             "100,70,257,true", "130,129,17,false"})
     void portMatchesCpuBackend(int m, int n, int k, boolean withBias) {
         byte[] codes = GpuTernaryLayoutTest.randomCodes(random, n, k);
-        byte[] packed = GpuTernaryLayoutTest.hfPack(codes, n, k);
+        byte[] packed = TestData.hfPack(codes, n, k);
         float[] x = randn(m * k), scale = randn(n), bias = withBias ? randn(n) : null;
         for (int i = 0; i < n; i++) {
             scale[i] = Math.abs(scale[i]) * 0.05f + 1e-3f;
