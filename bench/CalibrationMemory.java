@@ -18,7 +18,7 @@ import java.util.regex.Pattern;
  * What calibration statistics cost an executor at full FLUX.1-dev layer sizes: the planned bytes per --layers choice,
  * then one selection allocated for real (heap measured after GC), merged with a second partial result as
  * treeAggregate's combine step does, and Java-serialized as Spark ships a task result. Then the time ternary GPTQ
- * takes on one full-size layer of 3072 inputs.
+ * takes on full-size layers of 3072 inputs (attention, modulation) and 12288 inputs (the MLP's second linear).
  *   java -cp ... bench/CalibrationMemory.java LAYOUT.json [REGEX]
  */
 public final class CalibrationMemory {
@@ -72,6 +72,7 @@ public final class CalibrationMemory {
         b = null;
         bytes = null;
         gptq(3072, 3072);
+        gptq(3072, 12288);
     }
 
     private static CalibrationStats allocate(Map<String, Integer> inputs, String regex) {

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Calibration statistics memory at full FLUX.1-dev layer sizes, and ternary GPTQ time on one full-size layer; writes
 # bench/results/calibration-memory-<host>.txt.   bench/calibration-memory.sh [REGEX]   (default: single block 0)
+# Takes about 10 minutes on 2 cores (most of it gptq on the 3072 x 12288 layer).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target="${FLUXBATCH_TARGET:-target}"

@@ -45,13 +45,17 @@ final class Cholesky {
     static double[] lowerInverse(double[] l, int n) {
         double[] li = new double[n * n];
         rows(0, n, j -> { // column j of L^-1 by forward substitution; columns are independent
-            li[j * n + j] = 1 / l[j * n + j];
+            double[] x = new double[n]; // the column, contiguous: reading it down li's column strides through memory
+            x[j] = 1 / l[j * n + j];
             for (int i = j + 1; i < n; i++) {
                 double v = 0;
                 for (int k = j; k < i; k++) {
-                    v -= l[i * n + k] * li[k * n + j];
+                    v -= l[i * n + k] * x[k];
                 }
-                li[i * n + j] = v / l[i * n + i];
+                x[i] = v / l[i * n + i];
+            }
+            for (int i = j; i < n; i++) {
+                li[i * n + j] = x[i];
             }
         });
         return li;
