@@ -153,11 +153,9 @@ public final class CalibrateCommand implements Callable<Integer> {
     /** Every check that needs no Spark and no model weights, before any work. */
     private CalibrateSettings validate(FluxSnapshot snapshot) {
         CommandLine cli = spec.commandLine();
-        positive(cli, "--batch-size", batchSize);
-        positive(cli, "--prompts-per-partition", promptsPerPartition);
-        if (seed < 0) {
-            throw new CommandLine.ParameterException(cli, "--seed is " + seed + ", expected a non-negative integer");
-        }
+        OptionChecks.positive(cli, "--batch-size", batchSize);
+        OptionChecks.positive(cli, "--prompts-per-partition", promptsPerPartition);
+        OptionChecks.seed(cli, seed);
         if (layers != null) {
             try {
                 Pattern.compile(layers);
@@ -233,9 +231,4 @@ public final class CalibrateCommand implements Callable<Integer> {
         }
     }
 
-    private static void positive(CommandLine cli, String option, int value) {
-        if (value < 1) {
-            throw new CommandLine.ParameterException(cli, option + " is " + value + ", expected >= 1");
-        }
-    }
 }

@@ -77,10 +77,8 @@ public final class EvaluateCommand implements Callable<Integer> {
         PrintWriter err = cli.getErr();
         input.check(cli);
         device.select("evaluate", err);
-        positive("--batch-size", batchSize);
-        if (seed < 0) {
-            throw new CommandLine.ParameterException(cli, "--seed is " + seed + ", expected a non-negative integer");
-        }
+        OptionChecks.positive(cli, "--batch-size", batchSize);
+        OptionChecks.seed(cli, seed);
         Path ref = (reference != null ? reference : ModelOption.embedded()).toAbsolutePath().normalize();
         folder("--reference", ref);
         for (Path q : quantized) {
@@ -204,11 +202,6 @@ public final class EvaluateCommand implements Callable<Integer> {
         err.printf("evaluate: report written to %s and %s%n", md, json);
     }
 
-    private void positive(String name, int v) {
-        if (v < 1) {
-            throw new CommandLine.ParameterException(spec.commandLine(), name + " is " + v + ", expected at least 1");
-        }
-    }
 
     private void folder(String option, Path dir) {
         if (!Files.isDirectory(dir)) {

@@ -149,12 +149,10 @@ public final class GenerateCommand implements Callable<Integer> {
     /** Every check that needs no Spark and no model weights, before any work. */
     private GenerateSettings validate(FluxSnapshot snapshot, OutputLayout outputLayout) {
         CommandLine cli = spec.commandLine();
-        positive(cli, "--images-per-prompt", imagesPerPrompt);
-        positive(cli, "--batch-size", batchSize);
-        positive(cli, "--images-per-partition", imagesPerPartition);
-        if (seed < 0) {
-            throw new CommandLine.ParameterException(cli, "--seed is " + seed + ", expected a non-negative integer");
-        }
+        OptionChecks.positive(cli, "--images-per-prompt", imagesPerPrompt);
+        OptionChecks.positive(cli, "--batch-size", batchSize);
+        OptionChecks.positive(cli, "--images-per-partition", imagesPerPartition);
+        OptionChecks.seed(cli, seed);
         GenerationParams p = image.params(cli, snapshot.defaultSteps());
         GenerateSettings s = new GenerateSettings(snapshot.root().toString(), snapshot.transformerFingerprint(),
                 snapshot.quantizationMethod(), output, outputLayout, p.height(), p.width(), p.steps(), p.guidance(),
@@ -165,11 +163,6 @@ public final class GenerateCommand implements Callable<Integer> {
         return s;
     }
 
-    private static void positive(CommandLine cli, String option, int value) {
-        if (value < 1) {
-            throw new CommandLine.ParameterException(cli, option + " is " + value + ", expected >= 1");
-        }
-    }
 
     private int report(List<ImageResult> results) {
         PrintWriter out = spec.commandLine().getOut();

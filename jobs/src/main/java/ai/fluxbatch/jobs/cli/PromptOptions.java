@@ -34,8 +34,8 @@ public final class PromptOptions {
             throw new CommandLine.ParameterException(cli, "no prompts: give --prompt TEXT (repeatable) or --prompts"
                     + " URI (or --prompts " + BuiltInPrompts.PAPER_7232 + ")");
         }
-        if (limit != null && limit < 1) {
-            throw new CommandLine.ParameterException(cli, "--limit is " + limit + ", expected >= 1");
+        if (limit != null) {
+            OptionChecks.positive(cli, "--limit", limit);
         }
     }
 

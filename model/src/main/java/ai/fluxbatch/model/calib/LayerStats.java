@@ -118,22 +118,6 @@ public final class LayerStats implements Serializable {
         return gram;
     }
 
-    /** {@code E[x x^T]} in double: the Gram matrix over the token count, or its diagonal alone when there is none. */
-    public double[] secondMoment() {
-        double n = Math.max(1, tokens);
-        double[] h = new double[in * in];
-        if (gram == null) {
-            for (int i = 0; i < in; i++) {
-                h[i * in + i] = sumSq[i] / n;
-            }
-        } else {
-            for (int i = 0; i < h.length; i++) {
-                h[i] = gram[i] / n;
-            }
-        }
-        return h;
-    }
-
     /** {@code E[x]}. */
     public double[] mean() {
         double n = Math.max(1, tokens);

@@ -9,42 +9,48 @@ import ai.fluxbatch.model.calib.LayerStats;
  */
 final class ActivationCovariance {
     final int in;
+    /** The diagonal of {@code C}. */
+    final double[] diag;
+    /** {@code C} itself, {@code in x in} row-major; null when only the diagonal was recorded (no Gram matrix). */
     final double[] c;
     final double[] mean;
-    private final boolean diagonal;
 
-    private ActivationCovariance(int in, double[] c, double[] mean, boolean diagonal) {
+    private ActivationCovariance(int in, double[] diag, double[] c, double[] mean) {
         this.in = in;
+        this.diag = diag;
         this.c = c;
         this.mean = mean;
-        this.diagonal = diagonal;
     }
 
+    /** {@code E[x x^T]}, less {@code E[x] E[x]^T} when {@code centered}; only its diagonal without a Gram matrix. */
     static ActivationCovariance of(LayerStats stats, boolean centered) {
         int in = stats.inFeatures();
-        double[] c = stats.secondMoment();
+        double n = Math.max(1, stats.tokens());
         double[] mean = stats.mean();
-        if (centered) {
-            boolean full = stats.hasGram();
+        double[] diag = new double[in];
+        for (int i = 0; i < in; i++) {
+            diag[i] = stats.sumSq()[i] / n - (centered ? mean[i] * mean[i] : 0);
+        }
+        double[] c = null;
+        if (stats.hasGram()) {
+            float[] gram = stats.gram();
+            c = new double[in * in];
             for (int i = 0; i < in; i++) {
-                if (full) {
-                    for (int j = 0; j < in; j++) {
-                        c[i * in + j] -= mean[i] * mean[j];
-                    }
-                } else {
-                    c[i * in + i] -= mean[i] * mean[i];
+                for (int j = 0; j < in; j++) {
+                    c[i * in + j] = gram[i * in + j] / n - (centered ? mean[i] * mean[j] : 0);
                 }
+                diag[i] = c[i * in + i];
             }
         }
-        return new ActivationCovariance(in, c, mean, !stats.hasGram());
+        return new ActivationCovariance(in, diag, c, mean);
     }
 
-    /** {@code a^T C b} for rows {@code a} and {@code b} of length {@code in} at the given offsets. */
+    /** {@code a^T C b} for rows {@code a} and {@code b} of length {@code in}. */
     double form(double[] a, double[] b) {
         double total = 0;
-        if (diagonal) {
+        if (c == null) {
             for (int i = 0; i < in; i++) {
-                total += a[i] * c[i * in + i] * b[i];
+                total += a[i] * diag[i] * b[i];
             }
             return total;
         }

@@ -40,6 +40,9 @@ public final class TernaryGptqQuantizer implements LayerQuantizer {
 
     @Override
     public Result quantize(float[] w, int out, int in, LayerStats stats, boolean hasBias) {
+        if (!stats.hasGram()) {
+            throw new IllegalArgumentException(METHOD + " needs the Gram matrix of the layer's inputs (calibrate --gram)");
+        }
         ActivationCovariance cov = ActivationCovariance.of(stats, hasBias);
         int[] order = byDecreasingVariance(cov);
         float[] u = inverseFactor(cov, order);
@@ -106,7 +109,7 @@ public final class TernaryGptqQuantizer implements LayerQuantizer {
     private static int[] byDecreasingVariance(ActivationCovariance cov) {
         int n = cov.in;
         return IntStream.range(0, n).boxed()
-                .sorted((a, b) -> Double.compare(cov.c[b * n + b], cov.c[a * n + a]))
+                .sorted((a, b) -> Double.compare(cov.diag[b], cov.diag[a]))
                 .mapToInt(Integer::intValue).toArray();
     }
 
@@ -119,7 +122,7 @@ public final class TernaryGptqQuantizer implements LayerQuantizer {
         int n = cov.in;
         double meanDiag = 0;
         for (int i = 0; i < n; i++) {
-            meanDiag += cov.c[i * n + i];
+            meanDiag += cov.diag[i];
         }
         meanDiag = meanDiag > 0 ? meanDiag / n : 1;
         double[] reversed = new double[n * n];
@@ -204,7 +207,7 @@ public final class TernaryGptqQuantizer implements LayerQuantizer {
             double s = absMean * k / 20.0, e = 0;
             for (int i = 0; i < in; i++) {
                 double d = w[o * in + i] - s * Math.max(-1, Math.min(1, Math.rint(w[o * in + i] / s)));
-                e += d * d * Math.max(cov.c[i * in + i], 0);
+                e += d * d * Math.max(cov.diag[i], 0);
             }
             if (e < bestError) {
                 bestError = e;
