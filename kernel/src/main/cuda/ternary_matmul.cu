@@ -32,7 +32,12 @@
 // Epilogue (both): y = acc * scale[o] (+ bias[o]), a rounded multiply then a rounded add (__fmul_rn, __fadd_rn: no
 // contraction to an FMA), as the CPU backend does.
 
+#ifdef __CUDACC_RTC__
+// NVRTC (the runtime-compilation fallback) has no <stdint.h>
+typedef unsigned int uint32_t;
+#else
 #include <stdint.h>
+#endif
 
 #define FB_SMALL_M_MAX 16
 #define FB_SMALL_WARPS 8

@@ -134,6 +134,23 @@ public interface Backend extends AutoCloseable {
      */
     Tensor transposeLast2(Tensor x);
 
+    /**
+     * Opens a scope: tensors this backend makes on this thread until it closes are freed then, except those kept.
+     * Model code opens one around each block and each sampling step, so a backend with device memory reuses the same
+     * buffers step after step; the default frees nothing and leaves memory to the garbage collector.
+     */
+    default TensorScope openScope() {
+        return TensorScope.NONE;
+    }
+
+    /**
+     * Takes {@code t} out of every open scope, for a tensor a model caches across calls: it then lives until closed
+     * or unreachable, like a weight. Returns it.
+     */
+    default Tensor retain(Tensor t) {
+        return t;
+    }
+
     @Override
     default void close() {
     }

@@ -5,13 +5,10 @@ import java.util.Optional;
 
 /**
  * Turns {@code --device auto|cpu|cuda} into the backend a run uses: {@code auto} takes CUDA when a GPU is visible and
- * this build has a CUDA backend, the CPU otherwise; {@code cuda} when either is missing is an error that says which.
+ * this build can run the CUDA backend (its kernels were compiled and the JavaCPP CUDA classes are on the class path),
+ * the CPU otherwise; {@code cuda} when either is missing is an error that says which.
  */
 public final class BackendSelection {
-    /** Whether this build has a CUDA backend to run the model on: not yet (issue 8), only its kernels. */
-    public static final boolean CUDA_BACKEND_BUILT = false;
-
-    static final String NO_BACKEND = "this build has no CUDA backend yet (issue 8)";
 
     private BackendSelection() {
     }
@@ -32,17 +29,20 @@ public final class BackendSelection {
         }
     }
 
-    /** With this build's {@link #CUDA_BACKEND_BUILT}. */
+    /** With what this build has: {@link CudaAvailability#missing()}. */
     public static Decision select(DeviceKind requested, GpuVisibility gpus) {
-        return select(requested, gpus, CUDA_BACKEND_BUILT);
+        return select(requested, gpus, CudaAvailability.missing());
     }
 
     /**
-     * The backend for {@code requested}; {@code gpus} is probed only for auto and cuda.
+     * The backend for {@code requested}; {@code gpus} is probed only for auto and cuda; {@code cudaMissing} says
+     * why this build cannot run the CUDA backend, or is empty when it can.
      *
-     * @throws IllegalArgumentException when cuda is requested but no GPU is visible or {@code cudaAvailable} is false
+     * @throws IllegalArgumentException when cuda is requested but no GPU is visible or the CUDA backend is missing
      */
-    public static Decision select(DeviceKind requested, GpuVisibility gpus, boolean cudaAvailable) {
+    public static Decision select(DeviceKind requested, GpuVisibility gpus, Optional<String> cudaMissing) {
+        boolean cudaAvailable = cudaMissing.isEmpty();
+        String noBackend = cudaMissing.orElse("");
         Objects.requireNonNull(requested, "requested");
         if (requested == DeviceKind.CPU) {
             return new Decision(DeviceKind.CPU, "requested with --device cpu");
@@ -53,21 +53,21 @@ public final class BackendSelection {
                 return new Decision(DeviceKind.CPU, "auto: no NVIDIA GPU visible, using the CPU backend");
             }
             if (!cudaAvailable) {
-                return new Decision(DeviceKind.CPU, "auto: a GPU is visible (" + gpu.get() + ") but " + NO_BACKEND
+                return new Decision(DeviceKind.CPU, "auto: a GPU is visible (" + gpu.get() + ") but " + noBackend
                         + ", using the CPU backend");
             }
             return new Decision(DeviceKind.CUDA, "auto: a GPU is visible (" + gpu.get() + "), using the CUDA backend");
         }
         if (gpu.isEmpty() && !cudaAvailable) {
             throw new IllegalArgumentException("--device cuda: no NVIDIA GPU is visible"
-                    + " and " + NO_BACKEND + "; use --device cpu or auto");
+                    + " and " + noBackend + "; use --device cpu or auto");
         }
         if (gpu.isEmpty()) {
             throw new IllegalArgumentException("--device cuda: no NVIDIA GPU is visible"
                     + "; use --device cpu or auto");
         }
         if (!cudaAvailable) {
-            throw new IllegalArgumentException("--device cuda: a GPU is visible (" + gpu.get() + ") but " + NO_BACKEND
+            throw new IllegalArgumentException("--device cuda: a GPU is visible (" + gpu.get() + ") but " + noBackend
                     + "; use --device cpu or auto");
         }
         return new Decision(DeviceKind.CUDA, "requested with --device cuda; " + gpu.get());

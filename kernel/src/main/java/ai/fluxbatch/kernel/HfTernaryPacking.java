@@ -23,6 +23,20 @@ public final class HfTernaryPacking {
     }
 
     /** Packed rows: {@code ceil(out / 4)}. */
+    /** Checks the per-output-channel scale of a ternary weight {@code [out, in]}: out finite values. */
+    public static void checkScale(float[] scale, int out, int in) {
+        if (scale.length != out) {
+            throw new IllegalArgumentException("ternary weight [" + out + ", " + in + "]: scale has " + scale.length
+                    + " values, expected " + out);
+        }
+        for (int o = 0; o < out; o++) {
+            if (!Float.isFinite(scale[o])) {
+                throw new IllegalArgumentException("ternary weight [" + out + ", " + in + "]: scale[" + o + "] is "
+                        + scale[o] + ", expected a finite number");
+            }
+        }
+    }
+
     public static int rows(int out) {
         return (out + 3) / 4;
     }

@@ -6,12 +6,17 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import ai.fluxbatch.kernel.BackendSelection.Decision;
+import ai.fluxbatch.kernel.cuda.CudaModules;
+import java.util.List;
 import java.util.Optional;
 import java.util.concurrent.atomic.AtomicInteger;
+import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
 
 /** Every (requested, GPU visible, CUDA backend built) combination. */
 class BackendSelectionTest {
+    private static final Optional<String> MISSING = Optional.of("this build has no CUDA kernels");
+
     private static final GpuVisibility GPU = () -> Optional.of("/dev/nvidia0 exists");
     private static final GpuVisibility NO_GPU = GpuVisibility.none();
 
@@ -22,7 +27,7 @@ class BackendSelectionTest {
             probes.incrementAndGet();
             return Optional.of("x");
         };
-        for (boolean cuda : new boolean[] {false, true}) {
+        for (Optional<String> cuda : List.of(MISSING, Optional.<String>empty())) {
             Decision d = BackendSelection.select(DeviceKind.CPU, counting, cuda);
             assertEquals(DeviceKind.CPU, d.kind());
             assertEquals("requested with --device cpu", d.reason());
@@ -32,7 +37,7 @@ class BackendSelectionTest {
 
     @Test
     void autoWithoutGpu() {
-        for (boolean cuda : new boolean[] {false, true}) {
+        for (Optional<String> cuda : List.of(MISSING, Optional.<String>empty())) {
             Decision d = BackendSelection.select(DeviceKind.AUTO, NO_GPU, cuda);
             assertEquals(DeviceKind.CPU, d.kind());
             assertEquals("auto: no NVIDIA GPU visible, using the CPU backend", d.reason());
@@ -41,15 +46,15 @@ class BackendSelectionTest {
 
     @Test
     void autoWithGpuButNoCudaBackend() {
-        Decision d = BackendSelection.select(DeviceKind.AUTO, GPU, false);
+        Decision d = BackendSelection.select(DeviceKind.AUTO, GPU, MISSING);
         assertEquals(DeviceKind.CPU, d.kind());
-        assertEquals("auto: a GPU is visible (/dev/nvidia0 exists) but this build has no CUDA backend yet (issue 8),"
+        assertEquals("auto: a GPU is visible (/dev/nvidia0 exists) but this build has no CUDA kernels,"
                 + " using the CPU backend", d.reason());
     }
 
     @Test
     void autoWithGpuAndCudaBackend() {
-        Decision d = BackendSelection.select(DeviceKind.AUTO, GPU, true);
+        Decision d = BackendSelection.select(DeviceKind.AUTO, GPU, Optional.empty());
         assertEquals(DeviceKind.CUDA, d.kind());
         assertTrue(d.reason().startsWith("auto: a GPU is visible (/dev/nvidia0 exists)"), d.reason());
         assertEquals("cuda (" + d.reason() + ")", d.toString());
@@ -57,7 +62,7 @@ class BackendSelectionTest {
 
     @Test
     void cudaWithGpuAndBackend() {
-        Decision d = BackendSelection.select(DeviceKind.CUDA, GPU, true);
+        Decision d = BackendSelection.select(DeviceKind.CUDA, GPU, Optional.empty());
         assertEquals(DeviceKind.CUDA, d.kind());
         assertTrue(d.reason().contains("--device cuda"), d.reason());
     }
@@ -65,7 +70,7 @@ class BackendSelectionTest {
     @Test
     void cudaWithoutGpu() {
         String m = assertThrows(IllegalArgumentException.class,
-                () -> BackendSelection.select(DeviceKind.CUDA, NO_GPU, true)).getMessage();
+                () -> BackendSelection.select(DeviceKind.CUDA, NO_GPU, Optional.empty())).getMessage();
         assertTrue(m.contains("no NVIDIA GPU is visible"), m);
         assertFalse(m.contains("no CUDA backend"), m);
     }
@@ -73,24 +78,31 @@ class BackendSelectionTest {
     @Test
     void cudaWithGpuButNoBackend() {
         String m = assertThrows(IllegalArgumentException.class,
-                () -> BackendSelection.select(DeviceKind.CUDA, GPU, false)).getMessage();
-        assertTrue(m.contains("this build has no CUDA backend yet"), m);
+                () -> BackendSelection.select(DeviceKind.CUDA, GPU, MISSING)).getMessage();
+        assertTrue(m.contains("this build has no CUDA kernels"), m);
         assertFalse(m.contains("no NVIDIA GPU"), m);
     }
 
     @Test
     void cudaWithNeither() {
         String m = assertThrows(IllegalArgumentException.class,
-                () -> BackendSelection.select(DeviceKind.CUDA, NO_GPU, false)).getMessage();
+                () -> BackendSelection.select(DeviceKind.CUDA, NO_GPU, MISSING)).getMessage();
         assertTrue(m.contains("no NVIDIA GPU is visible"), m);
-        assertTrue(m.contains("this build has no CUDA backend yet"), m);
+        assertTrue(m.contains("this build has no CUDA kernels"), m);
     }
 
     @Test
-    void thisBuildHasNoCudaBackend() {
-        assertFalse(BackendSelection.CUDA_BACKEND_BUILT);
-        assertEquals(DeviceKind.CPU, BackendSelection.select(DeviceKind.AUTO, GPU).kind());
-        assertThrows(IllegalArgumentException.class, () -> BackendSelection.select(DeviceKind.CUDA, GPU));
+    void thisBuildsAvailabilityDecidesAuto() {
+        Optional<String> missing = CudaAvailability.missing();
+        assertEquals(missing.isEmpty() ? DeviceKind.CUDA : DeviceKind.CPU,
+                BackendSelection.select(DeviceKind.AUTO, GPU).kind(), missing.orElse("available"));
+    }
+
+    @Test
+    void aBuildWithKernelsAndJavaCppCanRunCuda() {
+        Assumptions.assumeTrue(CudaModules.load(CudaModules.OPS).isPresent(),
+                "this build compiled no CUDA kernels (no nvcc)");
+        assertEquals(Optional.empty(), CudaAvailability.missing());
     }
 
     @Test

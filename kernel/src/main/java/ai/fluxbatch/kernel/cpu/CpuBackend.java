@@ -1,6 +1,7 @@
 package ai.fluxbatch.kernel.cpu;
 
 import ai.fluxbatch.kernel.Backend;
+import ai.fluxbatch.kernel.OpChecks;
 import ai.fluxbatch.kernel.Shapes;
 import ai.fluxbatch.kernel.Tensor;
 
@@ -149,13 +150,10 @@ public final class CpuBackend implements Backend {
     public Tensor embedding(Tensor table, int[] ids) {
         CpuTensor tt = cpu(table);
         Shapes.requireRank("embedding", "table", tt.shapeRef(), 2);
-        int vocab = tt.shapeRef()[0], c = tt.shapeRef()[1];
+        int c = tt.shapeRef()[1];
+        OpChecks.tokenIds(ids, tt.shapeRef()[0]);
         CpuTensor out = CpuTensor.zeros(ids.length, c);
         for (int i = 0; i < ids.length; i++) {
-            if (ids[i] < 0 || ids[i] >= vocab) {
-                throw new IllegalArgumentException("token id " + ids[i] + " at position " + i
-                        + " is outside the vocabulary of " + vocab + " (expected 0.." + (vocab - 1) + ")");
-            }
             System.arraycopy(tt.data, ids[i] * c, out.data, i * c, c);
         }
         return out;
@@ -190,7 +188,7 @@ public final class CpuBackend implements Backend {
     @Override
     public Tensor modulate(Tensor x, Tensor shift, Tensor scale) {
         CpuTensor xt = cpu(x), sh = cpu(shift), sc = cpu(scale);
-        int[] dims = batchRows("modulate", xt, sh, sc);
+        int[] dims = OpChecks.batchRows("modulate", xt.shapeRef(), sh.shapeRef(), sc.shapeRef());
         int l = dims[1], c = dims[2];
         CpuTensor out = CpuTensor.zeros(xt.shapeRef());
         parallel.run(dims[0] * l, Math.max(1, 65536 / Math.max(1, c)), (from, to) -> {
@@ -205,7 +203,7 @@ public final class CpuBackend implements Backend {
     public Tensor gatedAdd(Tensor x, Tensor gate, Tensor y) {
         CpuTensor xt = cpu(x), gt = cpu(gate), yt = cpu(y);
         Shapes.requireSame("gatedAdd", xt.shapeRef(), yt.shapeRef());
-        int[] dims = batchRows("gatedAdd", xt, gt, gt);
+        int[] dims = OpChecks.batchRows("gatedAdd", xt.shapeRef(), gt.shapeRef(), gt.shapeRef());
         int l = dims[1], c = dims[2];
         CpuTensor out = CpuTensor.zeros(xt.shapeRef());
         parallel.run(dims[0] * l, Math.max(1, 65536 / Math.max(1, c)), (from, to) -> {
@@ -216,23 +214,11 @@ public final class CpuBackend implements Backend {
         return out;
     }
 
-    /** Checks {@code x [B, L, C]} against per-sample vectors {@code [B, C]}; returns {B, L, C}. */
-    private static int[] batchRows(String op, CpuTensor x, CpuTensor a, CpuTensor b) {
-        Shapes.requireRank(op, "x", x.shapeRef(), 3);
-        int[] s = x.shapeRef();
-        int[] expected = {s[0], s[2]};
-        Shapes.requireSame(op, a.shapeRef(), expected);
-        Shapes.requireSame(op, b.shapeRef(), expected);
-        return s;
-    }
-
     @Override
     public Tensor columns(Tensor x, int start, int count) {
         CpuTensor xt = cpu(x);
         int c = Shapes.last(xt.shapeRef());
-        if (start < 0 || count < 0 || start + count > c) {
-            throw new IllegalArgumentException("columns: [" + start + ", " + (start + count) + ") outside 0.." + c);
-        }
+        OpChecks.columns(xt.shapeRef(), start, count);
         int rows = Shapes.rows(xt.shapeRef());
         CpuTensor out = CpuTensor.zeros(Shapes.withLast(xt.shapeRef(), count));
         for (int r = 0; r < rows; r++) {
@@ -245,7 +231,7 @@ public final class CpuBackend implements Backend {
     public Tensor concatColumns(Tensor a, Tensor b) {
         CpuTensor at = cpu(a), bt = cpu(b);
         int ca = Shapes.last(at.shapeRef()), cb = Shapes.last(bt.shapeRef());
-        Shapes.requireSame("concatColumns", Shapes.withLast(at.shapeRef(), 0), Shapes.withLast(bt.shapeRef(), 0));
+        OpChecks.concatColumns(at.shapeRef(), bt.shapeRef());
         int rows = Shapes.rows(at.shapeRef());
         CpuTensor out = CpuTensor.zeros(Shapes.withLast(at.shapeRef(), ca + cb));
         for (int r = 0; r < rows; r++) {
@@ -258,11 +244,8 @@ public final class CpuBackend implements Backend {
     @Override
     public Tensor concatRows(Tensor a, Tensor b) {
         CpuTensor at = cpu(a), bt = cpu(b);
-        Shapes.requireRank("concatRows", "a", at.shapeRef(), 3);
-        Shapes.requireRank("concatRows", "b", bt.shapeRef(), 3);
+        OpChecks.concatRows(at.shapeRef(), bt.shapeRef());
         int bs = at.shapeRef()[0], la = at.shapeRef()[1], lb = bt.shapeRef()[1], c = at.shapeRef()[2];
-        Shapes.requireEqual("concatRows", "batch of b", bt.shapeRef()[0], bs);
-        Shapes.requireEqual("concatRows", "features of b", bt.shapeRef()[2], c);
         CpuTensor out = CpuTensor.zeros(bs, la + lb, c);
         for (int i = 0; i < bs; i++) {
             System.arraycopy(at.data, i * la * c, out.data, i * (la + lb) * c, la * c);
@@ -274,11 +257,8 @@ public final class CpuBackend implements Backend {
     @Override
     public Tensor sliceRows(Tensor x, int start, int count) {
         CpuTensor xt = cpu(x);
-        Shapes.requireRank("sliceRows", "x", xt.shapeRef(), 3);
+        OpChecks.sliceRows(xt.shapeRef(), start, count);
         int bs = xt.shapeRef()[0], l = xt.shapeRef()[1], c = xt.shapeRef()[2];
-        if (start < 0 || count < 0 || start + count > l) {
-            throw new IllegalArgumentException("sliceRows: [" + start + ", " + (start + count) + ") outside 0.." + l);
-        }
         CpuTensor out = CpuTensor.zeros(bs, count, c);
         for (int i = 0; i < bs; i++) {
             System.arraycopy(xt.data, (i * l + start) * c, out.data, i * count * c, count * c);
@@ -289,9 +269,8 @@ public final class CpuBackend implements Backend {
     @Override
     public Tensor rope(Tensor x, Tensor pe) {
         CpuTensor xt = cpu(x), pt = cpu(pe);
-        Shapes.requireRank("rope", "x", xt.shapeRef(), 4);
+        OpChecks.rope(xt.shapeRef(), pt.shapeRef());
         int bs = xt.shapeRef()[0], l = xt.shapeRef()[1], h = xt.shapeRef()[2], d = xt.shapeRef()[3];
-        Shapes.requireSame("rope", pt.shapeRef(), new int[] {bs, l, d / 2, 2, 2});
         CpuTensor out = CpuTensor.zeros(xt.shapeRef());
         float[] xs = xt.data, ps = pt.data, os = out.data;
         parallel.run(bs * l, 64, (from, to) -> {
@@ -314,19 +293,10 @@ public final class CpuBackend implements Backend {
     @Override
     public Tensor attention(Tensor q, Tensor k, Tensor v, int heads, float scale, Tensor bias, boolean causal) {
         CpuTensor qt = cpu(q), kt = cpu(k), vt = cpu(v);
-        Shapes.requireSame("attention", qt.shapeRef(), kt.shapeRef());
-        Shapes.requireSame("attention", qt.shapeRef(), vt.shapeRef());
-        Shapes.requireRank("attention", "q", qt.shapeRef(), 3);
+        CpuTensor bt = bias == null ? null : cpu(bias);
+        OpChecks.attention(qt.shapeRef(), kt.shapeRef(), vt.shapeRef(), heads, bt == null ? null : bt.shapeRef());
         int bs = qt.shapeRef()[0], l = qt.shapeRef()[1], c = qt.shapeRef()[2];
-        if (heads < 1 || c % heads != 0) {
-            throw new IllegalArgumentException("attention: " + c + " features do not split into " + heads + " heads");
-        }
-        float[] biasData = null;
-        if (bias != null) {
-            CpuTensor bt = cpu(bias);
-            Shapes.requireSame("attention bias", bt.shapeRef(), new int[] {heads, l, l});
-            biasData = bt.data;
-        }
+        float[] biasData = bt == null ? null : bt.data;
         float[] out = CpuAttention.attend(parallel, qt.data, kt.data, vt.data, bs, l, heads, c / heads, scale,
                 biasData, causal);
         return new CpuTensor(out, qt.shapeRef());
@@ -336,47 +306,21 @@ public final class CpuBackend implements Backend {
     public Tensor conv2d(Tensor x, Tensor weight, Tensor bias, int stride, int padTop, int padBottom, int padLeft,
                          int padRight) {
         CpuTensor xt = cpu(x), wt = cpu(weight);
-        Shapes.requireRank("conv2d", "x", xt.shapeRef(), 4);
-        Shapes.requireRank("conv2d", "weight", wt.shapeRef(), 4);
-        int b = xt.shapeRef()[0], c = xt.shapeRef()[1], h = xt.shapeRef()[2], w = xt.shapeRef()[3];
-        int o = wt.shapeRef()[0], kh = wt.shapeRef()[2], kw = wt.shapeRef()[3];
-        Shapes.requireEqual("conv2d", "input channels of weight", wt.shapeRef()[1], c);
-        float[] bd = null;
-        if (bias != null) {
-            bd = cpu(bias).data;
-            Shapes.requireEqual("conv2d", "bias length", bd.length, o);
-        }
-        if (stride < 1 || padTop < 0 || padBottom < 0 || padLeft < 0 || padRight < 0) {
-            throw new IllegalArgumentException("conv2d: stride must be at least 1 and padding at least 0, got stride "
-                    + stride + ", padding (top " + padTop + ", bottom " + padBottom + ", left " + padLeft + ", right "
-                    + padRight + ")");
-        }
-        int ph = h + padTop + padBottom, pw = w + padLeft + padRight;
-        if (kh < 1 || kw < 1 || ph < kh || pw < kw) {
-            throw new IllegalArgumentException("conv2d: kernel " + kh + " x " + kw + " does not fit the padded input "
-                    + ph + " x " + pw + " (x " + Tensor.describe(xt.shapeRef()) + ")");
-        }
-        int ho = (ph - kh) / stride + 1, wo = (pw - kw) / stride + 1;
-        float[] out = CpuConv2d.conv(parallel, xt.data, b, c, h, w, wt.data, bd, o, kh, kw, stride, padTop, padLeft,
-                ho, wo);
-        return new CpuTensor(out, new int[] {b, o, ho, wo});
+        float[] bd = bias == null ? null : cpu(bias).data;
+        OpChecks.Conv g = OpChecks.conv2d(xt.shapeRef(), wt.shapeRef(), bd == null ? -1 : bd.length, stride, padTop,
+                padBottom, padLeft, padRight);
+        float[] out = CpuConv2d.conv(parallel, xt.data, g.b(), g.c(), g.h(), g.w(), wt.data, bd, g.o(), g.kh(), g.kw(),
+                stride, padTop, padLeft, g.ho(), g.wo());
+        return new CpuTensor(out, new int[] {g.b(), g.o(), g.ho(), g.wo()});
     }
 
     @Override
     public Tensor groupNorm(Tensor x, int groups, Tensor weight, Tensor bias, float eps) {
         CpuTensor xt = cpu(x);
         int[] s = xt.shapeRef();
-        if (s.length < 2) {
-            throw new IllegalArgumentException("groupNorm: x must be [B, C, ...], got shape " + Tensor.describe(s));
-        }
-        int b = s[0], c = s[1];
-        if (groups < 1 || c % groups != 0) {
-            throw new IllegalArgumentException("groupNorm: " + c + " channels do not split into " + groups + " groups");
-        }
         float[] w = cpu(weight).data, bb = cpu(bias).data;
-        Shapes.requireEqual("groupNorm", "weight length", w.length, c);
-        Shapes.requireEqual("groupNorm", "bias length", bb.length, c);
-        int spatial = b * c == 0 ? 0 : xt.data.length / (b * c);
+        int spatial = OpChecks.groupNorm(s, groups, w.length, bb.length);
+        int b = s[0], c = s[1];
         return new CpuTensor(CpuGroupNorm.apply(parallel, xt.data, b, c, spatial, groups, w, bb, eps), s);
     }
 
@@ -407,14 +351,8 @@ public final class CpuBackend implements Backend {
     public Tensor transposeLast2(Tensor x) {
         CpuTensor xt = cpu(x);
         int[] s = xt.shapeRef();
-        if (s.length < 2) {
-            throw new IllegalArgumentException("transposeLast2: x must have rank 2 or more, got shape "
-                    + Tensor.describe(s));
-        }
+        int[] t = OpChecks.transposedLast2(s);
         int m = s[s.length - 2], n = s[s.length - 1];
-        int[] t = s.clone();
-        t[s.length - 2] = n;
-        t[s.length - 1] = m;
         CpuTensor out = CpuTensor.zeros(t);
         int matrices = m * n == 0 ? 0 : xt.data.length / (m * n);
         int tile = 32;

@@ -46,16 +46,7 @@ final class CpuTernaryTensor implements Tensor {
     static CpuTernaryTensor fromHfPacked(ParallelFor parallel, byte[] packed, int out, int in, float[] scale) {
         HfTernaryPacking.check(packed, out, in);
         int rows = HfTernaryPacking.rows(out);
-        if (scale.length != out) {
-            throw new IllegalArgumentException("ternary weight [" + out + ", " + in + "]: scale has " + scale.length
-                    + " values, expected " + out);
-        }
-        for (int o = 0; o < out; o++) {
-            if (!Float.isFinite(scale[o])) {
-                throw new IllegalArgumentException("ternary weight [" + out + ", " + in + "]: scale[" + o + "] is "
-                        + scale[o] + ", expected a finite number");
-            }
-        }
+        HfTernaryPacking.checkScale(scale, out, in);
         long padded = ((long) out + GROUP - 1) / GROUP * GROUP * ((in + PANEL - 1) / PANEL);
         if (padded > Integer.MAX_VALUE - 8) {
             throw new IllegalArgumentException("ternary weight [" + out + ", " + in + "] is too large for one array");

@@ -3,16 +3,21 @@ package ai.fluxbatch.kernel.cuda;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.UncheckedIOException;
+import java.util.Optional;
 
 /**
  * The CUDA kernels this build compiled: {@code kernel/src/main/cuda/NAME.cu} becomes the classpath resource
  * {@code /ai/fluxbatch/kernel/cuda/NAME.fatbin} when the build found nvcc (sm_80 and sm_90 machine code plus
  * compute_90 PTX, loaded with {@code cuModuleLoadData}, so the runtime needs only the driver). A build without nvcc
  * (or with {@code -Dfluxbatch.skipCuda=true}) has no such resource: {@link #load} then says so instead of failing.
+ * Every build also ships the sources as {@code /ai/fluxbatch/kernel/cuda/NAME.cu} ({@link #source}), which the CUDA
+ * backend compiles with NVRTC for a GPU that the fatbin has no code for.
  */
 public final class CudaModules {
     /** The ternary matmul module; kernels {@link TernaryLaunch#SMALL_M_KERNEL} and {@link TernaryLaunch#TILED_KERNEL}. */
     public static final String TERNARY_MATMUL = "ternary_matmul";
+    /** The element-wise, normalisation and layout kernels ({@link OpsKernels}). */
+    public static final String OPS = "fluxbatch_ops";
     /** The first four bytes of a fatbin, {@code 0xBA55ED50} little-endian. */
     public static final int FATBIN_MAGIC = 0xBA55ED50;
 
@@ -60,6 +65,24 @@ public final class CudaModules {
 
     public static String resourcePath(String name) {
         return "/ai/fluxbatch/kernel/cuda/" + name + ".fatbin";
+    }
+
+    /** The classpath resource of module {@code name}'s CUDA source, {@code kernel/src/main/cuda/NAME.cu}. */
+    public static String sourcePath(String name) {
+        return "/ai/fluxbatch/kernel/cuda/" + name + ".cu";
+    }
+
+    /**
+     * The CUDA source of module {@code name} (the bytes of {@code NAME.cu}, UTF-8 text), for NVRTC; empty when the
+     * resource is absent (no such module, or a jar built without the sources).
+     */
+    public static Optional<byte[]> source(String name) {
+        String path = sourcePath(name);
+        try (InputStream in = CudaModules.class.getResourceAsStream(path)) {
+            return in == null ? Optional.empty() : Optional.of(in.readAllBytes());
+        } catch (IOException e) {
+            throw new UncheckedIOException("reading resource " + path, e);
+        }
     }
 
     /** The compiled module {@code name}, or an absent image whose reason says the build had no CUDA kernels. */

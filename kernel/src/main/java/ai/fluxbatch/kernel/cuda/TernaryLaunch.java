@@ -31,6 +31,8 @@ public final class TernaryLaunch {
     public static final int SHARED_LIMIT = 48 * 1024;
     /** CUDA's limit on gridDim.y. */
     public static final int MAX_GRID_Y = 65535;
+    /** The most rows of x one launch takes; the backend splits larger x. */
+    public static final int MAX_ROWS_PER_LAUNCH = MAX_GRID_Y * TILE_M;
 
     private final String kernel;
     private final int gridX;
@@ -66,6 +68,11 @@ public final class TernaryLaunch {
                     + (long) MAX_GRID_Y * TILE_M + "; split x");
         }
         return new TernaryLaunch(TILED_KERNEL, ceilDiv(n, TILE_N), gy, TILED_THREADS, TILED_SHARED_BYTES);
+    }
+
+    /** The launch as {@link Device#launch} takes it. */
+    public LaunchGeometry geometry() {
+        return new LaunchGeometry(gridX, gridY, 1, blockX, 1, 1, dynamicSharedBytes());
     }
 
     private static int ceilDiv(int a, int b) {

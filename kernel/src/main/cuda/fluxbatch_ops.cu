@@ -1,0 +1,412 @@
+// fluxbatch: the element-wise, row and layout kernels of the CUDA backend (module fluxbatch_ops).
+//
+// The contract is ai.fluxbatch.kernel.cuda.OpsKernels: kernel names, parameter lists, semantics, launch geometry.
+// All tensors are row-major float32; a pointer may be nullptr only where OpsKernels says so (layer_norm's weight
+// and bias, softmax_rows' bias). Counts are ints; index arithmetic is 64-bit (fb_idx) so products such as B L C
+// never overflow. No #include and no header macros (INFINITY): the file also compiles with NVRTC as it stands.
+//
+// Element-wise (block 256, grid-stride loop over the index space named in OpsKernels, one output per index):
+//   fb_add, fb_mul                       y = a + b, a * b
+//   fb_gelu_tanh, fb_silu, fb_quick_gelu activations (tanhf, expf)
+//   fb_modulate, fb_gated_add            per-(b, c) adaLN shift/scale and gate over [B, L, C]
+//   fb_add_bias_rows, fb_add_bias_channels  in place, bias over the last dim / over the C of [B, C, HW]
+//   fb_rope                              one index per (b, l, h, pair i): a 2 x 2 rotation from pe [B, L, D/2, 2, 2]
+//   fb_embedding                         y[i, :] = table[ids[i], :]
+//   fb_im2col                            one image, output positions p0 .. p0 + P - 1, zero padding outside
+//   fb_upsample_nearest2x                [BC, H, W] -> [BC, 2H, 2W]
+// Row kernels (one block of 256 threads per row, fb_group_norm per (b, g), blockIdx.x = b groups + g): the threads
+//   stride over the row, then a block reduction (xor warp shuffles, one partial per warp in shared memory, warp 0
+//   sums those), float32, deterministic. Two passes: mean = sum / n, then var = sum((x - mean)^2) / n, then the
+//   write with rstd = 1 / sqrtf(var + eps).
+//   fb_layer_norm, fb_rms_norm, fb_group_norm, fb_softmax_rows (bias, causal mask j > r % Lq, max subtracted, expf)
+// Layout: fb_transpose_last2 [batch, M, N] -> [batch, N, M], 32 x 32 tiles through shared memory (33 columns: no
+//   bank conflicts), block (32, 8), each thread 4 rows of the tile, grid (ceil(N / 32), ceil(M / 32), batch).
+
+#define FB_BLOCK 256
+#define FB_TILE 32
+#define FB_TILE_ROWS 8
+
+typedef unsigned long long fb_idx;
+
+// ---------------------------------------------------------------------------------------------------------------
+// helpers
+
+__device__ __forceinline__ fb_idx fb_first() {
+    return (fb_idx) blockIdx.x * blockDim.x + threadIdx.x;
+}
+
+__device__ __forceinline__ fb_idx fb_stride() {
+    return (fb_idx) blockDim.x * gridDim.x;
+}
+
+__device__ __forceinline__ float fb_neg_inf() {
+    return __int_as_float((int) 0xff800000u);
+}
+
+__device__ __forceinline__ float fb_warp_sum(float v) {
+#pragma unroll
+    for (int d = 16; d > 0; d >>= 1) {
+        v += __shfl_xor_sync(0xffffffffu, v, d);
+    }
+    return v;
+}
+
+__device__ __forceinline__ float fb_warp_max(float v) {
+#pragma unroll
+    for (int d = 16; d > 0; d >>= 1) {
+        v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, d));
+    }
+    return v;
+}
+
+// The sum of v over the block, returned to every thread. sh holds 33 floats: a partial per warp and the result.
+// Two barriers a call, so consecutive calls may reuse sh. blockDim.x is a multiple of 32, at most 1024.
+__device__ __forceinline__ float fb_block_sum(float v, float* sh) {
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+    v = fb_warp_sum(v);
+    if (lane == 0) {
+        sh[warp] = v;
+    }
+    __syncthreads();
+    if (warp == 0) {
+        v = fb_warp_sum(lane < warps ? sh[lane] : 0.0f);
+        if (lane == 0) {
+            sh[32] = v;
+        }
+    }
+    __syncthreads();
+    return sh[32];
+}
+
+// The max of v over the block, as fb_block_sum.
+__device__ __forceinline__ float fb_block_max(float v, float* sh) {
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+    v = fb_warp_max(v);
+    if (lane == 0) {
+        sh[warp] = v;
+    }
+    __syncthreads();
+    if (warp == 0) {
+        v = fb_warp_max(lane < warps ? sh[lane] : fb_neg_inf());
+        if (lane == 0) {
+            sh[32] = v;
+        }
+    }
+    __syncthreads();
+    return sh[32];
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// element-wise
+
+extern "C" __global__ void __launch_bounds__(FB_BLOCK)
+fb_add(const float* __restrict__ a, const float* __restrict__ b, float* __restrict__ y, int n) {
+    const fb_idx total = (fb_idx) n;
+    for (fb_idx i = fb_first(); i < total; i += fb_stride()) {
+        y[i] = a[i] + b[i];
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(FB_BLOCK)
+fb_mul(const float* __restrict__ a, const float* __restrict__ b, float* __restrict__ y, int n) {
+    const fb_idx total = (fb_idx) n;
+    for (fb_idx i = fb_first(); i < total; i += fb_stride()) {
+        y[i] = a[i] * b[i];
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(FB_BLOCK)
+fb_gelu_tanh(const float* __restrict__ x, float* __restrict__ y, int n) {
+    const fb_idx total = (fb_idx) n;
+    for (fb_idx i = fb_first(); i < total; i += fb_stride()) {
+        const float v = x[i];
+        y[i] = 0.5f * v * (1.0f + tanhf(0.7978845608028654f * (v + 0.044715f * v * v * v)));
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(FB_BLOCK)
+fb_silu(const float* __restrict__ x, float* __restrict__ y, int n) {
+    const fb_idx total = (fb_idx) n;
+    for (fb_idx i = fb_first(); i < total; i += fb_stride()) {
+        const float v = x[i];
+        y[i] = v / (1.0f + expf(-v));
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(FB_BLOCK)
+fb_quick_gelu(const float* __restrict__ x, float* __restrict__ y, int n) {
+    const fb_idx total = (fb_idx) n;
+    for (fb_idx i = fb_first(); i < total; i += fb_stride()) {
+        const float v = x[i];
+        y[i] = v / (1.0f + expf(-1.702f * v));
+    }
+}
+
+// y[b, l, c] = (1 + scale[b, c]) x[b, l, c] + shift[b, c]
+extern "C" __global__ void __launch_bounds__(FB_BLOCK)
+fb_modulate(const float* __restrict__ x, const float* __restrict__ shift, const float* __restrict__ scale,
+            float* __restrict__ y, int B, int L, int C) {
+    const fb_idx lc = (fb_idx) L * C, total = (fb_idx) B * lc;
+    for (fb_idx i = fb_first(); i < total; i += fb_stride()) {
+        const fb_idx bc = (i / lc) * C + i % C;
+        y[i] = (1.0f + scale[bc]) * x[i] + shift[bc];
+    }
+}
+
+// y[b, l, c] = x[b, l, c] + gate[b, c] v[b, l, c]
+extern "C" __global__ void __launch_bounds__(FB_BLOCK)
+fb_gated_add(const float* __restrict__ x, const float* __restrict__ gate, const float* __restrict__ v,
+             float* __restrict__ y, int B, int L, int C) {
+    const fb_idx lc = (fb_idx) L * C, total = (fb_idx) B * lc;
+    for (fb_idx i = fb_first(); i < total; i += fb_stride()) {
+        const fb_idx bc = (i / lc) * C + i % C;
+        y[i] = x[i] + gate[bc] * v[i];
+    }
+}
+
+// in place: y[r, c] += bias[c]
+extern "C" __global__ void __launch_bounds__(FB_BLOCK)
+fb_add_bias_rows(float* __restrict__ y, const float* __restrict__ bias, int rows, int cols) {
+    const fb_idx total = (fb_idx) rows * cols;
+    for (fb_idx i = fb_first(); i < total; i += fb_stride()) {
+        y[i] += bias[i % (fb_idx) cols];
+    }
+}
+
+// in place: y[b, c, p] += bias[c]
+extern "C" __global__ void __launch_bounds__(FB_BLOCK)
+fb_add_bias_channels(float* __restrict__ y, const float* __restrict__ bias, int B, int C, int HW) {
+    const fb_idx total = (fb_idx) B * C * HW;
+    for (fb_idx i = fb_first(); i < total; i += fb_stride()) {
+        y[i] += bias[(i / (fb_idx) HW) % (fb_idx) C];
+    }
+}
+
+// x, y [B, L, H, D], pe [B, L, D/2, 2, 2]; index t = ((b L + l) H + h) (D/2) + i, one pair (2i, 2i + 1) each:
+// y[2i + r] = pe[b, l, i, r, 0] x[2i] + pe[b, l, i, r, 1] x[2i + 1], r = 0, 1
+extern "C" __global__ void __launch_bounds__(FB_BLOCK)
+fb_rope(const float* __restrict__ x, const float* __restrict__ pe, float* __restrict__ y, int B, int L, int H,
+        int D) {
+    const fb_idx half = (fb_idx) (D / 2);
+    const fb_idx total = (fb_idx) B * L * H * half;
+    for (fb_idx t = fb_first(); t < total; t += fb_stride()) {
+        const fb_idx i = t % half, row = t / half;  // row = (b L + l) H + h
+        const fb_idx bl = row / (fb_idx) H;          // b L + l
+        const fb_idx xo = row * (fb_idx) D + 2 * i;
+        const fb_idx po = (bl * half + i) * 4;
+        const float x0 = x[xo], x1 = x[xo + 1];
+        y[xo] = pe[po] * x0 + pe[po + 1] * x1;
+        y[xo + 1] = pe[po + 2] * x0 + pe[po + 3] * x1;
+    }
+}
+
+// y[i, c] = table[ids[i], c]
+extern "C" __global__ void __launch_bounds__(FB_BLOCK)
+fb_embedding(const float* __restrict__ table, const int* __restrict__ ids, float* __restrict__ y, int n, int C) {
+    const fb_idx total = (fb_idx) n * C;
+    for (fb_idx t = fb_first(); t < total; t += fb_stride()) {
+        const fb_idx i = t / (fb_idx) C, c = t % (fb_idx) C;
+        y[t] = table[(fb_idx) ids[i] * C + c];
+    }
+}
+
+// One image x [C, H, W] -> col [C kh kw, P]: row (c kh + i) kw + j, column q is tap (i, j) of output position
+// p = p0 + q (oy = p / Wo, ox = p % Wo): x[c, oy stride - padTop + i, ox stride - padLeft + j], 0 outside.
+extern "C" __global__ void __launch_bounds__(FB_BLOCK)
+fb_im2col(const float* __restrict__ x, float* __restrict__ col, int C, int H, int W, int kh, int kw, int stride,
+          int padTop, int padLeft, int Wo, int p0, int P) {
+    const fb_idx total = (fb_idx) C * kh * kw * P;
+    for (fb_idx t = fb_first(); t < total; t += fb_stride()) {
+        const int q = (int) (t % (fb_idx) P);
+        const fb_idx r = t / (fb_idx) P;  // (c kh + i) kw + j
+        const int j = (int) (r % (fb_idx) kw);
+        const fb_idx ci = r / (fb_idx) kw;  // c kh + i
+        const int i = (int) (ci % (fb_idx) kh);
+        const fb_idx c = ci / (fb_idx) kh;
+        const int p = p0 + q;
+        const int oy = p / Wo, ox = p % Wo;
+        const int iy = oy * stride - padTop + i, ix = ox * stride - padLeft + j;
+        col[t] = (iy >= 0 && iy < H && ix >= 0 && ix < W) ? x[(c * H + iy) * W + ix] : 0.0f;
+    }
+}
+
+// x [BC, H, W] -> y [BC, 2H, 2W], y[n, i, j] = x[n, i / 2, j / 2]
+extern "C" __global__ void __launch_bounds__(FB_BLOCK)
+fb_upsample_nearest2x(const float* __restrict__ x, float* __restrict__ y, int BC, int H, int W) {
+    const fb_idx w2 = 2 * (fb_idx) W, h2 = 2 * (fb_idx) H;
+    const fb_idx total = (fb_idx) BC * h2 * w2;
+    for (fb_idx t = fb_first(); t < total; t += fb_stride()) {
+        const fb_idx j = t % w2, ni = t / w2;  // ni = n 2H + i
+        const fb_idx i = ni % h2, n = ni / h2;
+        y[t] = x[(n * H + i / 2) * W + j / 2];
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// row kernels
+
+// (x - mean) / sqrt(var + eps) per row, then * weight[c] + bias[c] when weight is not nullptr
+extern "C" __global__ void __launch_bounds__(FB_BLOCK)
+fb_layer_norm(const float* __restrict__ x, const float* __restrict__ weight, const float* __restrict__ bias,
+              float* __restrict__ y, int rows, int cols, float eps) {
+    __shared__ float sh[33];
+    const int row = blockIdx.x;
+    if (row >= rows) {
+        return; // the whole block
+    }
+    const float* __restrict__ xr = x + (fb_idx) row * cols;
+    float* __restrict__ yr = y + (fb_idx) row * cols;
+    float s = 0.0f;
+    for (int c = threadIdx.x; c < cols; c += blockDim.x) {
+        s += xr[c];
+    }
+    const float mean = fb_block_sum(s, sh) / (float) cols;
+    float q = 0.0f;
+    for (int c = threadIdx.x; c < cols; c += blockDim.x) {
+        const float d = xr[c] - mean;
+        q += d * d;
+    }
+    const float var = fb_block_sum(q, sh) / (float) cols;
+    const float rstd = 1.0f / sqrtf(var + eps);
+    if (weight != nullptr) {
+        for (int c = threadIdx.x; c < cols; c += blockDim.x) {
+            yr[c] = (xr[c] - mean) * rstd * weight[c] + bias[c];
+        }
+    } else {
+        for (int c = threadIdx.x; c < cols; c += blockDim.x) {
+            yr[c] = (xr[c] - mean) * rstd;
+        }
+    }
+}
+
+// x / sqrt(mean(x^2) + eps) * scale[c] per row
+extern "C" __global__ void __launch_bounds__(FB_BLOCK)
+fb_rms_norm(const float* __restrict__ x, const float* __restrict__ scale, float* __restrict__ y, int rows, int cols,
+            float eps) {
+    __shared__ float sh[33];
+    const int row = blockIdx.x;
+    if (row >= rows) {
+        return;
+    }
+    const float* __restrict__ xr = x + (fb_idx) row * cols;
+    float* __restrict__ yr = y + (fb_idx) row * cols;
+    float q = 0.0f;
+    for (int c = threadIdx.x; c < cols; c += blockDim.x) {
+        const float v = xr[c];
+        q += v * v;
+    }
+    const float ms = fb_block_sum(q, sh) / (float) cols;
+    const float rstd = 1.0f / sqrtf(ms + eps);
+    for (int c = threadIdx.x; c < cols; c += blockDim.x) {
+        yr[c] = xr[c] * rstd * scale[c];
+    }
+}
+
+// In place over s [rows, cols], row r being query i = r % Lq: s += bias (same layout, may be nullptr), s[r, j] = -inf
+// for j > i when causal != 0, then softmax over j. Each thread rewrites only the columns it read (c = threadIdx.x +
+// k blockDim.x in every pass), so the passes need no barrier besides the reductions'. Column 0 is never masked, so
+// the max is finite.
+extern "C" __global__ void __launch_bounds__(FB_BLOCK)
+fb_softmax_rows(float* __restrict__ s, const float* __restrict__ bias, int rows, int cols, int Lq, int causal) {
+    __shared__ float sh[33];
+    const int row = blockIdx.x;
+    if (row >= rows) {
+        return;
+    }
+    float* __restrict__ sr = s + (fb_idx) row * cols;
+    const float* __restrict__ br = bias != nullptr ? bias + (fb_idx) row * cols : nullptr;
+    const int qi = row % Lq;
+    const float ninf = fb_neg_inf();
+    float m = ninf;
+    for (int c = threadIdx.x; c < cols; c += blockDim.x) {
+        float v = sr[c];
+        if (br != nullptr) {
+            v += br[c];
+        }
+        if (causal != 0 && c > qi) {
+            v = ninf;
+        }
+        sr[c] = v;
+        m = fmaxf(m, v);
+    }
+    const float mx = fb_block_max(m, sh);
+    float sum = 0.0f;
+    for (int c = threadIdx.x; c < cols; c += blockDim.x) {
+        const float e = expf(sr[c] - mx);
+        sr[c] = e;
+        sum += e;
+    }
+    const float total = fb_block_sum(sum, sh);
+    for (int c = threadIdx.x; c < cols; c += blockDim.x) {
+        sr[c] = sr[c] / total;
+    }
+}
+
+// x, y [B, C, HW]; block b groups + g normalizes the C / groups channels of group g (one contiguous run of
+// (C / groups) HW floats), then y = (x - mean) (rstd weight[c]) + bias[c] per channel.
+extern "C" __global__ void __launch_bounds__(FB_BLOCK)
+fb_group_norm(const float* __restrict__ x, const float* __restrict__ weight, const float* __restrict__ bias,
+              float* __restrict__ y, int B, int C, int HW, int groups, float eps) {
+    __shared__ float sh[33];
+    const int bg = blockIdx.x;
+    if (bg >= B * groups) {
+        return;
+    }
+    const int b = bg / groups, g = bg % groups;
+    const int per = C / groups;
+    const fb_idx off = ((fb_idx) b * C + (fb_idx) g * per) * HW;
+    const fb_idx len = (fb_idx) per * HW;
+    const float* __restrict__ xg = x + off;
+    float* __restrict__ yg = y + off;
+    float s = 0.0f;
+    for (fb_idx k = threadIdx.x; k < len; k += blockDim.x) {
+        s += xg[k];
+    }
+    const float mean = fb_block_sum(s, sh) / (float) len;
+    float q = 0.0f;
+    for (fb_idx k = threadIdx.x; k < len; k += blockDim.x) {
+        const float d = xg[k] - mean;
+        q += d * d;
+    }
+    const float var = fb_block_sum(q, sh) / (float) len;
+    const float rstd = 1.0f / sqrtf(var + eps);
+    for (int ch = 0; ch < per; ch++) {
+        const int c = g * per + ch;
+        const float a = rstd * weight[c], d = bias[c];
+        const float* __restrict__ xc = xg + (fb_idx) ch * HW;
+        float* __restrict__ yc = yg + (fb_idx) ch * HW;
+        for (int p = threadIdx.x; p < HW; p += blockDim.x) {
+            yc[p] = (xc[p] - mean) * a + d;
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// layout
+
+// x [batch, M, N] -> y [batch, N, M]. Block (32, 8) moves the 32 x 32 tile at rows m0 = 32 blockIdx.y,
+// columns n0 = 32 blockIdx.x of x: reads coalesced along n, writes coalesced along m.
+extern "C" __global__ void __launch_bounds__(FB_TILE * FB_TILE_ROWS)
+fb_transpose_last2(const float* __restrict__ x, float* __restrict__ y, int M, int N) {
+    __shared__ float tile[FB_TILE][FB_TILE + 1];
+    const fb_idx base = (fb_idx) blockIdx.z * M * N;
+    const float* __restrict__ xb = x + base;
+    float* __restrict__ yb = y + base;
+    const int m0 = blockIdx.y * FB_TILE, n0 = blockIdx.x * FB_TILE;
+    const int tx = threadIdx.x, ty = threadIdx.y;
+#pragma unroll
+    for (int k = 0; k < FB_TILE; k += FB_TILE_ROWS) {
+        const int m = m0 + ty + k, n = n0 + tx;
+        if (m < M && n < N) {
+            tile[ty + k][tx] = xb[(fb_idx) m * N + n];
+        }
+    }
+    __syncthreads();
+#pragma unroll
+    for (int k = 0; k < FB_TILE; k += FB_TILE_ROWS) {
+        const int n = n0 + ty + k, m = m0 + tx;
+        if (n < N && m < M) {
+            yb[(fb_idx) n * M + m] = tile[tx][ty + k];
+        }
+    }
+}

@@ -1,0 +1,566 @@
+package ai.fluxbatch.kernel.cuda;
+
+import ai.fluxbatch.kernel.Backend;
+import ai.fluxbatch.kernel.HfTernaryPacking;
+import ai.fluxbatch.kernel.OpChecks;
+import ai.fluxbatch.kernel.Shapes;
+import ai.fluxbatch.kernel.Tensor;
+import ai.fluxbatch.kernel.TensorScope;
+
+/**
+ * The backend on an NVIDIA GPU: tensors live in device memory from upload to download, every operation is queued on
+ * the device's one stream (no host round trip between operations), memory comes from a caching pool that hands the
+ * same blocks back step after step, and {@link #openScope()} frees a block's intermediates when it ends. Dense
+ * products (linear layers, attention scores, convolutions as im2col) go to cuBLAS; the 1.58-bit products to
+ * {@code ternary_matmul.cu}; everything else to {@code fluxbatch_ops.cu} (see {@link OpsKernels}).
+ */
+public final class CudaBackend implements Backend {
+    /** Workspace caps: attention scores of a chunk of heads, and im2col columns of a chunk of positions. */
+    public record Workspace(long attentionBytes, long im2colBytes) {
+        public static final Workspace DEFAULT = new Workspace(1L << 30, 512L << 20);
+    }
+
+    private static final String OPS = OpsKernels.MODULE;
+    private static final String[] AFFINE = {"weight", "bias"};
+
+    private final Device device;
+    private final DeviceMemoryPool pool;
+    private final DeviceScopes scopes = new DeviceScopes();
+    private final Workspace workspace;
+
+    public CudaBackend(Device device) {
+        this(device, Workspace.DEFAULT);
+    }
+
+    public CudaBackend(Device device, Workspace workspace) {
+        this.device = device;
+        this.pool = new DeviceMemoryPool(device);
+        this.workspace = workspace;
+    }
+
+    /** The backend on CUDA device {@code ordinal} (an index under CUDA_VISIBLE_DEVICES). */
+    public static CudaBackend open(int ordinal, GemmPrecision precision) {
+        return new CudaBackend(CudaDriverDevice.open(ordinal, precision));
+    }
+
+    @Override
+    public String name() {
+        return "cuda(" + device.describe() + ")";
+    }
+
+    public Device device() {
+        return device;
+    }
+
+    public DeviceMemoryPool.Stats memory() {
+        return pool.stats();
+    }
+
+    @Override
+    public TensorScope openScope() {
+        return scopes.open();
+    }
+
+    @Override
+    public Tensor retain(Tensor t) {
+        scopes.detach(t);
+        return t;
+    }
+
+    private DeviceStorage storage(long bytes) {
+        DeviceStorage s = new DeviceStorage(pool, bytes);
+        scopes.register(s);
+        return s;
+    }
+
+    private CudaTensor empty(int... shape) {
+        long n = Shapes.numel(shape);
+        if (n > Integer.MAX_VALUE) {
+            throw new IllegalArgumentException("tensor " + Tensor.describe(shape) + " has " + n
+                    + " elements; the CUDA kernels index at most " + Integer.MAX_VALUE);
+        }
+        return new CudaTensor(storage(4 * n), shape);
+    }
+
+    private CudaTensor cuda(Tensor t) {
+        if (t instanceof CudaTensor c) {
+            if (c.storage.pool() != pool) {
+                throw new IllegalArgumentException("tensor " + t + " belongs to another CUDA backend");
+            }
+            return c;
+        }
+        if (t instanceof CudaTernaryTensor) {
+            throw new IllegalArgumentException("a ternary weight " + t + " can only be used by ternaryLinear;"
+                    + " this operation needs a float tensor");
+        }
+        throw new IllegalArgumentException("the CUDA backend got a tensor of another backend: " + t);
+    }
+
+    private long ptr(Tensor t) {
+        return cuda(t).pointer();
+    }
+
+    private static int n(Tensor t) {
+        return (int) t.numel();
+    }
+
+    @Override
+    public Tensor upload(float[] data, int... shape) {
+        if (Shapes.numel(shape) != data.length) {
+            throw new IllegalArgumentException("upload: " + data.length + " values do not fill shape "
+                    + Tensor.describe(shape));
+        }
+        CudaTensor t = empty(shape);
+        if (data.length > 0) {
+            device.upload(t.pointer(), data, 0, data.length);
+        }
+        return t;
+    }
+
+    @Override
+    public float[] download(Tensor t) {
+        float[] out = new float[n(cuda(t))];
+        if (out.length > 0) {
+            device.download(ptr(t), out);
+        }
+        return out;
+    }
+
+    @Override
+    public Tensor reshape(Tensor t, int... shape) {
+        CudaTensor c = cuda(t);
+        if (Shapes.numel(shape) != c.numel()) {
+            throw new IllegalArgumentException("reshape: " + c + " has " + c.numel() + " elements, shape "
+                    + Tensor.describe(shape) + " needs " + Shapes.numel(shape));
+        }
+        c.pointer();
+        return new CudaTensor(c.storage, shape);
+    }
+
+    private void launch(String kernel, LaunchGeometry geometry, KernelArgs args) {
+        device.launch(OPS, kernel, geometry, args);
+    }
+
+    private Tensor unary(String kernel, Tensor x) {
+        CudaTensor out = empty(cuda(x).shapeRef());
+        int n = n(out);
+        if (n > 0) {
+            launch(kernel, OpsKernels.elementwise(n), new KernelArgs().ptr(ptr(x)).ptr(out.pointer()).i(n));
+        }
+        return out;
+    }
+
+    private Tensor binary(String op, String kernel, Tensor a, Tensor b) {
+        Shapes.requireSame(op, cuda(a).shapeRef(), cuda(b).shapeRef());
+        CudaTensor out = empty(cuda(a).shapeRef());
+        int n = n(out);
+        if (n > 0) {
+            launch(kernel, OpsKernels.elementwise(n),
+                    new KernelArgs().ptr(ptr(a)).ptr(ptr(b)).ptr(out.pointer()).i(n));
+        }
+        return out;
+    }
+
+    /**
+     * {@code y [M, N] = x [M, K] . w [N, K]^T}. Column-major, y is {@code y^T [N, M]}, x is {@code x^T [K, M]} and w
+     * is {@code w^T [K, N]}, so cuBLAS computes {@code y^T = (w^T)^T x^T}. K = 0 writes zeros (beta = 0).
+     */
+    private void matmulNt(long x, long w, long y, int m, int n, int k) {
+        device.gemm(true, false, n, m, k, 1f, w, k, 0, x, k, 0, 0f, y, n, 0, 1);
+    }
+
+    private void addBiasRows(CudaTensor out, Tensor bias, int rows, int cols) {
+        Shapes.requireEqual("linear", "bias length", n(cuda(bias)), cols);
+        launch(OpsKernels.ADD_BIAS_ROWS, OpsKernels.elementwise((long) rows * cols),
+                new KernelArgs().ptr(out.pointer()).ptr(ptr(bias)).i(rows).i(cols));
+    }
+
+    @Override
+    public Tensor linear(Tensor x, Tensor weight, Tensor bias) {
+        CudaTensor xt = cuda(x), wt = cuda(weight);
+        Shapes.requireRank("linear", "weight", wt.shapeRef(), 2);
+        int n = wt.shapeRef()[0], k = wt.shapeRef()[1];
+        Shapes.requireEqual("linear", "input features", Shapes.last(xt.shapeRef()), k);
+        if (bias != null) {
+            Shapes.requireEqual("linear", "bias length", n(cuda(bias)), n);
+        }
+        int m = Shapes.rows(xt.shapeRef());
+        CudaTensor out = empty(Shapes.withLast(xt.shapeRef(), n));
+        if (m > 0 && n > 0) {
+            matmulNt(xt.pointer(), wt.pointer(), out.pointer(), m, n, k);
+            if (bias != null) {
+                addBiasRows(out, bias, m, n);
+            }
+        }
+        return out;
+    }
+
+    @Override
+    public Tensor uploadTernary(byte[] packed, int out, int in, float[] scale) {
+        int[] words = GpuTernaryLayout.fromHfPacked(packed, out, in);
+        HfTernaryPacking.checkScale(scale, out, in);
+        DeviceStorage codes = storage(4L * words.length);
+        DeviceStorage scales = storage(4L * out);
+        CudaTernaryTensor t = new CudaTernaryTensor(out, in, codes, scales);
+        if (words.length > 0) {
+            device.upload(codes.pointer(t), words);
+        }
+        if (out > 0) {
+            device.upload(scales.pointer(t), scale, 0, out);
+        }
+        return t;
+    }
+
+    @Override
+    public Tensor ternaryLinear(Tensor x, Tensor ternaryWeight, Tensor bias) {
+        if (!(ternaryWeight instanceof CudaTernaryTensor w) || w.codes.pool() != pool) {
+            throw new IllegalArgumentException("ternaryLinear: weight must be a ternary tensor made by this backend's"
+                    + " uploadTernary, got " + ternaryWeight);
+        }
+        CudaTensor xt = cuda(x);
+        Shapes.requireEqual("ternaryLinear", "input features", Shapes.last(xt.shapeRef()), w.in);
+        long biasPointer = 0;
+        if (bias != null) {
+            Shapes.requireEqual("ternaryLinear", "bias length", n(cuda(bias)), w.out);
+            biasPointer = ptr(bias);
+        }
+        int m = Shapes.rows(xt.shapeRef());
+        CudaTensor out = empty(Shapes.withLast(xt.shapeRef(), w.out));
+        if (m > 0 && w.out > 0 && w.in > 0) {
+            for (int m0 = 0; m0 < m; m0 += TernaryLaunch.MAX_ROWS_PER_LAUNCH) {
+                int rows = Math.min(TernaryLaunch.MAX_ROWS_PER_LAUNCH, m - m0);
+                TernaryLaunch plan = TernaryLaunch.plan(rows, w.out, w.in);
+                device.launch(CudaModules.TERNARY_MATMUL, plan.kernel(), plan.geometry(), new KernelArgs()
+                        .ptr(xt.pointer() + 4L * m0 * w.in).ptr(w.codes.pointer(w)).ptr(w.scale.pointer(w))
+                        .ptr(biasPointer).ptr(out.pointer() + 4L * m0 * w.out).i(rows).i(w.out).i(w.in));
+            }
+        }
+        return out;
+    }
+
+    /** A per-row normalization; {@code vectors} are the kernel's per-column parameters (none, or weight, bias). */
+    private Tensor rowKernel(String kernel, String op, Tensor x, float eps, String[] names, Tensor... vectors) {
+        CudaTensor xt = cuda(x);
+        int c = Shapes.last(xt.shapeRef()), rows = Shapes.rows(xt.shapeRef());
+        KernelArgs args = new KernelArgs().ptr(xt.pointer());
+        for (int i = 0; i < names.length; i++) {
+            if (vectors.length == 0) {
+                args.ptr(0);
+            } else {
+                Shapes.requireEqual(op, names[i] + " length", n(cuda(vectors[i])), c);
+                args.ptr(ptr(vectors[i]));
+            }
+        }
+        CudaTensor out = empty(xt.shapeRef());
+        args.ptr(out.pointer()).i(rows).i(c).f(eps);
+        if (rows > 0 && c > 0) {
+            launch(kernel, OpsKernels.rows(rows), args);
+        }
+        return out;
+    }
+
+    @Override
+    public Tensor layerNorm(Tensor x, float eps) {
+        return rowKernel(OpsKernels.LAYER_NORM, "layerNorm", x, eps, AFFINE);
+    }
+
+    @Override
+    public Tensor layerNorm(Tensor x, Tensor weight, Tensor bias, float eps) {
+        return rowKernel(OpsKernels.LAYER_NORM, "layerNorm", x, eps, AFFINE, weight, bias);
+    }
+
+    @Override
+    public Tensor rmsNorm(Tensor x, Tensor scale, float eps) {
+        return rowKernel(OpsKernels.RMS_NORM, "rmsNorm", x, eps, new String[] {"scale"}, scale);
+    }
+
+    @Override
+    public Tensor gelu(Tensor x) {
+        return unary(OpsKernels.GELU_TANH, x);
+    }
+
+    @Override
+    public Tensor silu(Tensor x) {
+        return unary(OpsKernels.SILU, x);
+    }
+
+    @Override
+    public Tensor quickGelu(Tensor x) {
+        return unary(OpsKernels.QUICK_GELU, x);
+    }
+
+    @Override
+    public Tensor mul(Tensor a, Tensor b) {
+        return binary("mul", OpsKernels.MUL, a, b);
+    }
+
+    @Override
+    public Tensor add(Tensor a, Tensor b) {
+        return binary("add", OpsKernels.ADD, a, b);
+    }
+
+    @Override
+    public Tensor embedding(Tensor table, int[] ids) {
+        CudaTensor tt = cuda(table);
+        Shapes.requireRank("embedding", "table", tt.shapeRef(), 2);
+        int c = tt.shapeRef()[1];
+        OpChecks.tokenIds(ids, tt.shapeRef()[0]);
+        CudaTensor out = empty(ids.length, c);
+        if (ids.length > 0 && c > 0) {
+            DeviceStorage idBuffer = storage(4L * ids.length);
+            try {
+                device.upload(idBuffer.pointer("token ids"), ids);
+                launch(OpsKernels.EMBEDDING, OpsKernels.elementwise((long) ids.length * c), new KernelArgs()
+                        .ptr(tt.pointer()).ptr(idBuffer.pointer("token ids")).ptr(out.pointer()).i(ids.length).i(c));
+            } finally {
+                idBuffer.release();
+            }
+        }
+        return out;
+    }
+
+    private Tensor perSample(String op, String kernel, Tensor x, Tensor a, Tensor b, Tensor y) {
+        CudaTensor xt = cuda(x);
+        int[] s = OpChecks.batchRows(op, xt.shapeRef(), cuda(a).shapeRef(), cuda(b).shapeRef());
+        KernelArgs args = new KernelArgs().ptr(xt.pointer()).ptr(ptr(a));
+        args.ptr(y != null ? ptr(y) : ptr(b));
+        CudaTensor out = empty(s);
+        args.ptr(out.pointer()).i(s[0]).i(s[1]).i(s[2]);
+        if (n(out) > 0) {
+            launch(kernel, OpsKernels.elementwise(n(out)), args);
+        }
+        return out;
+    }
+
+    @Override
+    public Tensor modulate(Tensor x, Tensor shift, Tensor scale) {
+        return perSample("modulate", OpsKernels.MODULATE, x, shift, scale, null);
+    }
+
+    @Override
+    public Tensor gatedAdd(Tensor x, Tensor gate, Tensor y) {
+        Shapes.requireSame("gatedAdd", cuda(x).shapeRef(), cuda(y).shapeRef());
+        return perSample("gatedAdd", OpsKernels.GATED_ADD, x, gate, gate, y);
+    }
+
+    private void copyRows(long dst, long dstPitch, long src, long srcPitch, long width, long height) {
+        if (width > 0 && height > 0) {
+            device.copy2d(dst, dstPitch, src, srcPitch, width, height);
+        }
+    }
+
+    @Override
+    public Tensor columns(Tensor x, int start, int count) {
+        CudaTensor xt = cuda(x);
+        OpChecks.columns(xt.shapeRef(), start, count);
+        int c = Shapes.last(xt.shapeRef());
+        CudaTensor out = empty(Shapes.withLast(xt.shapeRef(), count));
+        copyRows(out.pointer(), 4L * count, xt.pointer() + 4L * start, 4L * c, 4L * count, Shapes.rows(xt.shapeRef()));
+        return out;
+    }
+
+    @Override
+    public Tensor concatColumns(Tensor a, Tensor b) {
+        CudaTensor at = cuda(a), bt = cuda(b);
+        OpChecks.concatColumns(at.shapeRef(), bt.shapeRef());
+        long ca = Shapes.last(at.shapeRef()), cb = Shapes.last(bt.shapeRef()), rows = Shapes.rows(at.shapeRef());
+        CudaTensor out = empty(Shapes.withLast(at.shapeRef(), (int) (ca + cb)));
+        copyRows(out.pointer(), 4 * (ca + cb), at.pointer(), 4 * ca, 4 * ca, rows);
+        copyRows(out.pointer() + 4 * ca, 4 * (ca + cb), bt.pointer(), 4 * cb, 4 * cb, rows);
+        return out;
+    }
+
+    @Override
+    public Tensor concatRows(Tensor a, Tensor b) {
+        CudaTensor at = cuda(a), bt = cuda(b);
+        OpChecks.concatRows(at.shapeRef(), bt.shapeRef());
+        int bs = at.shapeRef()[0];
+        long la = at.shapeRef()[1], lb = bt.shapeRef()[1], c = at.shapeRef()[2];
+        CudaTensor out = empty(bs, (int) (la + lb), (int) c);
+        copyRows(out.pointer(), 4 * (la + lb) * c, at.pointer(), 4 * la * c, 4 * la * c, bs);
+        copyRows(out.pointer() + 4 * la * c, 4 * (la + lb) * c, bt.pointer(), 4 * lb * c, 4 * lb * c, bs);
+        return out;
+    }
+
+    @Override
+    public Tensor sliceRows(Tensor x, int start, int count) {
+        CudaTensor xt = cuda(x);
+        OpChecks.sliceRows(xt.shapeRef(), start, count);
+        int bs = xt.shapeRef()[0];
+        long l = xt.shapeRef()[1], c = xt.shapeRef()[2];
+        CudaTensor out = empty(bs, count, (int) c);
+        copyRows(out.pointer(), 4L * count * c, xt.pointer() + 4L * start * c, 4 * l * c, 4L * count * c, bs);
+        return out;
+    }
+
+    @Override
+    public Tensor rope(Tensor x, Tensor pe) {
+        CudaTensor xt = cuda(x), pt = cuda(pe);
+        OpChecks.rope(xt.shapeRef(), pt.shapeRef());
+        int[] s = xt.shapeRef();
+        CudaTensor out = empty(s);
+        long pairs = n(out) / 2;
+        if (pairs > 0) {
+            launch(OpsKernels.ROPE, OpsKernels.elementwise(pairs), new KernelArgs().ptr(xt.pointer())
+                    .ptr(pt.pointer()).ptr(out.pointer()).i(s[0]).i(s[1]).i(s[2]).i(s[3]));
+        }
+        return out;
+    }
+
+    /**
+     * Per sample and per chunk of heads: scores {@code S = scale Q K^T} by one strided batched GEMM over the heads
+     * (a head is a column window of the {@code [L, H D]} rows, so no copy), bias, mask and softmax in place, then
+     * {@code O = P V} by a second GEMM straight into the head's columns of the output. The chunk is as many heads
+     * as fit the attention workspace.
+     */
+    @Override
+    public Tensor attention(Tensor q, Tensor k, Tensor v, int heads, float scale, Tensor bias, boolean causal) {
+        CudaTensor qt = cuda(q), kt = cuda(k), vt = cuda(v);
+        CudaTensor bt = bias == null ? null : cuda(bias);
+        OpChecks.attention(qt.shapeRef(), kt.shapeRef(), vt.shapeRef(), heads, bt == null ? null : bt.shapeRef());
+        int bs = qt.shapeRef()[0], l = qt.shapeRef()[1], c = qt.shapeRef()[2], d = c / heads;
+        CudaTensor out = empty(qt.shapeRef());
+        if (n(out) == 0) {
+            return out;
+        }
+        long scoresPerHead = (long) l * l;
+        int chunk = (int) Math.max(1, Math.min(heads, workspace.attentionBytes() / (4 * scoresPerHead)));
+        if (chunk * scoresPerHead > Integer.MAX_VALUE) {
+            chunk = (int) Math.max(1, Integer.MAX_VALUE / scoresPerHead);
+        }
+        if (scoresPerHead > Integer.MAX_VALUE) {
+            throw new IllegalArgumentException("attention over " + l + " tokens: one head's " + scoresPerHead
+                    + " scores exceed the kernels' int indexing");
+        }
+        DeviceStorage scores = storage(4 * chunk * scoresPerHead);
+        try {
+            long s = scores.pointer("attention scores");
+            for (int b = 0; b < bs; b++) {
+                long rowBase = 4L * b * l * c;
+                for (int h0 = 0; h0 < heads; h0 += chunk) {
+                    int hc = Math.min(chunk, heads - h0);
+                    long head = rowBase + 4L * h0 * d;
+                    device.gemm(true, false, l, l, d, scale, kt.pointer() + head, c, d, qt.pointer() + head, c, d,
+                            0f, s, l, scoresPerHead, hc);
+                    long biasPointer = bt == null ? 0 : bt.pointer() + 4 * h0 * scoresPerHead;
+                    launch(OpsKernels.SOFTMAX_ROWS, OpsKernels.rows(hc * l), new KernelArgs().ptr(s).ptr(biasPointer)
+                            .i(hc * l).i(l).i(l).i(causal ? 1 : 0));
+                    device.gemm(false, false, d, l, l, 1f, vt.pointer() + head, c, d, s, l, scoresPerHead, 0f,
+                            out.pointer() + head, c, d, hc);
+                }
+            }
+        } finally {
+            scores.release();
+        }
+        return out;
+    }
+
+    /**
+     * Per image: im2col of a chunk of output positions (as many as fit the im2col workspace), then one GEMM
+     * {@code out[:, chunk] = W [O, C kh kw] . col}; a 1 x 1 convolution with stride 1 and no padding multiplies the
+     * image directly. Bias last, over all positions.
+     */
+    @Override
+    public Tensor conv2d(Tensor x, Tensor weight, Tensor bias, int stride, int padTop, int padBottom, int padLeft,
+                         int padRight) {
+        CudaTensor xt = cuda(x), wt = cuda(weight);
+        CudaTensor bt = bias == null ? null : cuda(bias);
+        OpChecks.Conv g = OpChecks.conv2d(xt.shapeRef(), wt.shapeRef(), bt == null ? -1 : n(bt), stride, padTop,
+                padBottom, padLeft, padRight);
+        CudaTensor out = empty(g.b(), g.o(), g.ho(), g.wo());
+        int positions = g.ho() * g.wo(), k = g.c() * g.kh() * g.kw();
+        if (n(out) == 0) {
+            return out;
+        }
+        if (k == 0) {
+            throw new IllegalArgumentException("conv2d: a convolution over 0 input channels is not supported on the"
+                    + " CUDA backend");
+        }
+        boolean direct = g.kh() == 1 && g.kw() == 1 && stride == 1 && padTop == 0 && padBottom == 0 && padLeft == 0
+                && padRight == 0;
+        int chunk = direct ? positions
+                : (int) Math.max(1, Math.min(positions, workspace.im2colBytes() / (4L * k)));
+        DeviceStorage col = direct ? null : storage(4L * k * chunk);
+        try {
+            for (int b = 0; b < g.b(); b++) {
+                long image = xt.pointer() + 4L * b * g.c() * g.h() * g.w();
+                long target = out.pointer() + 4L * b * g.o() * positions;
+                for (int p0 = 0; p0 < positions; p0 += chunk) {
+                    int pc = Math.min(chunk, positions - p0);
+                    long columns = image;
+                    if (!direct) {
+                        columns = col.pointer("im2col workspace");
+                        launch(OpsKernels.IM2COL, OpsKernels.elementwise((long) k * pc), new KernelArgs().ptr(image)
+                                .ptr(columns).i(g.c()).i(g.h()).i(g.w()).i(g.kh()).i(g.kw()).i(stride).i(padTop)
+                                .i(padLeft).i(g.wo()).i(p0).i(pc));
+                    }
+                    device.gemm(false, false, pc, g.o(), k, 1f, columns, pc, 0, wt.pointer(), k, 0, 0f,
+                            target + 4L * p0, positions, 0, 1);
+                }
+            }
+        } finally {
+            if (col != null) {
+                col.release();
+            }
+        }
+        if (bt != null) {
+            launch(OpsKernels.ADD_BIAS_CHANNELS, OpsKernels.elementwise(n(out)), new KernelArgs().ptr(out.pointer())
+                    .ptr(bt.pointer()).i(g.b()).i(g.o()).i(positions));
+        }
+        return out;
+    }
+
+    @Override
+    public Tensor groupNorm(Tensor x, int groups, Tensor weight, Tensor bias, float eps) {
+        CudaTensor xt = cuda(x), wt = cuda(weight), bt = cuda(bias);
+        int[] s = xt.shapeRef();
+        int spatial = OpChecks.groupNorm(s, groups, n(wt), n(bt));
+        CudaTensor out = empty(s);
+        if (n(out) > 0) {
+            launch(OpsKernels.GROUP_NORM, LaunchGeometry.of(s[0] * groups, OpsKernels.BLOCK), new KernelArgs()
+                    .ptr(xt.pointer()).ptr(wt.pointer()).ptr(bt.pointer()).ptr(out.pointer()).i(s[0]).i(s[1])
+                    .i(spatial).i(groups).f(eps));
+        }
+        return out;
+    }
+
+    @Override
+    public Tensor upsampleNearest2x(Tensor x) {
+        CudaTensor xt = cuda(x);
+        Shapes.requireRank("upsampleNearest2x", "x", xt.shapeRef(), 4);
+        int[] s = xt.shapeRef();
+        CudaTensor out = empty(s[0], s[1], 2 * s[2], 2 * s[3]);
+        if (n(out) > 0) {
+            launch(OpsKernels.UPSAMPLE_NEAREST_2X, OpsKernels.elementwise(n(out)), new KernelArgs().ptr(xt.pointer())
+                    .ptr(out.pointer()).i(s[0] * s[1]).i(s[2]).i(s[3]));
+        }
+        return out;
+    }
+
+    @Override
+    public Tensor transposeLast2(Tensor x) {
+        CudaTensor xt = cuda(x);
+        int[] s = xt.shapeRef();
+        int[] t = OpChecks.transposedLast2(s);
+        int m = s[s.length - 2], n = s[s.length - 1];
+        CudaTensor out = empty(t);
+        if (n(out) == 0) {
+            return out;
+        }
+        int matrices = n(out) / (m * n);
+        for (int b0 = 0; b0 < matrices; b0 += LaunchGeometry.MAX_GRID_YZ) {
+            int count = Math.min(LaunchGeometry.MAX_GRID_YZ, matrices - b0);
+            long offset = 4L * b0 * m * n;
+            launch(OpsKernels.TRANSPOSE_LAST2, OpsKernels.transpose(count, m, n), new KernelArgs()
+                    .ptr(xt.pointer() + offset).ptr(out.pointer() + offset).i(m).i(n));
+        }
+        return out;
+    }
+
+    /** Frees every tensor of this backend, then the device. */
+    @Override
+    public void close() {
+        pool.close();
+        device.close();
+    }
+}

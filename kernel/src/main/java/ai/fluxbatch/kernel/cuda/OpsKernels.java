@@ -1,0 +1,135 @@
+package ai.fluxbatch.kernel.cuda;
+
+/**
+ * The kernels of {@code fluxbatch_ops.cu} (module {@link #MODULE}): their names, parameter lists and launch
+ * geometry. All tensors are row-major float32; a pointer parameter may be 0 (null) only where it says so. Counts are
+ * ints; callers check that every count fits. This class is the contract between the CUDA sources, the backend that
+ * launches them and the emulation the tests run them in.
+ *
+ * <p>Element-wise kernels ({@link #ADD} ... {@link #UPSAMPLE_NEAREST_2X}) use a grid-stride loop over their index
+ * space: block {@link #BLOCK} threads, grid {@link #elementwise(long)}. Row kernels ({@link #LAYER_NORM},
+ * {@link #RMS_NORM}, {@link #SOFTMAX_ROWS}, {@link #GROUP_NORM}) run one block of {@link #BLOCK} threads per row
+ * (per group), grid {@link #rows(int)}, and reduce in float32 with a two-pass mean and variance.
+ */
+public final class OpsKernels {
+    public static final String MODULE = "fluxbatch_ops";
+    public static final int BLOCK = 256;
+    /** Blocks of an element-wise launch at most; the grid-stride loop covers the rest. */
+    public static final int MAX_ELEMENTWISE_BLOCKS = 65535 * 8;
+    public static final int TRANSPOSE_TILE = 32;
+    public static final int TRANSPOSE_ROWS = 8;
+
+    /** {@code add(const float* a, const float* b, float* y, int n)}: {@code y[i] = a[i] + b[i]}. */
+    public static final String ADD = "fb_add";
+    /** {@code mul(const float* a, const float* b, float* y, int n)}: {@code y[i] = a[i] * b[i]}. */
+    public static final String MUL = "fb_mul";
+    /**
+     * {@code gelu_tanh(const float* x, float* y, int n)}:
+     * {@code y = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))}.
+     */
+    public static final String GELU_TANH = "fb_gelu_tanh";
+    /** {@code silu(const float* x, float* y, int n)}: {@code y = x / (1 + exp(-x))}. */
+    public static final String SILU = "fb_silu";
+    /** {@code quick_gelu(const float* x, float* y, int n)}: {@code y = x / (1 + exp(-1.702 x))}. */
+    public static final String QUICK_GELU = "fb_quick_gelu";
+    /**
+     * {@code modulate(const float* x, const float* shift, const float* scale, float* y, int B, int L, int C)}:
+     * {@code y[b,l,c] = (1 + scale[b,c]) x[b,l,c] + shift[b,c]}; index space B L C.
+     */
+    public static final String MODULATE = "fb_modulate";
+    /**
+     * {@code gated_add(const float* x, const float* gate, const float* v, float* y, int B, int L, int C)}:
+     * {@code y[b,l,c] = x[b,l,c] + gate[b,c] v[b,l,c]}; index space B L C.
+     */
+    public static final String GATED_ADD = "fb_gated_add";
+    /**
+     * {@code add_bias_rows(float* y, const float* bias, int rows, int cols)}: in place,
+     * {@code y[r,c] += bias[c]}; index space rows cols.
+     */
+    public static final String ADD_BIAS_ROWS = "fb_add_bias_rows";
+    /**
+     * {@code add_bias_channels(float* y, const float* bias, int B, int C, int HW)}: in place,
+     * {@code y[b,c,p] += bias[c]}; index space B C HW.
+     */
+    public static final String ADD_BIAS_CHANNELS = "fb_add_bias_channels";
+    /**
+     * {@code rope(const float* x, const float* pe, float* y, int B, int L, int H, int D)}: x, y {@code [B,L,H,D]},
+     * pe {@code [B,L,D/2,2,2]}; for each pair {@code i < D/2}, {@code y[2i+r] = pe[b,l,i,r,0] x[2i] + pe[b,l,i,r,1]
+     * x[2i+1]} (r = 0, 1); index space B L H D/2 (one pair per index).
+     */
+    public static final String ROPE = "fb_rope";
+    /**
+     * {@code embedding(const float* table, const int* ids, float* y, int n, int C)}:
+     * {@code y[i,c] = table[ids[i],c]}; index space n C.
+     */
+    public static final String EMBEDDING = "fb_embedding";
+    /**
+     * {@code im2col(const float* x, float* col, int C, int H, int W, int kh, int kw, int stride, int padTop,
+     * int padLeft, int Wo, int p0, int P)}: for one image {@code x [C,H,W]}, {@code col [C kh kw, P]} holds, in row
+     * {@code (c kh + i) kw + j} and column {@code q}, the input under kernel tap (i, j) of output position
+     * {@code p = p0 + q} ({@code oy = p / Wo, ox = p % Wo}): {@code x[c, oy stride - padTop + i, ox stride - padLeft
+     * + j]}, or 0 outside the image; index space C kh kw P.
+     */
+    public static final String IM2COL = "fb_im2col";
+    /**
+     * {@code upsample_nearest2x(const float* x, float* y, int BC, int H, int W)}: {@code y [BC, 2H, 2W]},
+     * {@code y[n, i, j] = x[n, i/2, j/2]}; index space BC 4 H W.
+     */
+    public static final String UPSAMPLE_NEAREST_2X = "fb_upsample_nearest2x";
+    /**
+     * {@code layer_norm(const float* x, const float* weight, const float* bias, float* y, int rows, int cols,
+     * float eps)}: each row normalized to zero mean and unit (biased) variance, {@code (x - mean) / sqrt(var + eps)},
+     * then {@code * weight[c] + bias[c]} when weight is not null (weight and bias are both null or both not).
+     */
+    public static final String LAYER_NORM = "fb_layer_norm";
+    /**
+     * {@code rms_norm(const float* x, const float* scale, float* y, int rows, int cols, float eps)}:
+     * {@code y = x / sqrt(mean(x^2) + eps) * scale[c]} per row.
+     */
+    public static final String RMS_NORM = "fb_rms_norm";
+    /**
+     * {@code softmax_rows(float* s, const float* bias, int rows, int cols, int Lq, int causal)}: in place over
+     * scores {@code s [rows, cols]} whose row r is query {@code i = r % Lq}: {@code s[r,j] += bias[r,j]} when bias
+     * is not null (bias has the same layout as s), {@code s[r,j] = -inf} for {@code j > i} when causal is not 0,
+     * then softmax over j (max subtracted first).
+     */
+    public static final String SOFTMAX_ROWS = "fb_softmax_rows";
+    /**
+     * {@code group_norm(const float* x, const float* weight, const float* bias, float* y, int B, int C, int HW,
+     * int groups, float eps)}: one block per (b, g), grid {@code B groups}: the {@code C/groups} channels of group g
+     * with all their HW positions (consecutive in memory) normalized together, then {@code * weight[c] + bias[c]}.
+     */
+    public static final String GROUP_NORM = "fb_group_norm";
+    /**
+     * {@code transpose_last2(const float* x, float* y, int M, int N)}: {@code x [batch, M, N]} to
+     * {@code y [batch, N, M]}; tiles of 32 x 32 through shared memory, block (32, 8), grid
+     * {@link #transpose(int, int, int)}, batch on grid z.
+     */
+    public static final String TRANSPOSE_LAST2 = "fb_transpose_last2";
+
+    private OpsKernels() {
+    }
+
+    /** Blocks for {@code n} elements, capped at {@link #MAX_ELEMENTWISE_BLOCKS}. */
+    public static LaunchGeometry elementwise(long n) {
+        if (n < 1) {
+            throw new IllegalArgumentException("an element-wise launch over " + n + " elements");
+        }
+        long blocks = Math.min((n + BLOCK - 1) / BLOCK, MAX_ELEMENTWISE_BLOCKS);
+        return LaunchGeometry.of((int) blocks, BLOCK);
+    }
+
+    /** One block per row. */
+    public static LaunchGeometry rows(int rows) {
+        if (rows < 1) {
+            throw new IllegalArgumentException("a row launch over " + rows + " rows");
+        }
+        return LaunchGeometry.of(rows, BLOCK);
+    }
+
+    /** Transpose tiles of {@code [batch, M, N]}. */
+    public static LaunchGeometry transpose(int batch, int m, int n) {
+        return new LaunchGeometry((n + TRANSPOSE_TILE - 1) / TRANSPOSE_TILE, (m + TRANSPOSE_TILE - 1) / TRANSPOSE_TILE,
+                batch, TRANSPOSE_TILE, TRANSPOSE_ROWS, 1, 0);
+    }
+}

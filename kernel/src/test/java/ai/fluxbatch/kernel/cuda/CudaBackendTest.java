@@ -1,0 +1,206 @@
+package ai.fluxbatch.kernel.cuda;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import ai.fluxbatch.kernel.Backend;
+import ai.fluxbatch.kernel.TestData;
+import ai.fluxbatch.kernel.Tensor;
+import ai.fluxbatch.kernel.cpu.CpuBackend;
+import java.util.Arrays;
+import java.util.Random;
+import java.util.function.BiFunction;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+
+/**
+ * Every operation of the CUDA backend, run on the emulated device (the kernels' Java ports and cuBLAS's column-major
+ * GEMM), against the CPU backend on the same inputs: this checks the backend's own logic (shapes, pointer offsets,
+ * pitches, GEMM transposes and leading dimensions, chunking of attention and im2col); the kernels themselves are
+ * checked by {@code CudaKernelsOnHostTest} and, on a GPU, by the GPU checks.
+ */
+class CudaBackendTest {
+    private static final double TOL = 2e-5;
+    private final Random random = new Random(7);
+    private final CpuBackend cpu = new CpuBackend(1);
+    private final EmulatedDevice device = new EmulatedDevice();
+    /** Small workspaces, so attention and im2col run in several chunks. */
+    private final CudaBackend gpu = new CudaBackend(device, new CudaBackend.Workspace(4 * 2 * 9 * 9, 4 * 18 * 5));
+
+    @AfterEach
+    void close() {
+        gpu.close();
+        cpu.close();
+    }
+
+    private float[] data(int... shape) {
+        int n = 1;
+        for (int d : shape) {
+            n *= d;
+        }
+        float[] x = new float[n];
+        for (int i = 0; i < n; i++) {
+            x[i] = (float) random.nextGaussian();
+        }
+        return x;
+    }
+
+    /** Runs {@code op} on both backends with the same uploaded inputs and compares the downloads. */
+    private void same(String what, float[][] inputs, int[][] shapes, BiFunction<Backend, Tensor[], Tensor> op) {
+        Tensor[] a = new Tensor[inputs.length];
+        Tensor[] b = new Tensor[inputs.length];
+        for (int i = 0; i < inputs.length; i++) {
+            a[i] = cpu.upload(inputs[i], shapes[i]);
+            b[i] = gpu.upload(inputs[i], shapes[i]);
+        }
+        Tensor expected = op.apply(cpu, a);
+        Tensor actual = op.apply(gpu, b);
+        assertArrayEquals(expected.shape(), actual.shape(), what + " shape");
+        float[] e = cpu.download(expected), g = gpu.download(actual);
+        double num = 0, den = 0;
+        for (int i = 0; i < e.length; i++) {
+            num += (e[i] - g[i]) * (double) (e[i] - g[i]);
+            den += e[i] * (double) e[i];
+        }
+        double rel = Math.sqrt(num / Math.max(den, 1e-30));
+        assertTrue(rel <= TOL, what + ": relative L2 error " + rel + " (first values cpu "
+                + Arrays.toString(Arrays.copyOf(e, 4)) + ", cuda " + Arrays.toString(Arrays.copyOf(g, 4)) + ")");
+    }
+
+    private void same(String what, int[] shape, BiFunction<Backend, Tensor, Tensor> op) {
+        same(what, new float[][] {data(shape)}, new int[][] {shape}, (be, t) -> op.apply(be, t[0]));
+    }
+
+    @Test
+    void elementwise() {
+        int[] s = {2, 3, 37};
+        same("gelu", s, Backend::gelu);
+        same("silu", s, Backend::silu);
+        same("quickGelu", s, Backend::quickGelu);
+        same("add", new float[][] {data(s), data(s)}, new int[][] {s, s}, (be, t) -> be.add(t[0], t[1]));
+        same("mul", new float[][] {data(s), data(s)}, new int[][] {s, s}, (be, t) -> be.mul(t[0], t[1]));
+    }
+
+    @Test
+    void norms() {
+        int[] s = {2, 5, 40};
+        int[] c = {40};
+        same("layerNorm", s, (be, t) -> be.layerNorm(t, 1e-6f));
+        same("layerNorm affine", new float[][] {data(s), data(c), data(c)}, new int[][] {s, c, c},
+                (be, t) -> be.layerNorm(t[0], t[1], t[2], 1e-5f));
+        same("rmsNorm", new float[][] {data(s), data(c)}, new int[][] {s, c}, (be, t) -> be.rmsNorm(t[0], t[1], 1e-6f));
+        int[] img = {2, 8, 3, 5};
+        int[] ch = {8};
+        same("groupNorm", new float[][] {data(img), data(ch), data(ch)}, new int[][] {img, ch, ch},
+                (be, t) -> be.groupNorm(t[0], 4, t[1], t[2], 1e-6f));
+    }
+
+    @Test
+    void perSampleOps() {
+        int[] x = {2, 7, 12};
+        int[] v = {2, 12};
+        same("modulate", new float[][] {data(x), data(v), data(v)}, new int[][] {x, v, v},
+                (be, t) -> be.modulate(t[0], t[1], t[2]));
+        same("gatedAdd", new float[][] {data(x), data(v), data(x)}, new int[][] {x, v, x},
+                (be, t) -> be.gatedAdd(t[0], t[1], t[2]));
+    }
+
+    @Test
+    void layoutOps() {
+        int[] x = {2, 5, 12};
+        same("columns", x, (be, t) -> be.columns(t, 3, 7));
+        same("sliceRows", x, (be, t) -> be.sliceRows(t, 1, 3));
+        int[] y = {2, 3, 12};
+        same("concatRows", new float[][] {data(x), data(y)}, new int[][] {x, y}, (be, t) -> be.concatRows(t[0], t[1]));
+        int[] z = {2, 5, 4};
+        same("concatColumns", new float[][] {data(x), data(z)}, new int[][] {x, z},
+                (be, t) -> be.concatColumns(t[0], t[1]));
+        same("transposeLast2", new int[] {3, 33, 70}, Backend::transposeLast2);
+        same("upsampleNearest2x", new int[] {2, 3, 4, 5}, Backend::upsampleNearest2x);
+        same("reshape", x, (be, t) -> be.add(be.reshape(t, 10, 12), be.reshape(t, 10, 12)));
+    }
+
+    @Test
+    void embeddingAndRope() {
+        int[] table = {11, 6};
+        same("embedding", table, (be, t) -> be.embedding(t, new int[] {3, 0, 10, 3}));
+        int[] x = {2, 3, 4, 8};
+        int[] pe = {2, 3, 4, 2, 2};
+        same("rope", new float[][] {data(x), data(pe)}, new int[][] {x, pe}, (be, t) -> be.rope(t[0], t[1]));
+    }
+
+    @Test
+    void linear() {
+        int[] x = {2, 3, 20};
+        int[] w = {9, 20};
+        int[] b = {9};
+        same("linear", new float[][] {data(x), data(w), data(b)}, new int[][] {x, w, b},
+                (be, t) -> be.linear(t[0], t[1], t[2]));
+        same("linear without bias", new float[][] {data(x), data(w)}, new int[][] {x, w},
+                (be, t) -> be.linear(t[0], t[1], null));
+    }
+
+    @Test
+    void ternaryLinearSmallAndLargeM() {
+        int out = 70, in = 45;
+        byte[] codes = new byte[out * in];
+        for (int i = 0; i < codes.length; i++) {
+            codes[i] = (byte) (random.nextInt(3) - 1);
+        }
+        byte[] packed = TestData.hfPack(codes, out, in);
+        float[] scale = data(out);
+        int[] b = {out};
+        for (int m : new int[] {1, 16, 17, 70}) {
+            int[] x = {m, in};
+            same("ternaryLinear M=" + m, new float[][] {data(x), data(b)}, new int[][] {x, b},
+                    (be, t) -> be.ternaryLinear(t[0], be.uploadTernary(packed, out, in, scale), t[1]));
+        }
+    }
+
+    @Test
+    void attentionInChunksOfHeads() {
+        int[] s = {2, 9, 12};
+        same("attention", new float[][] {data(s), data(s), data(s)}, new int[][] {s, s, s},
+                (be, t) -> be.attention(t[0], t[1], t[2], 3));
+        int[] bias = {3, 9, 9};
+        same("attention with bias, causal", new float[][] {data(s), data(s), data(s), data(bias)},
+                new int[][] {s, s, s, bias}, (be, t) -> be.attention(t[0], t[1], t[2], 3, 0.7f, t[3], true));
+        long softmaxLaunches = device.launches().stream().filter(l -> l.kernel().equals(OpsKernels.SOFTMAX_ROWS))
+                .count();
+        assertEquals(2 * 2 * 2, softmaxLaunches, "3 heads in chunks of 2, 2 samples, 2 calls");
+    }
+
+    @Test
+    void convolutions() {
+        int[] x = {2, 3, 6, 7};
+        int[] w = {4, 3, 3, 3};
+        int[] b = {4};
+        same("conv2d 3x3 pad 1", new float[][] {data(x), data(w), data(b)}, new int[][] {x, w, b},
+                (be, t) -> be.conv2d(t[0], t[1], t[2], 1, 1));
+        same("conv2d 3x3 stride 2, asymmetric padding", new float[][] {data(x), data(w), data(b)},
+                new int[][] {x, w, b}, (be, t) -> be.conv2d(t[0], t[1], t[2], 2, 0, 1, 0, 1));
+        int[] w1 = {5, 3, 1, 1};
+        same("conv2d 1x1", new float[][] {data(x), data(w1)}, new int[][] {x, w1},
+                (be, t) -> be.conv2d(t[0], t[1], null, 1, 0));
+    }
+
+    @Test
+    void badArgumentsGetTheCpuBackendsMessages() {
+        Tensor a = gpu.upload(data(2, 3), 2, 3);
+        Tensor b = gpu.upload(data(3, 2), 3, 2);
+        String m = assertThrows(IllegalArgumentException.class, () -> gpu.add(a, b)).getMessage();
+        assertTrue(m.contains("shapes differ"), m);
+        m = assertThrows(IllegalArgumentException.class, () -> gpu.columns(a, 2, 2)).getMessage();
+        assertTrue(m.contains("outside"), m);
+        Tensor table = gpu.upload(data(4, 2), 4, 2);
+        m = assertThrows(IllegalArgumentException.class, () -> gpu.embedding(table, new int[] {4})).getMessage();
+        assertTrue(m.contains("outside the vocabulary of 4"), m);
+        Tensor onCpu = cpu.upload(data(2, 3), 2, 3);
+        m = assertThrows(IllegalArgumentException.class, () -> gpu.add(a, onCpu)).getMessage();
+        assertTrue(m.contains("another backend"), m);
+        m = assertThrows(IllegalArgumentException.class, () -> gpu.upload(new float[5], 2, 3)).getMessage();
+        assertTrue(m.contains("5 values"), m);
+    }
+}

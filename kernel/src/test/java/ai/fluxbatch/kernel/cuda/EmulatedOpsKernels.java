@@ -1,0 +1,589 @@
+package ai.fluxbatch.kernel.cuda;
+
+import java.util.HashMap;
+import java.util.Map;
+
+/**
+ * Java ports of the kernels of module {@link OpsKernels#MODULE}, for {@link EmulatedDevice}: each checks its
+ * arguments against the kernel's parameter list ({@link Signature}), its launch geometry against the one
+ * {@link OpsKernels} prescribes, and computes what {@link OpsKernels} documents, element by element in float32,
+ * reading and writing device memory through {@link Memory} (so pointers with byte offsets work and every access is
+ * bounds-checked). The reductions of the row kernels are sequential float32 sums (two-pass mean and variance), so
+ * they may differ from the GPU's tree reductions in the last bits.
+ */
+final class EmulatedOpsKernels {
+    private EmulatedOpsKernels() {
+    }
+
+    /** Device memory as the ports see it. */
+    interface Memory {
+        /**
+         * A view of {@code count} 4-byte words at device address {@code pointer}.
+         *
+         * @throws IllegalStateException when the range is not inside one live allocation; the message starts with
+         *                               {@code what}
+         */
+        Words words(long pointer, long count, String what);
+    }
+
+    /** Words of device memory: {@code count} ints of {@code array} from {@code base}. */
+    static final class Words {
+        final int[] array;
+        final int base;
+        final int count;
+
+        Words(int[] array, int base, int count) {
+            this.array = array;
+            this.base = base;
+            this.count = count;
+        }
+
+        float f(long i) {
+            return Float.intBitsToFloat(array[index(i)]);
+        }
+
+        void f(long i, float v) {
+            array[index(i)] = Float.floatToRawIntBits(v);
+        }
+
+        int i(long i) {
+            return array[index(i)];
+        }
+
+        void i(long i, int v) {
+            array[index(i)] = v;
+        }
+
+        private int index(long i) {
+            if (i < 0 || i >= count) {
+                throw new IndexOutOfBoundsException("word " + i + " of a view of " + count);
+            }
+            return base + (int) i;
+        }
+
+        float[] toFloats() {
+            float[] a = new float[count];
+            for (int k = 0; k < count; k++) {
+                a[k] = Float.intBitsToFloat(array[base + k]);
+            }
+            return a;
+        }
+
+        int[] toInts() {
+            int[] a = new int[count];
+            System.arraycopy(array, base, a, 0, count);
+            return a;
+        }
+
+        void set(float[] v) {
+            if (v.length != count) {
+                throw new IllegalArgumentException(v.length + " floats into a view of " + count);
+            }
+            for (int k = 0; k < count; k++) {
+                array[base + k] = Float.floatToRawIntBits(v[k]);
+            }
+        }
+
+        boolean overlaps(Words o) {
+            return array == o.array && base < o.base + o.count && o.base < base + count;
+        }
+    }
+
+    /**
+     * A kernel's parameter list, parsed from its C-like signature, e.g.
+     * {@code fb_add(ptr a, ptr b, ptr y, int n)}; {@code ptr?} is a pointer that may be null.
+     */
+    static final class Signature {
+        final String kernel;
+        final String text;
+        final KernelArgs.Kind[] kinds;
+        final boolean[] nullable;
+        final String[] names;
+
+        Signature(String text) {
+            this.text = text;
+            int open = text.indexOf('('), close = text.lastIndexOf(')');
+            this.kernel = text.substring(0, open);
+            String[] params = text.substring(open + 1, close).split(",");
+            kinds = new KernelArgs.Kind[params.length];
+            nullable = new boolean[params.length];
+            names = new String[params.length];
+            for (int p = 0; p < params.length; p++) {
+                String[] tn = params[p].trim().split(" ");
+                names[p] = tn[1];
+                switch (tn[0]) {
+                    case "ptr" -> kinds[p] = KernelArgs.Kind.POINTER;
+                    case "ptr?" -> {
+                        kinds[p] = KernelArgs.Kind.POINTER;
+                        nullable[p] = true;
+                    }
+                    case "int" -> kinds[p] = KernelArgs.Kind.INT;
+                    case "float" -> kinds[p] = KernelArgs.Kind.FLOAT;
+                    default -> throw new IllegalArgumentException("bad parameter type in " + text);
+                }
+            }
+        }
+
+        /** @throws IllegalArgumentException naming the kernel when the arguments do not match the parameters */
+        void check(KernelArgs args) {
+            if (args.size() != kinds.length) {
+                throw new IllegalArgumentException("kernel " + kernel + ": " + args.size() + " arguments " + describe(args)
+                        + ", expected " + kinds.length + ": " + text);
+            }
+            for (int p = 0; p < kinds.length; p++) {
+                KernelArgs.Arg a = args.get(p);
+                if (a.kind() != kinds[p]) {
+                    throw new IllegalArgumentException("kernel " + kernel + ": argument " + p + " (" + names[p]
+                            + ") is " + a.kind() + ", expected " + kinds[p] + ": " + text + ", got " + describe(args));
+                }
+                if (a.kind() == KernelArgs.Kind.POINTER && a.pointer() == 0 && !nullable[p]) {
+                    throw new IllegalArgumentException("kernel " + kernel + ": argument " + p + " (" + names[p]
+                            + ") is a null pointer, which " + text + " does not allow");
+                }
+            }
+        }
+
+        static String describe(KernelArgs args) {
+            StringBuilder s = new StringBuilder("(");
+            for (int p = 0; p < args.size(); p++) {
+                KernelArgs.Arg a = args.get(p);
+                s.append(p == 0 ? "" : ", ").append(switch (a.kind()) {
+                    case POINTER -> "ptr 0x" + Long.toHexString(a.pointer());
+                    case INT -> "int " + a.intValue();
+                    case FLOAT -> "float " + a.floatValue();
+                });
+            }
+            return s.append(')').toString();
+        }
+
+        long ptr(KernelArgs args, String name) {
+            return args.get(index(name)).pointer();
+        }
+
+        int i(KernelArgs args, String name) {
+            return args.get(index(name)).intValue();
+        }
+
+        float f(KernelArgs args, String name) {
+            return args.get(index(name)).floatValue();
+        }
+
+        /** An int parameter that must be at least {@code min}. */
+        int atLeast(KernelArgs args, String name, int min) {
+            int v = i(args, name);
+            if (v < min) {
+                throw new IllegalArgumentException("kernel " + kernel + ": " + name + " = " + v + " must be at least "
+                        + min);
+            }
+            return v;
+        }
+
+        private int index(String name) {
+            for (int p = 0; p < names.length; p++) {
+                if (names[p].equals(name)) {
+                    return p;
+                }
+            }
+            throw new IllegalArgumentException(kernel + " has no parameter " + name);
+        }
+    }
+
+    @FunctionalInterface
+    private interface Port {
+        void run(Signature sig, Memory mem, LaunchGeometry g, KernelArgs a);
+    }
+
+    private record Kernel(Signature signature, Port port) {
+    }
+
+    private static final Map<String, Kernel> KERNELS = new HashMap<>();
+
+    private static void define(String signature, Port port) {
+        Signature s = new Signature(signature);
+        KERNELS.put(s.kernel, new Kernel(s, port));
+    }
+
+    static {
+        define(OpsKernels.ADD + "(ptr a, ptr b, ptr y, int n)", (s, m, g, a) -> binary(s, m, g, a, false));
+        define(OpsKernels.MUL + "(ptr a, ptr b, ptr y, int n)", (s, m, g, a) -> binary(s, m, g, a, true));
+        define(OpsKernels.GELU_TANH + "(ptr x, ptr y, int n)", (s, m, g, a) -> unary(s, m, g, a, x -> {
+            float inner = (float) Math.sqrt(2.0 / Math.PI) * (x + 0.044715f * x * x * x);
+            return 0.5f * x * (1f + (float) Math.tanh(inner));
+        }));
+        define(OpsKernels.SILU + "(ptr x, ptr y, int n)",
+                (s, m, g, a) -> unary(s, m, g, a, x -> x / (1f + (float) Math.exp(-x))));
+        define(OpsKernels.QUICK_GELU + "(ptr x, ptr y, int n)",
+                (s, m, g, a) -> unary(s, m, g, a, x -> x / (1f + (float) Math.exp(-1.702f * x))));
+        define(OpsKernels.MODULATE + "(ptr x, ptr shift, ptr scale, ptr y, int B, int L, int C)",
+                EmulatedOpsKernels::modulate);
+        define(OpsKernels.GATED_ADD + "(ptr x, ptr gate, ptr v, ptr y, int B, int L, int C)",
+                EmulatedOpsKernels::gatedAdd);
+        define(OpsKernels.ADD_BIAS_ROWS + "(ptr y, ptr bias, int rows, int cols)", EmulatedOpsKernels::addBiasRows);
+        define(OpsKernels.ADD_BIAS_CHANNELS + "(ptr y, ptr bias, int B, int C, int HW)",
+                EmulatedOpsKernels::addBiasChannels);
+        define(OpsKernels.ROPE + "(ptr x, ptr pe, ptr y, int B, int L, int H, int D)", EmulatedOpsKernels::rope);
+        define(OpsKernels.EMBEDDING + "(ptr table, ptr ids, ptr y, int n, int C)", EmulatedOpsKernels::embedding);
+        define(OpsKernels.IM2COL + "(ptr x, ptr col, int C, int H, int W, int kh, int kw, int stride, int padTop,"
+                + " int padLeft, int Wo, int p0, int P)", EmulatedOpsKernels::im2col);
+        define(OpsKernels.UPSAMPLE_NEAREST_2X + "(ptr x, ptr y, int BC, int H, int W)", EmulatedOpsKernels::upsample);
+        define(OpsKernels.LAYER_NORM + "(ptr x, ptr? weight, ptr? bias, ptr y, int rows, int cols, float eps)",
+                EmulatedOpsKernels::layerNorm);
+        define(OpsKernels.RMS_NORM + "(ptr x, ptr scale, ptr y, int rows, int cols, float eps)",
+                EmulatedOpsKernels::rmsNorm);
+        define(OpsKernels.SOFTMAX_ROWS + "(ptr s, ptr? bias, int rows, int cols, int Lq, int causal)",
+                EmulatedOpsKernels::softmaxRows);
+        define(OpsKernels.GROUP_NORM + "(ptr x, ptr weight, ptr bias, ptr y, int B, int C, int HW, int groups,"
+                + " float eps)", EmulatedOpsKernels::groupNorm);
+        define(OpsKernels.TRANSPOSE_LAST2 + "(ptr x, ptr y, int M, int N)", EmulatedOpsKernels::transpose);
+    }
+
+    /** Whether module {@link OpsKernels#MODULE} has kernel {@code kernel}. */
+    static boolean has(String kernel) {
+        return KERNELS.containsKey(kernel);
+    }
+
+    /** The signature of kernel {@code kernel}, e.g. {@code fb_add(ptr a, ptr b, ptr y, int n)}. */
+    static String signature(String kernel) {
+        Kernel k = KERNELS.get(kernel);
+        if (k == null) {
+            throw new IllegalArgumentException("module " + OpsKernels.MODULE + " has no kernel " + kernel);
+        }
+        return k.signature.text;
+    }
+
+    /**
+     * Runs kernel {@code kernel} of module {@link OpsKernels#MODULE}.
+     *
+     * @throws IllegalArgumentException on an unknown kernel, arguments that do not match its parameters, invalid
+     *                                  counts or a launch geometry other than the prescribed one
+     * @throws IllegalStateException    on an access outside live device memory
+     */
+    static void launch(Memory mem, String kernel, LaunchGeometry geometry, KernelArgs args) {
+        Kernel k = KERNELS.get(kernel);
+        if (k == null) {
+            throw new IllegalArgumentException("module " + OpsKernels.MODULE + " has no kernel " + kernel);
+        }
+        k.signature.check(args);
+        k.port.run(k.signature, mem, geometry, args);
+    }
+
+    // ---- geometry --------------------------------------------------------------------------------------------
+
+    static void expectGeometry(String kernel, LaunchGeometry expected, LaunchGeometry actual, String what) {
+        if (!expected.equals(actual)) {
+            throw new IllegalArgumentException("kernel " + kernel + ": launched with " + actual + ", expected "
+                    + expected + " for " + what);
+        }
+    }
+
+    private static void elementwise(Signature s, LaunchGeometry g, long space) {
+        LaunchGeometry expected;
+        try {
+            expected = OpsKernels.elementwise(space);
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException("kernel " + s.kernel + ": " + e.getMessage(), e);
+        }
+        expectGeometry(s.kernel, expected, g, "the index space of " + space + " (OpsKernels.elementwise)");
+    }
+
+    private static void rows(Signature s, LaunchGeometry g, long rows) {
+        if (rows > Integer.MAX_VALUE) {
+            throw new IllegalArgumentException("kernel " + s.kernel + ": " + rows + " rows do not fit a grid");
+        }
+        LaunchGeometry expected;
+        try {
+            expected = OpsKernels.rows((int) rows);
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException("kernel " + s.kernel + ": " + e.getMessage(), e);
+        }
+        expectGeometry(s.kernel, expected, g, rows + " rows (OpsKernels.rows)");
+    }
+
+    private static Words words(Signature s, Memory mem, KernelArgs a, String name, long count) {
+        return mem.words(s.ptr(a, name), count, "kernel " + s.kernel + ", argument " + name);
+    }
+
+    private static void noOverlap(Signature s, Words out, String outName, Words in, String inName) {
+        if (out.overlaps(in)) {
+            throw new IllegalArgumentException("kernel " + s.kernel + ": output " + outName + " overlaps input "
+                    + inName + ", which this kernel does not allow");
+        }
+    }
+
+    // ---- element-wise ----------------------------------------------------------------------------------------
+
+    @FunctionalInterface
+    private interface FloatOp {
+        float apply(float x);
+    }
+
+    private static void binary(Signature s, Memory mem, LaunchGeometry g, KernelArgs a, boolean mul) {
+        int n = s.atLeast(a, "n", 1);
+        elementwise(s, g, n);
+        Words x = words(s, mem, a, "a", n), y = words(s, mem, a, "b", n), out = words(s, mem, a, "y", n);
+        for (int i = 0; i < n; i++) {
+            out.f(i, mul ? x.f(i) * y.f(i) : x.f(i) + y.f(i));
+        }
+    }
+
+    private static void unary(Signature s, Memory mem, LaunchGeometry g, KernelArgs a, FloatOp op) {
+        int n = s.atLeast(a, "n", 1);
+        elementwise(s, g, n);
+        Words x = words(s, mem, a, "x", n), y = words(s, mem, a, "y", n);
+        for (int i = 0; i < n; i++) {
+            y.f(i, op.apply(x.f(i)));
+        }
+    }
+
+    private static void modulate(Signature s, Memory mem, LaunchGeometry g, KernelArgs a) {
+        int B = s.atLeast(a, "B", 1), L = s.atLeast(a, "L", 1), C = s.atLeast(a, "C", 1);
+        long space = (long) B * L * C;
+        elementwise(s, g, space);
+        Words x = words(s, mem, a, "x", space), shift = words(s, mem, a, "shift", (long) B * C);
+        Words scale = words(s, mem, a, "scale", (long) B * C), y = words(s, mem, a, "y", space);
+        for (long i = 0; i < space; i++) {
+            long c = i % C, b = i / ((long) L * C), bc = b * C + c;
+            y.f(i, (1f + scale.f(bc)) * x.f(i) + shift.f(bc));
+        }
+    }
+
+    private static void gatedAdd(Signature s, Memory mem, LaunchGeometry g, KernelArgs a) {
+        int B = s.atLeast(a, "B", 1), L = s.atLeast(a, "L", 1), C = s.atLeast(a, "C", 1);
+        long space = (long) B * L * C;
+        elementwise(s, g, space);
+        Words x = words(s, mem, a, "x", space), gate = words(s, mem, a, "gate", (long) B * C);
+        Words v = words(s, mem, a, "v", space), y = words(s, mem, a, "y", space);
+        for (long i = 0; i < space; i++) {
+            long c = i % C, b = i / ((long) L * C);
+            y.f(i, x.f(i) + gate.f(b * C + c) * v.f(i));
+        }
+    }
+
+    private static void addBiasRows(Signature s, Memory mem, LaunchGeometry g, KernelArgs a) {
+        int rows = s.atLeast(a, "rows", 1), cols = s.atLeast(a, "cols", 1);
+        long space = (long) rows * cols;
+        elementwise(s, g, space);
+        Words y = words(s, mem, a, "y", space), bias = words(s, mem, a, "bias", cols);
+        for (long i = 0; i < space; i++) {
+            y.f(i, y.f(i) + bias.f(i % cols));
+        }
+    }
+
+    private static void addBiasChannels(Signature s, Memory mem, LaunchGeometry g, KernelArgs a) {
+        int B = s.atLeast(a, "B", 1), C = s.atLeast(a, "C", 1), HW = s.atLeast(a, "HW", 1);
+        long space = (long) B * C * HW;
+        elementwise(s, g, space);
+        Words y = words(s, mem, a, "y", space), bias = words(s, mem, a, "bias", C);
+        for (long i = 0; i < space; i++) {
+            y.f(i, y.f(i) + bias.f(i / HW % C));
+        }
+    }
+
+    private static void rope(Signature s, Memory mem, LaunchGeometry g, KernelArgs a) {
+        int B = s.atLeast(a, "B", 1), L = s.atLeast(a, "L", 1), H = s.atLeast(a, "H", 1), D = s.atLeast(a, "D", 2);
+        if (D % 2 != 0) {
+            throw new IllegalArgumentException("kernel " + s.kernel + ": D = " + D + " must be even");
+        }
+        int half = D / 2;
+        long space = (long) B * L * H * half;
+        elementwise(s, g, space);
+        Words x = words(s, mem, a, "x", (long) B * L * H * D), y = words(s, mem, a, "y", (long) B * L * H * D);
+        Words pe = words(s, mem, a, "pe", (long) B * L * half * 4);
+        for (long idx = 0; idx < space; idx++) {
+            long i = idx % half, rest = idx / half, h = rest % H, bl = rest / H;
+            long xo = (bl * H + h) * D + 2 * i, po = (bl * half + i) * 4;
+            float x0 = x.f(xo), x1 = x.f(xo + 1);
+            float y0 = pe.f(po) * x0 + pe.f(po + 1) * x1;
+            float y1 = pe.f(po + 2) * x0 + pe.f(po + 3) * x1;
+            y.f(xo, y0);
+            y.f(xo + 1, y1);
+        }
+    }
+
+    private static void embedding(Signature s, Memory mem, LaunchGeometry g, KernelArgs a) {
+        int n = s.atLeast(a, "n", 1), C = s.atLeast(a, "C", 1);
+        long space = (long) n * C;
+        elementwise(s, g, space);
+        Words ids = words(s, mem, a, "ids", n), y = words(s, mem, a, "y", space);
+        noOverlap(s, y, "y", ids, "ids");
+        long table = s.ptr(a, "table");
+        for (int i = 0; i < n; i++) {
+            int id = ids.i(i);
+            if (id < 0) {
+                throw new IllegalStateException("kernel " + s.kernel + ": ids[" + i + "] = " + id
+                        + " is negative: an access before the table");
+            }
+            Words row = mem.words(table + 4L * id * C, C, "kernel " + s.kernel + ", table row ids[" + i + "] = " + id);
+            noOverlap(s, y, "y", row, "table");
+            for (int c = 0; c < C; c++) {
+                y.f((long) i * C + c, row.f(c));
+            }
+        }
+    }
+
+    private static void im2col(Signature s, Memory mem, LaunchGeometry g, KernelArgs a) {
+        int C = s.atLeast(a, "C", 1), H = s.atLeast(a, "H", 1), W = s.atLeast(a, "W", 1);
+        int kh = s.atLeast(a, "kh", 1), kw = s.atLeast(a, "kw", 1), stride = s.atLeast(a, "stride", 1);
+        int padTop = s.atLeast(a, "padTop", 0), padLeft = s.atLeast(a, "padLeft", 0);
+        int Wo = s.atLeast(a, "Wo", 1), p0 = s.atLeast(a, "p0", 0), P = s.atLeast(a, "P", 1);
+        long space = (long) C * kh * kw * P;
+        elementwise(s, g, space);
+        Words x = words(s, mem, a, "x", (long) C * H * W), col = words(s, mem, a, "col", space);
+        noOverlap(s, col, "col", x, "x");
+        for (long idx = 0; idx < space; idx++) {
+            long q = idx % P, row = idx / P;
+            long j = row % kw, i = row / kw % kh, c = row / ((long) kw * kh);
+            long p = p0 + q, oy = p / Wo, ox = p % Wo;
+            long iy = oy * stride - padTop + i, ix = ox * stride - padLeft + j;
+            col.f(idx, iy >= 0 && iy < H && ix >= 0 && ix < W ? x.f((c * H + iy) * W + ix) : 0f);
+        }
+    }
+
+    private static void upsample(Signature s, Memory mem, LaunchGeometry g, KernelArgs a) {
+        int BC = s.atLeast(a, "BC", 1), H = s.atLeast(a, "H", 1), W = s.atLeast(a, "W", 1);
+        long space = 4L * BC * H * W;
+        elementwise(s, g, space);
+        Words x = words(s, mem, a, "x", (long) BC * H * W), y = words(s, mem, a, "y", space);
+        noOverlap(s, y, "y", x, "x");
+        for (long idx = 0; idx < space; idx++) {
+            long j = idx % (2L * W), i = idx / (2L * W) % (2L * H), n = idx / (4L * H * W);
+            y.f(idx, x.f((n * H + i / 2) * W + j / 2));
+        }
+    }
+
+    // ---- row kernels -----------------------------------------------------------------------------------------
+
+    /** Two-pass float32 mean and biased variance of {@code count} words of {@code x} from {@code from}. */
+    private static float[] meanVar(Words x, long from, long count) {
+        float sum = 0f;
+        for (long k = 0; k < count; k++) {
+            sum += x.f(from + k);
+        }
+        float mean = sum / count;
+        float sq = 0f;
+        for (long k = 0; k < count; k++) {
+            float d = x.f(from + k) - mean;
+            sq += d * d;
+        }
+        return new float[] {mean, sq / count};
+    }
+
+    private static void layerNorm(Signature s, Memory mem, LaunchGeometry g, KernelArgs a) {
+        int rows = s.atLeast(a, "rows", 1), cols = s.atLeast(a, "cols", 1);
+        float eps = s.f(a, "eps");
+        rows(s, g, rows);
+        boolean affine = s.ptr(a, "weight") != 0;
+        if (affine != (s.ptr(a, "bias") != 0)) {
+            throw new IllegalArgumentException("kernel " + s.kernel + ": weight and bias must be both null or both"
+                    + " not null, got weight 0x" + Long.toHexString(s.ptr(a, "weight")) + ", bias 0x"
+                    + Long.toHexString(s.ptr(a, "bias")));
+        }
+        long n = (long) rows * cols;
+        Words x = words(s, mem, a, "x", n), y = words(s, mem, a, "y", n);
+        Words w = affine ? words(s, mem, a, "weight", cols) : null, b = affine ? words(s, mem, a, "bias", cols) : null;
+        for (long r = 0; r < rows; r++) {
+            long o = r * cols;
+            float[] mv = meanVar(x, o, cols);
+            float sd = (float) Math.sqrt(mv[1] + eps);
+            for (int c = 0; c < cols; c++) {
+                float v = (x.f(o + c) - mv[0]) / sd;
+                y.f(o + c, affine ? v * w.f(c) + b.f(c) : v);
+            }
+        }
+    }
+
+    private static void rmsNorm(Signature s, Memory mem, LaunchGeometry g, KernelArgs a) {
+        int rows = s.atLeast(a, "rows", 1), cols = s.atLeast(a, "cols", 1);
+        float eps = s.f(a, "eps");
+        rows(s, g, rows);
+        long n = (long) rows * cols;
+        Words x = words(s, mem, a, "x", n), y = words(s, mem, a, "y", n), scale = words(s, mem, a, "scale", cols);
+        for (long r = 0; r < rows; r++) {
+            long o = r * cols;
+            float sq = 0f;
+            for (int c = 0; c < cols; c++) {
+                float v = x.f(o + c);
+                sq += v * v;
+            }
+            float rms = (float) Math.sqrt(sq / cols + eps);
+            for (int c = 0; c < cols; c++) {
+                y.f(o + c, x.f(o + c) / rms * scale.f(c));
+            }
+        }
+    }
+
+    private static void softmaxRows(Signature s, Memory mem, LaunchGeometry g, KernelArgs a) {
+        int rows = s.atLeast(a, "rows", 1), cols = s.atLeast(a, "cols", 1), lq = s.atLeast(a, "Lq", 1);
+        boolean causal = s.i(a, "causal") != 0;
+        rows(s, g, rows);
+        long n = (long) rows * cols;
+        Words sc = words(s, mem, a, "s", n);
+        Words bias = s.ptr(a, "bias") != 0 ? words(s, mem, a, "bias", n) : null;
+        float[] row = new float[cols];
+        for (long r = 0; r < rows; r++) {
+            long o = r * cols, i = r % lq;
+            float max = Float.NEGATIVE_INFINITY;
+            for (int j = 0; j < cols; j++) {
+                float v = sc.f(o + j);
+                if (bias != null) {
+                    v += bias.f(o + j);
+                }
+                if (causal && j > i) {
+                    v = Float.NEGATIVE_INFINITY;
+                }
+                row[j] = v;
+                max = Math.max(max, v);
+            }
+            float sum = 0f;
+            for (int j = 0; j < cols; j++) {
+                row[j] = (float) Math.exp(row[j] - max);
+                sum += row[j];
+            }
+            for (int j = 0; j < cols; j++) {
+                sc.f(o + j, row[j] / sum);
+            }
+        }
+    }
+
+    private static void groupNorm(Signature s, Memory mem, LaunchGeometry g, KernelArgs a) {
+        int B = s.atLeast(a, "B", 1), C = s.atLeast(a, "C", 1), HW = s.atLeast(a, "HW", 1);
+        int groups = s.atLeast(a, "groups", 1);
+        float eps = s.f(a, "eps");
+        if (C % groups != 0) {
+            throw new IllegalArgumentException("kernel " + s.kernel + ": C = " + C + " is not a multiple of groups = "
+                    + groups);
+        }
+        rows(s, g, (long) B * groups);
+        long n = (long) B * C * HW;
+        Words x = words(s, mem, a, "x", n), y = words(s, mem, a, "y", n);
+        Words w = words(s, mem, a, "weight", C), b = words(s, mem, a, "bias", C);
+        int cpg = C / groups;
+        for (long bg = 0; bg < (long) B * groups; bg++) {
+            long o = bg * cpg * HW;
+            float[] mv = meanVar(x, o, (long) cpg * HW);
+            float sd = (float) Math.sqrt(mv[1] + eps);
+            for (long k = 0; k < (long) cpg * HW; k++) {
+                int c = (int) ((bg % groups) * cpg + k / HW);
+                y.f(o + k, (x.f(o + k) - mv[0]) / sd * w.f(c) + b.f(c));
+            }
+        }
+    }
+
+    private static void transpose(Signature s, Memory mem, LaunchGeometry g, KernelArgs a) {
+        int M = s.atLeast(a, "M", 1), N = s.atLeast(a, "N", 1);
+        int batch = g.gridZ();
+        expectGeometry(s.kernel, OpsKernels.transpose(batch, M, N), g,
+                "[batch = gridZ = " + batch + ", M = " + M + ", N = " + N + "] (OpsKernels.transpose)");
+        long n = (long) batch * M * N;
+        Words x = words(s, mem, a, "x", n), y = words(s, mem, a, "y", n);
+        noOverlap(s, y, "y", x, "x");
+        for (long b = 0; b < batch; b++) {
+            long o = b * M * N;
+            for (long i = 0; i < M; i++) {
+                for (long j = 0; j < N; j++) {
+                    y.f(o + j * M + i, x.f(o + i * N + j));
+                }
+            }
+        }
+    }
+}
