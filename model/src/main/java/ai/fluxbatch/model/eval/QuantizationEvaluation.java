@@ -1,7 +1,7 @@
 package ai.fluxbatch.model.eval;
 
 import ai.fluxbatch.kernel.Backend;
-import ai.fluxbatch.kernel.Tensor;
+import ai.fluxbatch.kernel.TensorScope;
 import ai.fluxbatch.model.flux.FluxInputs;
 import ai.fluxbatch.model.flux.TapSink;
 import ai.fluxbatch.model.pipeline.FluxPipeline;
@@ -88,11 +88,8 @@ public final class QuantizationEvaluation {
     }
 
     private float[] velocity(FluxPipeline candidate, FluxInputs inputs) {
-        Tensor out = candidate.transformer().forward(inputs, TapSink.NONE);
-        try {
-            return backend.download(out);
-        } finally {
-            out.close();
+        try (TensorScope scope = backend.openScope()) {
+            return backend.download(candidate.transformer().forward(inputs, TapSink.NONE));
         }
     }
 

@@ -2,6 +2,7 @@ package ai.fluxbatch.model.flux;
 
 import ai.fluxbatch.kernel.Backend;
 import ai.fluxbatch.kernel.Tensor;
+import ai.fluxbatch.kernel.TensorScope;
 
 /**
  * The FLUX.1 transformer (dev and schnell) as the reference implementation computes it: timestep, guidance and
@@ -30,7 +31,10 @@ public final class FluxTransformer {
         return weights.residentBytes();
     }
 
-    /** Returns the velocity prediction {@code [B, L, outChannels]}. */
+    /**
+     * Returns the velocity prediction {@code [B, L, outChannels]}. Each block runs in a {@link TensorScope} of its
+     * own, so its intermediates are freed when it ends; call this inside a scope of the caller's to free the rest.
+     */
     public Tensor forward(FluxInputs in, TapSink taps) {
         FluxInputsCheck.check(in, config);
         int b = in.batch(), l = in.imgLength(), t = in.txtLength();
@@ -55,16 +59,20 @@ public final class FluxTransformer {
 
         Tensor siluVec = backend.silu(vec);
         for (int i = 0; i < weights.doubleBlocks().size(); i++) {
-            Tensor[] out = doubleBlock(weights.doubleBlocks().get(i), img, txt, siluVec, pe);
-            img = out[0];
-            txt = out[1];
-            taps.tap("tap.double" + i + ".img", img);
-            taps.tap("tap.double" + i + ".txt", txt);
+            try (TensorScope block = backend.openScope()) {
+                Tensor[] out = doubleBlock(weights.doubleBlocks().get(i), img, txt, siluVec, pe);
+                img = block.keep(out[0]);
+                txt = block.keep(out[1]);
+                taps.tap("tap.double" + i + ".img", img);
+                taps.tap("tap.double" + i + ".txt", txt);
+            }
         }
         Tensor x = backend.concatRows(txt, img);
         for (int i = 0; i < weights.singleBlocks().size(); i++) {
-            x = singleBlock(weights.singleBlocks().get(i), x, siluVec, pe);
-            taps.tap("tap.single" + i, x);
+            try (TensorScope block = backend.openScope()) {
+                x = block.keep(singleBlock(weights.singleBlocks().get(i), x, siluVec, pe));
+                taps.tap("tap.single" + i, x);
+            }
         }
         x = backend.sliceRows(x, t, l);
         return finalLayer(x, siluVec);

@@ -2,6 +2,7 @@ package ai.fluxbatch.model.pipeline;
 
 import ai.fluxbatch.kernel.Backend;
 import ai.fluxbatch.kernel.Tensor;
+import ai.fluxbatch.kernel.TensorScope;
 import ai.fluxbatch.model.ModelException;
 import ai.fluxbatch.model.flux.FluxConfigReader;
 import ai.fluxbatch.model.flux.FluxTransformer;
@@ -159,11 +160,10 @@ public final class FluxPipeline {
 
     /** Decodes unpacked latents {@code [B, 16, H/8, W/8]} to float pixels {@code [B, 3, H, W]} in [-1, 1]-ish range. */
     public float[] decode(float[] latents, int batch, GenerationParams p) {
-        Tensor decoded = autoencoder.decode(backend.upload(latents, batch, LATENT_CHANNELS, p.latentHeight(),
-                p.latentWidth()));
-        float[] pixels = backend.download(decoded);
-        decoded.close();
-        return pixels;
+        try (TensorScope scope = backend.openScope()) {
+            return backend.download(autoencoder.decode(backend.upload(latents, batch, LATENT_CHANNELS,
+                    p.latentHeight(), p.latentWidth())));
+        }
     }
 
     /** The transformer, for evaluations that run it on another model's inputs. */

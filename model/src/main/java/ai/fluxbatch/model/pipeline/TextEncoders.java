@@ -2,6 +2,7 @@ package ai.fluxbatch.model.pipeline;
 
 import ai.fluxbatch.kernel.Backend;
 import ai.fluxbatch.kernel.Tensor;
+import ai.fluxbatch.kernel.TensorScope;
 import ai.fluxbatch.model.safetensors.HalfFloats;
 import ai.fluxbatch.model.snapshot.FluxSnapshot;
 import ai.fluxbatch.model.text.ClipTextModel;
@@ -43,14 +44,12 @@ public final class TextEncoders {
     public TextEmbedding embed(String prompt) {
         int[] t5Ids = t5Tokenizer.encode(prompt, t5MaxLength);
         int[] clipIds = clipTokenizer.encode(prompt);
-        Tensor txt = t5.encode(t5Ids, 1);
-        ClipTextModel.Output clipOut = clip.encode(clipIds, 1);
-        TextEmbedding e = new TextEmbedding(prompt, t5Ids, clipIds, roundToBf16(backend.download(txt)),
-                roundToBf16(backend.download(clipOut.pooled())));
-        txt.close();
-        clipOut.lastHiddenState().close();
-        clipOut.pooled().close();
-        return e;
+        try (TensorScope scope = backend.openScope()) {
+            Tensor txt = t5.encode(t5Ids, 1);
+            ClipTextModel.Output clipOut = clip.encode(clipIds, 1);
+            return new TextEmbedding(prompt, t5Ids, clipIds, roundToBf16(backend.download(txt)),
+                    roundToBf16(backend.download(clipOut.pooled())));
+        }
     }
 
     /** The reference runs its text encoders in bfloat16; rounding their outputs reproduces its conditioning. */

@@ -1,7 +1,7 @@
 package ai.fluxbatch.model.sampling;
 
 import ai.fluxbatch.kernel.Backend;
-import ai.fluxbatch.kernel.Tensor;
+import ai.fluxbatch.kernel.TensorScope;
 import ai.fluxbatch.model.flux.FluxInputs;
 import ai.fluxbatch.model.flux.FluxTransformer;
 import ai.fluxbatch.model.flux.TapSink;
@@ -46,9 +46,10 @@ public final class EulerSampler {
             float[] t = new float[batch];
             Arrays.fill(t, (float) timesteps[s]);
             FluxInputs in = new FluxInputs(batch, imgLength, txtLength, img, imgIds, txt, txtIds, t, y, guidanceVec);
-            Tensor velocity = transformer.forward(in, TapSink.NONE);
-            float[] v = backend.download(velocity);
-            velocity.close();
+            float[] v;
+            try (TensorScope step = backend.openScope()) {
+                v = backend.download(transformer.forward(in, TapSink.NONE));
+            }
             afterStep.step(s, in, v);
             double dt = timesteps[s + 1] - timesteps[s];
             for (int i = 0; i < img.length; i++) {

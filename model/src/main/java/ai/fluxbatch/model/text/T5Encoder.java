@@ -112,8 +112,8 @@ public final class T5Encoder {
             throw new IllegalArgumentException(ids.length + " token ids do not split into " + batch + " sequences");
         }
         int length = ids.length / batch;
-        Tensor bias = biasByLength.computeIfAbsent(length, n -> backend.upload(T5RelativePositions.bias(
-                positionTable, config.heads(), n, config.buckets(), config.maxDistance()), config.heads(), n, n));
+        Tensor bias = biasByLength.computeIfAbsent(length, n -> backend.retain(backend.upload(T5RelativePositions.bias(
+                positionTable, config.heads(), n, config.buckets(), config.maxDistance()), config.heads(), n, n)));
         Tensor x = backend.reshape(backend.embedding(embedding, ids), batch, length, config.dModel());
         for (Layer layer : layers) {
             Tensor h = backend.rmsNorm(x, layer.attnNorm(), config.eps());

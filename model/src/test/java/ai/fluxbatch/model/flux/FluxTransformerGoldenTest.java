@@ -4,54 +4,69 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import ai.fluxbatch.kernel.Backend;
 import ai.fluxbatch.kernel.Tensor;
-import ai.fluxbatch.kernel.cpu.CpuBackend;
 import ai.fluxbatch.model.Golden;
+import ai.fluxbatch.model.TestBackends;
 import ai.fluxbatch.model.safetensors.SafetensorsFile;
 import ai.fluxbatch.model.safetensors.TensorSource;
 import ai.fluxbatch.model.snapshot.FluxSnapshot;
+import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HashMap;
+import java.util.List;
 import java.util.Map;
-import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.params.ParameterizedTest;
-import org.junit.jupiter.params.provider.CsvSource;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.MethodSource;
 
-/** The transformer against the reference implementation's outputs and every intermediate tap. */
+/** The transformer against the reference implementation's outputs and every intermediate tap, on every backend. */
 class FluxTransformerGoldenTest {
-    private static final double TOLERANCE = 1e-4;
-    private static final CpuBackend CPU = new CpuBackend();
 
-    @AfterAll
-    static void close() {
-        CPU.close();
+    static List<Arguments> cases() {
+        List<Arguments> cases = new ArrayList<>();
+        for (String backend : TestBackends.names()) {
+            for (String model : new String[] {"flux-tiny-dev", "flux-tiny-schnell"}) {
+                for (String caseName : new String[] {"forward-1", "forward-2"}) {
+                    cases.add(Arguments.of(backend, model, caseName));
+                }
+            }
+        }
+        return cases;
     }
 
-    @ParameterizedTest(name = "{0} {1}")
-    @CsvSource({"flux-tiny-dev,forward-1", "flux-tiny-dev,forward-2",
-                "flux-tiny-schnell,forward-1", "flux-tiny-schnell,forward-2"})
-    void matchesReference(String model, String caseName) {
-        FluxTransformer transformer = FluxTransformers.load(FluxSnapshot.open(Golden.path(model)), CPU);
-        try (TensorSource golden = SafetensorsFile.open(Golden.path("cases", model, caseName + ".safetensors"))) {
+    @ParameterizedTest(name = "{0} {1} {2}")
+    @MethodSource("cases")
+    void matchesReference(String backendName, String model, String caseName) {
+        double tolerance = TestBackends.tolerance(backendName);
+        try (Backend backend = TestBackends.open(backendName);
+             TensorSource golden = SafetensorsFile.open(Golden.path("cases", model, caseName + ".safetensors"))) {
+            FluxTransformer transformer = FluxTransformers.load(FluxSnapshot.open(Golden.path(model)), backend);
             FluxInputs inputs = FluxInputsReader.read(golden, transformer.config());
-            Map<String, Tensor> taps = new HashMap<>();
-            Tensor out = transformer.forward(inputs, taps::put);
+            Map<String, float[]> taps = new HashMap<>();
+            Map<String, int[]> tapShapes = new HashMap<>();
+            Tensor out = transformer.forward(inputs, (name, t) -> {
+                taps.put(name, backend.download(t));
+                tapShapes.put(name, t.shape());
+            });
 
             assertArrayEquals(golden.info("out").intShape(), out.shape());
-            double err = Golden.relL2(CPU.download(out), golden.floats("out"));
-            System.out.printf("%s/%s out relative L2 %.3g%n", model, caseName, err);
-            assertTrue(err < TOLERANCE, model + "/" + caseName + " out: relative L2 " + err);
+            double err = Golden.relL2(backend.download(out), golden.floats("out"));
+            System.out.printf("%s %s/%s out relative L2 %.3g%n", backendName, model, caseName, err);
+            assertTrue(err < tolerance, backendName + " " + model + "/" + caseName + " out: relative L2 " + err);
 
             int checked = 0;
             for (String name : golden.names()) {
                 if (!name.startsWith("tap.")) {
                     continue;
                 }
-                Tensor tap = taps.get(name);
+                float[] tap = taps.get(name);
                 assertTrue(tap != null, "no tap " + name + " (have " + taps.keySet() + ")");
-                assertEquals(Arrays.toString(golden.info(name).intShape()), Arrays.toString(tap.shape()), name);
-                double tapErr = Golden.relL2(CPU.download(tap), golden.floats(name));
-                assertTrue(tapErr < TOLERANCE, model + "/" + caseName + " " + name + ": relative L2 " + tapErr);
+                assertEquals(Arrays.toString(golden.info(name).intShape()), Arrays.toString(tapShapes.get(name)),
+                        name);
+                double tapErr = Golden.relL2(tap, golden.floats(name));
+                assertTrue(tapErr < tolerance, backendName + " " + model + "/" + caseName + " " + name
+                        + ": relative L2 " + tapErr);
                 checked++;
             }
             if (caseName.equals("forward-1")) {

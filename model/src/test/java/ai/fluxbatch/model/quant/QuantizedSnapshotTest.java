@@ -5,10 +5,12 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import ai.fluxbatch.kernel.Backend;
 import ai.fluxbatch.kernel.Tensor;
 import ai.fluxbatch.kernel.cpu.CpuBackend;
 import ai.fluxbatch.model.Golden;
 import ai.fluxbatch.model.ModelException;
+import ai.fluxbatch.model.TestBackends;
 import ai.fluxbatch.model.flux.FluxInputsReader;
 import ai.fluxbatch.model.flux.FluxTransformer;
 import ai.fluxbatch.model.flux.FluxTransformers;
@@ -29,6 +31,8 @@ import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.MethodSource;
 import org.junit.jupiter.params.provider.ValueSource;
 
 /** Quantized snapshots: the reference 1.58-bit output through the packed kernel, sizes, and refusals. */
@@ -44,18 +48,28 @@ class QuantizedSnapshotTest {
         CPU.close();
     }
 
-    @ParameterizedTest
-    @ValueSource(strings = {"flux-tiny-dev", "flux-tiny-schnell"})
-    void quantizedTransformerReproducesTheReference(String model) {
+    static List<Arguments> backendsAndModels() {
+        List<Arguments> cases = new ArrayList<>();
+        for (String backend : TestBackends.names()) {
+            cases.add(Arguments.of(backend, "flux-tiny-dev"));
+            cases.add(Arguments.of(backend, "flux-tiny-schnell"));
+        }
+        return cases;
+    }
+
+    @ParameterizedTest(name = "{0} {1}")
+    @MethodSource("backendsAndModels")
+    void quantizedTransformerReproducesTheReference(String backendName, String model) {
         Path out = tmp.resolve("q");
         QuantizedSnapshotWriter.write(FluxSnapshot.open(Golden.path(model)), out, false, QUIET);
-        FluxTransformer t = FluxTransformers.load(FluxSnapshot.open(out), CPU);
-        try (TensorSource forward = SafetensorsFile.open(Golden.path("cases", model, "forward-1.safetensors"));
+        try (Backend backend = TestBackends.open(backendName);
+             TensorSource forward = SafetensorsFile.open(Golden.path("cases", model, "forward-1.safetensors"));
              TensorSource golden = SafetensorsFile.open(Golden.path("cases", model, "quant-absmean.safetensors"))) {
+            FluxTransformer t = FluxTransformers.load(FluxSnapshot.open(out), backend);
             Tensor y = t.forward(FluxInputsReader.read(forward, t.config()), TapSink.NONE);
-            double err = Golden.relL2(CPU.download(y), golden.floats("out"));
-            System.out.printf("%s 1.58-bit out relative L2 %.3g%n", model, err);
-            assertTrue(err < 1e-4, "relative L2 " + err);
+            double err = Golden.relL2(backend.download(y), golden.floats("out"));
+            System.out.printf("%s %s 1.58-bit out relative L2 %.3g%n", backendName, model, err);
+            assertTrue(err < TestBackends.tolerance(backendName), "relative L2 " + err);
         }
     }
 

@@ -1,0 +1,52 @@
+package ai.fluxbatch.model;
+
+import ai.fluxbatch.kernel.Backend;
+import ai.fluxbatch.kernel.cpu.CpuBackend;
+import ai.fluxbatch.kernel.cuda.CudaBackend;
+import ai.fluxbatch.kernel.cuda.EmulatedDevice;
+import ai.fluxbatch.kernel.cuda.GemmPrecision;
+import java.io.File;
+import java.util.List;
+import org.junit.jupiter.api.Assumptions;
+
+/**
+ * The backends the golden tests run on: the CPU; the CUDA backend on the emulated device (its logic, on any
+ * machine); and, where a GPU is present, the CUDA backend on it in float32 and bfloat16 GEMM precision (names
+ * {@code cuda-fp32}, {@code cuda-bf16}). The golden tolerance is 1e-4 relative L2, 1e-3 with bfloat16 products.
+ */
+public final class TestBackends {
+    public static final String CPU = "cpu";
+    public static final String EMULATED = "cuda-emulated";
+    public static final String GPU_FP32 = "cuda-fp32";
+    public static final String GPU_BF16 = "cuda-bf16";
+
+    private TestBackends() {
+    }
+
+    /** Every backend name; the GPU ones are skipped with a reason where there is no GPU. */
+    public static List<String> names() {
+        return List.of(CPU, EMULATED, GPU_FP32, GPU_BF16);
+    }
+
+    public static boolean gpuPresent() {
+        return new File("/dev/nvidiactl").exists() || new File("/dev/nvidia0").exists();
+    }
+
+    /** Opens the named backend; a GPU one on a machine without a GPU is a skipped test. */
+    public static Backend open(String name) {
+        return switch (name) {
+            case CPU -> new CpuBackend();
+            case EMULATED -> new CudaBackend(new EmulatedDevice());
+            case GPU_FP32, GPU_BF16 -> {
+                Assumptions.assumeTrue(gpuPresent(), "no NVIDIA GPU on this machine (/dev/nvidiactl absent)");
+                yield CudaBackend.open(0, name.equals(GPU_BF16) ? GemmPrecision.BF16 : GemmPrecision.FP32);
+            }
+            default -> throw new IllegalArgumentException("unknown test backend " + name);
+        };
+    }
+
+    /** The golden relative L2 tolerance on {@code name}: 1e-3 for bfloat16 products, 1e-4 otherwise. */
+    public static double tolerance(String name) {
+        return name.equals(GPU_BF16) ? 1e-3 : 1e-4;
+    }
+}
