@@ -96,7 +96,7 @@ public final class CalibrateCommand implements Callable<Integer> {
     public Integer call() throws java.io.IOException {
         CommandLine cli = spec.commandLine();
         input.check(cli);
-        device.select("calibrate", cli.getErr());
+        device.checkForSpark("calibrate", master, cli.getErr());
         FluxSnapshot snapshot = FluxSnapshot.open(model.resolve().toAbsolutePath());
         CalibrateSettings settings = validate(snapshot);
         RecordedLayers recorded = RecordedLayers.of(snapshot, settings); // refuses a quantized model
@@ -169,7 +169,7 @@ public final class CalibrateCommand implements Callable<Integer> {
         try {
             StepSelection recorded = timesteps == null ? StepSelection.all(n) : StepSelection.parse(timesteps, n);
             return new CalibrateSettings(snapshot.root().toString(), gram, layers, p.height(), p.width(), n, p.guidance(),
-                    batchSize, recorded);
+                    batchSize, recorded, device.requested(), device.gemmPrecision());
         } catch (IllegalArgumentException e) {
             throw new CommandLine.ParameterException(cli, e.getMessage());
         }

@@ -1,5 +1,7 @@
 package ai.fluxbatch.jobs.cli;
 
+import ai.fluxbatch.kernel.Backend;
+import ai.fluxbatch.kernel.BackendSelection;
 import ai.fluxbatch.kernel.Tensor;
 import ai.fluxbatch.kernel.cpu.CpuBackend;
 import ai.fluxbatch.model.flux.FluxInputs;
@@ -28,7 +30,8 @@ public final class DebugTransformerCommand implements Callable<Integer> {
     @CommandLine.Mixin
     DebugFiles files;
 
-    @Option(names = "--threads", paramLabel = "N", description = "CPU threads (default: all processors).")
+    @Option(names = "--threads", paramLabel = "N",
+            description = "Threads of the CPU backend (default: all processors).")
     Integer threads;
 
     @CommandLine.Mixin
@@ -39,9 +42,10 @@ public final class DebugTransformerCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
-        device.select("debug transformer", spec.commandLine().getErr());
+        BackendSelection.Decision decision = device.select("debug transformer", spec.commandLine().getErr());
         Path modelDir = model.resolve();
-        try (CpuBackend backend = threads == null ? new CpuBackend() : new CpuBackend(threads);
+        try (Backend backend = device.open("debug transformer", decision, spec.commandLine().getErr(),
+                () -> threads == null ? new CpuBackend() : new CpuBackend(threads));
              TensorSource in = TensorSources.open(files.input)) {
             long start = System.nanoTime();
             FluxTransformer transformer = FluxTransformers.load(FluxSnapshot.open(modelDir), backend);

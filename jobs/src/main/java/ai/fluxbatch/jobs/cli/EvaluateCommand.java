@@ -7,6 +7,8 @@ import ai.fluxbatch.jobs.eval.ReportMarkdown;
 import ai.fluxbatch.jobs.prompts.BuiltInPrompts;
 import ai.fluxbatch.jobs.prompts.PromptRow;
 import ai.fluxbatch.jobs.prompts.PromptSources;
+import ai.fluxbatch.kernel.Backend;
+import ai.fluxbatch.kernel.BackendSelection;
 import ai.fluxbatch.kernel.cpu.CpuBackend;
 import ai.fluxbatch.model.eval.Architectures;
 import ai.fluxbatch.model.eval.CandidateResult;
@@ -76,7 +78,7 @@ public final class EvaluateCommand implements Callable<Integer> {
         CommandLine cli = spec.commandLine();
         PrintWriter err = cli.getErr();
         input.check(cli);
-        device.select("evaluate", err);
+        BackendSelection.Decision decision = device.select("evaluate", err);
         OptionChecks.positive(cli, "--batch-size", batchSize);
         OptionChecks.seed(cli, seed);
         Path ref = (reference != null ? reference : ModelOption.embedded()).toAbsolutePath().normalize();
@@ -91,7 +93,7 @@ public final class EvaluateCommand implements Callable<Integer> {
         err.printf(Locale.ROOT, "evaluate: %d prompts (%d skipped), %d candidates against %s%n", chosen.texts.size(),
                 chosen.skipped, quantized.size(), ref);
 
-        try (CpuBackend backend = new CpuBackend()) {
+        try (Backend backend = device.open("evaluate", decision, err, CpuBackend::new)) {
             long t0 = System.nanoTime();
             FluxPipeline refPipeline = FluxPipeline.load(ref, backend);
             List<FluxPipeline> candidates = new ArrayList<>();

@@ -88,7 +88,7 @@ public final class GenerateCommand implements Callable<Integer> {
     public Integer call() throws java.io.IOException {
         CommandLine cli = spec.commandLine();
         input.check(cli);
-        device.select("generate", cli.getErr());
+        device.checkForSpark("generate", master, cli.getErr());
         OutputLayout outputLayout;
         try {
             outputLayout = OutputLayout.parse(layout);
@@ -156,7 +156,7 @@ public final class GenerateCommand implements Callable<Integer> {
         GenerationParams p = image.params(cli, snapshot.defaultSteps());
         GenerateSettings s = new GenerateSettings(snapshot.root().toString(), snapshot.transformerFingerprint(),
                 snapshot.quantizationMethod(), output, outputLayout, p.height(), p.width(), p.steps(), p.guidance(),
-                batchSize, overwrite);
+                batchSize, overwrite, device.requested(), device.gemmPrecision());
         if (!output.contains("://") && Files.isRegularFile(Path.of(output))) {
             throw new CommandLine.ParameterException(cli, "--output " + output + " is a file, expected a folder");
         }

@@ -1,44 +1,48 @@
 package ai.fluxbatch.jobs.generate;
 
-import ai.fluxbatch.kernel.Backend;
-import ai.fluxbatch.kernel.cpu.CpuBackend;
+import ai.fluxbatch.jobs.ExecutorBackends;
+import ai.fluxbatch.kernel.DeviceKind;
+import ai.fluxbatch.kernel.cuda.GemmPrecision;
 import ai.fluxbatch.model.pipeline.FluxPipeline;
 import java.nio.file.Path;
 import java.util.HashMap;
 import java.util.Map;
 
 /**
- * One pipeline per model per JVM: created on the executor the first time a task needs it, then reused by every
- * task that runs there. Never serialized: tasks carry only the model's path.
+ * One pipeline per (model, backend) per JVM: created on the executor the first time a task needs it, then reused by
+ * every task that runs there. The backend is the task's ({@link ExecutorBackends#forCurrentTask}): the GPU Spark
+ * assigned it, or the CPU, shared with every other engine of this JVM. Never serialized: tasks carry only the
+ * model's path and the requested device.
  */
 public final class Engines {
     private static final Map<String, FluxPipeline> PIPELINES = new HashMap<>();
     private static final Map<String, Integer> LOADS_BY_MODEL = new HashMap<>();
-    private static Backend backend;
 
     private Engines() {
     }
 
-    public static synchronized FluxPipeline get(String model) {
-        return PIPELINES.computeIfAbsent(model, m -> {
-            LOADS_BY_MODEL.merge(m, 1, Integer::sum);
-            return FluxPipeline.load(Path.of(m), backend());
-        });
+    /** The pipeline of {@code s.model()} on the backend this task resolves {@code s.device()} to. */
+    public static FluxPipeline get(GenerateSettings s) {
+        return get(s.model(), s.device(), s.gemmPrecision());
     }
 
-    private static Backend backend() {
-        if (backend == null) {
-            backend = new CpuBackend();
+    /** The pipeline of {@code model} on the backend this task resolves {@code device} to. */
+    public static FluxPipeline get(String model, DeviceKind device, GemmPrecision precision) {
+        ExecutorBackends.Opened backend = ExecutorBackends.forCurrentTask(device, precision);
+        synchronized (Engines.class) {
+            return PIPELINES.computeIfAbsent(model + '\0' + backend.key(), k -> {
+                LOADS_BY_MODEL.merge(model, 1, Integer::sum);
+                return FluxPipeline.load(Path.of(model), backend.backend());
+            });
         }
-        return backend;
     }
 
-    /** How many pipelines this JVM has loaded: one per model, however many tasks ran. */
+    /** How many pipelines this JVM has loaded: one per model and backend, however many tasks ran. */
     public static synchronized int loads() {
         return LOADS_BY_MODEL.values().stream().mapToInt(Integer::intValue).sum();
     }
 
-    /** How many times this JVM has loaded {@code model}: 1 once any task used it. */
+    /** How many times this JVM has loaded {@code model}: 1 once any task used it (per backend it ran on). */
     public static synchronized int loads(String model) {
         return LOADS_BY_MODEL.getOrDefault(model, 0);
     }

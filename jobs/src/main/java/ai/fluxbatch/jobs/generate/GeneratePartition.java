@@ -76,7 +76,7 @@ public final class GeneratePartition implements FlatMapFunction<Iterator<ImageTa
 
     private List<ImageResult> runBatch(List<ImageTask> batch, ImageStore store) {
         List<ImageResult> out = new ArrayList<>();
-        FluxPipeline pipeline = Engines.get(settings.model()); // a model that cannot load fails the task, not a row
+        FluxPipeline pipeline = Engines.get(settings); // a model that cannot load fails the task, not a row
         try {
             long t0 = System.nanoTime();
             GenerationParams params = settings.params();

@@ -1,12 +1,25 @@
 package ai.fluxbatch.jobs.generate;
 
+import ai.fluxbatch.kernel.DeviceKind;
+import ai.fluxbatch.kernel.cuda.GemmPrecision;
 import ai.fluxbatch.model.pipeline.GenerationParams;
 import java.io.Serializable;
+import java.util.Objects;
 
-/** What every task of one generate run shares; shipped to executors, so plain serializable values only. */
+/**
+ * What every task of one generate run shares; shipped to executors, so plain serializable values only.
+ * {@code device} is what {@code --device} asked for: each task resolves it on its executor
+ * ({@code ExecutorDevice}); {@code gemmPrecision} is the CUDA backend's matmul arithmetic.
+ */
 public record GenerateSettings(String model, String modelChecksum, String quantization, String output,
                                OutputLayout layout, int height, int width, int steps, float guidance, int batchSize,
-                               boolean overwrite) implements Serializable {
+                               boolean overwrite, DeviceKind device, GemmPrecision gemmPrecision)
+        implements Serializable {
+
+    public GenerateSettings {
+        Objects.requireNonNull(device, "device");
+        Objects.requireNonNull(gemmPrecision, "gemmPrecision");
+    }
 
     public GenerationParams params() {
         return new GenerationParams(height, width, steps, guidance);
