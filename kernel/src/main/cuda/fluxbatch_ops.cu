@@ -96,6 +96,24 @@ __device__ __forceinline__ float fb_block_max(float v, float* sh) {
     return sh[32];
 }
 
+// Mean and 1 / sqrt(variance + eps) of x[0 .. len) over the block, two passes (mean first, then the centered sum of
+// squares) in float32; every thread gets both.
+__device__ __forceinline__ void fb_mean_rstd(const float* __restrict__ x, fb_idx len, float eps, float* sh,
+                                             float* mean, float* rstd) {
+    float s = 0.0f;
+    for (fb_idx k = threadIdx.x; k < len; k += blockDim.x) {
+        s += x[k];
+    }
+    const float m = fb_block_sum(s, sh) / (float) len;
+    float q = 0.0f;
+    for (fb_idx k = threadIdx.x; k < len; k += blockDim.x) {
+        const float d = x[k] - m;
+        q += d * d;
+    }
+    *mean = m;
+    *rstd = 1.0f / sqrtf(fb_block_sum(q, sh) / (float) len + eps);
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // element-wise
 
@@ -256,18 +274,8 @@ fb_layer_norm(const float* __restrict__ x, const float* __restrict__ weight, con
     }
     const float* __restrict__ xr = x + (fb_idx) row * cols;
     float* __restrict__ yr = y + (fb_idx) row * cols;
-    float s = 0.0f;
-    for (int c = threadIdx.x; c < cols; c += blockDim.x) {
-        s += xr[c];
-    }
-    const float mean = fb_block_sum(s, sh) / (float) cols;
-    float q = 0.0f;
-    for (int c = threadIdx.x; c < cols; c += blockDim.x) {
-        const float d = xr[c] - mean;
-        q += d * d;
-    }
-    const float var = fb_block_sum(q, sh) / (float) cols;
-    const float rstd = 1.0f / sqrtf(var + eps);
+    float mean, rstd;
+    fb_mean_rstd(xr, (fb_idx) cols, eps, sh, &mean, &rstd);
     if (weight != nullptr) {
         for (int c = threadIdx.x; c < cols; c += blockDim.x) {
             yr[c] = (xr[c] - mean) * rstd * weight[c] + bias[c];
@@ -358,18 +366,8 @@ fb_group_norm(const float* __restrict__ x, const float* __restrict__ weight, con
     const fb_idx len = (fb_idx) per * HW;
     const float* __restrict__ xg = x + off;
     float* __restrict__ yg = y + off;
-    float s = 0.0f;
-    for (fb_idx k = threadIdx.x; k < len; k += blockDim.x) {
-        s += xg[k];
-    }
-    const float mean = fb_block_sum(s, sh) / (float) len;
-    float q = 0.0f;
-    for (fb_idx k = threadIdx.x; k < len; k += blockDim.x) {
-        const float d = xg[k] - mean;
-        q += d * d;
-    }
-    const float var = fb_block_sum(q, sh) / (float) len;
-    const float rstd = 1.0f / sqrtf(var + eps);
+    float mean, rstd;
+    fb_mean_rstd(xg, len, eps, sh, &mean, &rstd);
     for (int ch = 0; ch < per; ch++) {
         const int c = g * per + ch;
         const float a = rstd * weight[c], d = bias[c];
