@@ -61,21 +61,32 @@ public final class FluxTransformer {
         for (int i = 0; i < weights.doubleBlocks().size(); i++) {
             try (TensorScope block = backend.openScope()) {
                 Tensor[] out = doubleBlock(weights.doubleBlocks().get(i), img, txt, siluVec, pe);
-                img = block.keep(out[0]);
-                txt = block.keep(out[1]);
+                img = replace(img, block.keep(out[0]));
+                txt = replace(txt, block.keep(out[1]));
                 taps.tap("tap.double" + i + ".img", img);
                 taps.tap("tap.double" + i + ".txt", txt);
             }
         }
         Tensor x = backend.concatRows(txt, img);
+        img.close();
+        txt.close();
         for (int i = 0; i < weights.singleBlocks().size(); i++) {
             try (TensorScope block = backend.openScope()) {
-                x = block.keep(singleBlock(weights.singleBlocks().get(i), x, siluVec, pe));
+                x = replace(x, block.keep(singleBlock(weights.singleBlocks().get(i), x, siluVec, pe)));
                 taps.tap("tap.single" + i, x);
             }
         }
         x = backend.sliceRows(x, t, l);
         return finalLayer(x, siluVec);
+    }
+
+    /**
+     * Frees a block's input once its output exists: the stream's activations are made inside this forward pass and
+     * nobody else holds them (taps download), so device memory holds two of them at a time, not one per block.
+     */
+    private static Tensor replace(Tensor done, Tensor next) {
+        done.close();
+        return next;
     }
 
     private Tensor embed(FluxWeights.MlpEmbedder e, Tensor x) {

@@ -4,39 +4,37 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import ai.fluxbatch.kernel.cpu.CpuBackend;
+import ai.fluxbatch.kernel.Backend;
 import ai.fluxbatch.model.Golden;
+import ai.fluxbatch.model.TestBackends;
 import ai.fluxbatch.model.safetensors.SafetensorsFile;
 import ai.fluxbatch.model.safetensors.TensorSource;
 import ai.fluxbatch.model.sampling.LatentNoise;
+import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.params.ParameterizedTest;
-import org.junit.jupiter.params.provider.ValueSource;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.MethodSource;
 
-/** The whole text-to-image path against the reference command line's tensors, stage by stage. */
+/** The whole text-to-image path against the reference command line's tensors, stage by stage, on each backend. */
 class FluxPipelineGoldenTest {
-    private static CpuBackend cpu;
-    private static FluxPipeline pipeline;
-
-    @BeforeAll
-    static void load() {
-        cpu = new CpuBackend();
-        pipeline = FluxPipeline.load(Golden.path("flux-tiny-dev"), cpu);
+    static List<Arguments> cases() {
+        List<Arguments> cases = new ArrayList<>();
+        for (String backend : List.of(TestBackends.CPU, TestBackends.EMULATED, TestBackends.GPU_FP32)) {
+            cases.add(Arguments.of(backend, "e2e-1"));
+            cases.add(Arguments.of(backend, "e2e-2"));
+        }
+        return cases;
     }
 
-    @AfterAll
-    static void close() {
-        cpu.close();
-    }
-
-    @ParameterizedTest
-    @ValueSource(strings = {"e2e-1", "e2e-2"})
-    void matchesTheReferenceCommandLine(String caseName) {
-        try (TensorSource g = SafetensorsFile.open(Golden.path("cases", "flux-tiny-dev", caseName + ".safetensors"))) {
+    @ParameterizedTest(name = "{0} {1}")
+    @MethodSource("cases")
+    void matchesTheReferenceCommandLine(String backendName, String caseName) {
+        try (Backend backend = TestBackends.open(backendName);
+             TensorSource g = SafetensorsFile.open(Golden.path("cases", "flux-tiny-dev", caseName + ".safetensors"))) {
+            FluxPipeline pipeline = FluxPipeline.load(Golden.path("flux-tiny-dev"), backend);
             Map<String, String> meta = g.metadata();
             GenerationParams p = new GenerationParams(Integer.parseInt(meta.get("height")),
                     Integer.parseInt(meta.get("width")), Integer.parseInt(meta.get("steps")),
@@ -46,8 +44,14 @@ class FluxPipelineGoldenTest {
             TextEmbedding e = pipeline.embed(meta.get("prompt"));
             assertArrayEquals(ints(g.longs("t5_input_ids")), e.t5Ids(), "T5 ids");
             assertArrayEquals(ints(g.longs("clip_input_ids")), e.clipIds(), "CLIP ids");
-            assertBf16Close(caseName + " t5_embedding", e.txt(), g.floats("t5_embedding"));
-            assertBf16Close(caseName + " clip_pooled", e.y(), g.floats("clip_pooled"));
+            if (backendName.equals(TestBackends.CPU)) {
+                assertBf16Close(caseName + " t5_embedding", e.txt(), g.floats("t5_embedding"));
+                assertBf16Close(caseName + " clip_pooled", e.y(), g.floats("clip_pooled"));
+            } else {
+                // another summation order: near-zero outputs of T5 land a few bf16 steps away; the whole agrees
+                assertBelow(caseName + " t5_embedding", Golden.relL2(e.txt(), g.floats("t5_embedding")), 1e-3);
+                assertBelow(caseName + " clip_pooled", Golden.relL2(e.y(), g.floats("clip_pooled")), 1e-3);
+            }
             assertArrayEquals(g.floats("noise"), LatentNoise.bf16(seed, p.height(), p.width()), "noise");
             double[] t = pipeline.timesteps(p);
             double[] gt = g.doubles("timesteps");
