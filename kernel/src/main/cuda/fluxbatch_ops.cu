@@ -10,6 +10,7 @@
 //   fb_gelu_tanh, fb_silu, fb_quick_gelu activations (tanhf, expf)
 //   fb_modulate, fb_gated_add            per-(b, c) adaLN shift/scale and gate over [B, L, C]
 //   fb_add_bias_rows, fb_add_bias_channels  in place, bias over the last dim / over the C of [B, C, HW]
+//   fb_ternary_decode, fb_scale_bias_rows   the large-M 1.58-bit product: codes to floats, GEMM, then the epilogue
 //   fb_rope                              one index per (b, l, h, pair i): a 2 x 2 rotation from pe [B, L, D/2, 2, 2]
 //   fb_embedding                         y[i, :] = table[ids[i], :]
 //   fb_im2col                            one image, output positions p0 .. p0 + P - 1, zero padding outside
@@ -188,6 +189,32 @@ fb_add_bias_rows(float* __restrict__ y, const float* __restrict__ bias, int rows
     const fb_idx total = (fb_idx) rows * cols;
     for (fb_idx i = fb_first(); i < total; i += fb_stride()) {
         y[i] += bias[i % (fb_idx) cols];
+    }
+}
+
+// y[o, k] = code(o, k) of a ternary weight in the bit planes of ternary_matmul.cu (plus and minus words per 32
+// inputs): the large-M path decodes a layer's codes into a scratch buffer for one cuBLAS GEMM
+extern "C" __global__ void __launch_bounds__(FB_BLOCK)
+fb_ternary_decode(const unsigned int* __restrict__ w, float* __restrict__ y, int N, int K) {
+    const fb_idx total = (fb_idx) N * K;
+    const fb_idx kw = ((fb_idx) K + 31) / 32;
+    for (fb_idx i = fb_first(); i < total; i += fb_stride()) {
+        const fb_idx o = i / (fb_idx) K, k = i % (fb_idx) K;
+        const fb_idx word = 2 * (o * kw + k / 32);
+        const unsigned int bit = (unsigned int) (k % 32);
+        y[i] = (float) ((w[word] >> bit) & 1u) - (float) ((w[word + 1] >> bit) & 1u);
+    }
+}
+
+// in place: y[r, c] = y[r, c] * scale[c] (+ bias[c]), the ternary kernels' epilogue (rounded multiply, rounded add)
+extern "C" __global__ void __launch_bounds__(FB_BLOCK)
+fb_scale_bias_rows(float* __restrict__ y, const float* __restrict__ scale, const float* __restrict__ bias, int rows,
+                   int cols) {
+    const fb_idx total = (fb_idx) rows * cols;
+    for (fb_idx i = fb_first(); i < total; i += fb_stride()) {
+        const fb_idx c = i % (fb_idx) cols;
+        const float v = __fmul_rn(y[i], scale[c]);
+        y[i] = bias != nullptr ? __fadd_rn(v, bias[c]) : v;
     }
 }
 

@@ -649,6 +649,46 @@ struct Ternary {
     }
 };
 
+void test_ternary_dense_path() {
+    struct S {
+        int N, K;
+    };
+    for (S s : {S{1, 1}, S{70, 45}, S{9, 64}, S{5, 1061}}) {
+        Ternary t(s.N, s.K);
+        const long long n = (long long) s.N * s.K;
+        for (auto& [grid, gl] : ew_grids(n, s.K == 45)) {
+            FBuf y = random_buf((size_t) n);
+            y.unwritten();
+            std::vector<double> want((size_t) n);
+            for (long long i = 0; i < n; i++) {
+                want[(size_t) i] = t.codes[(size_t) i];
+            }
+            launch(fb_ternary_decode, grid, dim3(BLOCK), t.w.p(), y.p(), s.N, s.K);
+            check(fmt("fb_ternary_decode N=%d K=%d %s", s.N, s.K, gl.c_str()), y, want, 0.0, intact(t.w, y));
+        }
+    }
+    struct R {
+        int rows, cols;
+    };
+    for (R r : {R{1, 1}, R{5, 7}, R{3, 300}}) {
+        const int n = r.rows * r.cols;
+        for (bool withBias : {false, true}) {
+            for (auto& [grid, gl] : ew_grids(n, r.cols == 300)) {
+                FBuf y = random_buf(n), scale = random_buf(r.cols, 0.01f, 2.0f), bias = random_buf(r.cols);
+                std::vector<double> want(n);
+                for (int i = 0; i < n; i++) {
+                    const float v = y[i] * scale[(size_t) (i % r.cols)];
+                    want[i] = withBias ? (double) (v + bias[(size_t) (i % r.cols)]) : (double) v;
+                }
+                launch(fb_scale_bias_rows, grid, dim3(BLOCK), y.p(), scale.p(), withBias ? bias.p() : nullptr, r.rows,
+                       r.cols);
+                check(fmt("fb_scale_bias_rows rows=%d cols=%d bias=%d %s", r.rows, r.cols, withBias ? 1 : 0,
+                          gl.c_str()), y, want, 0.0, intact(y, scale, bias));
+            }
+        }
+    }
+}
+
 void test_ternary() {
     struct S {
         int M, N, K;
@@ -784,6 +824,7 @@ int main() {
     test_group_norm();
     test_transpose();
     test_ternary();
+    test_ternary_dense_path();
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     std::printf("%d checks, %d failed, %lld blocks, %lld threads, %.2f s\n", checks, failures,
                 cuda_host::launched_blocks, cuda_host::launched_threads, secs);

@@ -226,7 +226,9 @@ public final class CudaBackend implements Backend {
         }
         int m = Shapes.rows(xt.shapeRef());
         CudaTensor out = empty(Shapes.withLast(xt.shapeRef(), w.out));
-        if (m > 0 && w.out > 0 && w.in > 0) {
+        if (m >= TernaryLaunch.DENSE_FROM_M && w.out > 0 && w.in > 0) {
+            ternaryAsGemm(xt, w, biasPointer, out, m);
+        } else if (m > 0 && w.out > 0 && w.in > 0) {
             for (int m0 = 0; m0 < m; m0 += TernaryLaunch.MAX_ROWS_PER_LAUNCH) {
                 int rows = Math.min(TernaryLaunch.MAX_ROWS_PER_LAUNCH, m - m0);
                 TernaryLaunch plan = TernaryLaunch.plan(rows, w.out, w.in);
@@ -236,6 +238,22 @@ public final class CudaBackend implements Backend {
             }
         }
         return out;
+    }
+
+    /** The large-M path: codes decoded to floats in a scratch weight, one GEMM, then scale and bias. */
+    private void ternaryAsGemm(CudaTensor x, CudaTernaryTensor w, long biasPointer, CudaTensor out, int m) {
+        long weights = (long) w.out * w.in;
+        DeviceStorage decoded = storage(4 * weights);
+        try {
+            long scratch = decoded.pointer("decoded ternary weight");
+            launch(OpsKernels.TERNARY_DECODE, OpsKernels.elementwise(weights),
+                    new KernelArgs().ptr(w.codes.pointer(w)).ptr(scratch).i(w.out).i(w.in));
+            matmulNt(x.pointer(), scratch, out.pointer(), m, w.out, w.in);
+            launch(OpsKernels.SCALE_BIAS_ROWS, OpsKernels.elementwise((long) m * w.out), new KernelArgs()
+                    .ptr(out.pointer()).ptr(w.scale.pointer(w)).ptr(biasPointer).i(m).i(w.out));
+        } finally {
+            decoded.release();
+        }
     }
 
     /** A per-row normalization; {@code vectors} are the kernel's per-column parameters (none, or weight, bias). */

@@ -53,6 +53,18 @@ public final class OpsKernels {
      */
     public static final String ADD_BIAS_CHANNELS = "fb_add_bias_channels";
     /**
+     * {@code ternary_decode(const unsigned int* w, float* y, int N, int K)}: the codes of a ternary weight in
+     * {@link GpuTernaryLayout} as floats, {@code y [N, K]}, {@code y[o,k] = code(o,k)} in {-1, 0, +1}; index space
+     * N K. The large-M path of the 1.58-bit product: decode, one GEMM, then {@link #SCALE_BIAS_ROWS}.
+     */
+    public static final String TERNARY_DECODE = "fb_ternary_decode";
+    /**
+     * {@code scale_bias_rows(float* y, const float* scale, const float* bias, int rows, int cols)}: in place,
+     * {@code y[r,c] = y[r,c] * scale[c] + bias[c]} (a rounded multiply, then a rounded add; no bias when null), the
+     * ternary kernels' epilogue; index space rows cols.
+     */
+    public static final String SCALE_BIAS_ROWS = "fb_scale_bias_rows";
+    /**
      * {@code rope(const float* x, const float* pe, float* y, int B, int L, int H, int D)}: x, y {@code [B,L,H,D]},
      * pe {@code [B,L,D/2,2,2]}; for each pair {@code i < D/2}, {@code y[2i+r] = pe[b,l,i,r,0] x[2i] + pe[b,l,i,r,1]
      * x[2i+1]} (r = 0, 1); index space B L H D/2 (one pair per index).

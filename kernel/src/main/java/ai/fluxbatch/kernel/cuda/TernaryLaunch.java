@@ -31,6 +31,13 @@ public final class TernaryLaunch {
     public static final int SHARED_LIMIT = 48 * 1024;
     /** CUDA's limit on gridDim.y. */
     public static final int MAX_GRID_Y = 65535;
+    /**
+     * From this many rows of x on, the backend multiplies by decoding the codes into a float scratch weight and
+     * running one cuBLAS GEMM (tensor cores with bf16 GEMM precision), then the same epilogue: the product is
+     * compute-bound there and the tiled kernel's FP32 FMAs lose to a tuned GEMM, while below it the 2-bit weights'
+     * 16x fewer bytes win. A first guess, to be tuned on a GPU with bench/gpu (model CudaBenchmark).
+     */
+    public static final int DENSE_FROM_M = 256;
     /** The most rows of x one launch takes; the backend splits larger x. */
     public static final int MAX_ROWS_PER_LAUNCH = MAX_GRID_Y * TILE_M;
 

@@ -143,7 +143,7 @@ class CudaBackendTest {
     }
 
     @Test
-    void ternaryLinearSmallAndLargeM() {
+    void ternaryLinearOnEveryPath() {
         int out = 70, in = 45;
         byte[] codes = new byte[out * in];
         for (int i = 0; i < codes.length; i++) {
@@ -152,11 +152,14 @@ class CudaBackendTest {
         byte[] packed = TestData.hfPack(codes, out, in);
         float[] scale = data(out);
         int[] b = {out};
-        for (int m : new int[] {1, 16, 17, 70}) {
+        for (int m : new int[] {1, 16, 17, 70, TernaryLaunch.DENSE_FROM_M, TernaryLaunch.DENSE_FROM_M + 3}) {
             int[] x = {m, in};
             same("ternaryLinear M=" + m, new float[][] {data(x), data(b)}, new int[][] {x, b},
                     (be, t) -> be.ternaryLinear(t[0], be.uploadTernary(packed, out, in, scale), t[1]));
         }
+        assertTrue(device.launchedKernels().contains(OpsKernels.TERNARY_DECODE), "the GEMM path ran");
+        assertTrue(device.launchedKernels().contains(TernaryLaunch.TILED_KERNEL), "the tiled kernel ran");
+        assertTrue(device.launchedKernels().contains(TernaryLaunch.SMALL_M_KERNEL), "the small-M kernel ran");
     }
 
     @Test

@@ -219,6 +219,9 @@ final class EmulatedOpsKernels {
         define(OpsKernels.GATED_ADD + "(ptr x, ptr gate, ptr v, ptr y, int B, int L, int C)",
                 EmulatedOpsKernels::gatedAdd);
         define(OpsKernels.ADD_BIAS_ROWS + "(ptr y, ptr bias, int rows, int cols)", EmulatedOpsKernels::addBiasRows);
+        define(OpsKernels.TERNARY_DECODE + "(ptr w, ptr y, int N, int K)", EmulatedOpsKernels::ternaryDecode);
+        define(OpsKernels.SCALE_BIAS_ROWS + "(ptr y, ptr scale, ptr? bias, int rows, int cols)",
+                EmulatedOpsKernels::scaleBiasRows);
         define(OpsKernels.ADD_BIAS_CHANNELS + "(ptr y, ptr bias, int B, int C, int HW)",
                 EmulatedOpsKernels::addBiasChannels);
         define(OpsKernels.ROPE + "(ptr x, ptr pe, ptr y, int B, int L, int H, int D)", EmulatedOpsKernels::rope);
@@ -366,6 +369,32 @@ final class EmulatedOpsKernels {
         Words y = words(s, mem, a, "y", space), bias = words(s, mem, a, "bias", cols);
         for (long i = 0; i < space; i++) {
             y.f(i, y.f(i) + bias.f(i % cols));
+        }
+    }
+
+    private static void ternaryDecode(Signature s, Memory mem, LaunchGeometry g, KernelArgs a) {
+        int n = s.atLeast(a, "N", 1), k = s.atLeast(a, "K", 1);
+        long space = (long) n * k;
+        elementwise(s, g, space);
+        Words w = words(s, mem, a, "w", GpuTernaryLayout.words(n, k)), y = words(s, mem, a, "y", space);
+        noOverlap(s, y, "y", w, "w");
+        int kw = GpuTernaryLayout.chunks(k);
+        for (long i = 0; i < space; i++) {
+            long o = i / k, col = i % k, word = 2 * (o * kw + col / 32);
+            int bit = (int) (col % 32);
+            y.f(i, ((w.i(word) >>> bit) & 1) - ((w.i(word + 1) >>> bit) & 1));
+        }
+    }
+
+    private static void scaleBiasRows(Signature s, Memory mem, LaunchGeometry g, KernelArgs a) {
+        int rows = s.atLeast(a, "rows", 1), cols = s.atLeast(a, "cols", 1);
+        long space = (long) rows * cols;
+        elementwise(s, g, space);
+        Words y = words(s, mem, a, "y", space), scale = words(s, mem, a, "scale", cols);
+        Words bias = s.ptr(a, "bias") != 0 ? words(s, mem, a, "bias", cols) : null;
+        for (long i = 0; i < space; i++) {
+            float v = y.f(i) * scale.f(i % cols);
+            y.f(i, bias != null ? v + bias.f(i % cols) : v);
         }
     }
 
