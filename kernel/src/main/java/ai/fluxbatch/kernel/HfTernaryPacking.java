@@ -22,7 +22,6 @@ public final class HfTernaryPacking {
         }
     }
 
-    /** Packed rows: {@code ceil(out / 4)}. */
     /** Checks the per-output-channel scale of a ternary weight {@code [out, in]}: out finite values. */
     public static void checkScale(float[] scale, int out, int in) {
         if (scale.length != out) {
@@ -37,6 +36,7 @@ public final class HfTernaryPacking {
         }
     }
 
+    /** Packed rows: {@code ceil(out / 4)}. */
     public static int rows(int out) {
         return (out + 3) / 4;
     }

@@ -38,6 +38,10 @@ public final class TestBackends {
             case CPU -> new CpuBackend();
             case EMULATED -> new CudaBackend(new EmulatedDevice());
             case GPU_FP32, GPU_BF16 -> {
+                if (Boolean.getBoolean("fluxbatch.requireGpu") && !gpuPresent()) {
+                    throw new IllegalStateException("-Dfluxbatch.requireGpu=true but no NVIDIA GPU is visible"
+                            + " (/dev/nvidiactl and /dev/nvidia0 absent)");
+                }
                 Assumptions.assumeTrue(gpuPresent(), "no NVIDIA GPU on this machine (/dev/nvidiactl absent)");
                 yield CudaBackend.open(0, name.equals(GPU_BF16) ? GemmPrecision.BF16 : GemmPrecision.FP32);
             }

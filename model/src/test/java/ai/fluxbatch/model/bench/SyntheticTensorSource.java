@@ -14,7 +14,6 @@ import java.io.UncheckedIOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.file.Path;
-import java.util.Arrays;
 import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.Map;
@@ -38,10 +37,13 @@ public final class SyntheticTensorSource implements TensorSource {
     /** The 81 bytes whose four 2-bit fields are all valid codes + 1 (0..2), indexed by a random byte mod 81. */
     private static final byte[] VALID_PACKED = validPackedBytes();
 
-    private record Entry(TensorInfo info, long seed, double amplitude, Kind kind) {
+    private record Entry(TensorInfo info, long seed, double amplitude, Kind kind, int rowBytes) {
     }
 
-    private enum Kind { CODES, CODE_SCALE, WEIGHT, BIAS, ONES }
+    private enum Kind { CODES, PERIODIC_CODES, CODE_SCALE, WEIGHT, BIAS, ONES }
+
+    /** The period along the inputs of {@link Kind#PERIODIC_CODES}. */
+    static final int CODE_PERIOD = 8;
 
     private final String description;
     private final Map<String, Entry> entries;
@@ -65,8 +67,14 @@ public final class SyntheticTensorSource implements TensorSource {
     /**
      * The quantized checkpoint of a BF16 layout ({@code name -> shape}, in the checkpoint's order): the weights that
      * {@link TernaryFormat#isQuantized} selects become packed codes and scales, the rest stay BF16.
+     *
+     * @param periodicCodes each packed row repeats a random pattern of {@value #CODE_PERIOD} bytes along the inputs
+     *                      instead of being random throughout: the codes are still -1, 0 and +1 in every row, but a
+     *                      loader's repack that branches on each code (GpuTernaryLayout.fromHfPacked) predicts them
+     *                      and runs about 5x faster than on random codes; a kernel's time does not depend on them
      */
-    public static SyntheticTensorSource quantized(Map<String, long[]> layout, long seed, String description) {
+    public static SyntheticTensorSource quantized(Map<String, long[]> layout, long seed, String description,
+                                                  boolean periodicCodes) {
         Map<String, Entry> entries = new LinkedHashMap<>();
         long offset = 0, index = 0;
         for (Map.Entry<String, long[]> e : layout.entrySet()) {
@@ -76,30 +84,32 @@ public final class SyntheticTensorSource implements TensorSource {
             if (TernaryFormat.isQuantized(name, shape)) {
                 int out = Math.toIntExact(shape[0]), in = Math.toIntExact(shape[1]);
                 long[] packed = {TernaryFormat.packedRows(out), in};
-                offset = add(entries, name, DType.U8, packed, offset, tensorSeed, 0, Kind.CODES);
+                offset = add(entries, name, DType.U8, packed, offset, tensorSeed, 0,
+                        periodicCodes ? Kind.PERIODIC_CODES : Kind.CODES, in);
                 offset = add(entries, TernaryFormat.scaleName(name), DType.F32, new long[] {out}, offset,
-                        tensorSeed + 1, Math.sqrt(1.5 / in), Kind.CODE_SCALE);
+                        tensorSeed + 1, Math.sqrt(1.5 / in), Kind.CODE_SCALE, 0);
             } else if (name.endsWith(".scale")) {
-                offset = add(entries, name, DType.BF16, shape, offset, tensorSeed, 1, Kind.ONES);
+                offset = add(entries, name, DType.BF16, shape, offset, tensorSeed, 1, Kind.ONES, 0);
             } else if (name.endsWith(".bias")) {
-                offset = add(entries, name, DType.BF16, shape, offset, tensorSeed, 0.01, Kind.BIAS);
+                offset = add(entries, name, DType.BF16, shape, offset, tensorSeed, 0.01, Kind.BIAS, 0);
             } else {
                 double fanIn = shape.length > 1 ? shape[1] : 1;
                 offset = add(entries, name, DType.BF16, shape, offset, tensorSeed, Math.sqrt(3.0 / fanIn),
-                        Kind.WEIGHT);
+                        Kind.WEIGHT, 0);
             }
         }
         return new SyntheticTensorSource(description, entries);
     }
 
     private static long add(Map<String, Entry> entries, String name, DType dtype, long[] shape, long offset,
-                            long seed, double amplitude, Kind kind) {
+                            long seed, double amplitude, Kind kind, int rowBytes) {
         long numel = 1;
         for (long d : shape) {
             numel = Math.multiplyExact(numel, d);
         }
         long end = offset + numel * dtype.size();
-        if (entries.put(name, new Entry(new TensorInfo(name, dtype, shape, offset, end), seed, amplitude, kind))
+        if (entries.put(name, new Entry(new TensorInfo(name, dtype, shape, offset, end), seed, amplitude, kind,
+                rowBytes))
                 != null) {
             throw new ModelException("synthetic checkpoint: tensor '" + name + "' twice in the layout");
         }
@@ -273,7 +283,7 @@ public final class SyntheticTensorSource implements TensorSource {
             long from = Math.max(start, byteOffset), to = Math.min(start + n, end);
             System.arraycopy(chunk, (int) (from - start), out, (int) (from - byteOffset), (int) (to - from));
         }
-        return ByteBuffer.wrap(out).order(ByteOrder.LITTLE_ENDIAN).asReadOnlyBuffer().order(ByteOrder.LITTLE_ENDIAN);
+        return ByteBuffer.wrap(out).asReadOnlyBuffer().order(ByteOrder.LITTLE_ENDIAN);
     }
 
     /** Chunk {@code c} of a tensor's bytes ({@code n} of them), the same every time. */
@@ -286,6 +296,20 @@ public final class SyntheticTensorSource implements TensorSource {
                     long r = random.nextLong();
                     for (int j = 0; j < 8 && i + j < n; j++, r >>>= 8) {
                         chunk[i + j] = VALID_PACKED[(int) ((r & 0xff) % 81)];
+                    }
+                }
+            }
+            case PERIODIC_CODES -> {
+                int rowBytes = e.rowBytes();
+                long row = c * CHUNK / rowBytes;
+                int col = (int) (c * CHUNK % rowBytes);
+                byte[] pattern = new byte[CODE_PERIOD];
+                pattern(e, row, pattern);
+                for (int i = 0; i < n; i++) {
+                    chunk[i] = pattern[col % CODE_PERIOD];
+                    if (++col == rowBytes) {
+                        col = 0;
+                        pattern(e, ++row, pattern);
                     }
                 }
             }
@@ -302,6 +326,14 @@ public final class SyntheticTensorSource implements TensorSource {
                 }
             }
             default -> throw new IllegalStateException(e.kind().toString());
+        }
+    }
+
+    /** The repeating bytes of packed row {@code row} of a {@link Kind#PERIODIC_CODES} tensor. */
+    private static void pattern(Entry e, long row, byte[] pattern) {
+        SplittableRandom random = new SplittableRandom(e.seed() * 0x9E3779B97F4A7C15L ^ ~row);
+        for (int j = 0; j < pattern.length; j++) {
+            pattern[j] = VALID_PACKED[random.nextInt(81)];
         }
     }
 
@@ -341,28 +373,5 @@ public final class SyntheticTensorSource implements TensorSource {
     @Override
     public String toString() {
         return "SyntheticTensorSource[" + description + ", " + entries.size() + " tensors]";
-    }
-
-    /** The source shape of a quantized weight, or of any tensor: {@code [out, in]} for packed codes. */
-    static long[] sourceShape(TensorSource s, String name) {
-        String scale = TernaryFormat.scaleName(name);
-        if (s.contains(scale)) {
-            return new long[] {s.info(scale).shape()[0], s.info(name).shape()[1]};
-        }
-        return s.info(name).shape();
-    }
-
-    @Override
-    public int hashCode() {
-        return System.identityHashCode(this);
-    }
-
-    @Override
-    public boolean equals(Object o) {
-        return this == o;
-    }
-
-    static String shape(long[] s) {
-        return Arrays.toString(s);
     }
 }
