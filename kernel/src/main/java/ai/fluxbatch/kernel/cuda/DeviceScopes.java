@@ -36,11 +36,6 @@ final class DeviceScopes {
         }
     }
 
-    /** How many scopes this thread has open. */
-    int depth() {
-        return stacks.get().size();
-    }
-
     private static final class Scope implements TensorScope {
         private final ArrayDeque<Scope> stack;
         private final Scope parent;
