@@ -575,10 +575,13 @@ public final class CudaBackend implements Backend {
         return out;
     }
 
-    /** Frees every tensor of this backend, then the device. */
+    /** Frees every tensor of this backend, then the device (even when freeing failed, e.g. after a GPU fault). */
     @Override
     public void close() {
-        pool.close();
-        device.close();
+        try {
+            pool.close();
+        } finally {
+            device.close();
+        }
     }
 }

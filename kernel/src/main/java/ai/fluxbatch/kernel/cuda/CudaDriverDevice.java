@@ -687,8 +687,8 @@ public final class CudaDriverDevice implements Device {
             params.close();
         }
         paramSlots = slots;
-        paramInts = new IntPointer(slots);
-        paramFloats = new FloatPointer(slots);
+        paramInts = new IntPointer(slots).capacity(2L * capacity);
+        paramFloats = new FloatPointer(slots).capacity(2L * capacity);
         params = pointers;
         paramCapacity = capacity;
     }

@@ -115,19 +115,34 @@ public final class DeviceMemoryPool implements AutoCloseable {
         return new Stats(deviceAllocations, inUse, cached, peakInUse, peakDevice);
     }
 
-    /** Frees every block, cached or in use; tensors still alive become invalid. */
+    /**
+     * Frees every block, cached or in use; tensors still alive become invalid. Every block is tried even when one
+     * fails (after a GPU fault they all do); the first failure is thrown, the others suppressed in it.
+     */
     @Override
     public synchronized void close() {
         if (closed) {
             return;
         }
         closed = true;
+        RuntimeException failure = null;
         for (long pointer : owned) {
-            device.free(pointer);
+            try {
+                device.free(pointer);
+            } catch (RuntimeException e) {
+                if (failure == null) {
+                    failure = e;
+                } else {
+                    failure.addSuppressed(e);
+                }
+            }
         }
         owned.clear();
         free.clear();
         inUse = 0;
         cached = 0;
+        if (failure != null) {
+            throw failure;
+        }
     }
 }
