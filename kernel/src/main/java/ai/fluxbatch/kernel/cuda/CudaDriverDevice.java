@@ -1,9 +1,18 @@
 package ai.fluxbatch.kernel.cuda;
 
-import java.nio.charset.StandardCharsets;
+import static ai.fluxbatch.kernel.cuda.CudaErrors.check;
+import static ai.fluxbatch.kernel.cuda.CudaErrors.checkCublas;
+import static ai.fluxbatch.kernel.cuda.CudaErrors.checkNvrtc;
+import static ai.fluxbatch.kernel.cuda.CudaErrors.cString;
+import static ai.fluxbatch.kernel.cuda.CudaErrors.driverError;
+import static ai.fluxbatch.kernel.cuda.CudaErrors.errorName;
+import static ai.fluxbatch.kernel.cuda.CudaErrors.errorString;
+import static ai.fluxbatch.kernel.cuda.CudaLibraries.NEEDS;
+import static ai.fluxbatch.kernel.cuda.CudaLibraries.bind;
+import static ai.fluxbatch.kernel.cuda.CudaLibraries.visibleDevices;
+
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -11,9 +20,6 @@ import java.util.Locale;
 import java.util.Map;
 import java.util.Objects;
 import java.util.Set;
-import java.util.concurrent.ConcurrentHashMap;
-import java.util.regex.Matcher;
-import java.util.regex.Pattern;
 import org.bytedeco.cuda.cublas.cublasContext;
 import org.bytedeco.cuda.cudart.CUDA_MEMCPY2D_v2;
 import org.bytedeco.cuda.cudart.CUctx_st;
@@ -24,11 +30,9 @@ import org.bytedeco.cuda.cudart.CUstream_st;
 import org.bytedeco.cuda.global.cublas;
 import org.bytedeco.cuda.global.cudart;
 import org.bytedeco.cuda.global.nvrtc;
-import org.bytedeco.cuda.nvrtc._nvrtcProgram;
 import org.bytedeco.javacpp.BytePointer;
 import org.bytedeco.javacpp.FloatPointer;
 import org.bytedeco.javacpp.IntPointer;
-import org.bytedeco.javacpp.Loader;
 import org.bytedeco.javacpp.LongPointer;
 import org.bytedeco.javacpp.Pointer;
 import org.bytedeco.javacpp.PointerPointer;
@@ -64,29 +68,10 @@ public final class CudaDriverDevice implements Device {
     /** Dynamic shared memory a block may use without opting in. */
     private static final int DEFAULT_SHARED_LIMIT = 48 * 1024;
     private static final double GIB = 1024.0 * 1024 * 1024;
-    private static final String NEEDS = "The CUDA backend needs an NVIDIA driver providing libcuda.so.1 and the"
-            + " CUDA 13 libraries libcudart.so.13, libcublas.so.13 (with libcublasLt.so.13) and libnvrtc.so.13 on the"
-            + " library path (LD_LIBRARY_PATH), e.g. in the nvidia/cuda:13.x runtime image, or from the CUDA 13 pip"
-            + " wheels (nvidia-cuda-runtime, nvidia-cublas, nvidia-cuda-nvrtc)";
-    private static final Pattern MISSING_LIBRARY = Pattern.compile(
-            "(lib[A-Za-z0-9_+-]+(?:\\.[A-Za-z0-9_+-]+)*?\\.so(?:\\.[0-9]+)*): cannot open shared object file");
-    private static final Pattern UNINITIALIZED_CLASS = Pattern.compile("Could not initialize class ([\\w.$]+)");
-    private static final Pattern NO_JNI_LIBRARY = Pattern.compile("no (jni\\w+) in java\\.library\\.path");
-    /** The libraries each JavaCPP JNI library links. */
-    private static final Map<String, String> JNI_NEEDS = Map.of(
-            "jnicudart", "libcuda.so.1 (the NVIDIA driver) and libcudart.so.13",
-            "jnicublas", "libcublas.so.13 and libcublasLt.so.13",
-            "jninvrtc", "libnvrtc.so.13",
-            "jnijavacpp", "JavaCPP's own natives (org.bytedeco:javacpp:linux-x86_64)");
     /** cuModuleLoadData's answers for a fatbin without code for this GPU: compile the source with NVRTC instead. */
     private static final Set<Integer> NO_CODE_FOR_THIS_GPU = Set.of(cudart.CUDA_ERROR_NO_BINARY_FOR_GPU,
             cudart.CUDA_ERROR_INVALID_PTX, cudart.CUDA_ERROR_UNSUPPORTED_PTX_VERSION,
             cudart.CUDA_ERROR_JIT_COMPILER_NOT_FOUND);
-    /**
-     * The first diagnosis of a binding class that failed to load, by class name: a JVM reports only "Could not
-     * initialize class" the second time, without the library that was missing.
-     */
-    private static final Map<String, String> BINDING_FAILURES = new ConcurrentHashMap<>();
     /** Which device's context each thread has made current (a token per device, so a thread holds no device). */
     private static final ThreadLocal<Object> CURRENT = new ThreadLocal<>();
 
@@ -252,159 +237,6 @@ public final class CudaDriverDevice implements Device {
                 }
             }
         }
-    }
-
-    // ---- binding -------------------------------------------------------------------------------------------------
-
-    /** Loads a JavaCPP binding class's natives, turning a missing library into a clear IllegalStateException. */
-    private static void bind(Class<?> binding, String what) {
-        try {
-            Loader.load(binding);
-        } catch (LinkageError e) { // UnsatisfiedLinkError, NoClassDefFoundError, ExceptionInInitializerError
-            throw unavailable(binding.getName(), what, e);
-        }
-    }
-
-    /** The exception for a binding that could not be loaded: which library is missing when it can tell, and why. */
-    static IllegalStateException unavailable(String bindingClass, String what, Throwable e) {
-        String diagnosis = diagnose(e);
-        if (diagnosis != null) {
-            BINDING_FAILURES.putIfAbsent(bindingClass, diagnosis);
-        } else {
-            diagnosis = earlierDiagnosis(e);
-        }
-        StringBuilder m = new StringBuilder("CUDA is not available: cannot load ").append(what);
-        m.append(diagnosis != null ? ": " + diagnosis : ": " + e).append(". ").append(NEEDS).append('.');
-        return new IllegalStateException(m.toString(), e);
-    }
-
-    /** What a linkage failure says is missing, or null when it does not say. */
-    static String diagnose(Throwable e) {
-        for (Throwable t = e; t != null; t = t.getCause()) {
-            String msg = String.valueOf(t.getMessage());
-            Matcher lib = MISSING_LIBRARY.matcher(msg);
-            if (lib.find()) {
-                return lib.group(1) + " is missing" + hint(lib.group(1));
-            }
-        }
-        for (Throwable t = e; t != null; t = t.getCause()) {
-            String msg = String.valueOf(t.getMessage());
-            if (t instanceof NoClassDefFoundError && msg.startsWith("org/bytedeco/")) {
-                return "the JavaCPP classes are not on the class path (" + msg + "): add org.bytedeco:javacpp and"
-                        + " org.bytedeco:cuda with their linux-x86_64 natives";
-            }
-            if (msg.contains("Could not initialize class")) {
-                return null; // a second attempt: only the first one said why
-            }
-            Matcher jni = NO_JNI_LIBRARY.matcher(msg);
-            if (jni.find() && t.getCause() == null) {
-                String needs = JNI_NEEDS.get(jni.group(1));
-                return "JavaCPP's " + jni.group(1) + " is not on the class path for " + Loader.getPlatform()
-                        + (needs != null ? " (or a library it needs is missing: " + needs + ")" : "")
-                        + ": the natives jars org.bytedeco:javacpp:linux-x86_64 and org.bytedeco:cuda:linux-x86_64"
-                        + " must be on the class path";
-            }
-        }
-        return null;
-    }
-
-    private static String earlierDiagnosis(Throwable e) {
-        String failedClass = firstMatch(e, UNINITIALIZED_CLASS);
-        if (failedClass == null) {
-            return null;
-        }
-        String earlier = BINDING_FAILURES.get(failedClass);
-        if (earlier != null) {
-            return earlier;
-        }
-        String jni = firstMatch(e, NO_JNI_LIBRARY);
-        String needs = jni == null ? null : JNI_NEEDS.get(jni);
-        return failedClass + " failed to load earlier in this JVM"
-                + (needs != null ? " (JavaCPP's " + jni + ", which needs " + needs + ")" : "");
-    }
-
-    /** Group 1 of the first match of {@code pattern} in the messages of {@code e} and its causes. */
-    private static String firstMatch(Throwable e, Pattern pattern) {
-        for (Throwable t = e; t != null; t = t.getCause()) {
-            Matcher m = pattern.matcher(String.valueOf(t.getMessage()));
-            if (m.find()) {
-                return m.group(1);
-            }
-        }
-        return null;
-    }
-
-    private static String hint(String library) {
-        if (library.startsWith("libcuda.so")) {
-            return " (the NVIDIA driver's library: no NVIDIA driver on this machine, or a container started without"
-                    + " the GPU, e.g. without --gpus)";
-        }
-        if (library.matches("lib(cudart|cublas|cublasLt|nvrtc|nvrtc-builtins)\\.so.*")) {
-            return " (a CUDA 13 library: put the folder holding it on LD_LIBRARY_PATH)";
-        }
-        return "";
-    }
-
-    private static String visibleDevices() {
-        String visible = System.getenv("CUDA_VISIBLE_DEVICES");
-        return visible == null ? "" : " (CUDA_VISIBLE_DEVICES=" + visible + ")";
-    }
-
-    // ---- errors --------------------------------------------------------------------------------------------------
-
-    private static void check(int result, String call, String doing) {
-        if (result != cudart.CUDA_SUCCESS) {
-            throw driverError(result, call, doing);
-        }
-    }
-
-    private static CudaException driverError(int result, String call, String doing) {
-        return CudaException.of(call, result, errorName(result), errorString(result), doing);
-    }
-
-    static String errorName(int result) {
-        try (PointerPointer<BytePointer> text = new PointerPointer<>(1)) {
-            if (cudart.cuGetErrorName(result, text) == cudart.CUDA_SUCCESS) {
-                BytePointer s = text.get(BytePointer.class, 0);
-                if (s != null && !s.isNull()) {
-                    return s.getString();
-                }
-            }
-        }
-        return "CUresult " + result;
-    }
-
-    static String errorString(int result) {
-        try (PointerPointer<BytePointer> text = new PointerPointer<>(1)) {
-            if (cudart.cuGetErrorString(result, text) == cudart.CUDA_SUCCESS) {
-                BytePointer s = text.get(BytePointer.class, 0);
-                if (s != null && !s.isNull()) {
-                    return s.getString();
-                }
-            }
-        }
-        return null;
-    }
-
-    private static void checkCublas(int status, String call, String doing) {
-        if (status != cublas.CUBLAS_STATUS_SUCCESS) {
-            BytePointer statusName = cublas.cublasGetStatusName(status);
-            BytePointer statusString = cublas.cublasGetStatusString(status);
-            throw CudaException.of(call, status,
-                    statusName == null || statusName.isNull() ? "cublasStatus " + status : statusName.getString(),
-                    statusString == null || statusString.isNull() ? null : statusString.getString(), doing);
-        }
-    }
-
-    private static void checkNvrtc(int result, String call, String doing) {
-        if (result != nvrtc.NVRTC_SUCCESS) {
-            throw CudaException.of(call, result, nvrtcError(result), null, doing);
-        }
-    }
-
-    private static String nvrtcError(int result) {
-        BytePointer s = nvrtc.nvrtcGetErrorString(result);
-        return s == null || s.isNull() ? "nvrtcResult " + result : s.getString();
     }
 
     // ---- the device ----------------------------------------------------------------------------------------------
@@ -793,14 +625,14 @@ public final class CudaDriverDevice implements Device {
         int[] minor = new int[1];
         checkNvrtc(nvrtc.nvrtcVersion(major, minor), "nvrtcVersion", "reading NVRTC's version");
         String version = major[0] + "." + minor[0];
-        List<String> options = nvrtcOptions(arch());
+        List<String> options = NvrtcCompiler.nvrtcOptions(arch());
         String key = NvrtcCache.key(module, source, options, arch(), version);
         String doing = "compiling module " + module + " for " + arch() + " with NVRTC " + version + " (" + whyNvrtc
                 + ")";
         boolean[] compiled = {false};
         NvrtcCache.Compiler compiler = () -> {
             compiled[0] = true;
-            return nvrtcCompile(module, source, options, doing);
+            return NvrtcCompiler.nvrtcCompile(module, source, options, doing);
         };
         byte[] cubin = nvrtcCache.getOrCompile(key, compiler);
         CUmod_st mod = new CUmod_st();
@@ -820,65 +652,6 @@ public final class CudaDriverDevice implements Device {
         try (BytePointer data = new BytePointer(image)) {
             return cudart.cuModuleLoadData(mod, data);
         }
-    }
-
-    /** NVRTC's options: the real architecture, C++17, and exact math (no --use_fast_math), as nvcc builds them. */
-    static List<String> nvrtcOptions(String arch) {
-        return List.of("--gpu-architecture=" + arch, "-std=c++17");
-    }
-
-    private static byte[] nvrtcCompile(String module, byte[] source, List<String> options, String doing) {
-        _nvrtcProgram program = new _nvrtcProgram();
-        try (BytePointer text = new BytePointer(Arrays.copyOf(source, source.length + 1)); // NUL-terminated
-             BytePointer fileName = new BytePointer(module + ".cu")) {
-            checkNvrtc(nvrtc.nvrtcCreateProgram(program, text, fileName, 0, (PointerPointer<?>) null,
-                    (PointerPointer<?>) null), "nvrtcCreateProgram", doing);
-            int result;
-            try (PointerPointer<BytePointer> opts = new PointerPointer<>(options.toArray(new String[0]))) {
-                result = nvrtc.nvrtcCompileProgram(program, options.size(), opts);
-            }
-            if (result != nvrtc.NVRTC_SUCCESS) {
-                String log = programLog(program);
-                throw new CudaException("nvrtcCompileProgram failed: " + nvrtcError(result) + " while " + doing
-                        + " with options " + options + "; NVRTC's log:\n" + log, "nvrtcCompileProgram", result,
-                        nvrtcError(result));
-            }
-            try (SizeTPointer size = new SizeTPointer(1)) {
-                checkNvrtc(nvrtc.nvrtcGetCUBINSize(program, size), "nvrtcGetCUBINSize", doing);
-                if (size.get() <= 0 || size.get() > Integer.MAX_VALUE - 8) {
-                    throw new IllegalStateException("NVRTC produced a CUBIN of " + size.get() + " bytes while "
-                            + doing);
-                }
-                byte[] cubin = new byte[(int) size.get()];
-                checkNvrtc(nvrtc.nvrtcGetCUBIN(program, cubin), "nvrtcGetCUBIN", doing);
-                return cubin;
-            }
-        } finally {
-            if (!program.isNull()) {
-                nvrtc.nvrtcDestroyProgram(program);
-            }
-        }
-    }
-
-    private static String programLog(_nvrtcProgram program) {
-        try (SizeTPointer size = new SizeTPointer(1)) {
-            if (nvrtc.nvrtcGetProgramLogSize(program, size) != nvrtc.NVRTC_SUCCESS || size.get() <= 1) {
-                return "(no log)";
-            }
-            byte[] log = new byte[(int) Math.min(size.get(), 1 << 20)];
-            if (nvrtc.nvrtcGetProgramLog(program, log) != nvrtc.NVRTC_SUCCESS) {
-                return "(the log could not be read)";
-            }
-            return cString(log);
-        }
-    }
-
-    private static String cString(byte[] bytes) {
-        int n = 0;
-        while (n < bytes.length && bytes[n] != 0) {
-            n++;
-        }
-        return new String(bytes, 0, n, StandardCharsets.UTF_8);
     }
 
     // ---- GEMM ----------------------------------------------------------------------------------------------------

@@ -710,7 +710,7 @@ final class CudaDriverDeviceOnFakeDriverMain {
                 NvrtcCache cache = NvrtcCache.atDefaultDir();
                 for (String module : new String[] {CudaModules.OPS, CudaModules.TERNARY_MATMUL}) {
                     String key = NvrtcCache.key(module, CudaModules.source(module).orElseThrow(),
-                            CudaDriverDevice.nvrtcOptions("sm_90"), "sm_90", "13.1");
+                            NvrtcCompiler.nvrtcOptions("sm_90"), "sm_90", "13.1");
                     byte[] old = ("FAKECUBIN\narch=sm_80\nname=" + module + ".cu\nkernels=\n\0")
                             .getBytes(java.nio.charset.StandardCharsets.US_ASCII);
                     cache.getOrCompile(key, () -> old);

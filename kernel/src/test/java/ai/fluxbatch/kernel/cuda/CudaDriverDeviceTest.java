@@ -61,20 +61,20 @@ class CudaDriverDeviceTest {
         cublas.initCause(new UnsatisfiedLinkError("/root/.javacpp/cache/cuda-13.1-9.19-1.5.13-linux-x86_64.jar/org/"
                 + "bytedeco/cuda/linux-x86_64/libjnicublas.so: libcublasLt.so.13: cannot open shared object file: No"
                 + " such file or directory"));
-        String d = CudaDriverDevice.diagnose(cublas);
+        String d = CudaLibraries.diagnose(cublas);
         assertTrue(d.startsWith("libcublasLt.so.13 is missing"), d);
         assertTrue(d.contains("LD_LIBRARY_PATH"), d);
 
         UnsatisfiedLinkError driver = new UnsatisfiedLinkError("/tmp/libjnicudart.so: libcuda.so.1: cannot open"
                 + " shared object file: No such file or directory");
-        assertTrue(CudaDriverDevice.diagnose(driver).contains("NVIDIA driver"), CudaDriverDevice.diagnose(driver));
+        assertTrue(CudaLibraries.diagnose(driver).contains("NVIDIA driver"), CudaLibraries.diagnose(driver));
 
         NoClassDefFoundError noJars = new NoClassDefFoundError("org/bytedeco/cuda/global/cudart");
-        assertTrue(CudaDriverDevice.diagnose(noJars).contains("class path"), CudaDriverDevice.diagnose(noJars));
+        assertTrue(CudaLibraries.diagnose(noJars).contains("class path"), CudaLibraries.diagnose(noJars));
 
-        assertEquals(null, CudaDriverDevice.diagnose(new NoClassDefFoundError(
+        assertEquals(null, CudaLibraries.diagnose(new NoClassDefFoundError(
                 "Could not initialize class org.bytedeco.cuda.global.nvrtc")), "a second attempt does not say");
-        IllegalStateException later = CudaDriverDevice.unavailable("org.example.Never", "a binding",
+        IllegalStateException later = CudaLibraries.unavailable("org.example.Never", "a binding",
                 new NoClassDefFoundError("Could not initialize class org.example.Never"));
         assertTrue(later.getMessage().contains("org.example.Never failed to load earlier"), later.getMessage());
         assertTrue(later.getMessage().contains("libcuda.so.1"), "still says what is needed: " + later.getMessage());

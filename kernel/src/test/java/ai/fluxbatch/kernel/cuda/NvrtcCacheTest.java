@@ -20,7 +20,7 @@ import org.junit.jupiter.api.io.TempDir;
 class NvrtcCacheTest {
     private static final byte[] SOURCE = "extern \"C\" __global__ void k(float* y) { y[0] = 1.0f; }\n"
             .getBytes(StandardCharsets.UTF_8);
-    private static final List<String> OPTIONS = CudaDriverDevice.nvrtcOptions("sm_90");
+    private static final List<String> OPTIONS = NvrtcCompiler.nvrtcOptions("sm_90");
 
     @TempDir
     Path dir;
@@ -193,7 +193,7 @@ class NvrtcCacheTest {
 
     @Test
     void nvrtcOptionsKeepExactMath() {
-        List<String> options = CudaDriverDevice.nvrtcOptions("sm_86");
+        List<String> options = NvrtcCompiler.nvrtcOptions("sm_86");
         assertTrue(options.contains("--gpu-architecture=sm_86"), options.toString());
         assertTrue(options.contains("-std=c++17"), options.toString());
         assertFalse(options.stream().anyMatch(o -> o.contains("fast_math") || o.contains("ftz=true")),
