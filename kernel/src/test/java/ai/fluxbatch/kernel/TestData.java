@@ -10,12 +10,28 @@ public final class TestData {
     private TestData() {
     }
 
-    static float[] randn(Random random, int n) {
+    public static float[] randn(Random random, int n) {
         float[] a = new float[n];
         for (int i = 0; i < n; i++) {
             a[i] = (float) random.nextGaussian();
         }
         return a;
+    }
+
+    /** Standard normal values filling {@code shape}. */
+    public static float[] randn(Random random, int... shape) {
+        return randn(random, Math.toIntExact(Shapes.numel(shape)));
+    }
+
+    /** {@code ||got - want|| / ||want||}, accumulated in double. */
+    public static double relativeL2(float[] want, float[] got) {
+        double num = 0, den = 0;
+        for (int i = 0; i < want.length; i++) {
+            double d = (double) want[i] - got[i];
+            num += d * d;
+            den += (double) want[i] * want[i];
+        }
+        return Math.sqrt(num / Math.max(den, 1e-30));
     }
 
     /** Largest error relative to {@code 1 + |expected|} at most {@code tol}. */

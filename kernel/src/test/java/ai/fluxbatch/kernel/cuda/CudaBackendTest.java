@@ -36,15 +36,7 @@ class CudaBackendTest {
     }
 
     private float[] data(int... shape) {
-        int n = 1;
-        for (int d : shape) {
-            n *= d;
-        }
-        float[] x = new float[n];
-        for (int i = 0; i < n; i++) {
-            x[i] = (float) random.nextGaussian();
-        }
-        return x;
+        return TestData.randn(random, shape);
     }
 
     /** Runs {@code op} on both backends with the same uploaded inputs and compares the downloads. */
@@ -59,12 +51,7 @@ class CudaBackendTest {
         Tensor actual = op.apply(gpu, b);
         assertArrayEquals(expected.shape(), actual.shape(), what + " shape");
         float[] e = cpu.download(expected), g = gpu.download(actual);
-        double num = 0, den = 0;
-        for (int i = 0; i < e.length; i++) {
-            num += (e[i] - g[i]) * (double) (e[i] - g[i]);
-            den += e[i] * (double) e[i];
-        }
-        double rel = Math.sqrt(num / Math.max(den, 1e-30));
+        double rel = TestData.relativeL2(e, g);
         assertTrue(rel <= TOL, what + ": relative L2 error " + rel + " (first values cpu "
                 + Arrays.toString(Arrays.copyOf(e, 4)) + ", cuda " + Arrays.toString(Arrays.copyOf(g, 4)) + ")");
     }

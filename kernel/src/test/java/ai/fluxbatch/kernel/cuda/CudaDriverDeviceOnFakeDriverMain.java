@@ -132,26 +132,9 @@ final class CudaDriverDeviceOnFakeDriverMain {
     // ---- data and comparisons ------------------------------------------------------------------------------------
 
     private float[] data(int... shape) {
-        int n = 1;
-        for (int d : shape) {
-            n *= d;
-        }
-        float[] x = new float[n];
-        for (int i = 0; i < n; i++) {
-            x[i] = (float) random.nextGaussian();
-        }
-        return x;
+        return TestData.randn(random, shape);
     }
 
-    static double relativeL2(float[] want, float[] got) {
-        double num = 0, den = 0;
-        for (int i = 0; i < want.length; i++) {
-            double d = (double) want[i] - got[i];
-            num += d * d;
-            den += (double) want[i] * want[i];
-        }
-        return Math.sqrt(num / Math.max(den, 1e-30));
-    }
 
     /** Runs op on the CPU backend and on gpu with the same inputs; the relative L2 error of the downloads. */
     private double compare(Backend gpu, float[][] inputs, int[][] shapes, BiFunction<Backend, Tensor[], Tensor> op) {
@@ -173,7 +156,7 @@ final class CudaDriverDeviceOnFakeDriverMain {
                         + Arrays.toString(Arrays.copyOf(g, 6)));
             }
         }
-        double rel = relativeL2(w, g);
+        double rel = TestData.relativeL2(w, g);
         if (!(rel <= TOL)) {
             throw new AssertionError(String.format(Locale.ROOT, "relative L2 error %.3g > %.1g; first values cpu %s,"
                     + " cuda %s", rel, TOL, Arrays.toString(Arrays.copyOf(w, 6)),
@@ -283,7 +266,7 @@ final class CudaDriverDeviceOnFakeDriverMain {
                 Tensor xg = bgpu.upload(x, 4, 64), wg = bgpu.upload(w, 32, 64), bg = bgpu.upload(b, 32);
                 float[] want = cpu.download(cpu.linear(xc, wc, bc));
                 float[] got = bgpu.download(bgpu.linear(xg, wg, bg));
-                double rel = relativeL2(want, got);
+                double rel = TestData.relativeL2(want, got);
                 expect(rel <= BF16_TOL, "relative L2 error " + rel + " > " + BF16_TOL);
                 expect(rel > 1e-5, "relative L2 error " + rel + ": the inputs were not rounded to bfloat16");
                 List<String> bfGemms = logLines().stream()
@@ -574,7 +557,7 @@ final class CudaDriverDeviceOnFakeDriverMain {
                         want[i + j * m] = (float) (0.5 * acc + 2.0 * cv[i + j * m]);
                     }
                 }
-                double rel = relativeL2(want, got);
+                double rel = TestData.relativeL2(want, got);
                 expect(rel <= TOL, "relative L2 error " + rel);
                 return String.format(Locale.ROOT, "rel %.2e", rel);
             } finally {

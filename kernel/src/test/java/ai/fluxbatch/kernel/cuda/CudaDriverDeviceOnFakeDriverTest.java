@@ -16,7 +16,6 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
-import java.util.regex.Pattern;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.BeforeAll;
@@ -53,7 +52,7 @@ class CudaDriverDeviceOnFakeDriverTest {
 
     @BeforeAll
     static void buildTheFakes() throws Exception {
-        gpp = onPath("g++");
+        gpp = HostTools.onPath("g++");
         Assumptions.assumeTrue(gpp != null, "g++ not found: the fake CUDA libraries cannot be compiled");
         Assumptions.assumeTrue(Files.isRegularFile(CUDART), CUDART + " not found: JavaCPP's libjnicudart.so links"
                 + " the real CUDA runtime, which the fake driver does not replace");
@@ -64,8 +63,8 @@ class CudaDriverDeviceOnFakeDriverTest {
                 + " (the test runs in the kernel module's folder)");
         Path hostDir = Path.of("src", "test", "cuda-host").toAbsolutePath();
         Path cudaDir = Path.of("src", "main", "cuda").toAbsolutePath();
-        fakeDir = buildDir().resolve("fake-cuda");
-        runs = buildDir().resolve("fake-cuda-runs");
+        fakeDir = HostTools.buildDir().resolve("fake-cuda");
+        runs = HostTools.buildDir().resolve("fake-cuda-runs");
         Files.createDirectories(fakeDir);
         deleteTree(runs);
         Files.createDirectories(runs);
@@ -221,7 +220,7 @@ class CudaDriverDeviceOnFakeDriverTest {
         Path log = runs.resolve(name + ".log");
         Files.deleteIfExists(log);
         List<String> command = new ArrayList<>(List.of(java, "--add-modules=jdk.incubator.vector", "-Xmx2g",
-                "-Dorg.bytedeco.javacpp.cachedir=" + buildDir().resolve("javacpp-cache"),
+                "-Dorg.bytedeco.javacpp.cachedir=" + HostTools.buildDir().resolve("javacpp-cache"),
                 "-D" + NvrtcCache.DIR_PROPERTY + "=" + runs.resolve(cacheName),
                 "-cp", classPath, MAIN, mode));
         command.addAll(List.of(more));
@@ -249,29 +248,6 @@ class CudaDriverDeviceOnFakeDriverTest {
     }
 
     // ---- helpers -------------------------------------------------------------------------------------------------
-
-    /** The build folder: -Dfluxbatch.buildDir (the pom passes project.build.directory), else target. */
-    private static Path buildDir() {
-        String dir = System.getProperty("fluxbatch.buildDir");
-        return Path.of(dir != null && !dir.isBlank() ? dir : "target").toAbsolutePath();
-    }
-
-    private static Path onPath(String name) {
-        String path = System.getenv("PATH");
-        if (path == null) {
-            return null;
-        }
-        for (String dir : path.split(Pattern.quote(File.pathSeparator))) {
-            if (dir.isEmpty()) {
-                continue;
-            }
-            Path p = Path.of(dir, name);
-            if (Files.isRegularFile(p) && Files.isExecutable(p)) {
-                return p;
-            }
-        }
-        return null;
-    }
 
     private static void deleteTree(Path dir) throws IOException {
         if (!Files.exists(dir)) {

@@ -4,7 +4,6 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import java.io.File;
 import java.io.IOException;
 import java.lang.reflect.Field;
 import java.lang.reflect.Modifier;
@@ -33,13 +32,13 @@ class CudaKernelsOnHostTest {
 
     @Test
     void everyKernelMatchesItsReferenceOnTheHost() throws Exception {
-        Path gpp = onPath("g++");
+        Path gpp = HostTools.onPath("g++");
         Assumptions.assumeTrue(gpp != null, "g++ not found: the CUDA kernels' host emulation cannot be compiled");
 
         Path src = Path.of("src", "test", "cuda-host").toAbsolutePath();
         assertTrue(Files.isRegularFile(src.resolve("kernels_on_host.cpp")),
                 "no kernels_on_host.cpp in " + src + " (the test runs in the kernel module's folder)");
-        Path out = buildDir().resolve("cuda-host");
+        Path out = HostTools.buildDir().resolve("cuda-host");
         Files.createDirectories(out);
         Path bin = out.resolve("kernels_on_host");
         Files.deleteIfExists(bin);
@@ -80,29 +79,6 @@ class CudaKernelsOnHostTest {
         names.add(TernaryLaunch.SMALL_M_KERNEL);
         names.add(TernaryLaunch.TILED_KERNEL);
         return names;
-    }
-
-    /** The build folder: -Dfluxbatch.buildDir (the pom passes project.build.directory), else target. */
-    private static Path buildDir() {
-        String dir = System.getProperty("fluxbatch.buildDir");
-        return Path.of(dir != null && !dir.isBlank() ? dir : "target").toAbsolutePath();
-    }
-
-    private static Path onPath(String name) {
-        String path = System.getenv("PATH");
-        if (path == null) {
-            return null;
-        }
-        for (String dir : path.split(Pattern.quote(File.pathSeparator))) {
-            if (dir.isEmpty()) {
-                continue;
-            }
-            Path p = Path.of(dir, name);
-            if (Files.isRegularFile(p) && Files.isExecutable(p)) {
-                return p;
-            }
-        }
-        return null;
     }
 
     private record Run(int exitCode, boolean timedOut, String output) {
