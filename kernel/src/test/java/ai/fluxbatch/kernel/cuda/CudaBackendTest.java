@@ -1,6 +1,5 @@
 package ai.fluxbatch.kernel.cuda;
 
-import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -9,7 +8,6 @@ import ai.fluxbatch.kernel.Backend;
 import ai.fluxbatch.kernel.TestData;
 import ai.fluxbatch.kernel.Tensor;
 import ai.fluxbatch.kernel.cpu.CpuBackend;
-import java.util.Arrays;
 import java.util.Random;
 import java.util.function.BiFunction;
 import org.junit.jupiter.api.AfterEach;
@@ -41,19 +39,9 @@ class CudaBackendTest {
 
     /** Runs {@code op} on both backends with the same uploaded inputs and compares the downloads. */
     private void same(String what, float[][] inputs, int[][] shapes, BiFunction<Backend, Tensor[], Tensor> op) {
-        Tensor[] a = new Tensor[inputs.length];
-        Tensor[] b = new Tensor[inputs.length];
-        for (int i = 0; i < inputs.length; i++) {
-            a[i] = cpu.upload(inputs[i], shapes[i]);
-            b[i] = gpu.upload(inputs[i], shapes[i]);
-        }
-        Tensor expected = op.apply(cpu, a);
-        Tensor actual = op.apply(gpu, b);
-        assertArrayEquals(expected.shape(), actual.shape(), what + " shape");
-        float[] e = cpu.download(expected), g = gpu.download(actual);
-        double rel = TestData.relativeL2(e, g);
-        assertTrue(rel <= TOL, what + ": relative L2 error " + rel + " (first values cpu "
-                + Arrays.toString(Arrays.copyOf(e, 4)) + ", cuda " + Arrays.toString(Arrays.copyOf(g, 4)) + ")");
+        BackendComparison c = BackendComparison.run(what, cpu, gpu, inputs, shapes, op);
+        assertTrue(c.relativeL2() <= TOL, what + ": relative L2 error " + c.relativeL2() + " (" + c.firstValues()
+                + ")");
     }
 
     private void same(String what, int[] shape, BiFunction<Backend, Tensor, Tensor> op) {

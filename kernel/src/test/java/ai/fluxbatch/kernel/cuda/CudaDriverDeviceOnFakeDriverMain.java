@@ -135,39 +135,20 @@ final class CudaDriverDeviceOnFakeDriverMain {
         return TestData.randn(random, shape);
     }
 
-
     /** Runs op on the CPU backend and on gpu with the same inputs; the relative L2 error of the downloads. */
-    private double compare(Backend gpu, float[][] inputs, int[][] shapes, BiFunction<Backend, Tensor[], Tensor> op) {
-        Tensor[] a = new Tensor[inputs.length];
-        Tensor[] b = new Tensor[inputs.length];
-        for (int i = 0; i < inputs.length; i++) {
-            a[i] = cpu.upload(inputs[i], shapes[i]);
-            b[i] = gpu.upload(inputs[i], shapes[i]);
+    private double compare(String what, Backend gpu, float[][] inputs, int[][] shapes,
+                           BiFunction<Backend, Tensor[], Tensor> op) {
+        BackendComparison c = BackendComparison.run(what, cpu, gpu, inputs, shapes, op);
+        if (!(c.relativeL2() <= TOL)) {
+            throw new AssertionError(String.format(Locale.ROOT, "relative L2 error %.3g > %.1g; %s", c.relativeL2(),
+                    TOL, c.firstValues()));
         }
-        Tensor want = op.apply(cpu, a);
-        Tensor got = op.apply(gpu, b);
-        expect(Arrays.equals(want.shape(), got.shape()), "shape " + Arrays.toString(got.shape()) + ", the CPU's "
-                + Arrays.toString(want.shape()));
-        float[] w = cpu.download(want), g = gpu.download(got);
-        for (int i = 0; i < g.length; i++) {
-            if (Float.isNaN(g[i]) && !Float.isNaN(w[i])) {
-                throw new AssertionError("element " + i + " is NaN (the CPU has " + w[i] + "): unwritten or read from"
-                        + " memory no one wrote; first values cpu " + Arrays.toString(Arrays.copyOf(w, 6)) + ", cuda "
-                        + Arrays.toString(Arrays.copyOf(g, 6)));
-            }
-        }
-        double rel = TestData.relativeL2(w, g);
-        if (!(rel <= TOL)) {
-            throw new AssertionError(String.format(Locale.ROOT, "relative L2 error %.3g > %.1g; first values cpu %s,"
-                    + " cuda %s", rel, TOL, Arrays.toString(Arrays.copyOf(w, 6)),
-                    Arrays.toString(Arrays.copyOf(g, 6))));
-        }
-        return rel;
+        return c.relativeL2();
     }
 
     private void same(Backend gpu, String what, float[][] inputs, int[][] shapes,
                       BiFunction<Backend, Tensor[], Tensor> op) {
-        check(what, () -> String.format(Locale.ROOT, "rel %.2e", compare(gpu, inputs, shapes, op)));
+        check(what, () -> String.format(Locale.ROOT, "rel %.2e", compare(what, gpu, inputs, shapes, op)));
     }
 
     private void same(Backend gpu, String what, int[] shape, BiFunction<Backend, Tensor, Tensor> op) {
@@ -242,7 +223,7 @@ final class CudaDriverDeviceOnFakeDriverMain {
             Throwable[] error = new Throwable[1];
             Thread t = new Thread(() -> {
                 try {
-                    rel[0] = compare(gpu, new float[][] {data(3, 20)}, new int[][] {{3, 20}},
+                    rel[0] = compare("silu on a second thread", gpu, new float[][] {data(3, 20)}, new int[][] {{3, 20}},
                             (be, in) -> be.silu(in[0]));
                 } catch (Throwable e) {
                     error[0] = e;
