@@ -6,8 +6,10 @@ import ai.fluxbatch.kernel.cuda.CudaBackend;
 import ai.fluxbatch.kernel.cuda.EmulatedDevice;
 import ai.fluxbatch.kernel.cuda.GemmPrecision;
 import java.io.File;
+import java.util.ArrayList;
 import java.util.List;
 import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.params.provider.Arguments;
 
 /**
  * The backends the golden tests run on: the CPU; the CUDA backend on the emulated device (its logic, on any
@@ -26,6 +28,25 @@ public final class TestBackends {
     /** Every backend name; the GPU ones are skipped with a reason where there is no GPU. */
     public static List<String> names() {
         return List.of(CPU, EMULATED, GPU_FP32, GPU_BF16);
+    }
+
+    /** Every combination of one of {@code backends} with one value of each of {@code dimensions}, in order. */
+    public static List<Arguments> cases(List<String> backends, List<?>... dimensions) {
+        List<List<Object>> rows = new ArrayList<>();
+        backends.forEach(b -> rows.add(List.of(b)));
+        for (List<?> dimension : dimensions) {
+            List<List<Object>> next = new ArrayList<>();
+            for (List<Object> row : rows) {
+                for (Object value : dimension) {
+                    List<Object> longer = new ArrayList<>(row);
+                    longer.add(value);
+                    next.add(longer);
+                }
+            }
+            rows.clear();
+            rows.addAll(next);
+        }
+        return rows.stream().map(r -> Arguments.of(r.toArray())).toList();
     }
 
     public static boolean gpuPresent() {

@@ -11,7 +11,6 @@ import ai.fluxbatch.model.TestBackends;
 import ai.fluxbatch.model.safetensors.SafetensorsFile;
 import ai.fluxbatch.model.safetensors.TensorSource;
 import ai.fluxbatch.model.snapshot.FluxSnapshot;
-import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HashMap;
 import java.util.List;
@@ -24,15 +23,8 @@ import org.junit.jupiter.params.provider.MethodSource;
 class FluxTransformerGoldenTest {
 
     static List<Arguments> cases() {
-        List<Arguments> cases = new ArrayList<>();
-        for (String backend : TestBackends.names()) {
-            for (String model : new String[] {"flux-tiny-dev", "flux-tiny-schnell"}) {
-                for (String caseName : new String[] {"forward-1", "forward-2"}) {
-                    cases.add(Arguments.of(backend, model, caseName));
-                }
-            }
-        }
-        return cases;
+        return TestBackends.cases(TestBackends.names(), List.of("flux-tiny-dev", "flux-tiny-schnell"),
+                List.of("forward-1", "forward-2"));
     }
 
     @ParameterizedTest(name = "{0} {1} {2}")

@@ -10,7 +10,6 @@ import ai.fluxbatch.model.TestBackends;
 import ai.fluxbatch.model.safetensors.SafetensorsFile;
 import ai.fluxbatch.model.safetensors.TensorSource;
 import ai.fluxbatch.model.sampling.LatentNoise;
-import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
@@ -21,12 +20,8 @@ import org.junit.jupiter.params.provider.MethodSource;
 /** The whole text-to-image path against the reference command line's tensors, stage by stage, on each backend. */
 class FluxPipelineGoldenTest {
     static List<Arguments> cases() {
-        List<Arguments> cases = new ArrayList<>();
-        for (String backend : List.of(TestBackends.CPU, TestBackends.EMULATED, TestBackends.GPU_FP32)) {
-            cases.add(Arguments.of(backend, "e2e-1"));
-            cases.add(Arguments.of(backend, "e2e-2"));
-        }
-        return cases;
+        return TestBackends.cases(List.of(TestBackends.CPU, TestBackends.EMULATED, TestBackends.GPU_FP32),
+                List.of("e2e-1", "e2e-2"));
     }
 
     @ParameterizedTest(name = "{0} {1}")

@@ -49,12 +49,7 @@ class QuantizedSnapshotTest {
     }
 
     static List<Arguments> backendsAndModels() {
-        List<Arguments> cases = new ArrayList<>();
-        for (String backend : TestBackends.names()) {
-            cases.add(Arguments.of(backend, "flux-tiny-dev"));
-            cases.add(Arguments.of(backend, "flux-tiny-schnell"));
-        }
-        return cases;
+        return TestBackends.cases(TestBackends.names(), List.of("flux-tiny-dev", "flux-tiny-schnell"));
     }
 
     @ParameterizedTest(name = "{0} {1}")
