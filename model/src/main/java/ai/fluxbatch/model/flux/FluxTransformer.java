@@ -3,6 +3,7 @@ package ai.fluxbatch.model.flux;
 import ai.fluxbatch.kernel.Backend;
 import ai.fluxbatch.kernel.Tensor;
 import ai.fluxbatch.kernel.TensorScope;
+import ai.fluxbatch.model.Scratch;
 
 /**
  * The FLUX.1 transformer (dev and schnell) as the reference implementation computes it: timestep, guidance and
@@ -58,11 +59,13 @@ public final class FluxTransformer {
         taps.tap("tap.pe", backend.reshape(pe, b, 1, t + l, config.headDim() / 2, 2, 2));
 
         Tensor siluVec = backend.silu(vec);
+        // a block's input stream is freed once its output exists: the streams are made in this pass and nobody else
+        // holds them (taps download), so two are resident at a time, not one per block
         for (int i = 0; i < weights.doubleBlocks().size(); i++) {
             try (TensorScope block = backend.openScope()) {
                 Tensor[] out = doubleBlock(weights.doubleBlocks().get(i), img, txt, siluVec, pe);
-                img = replace(img, block.keep(out[0]));
-                txt = replace(txt, block.keep(out[1]));
+                img = Scratch.replace(img, block.keep(out[0]));
+                txt = Scratch.replace(txt, block.keep(out[1]));
                 taps.tap("tap.double" + i + ".img", img);
                 taps.tap("tap.double" + i + ".txt", txt);
             }
@@ -72,21 +75,12 @@ public final class FluxTransformer {
         txt.close();
         for (int i = 0; i < weights.singleBlocks().size(); i++) {
             try (TensorScope block = backend.openScope()) {
-                x = replace(x, block.keep(singleBlock(weights.singleBlocks().get(i), x, siluVec, pe)));
+                x = Scratch.replace(x, block.keep(singleBlock(weights.singleBlocks().get(i), x, siluVec, pe)));
                 taps.tap("tap.single" + i, x);
             }
         }
         x = backend.sliceRows(x, t, l);
         return finalLayer(x, siluVec);
-    }
-
-    /**
-     * Frees a block's input once its output exists: the stream's activations are made inside this forward pass and
-     * nobody else holds them (taps download), so device memory holds two of them at a time, not one per block.
-     */
-    private static Tensor replace(Tensor done, Tensor next) {
-        done.close();
-        return next;
     }
 
     private Tensor embed(FluxWeights.MlpEmbedder e, Tensor x) {

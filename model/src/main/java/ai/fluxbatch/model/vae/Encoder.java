@@ -2,6 +2,7 @@ package ai.fluxbatch.model.vae;
 
 import ai.fluxbatch.kernel.Backend;
 import ai.fluxbatch.kernel.Tensor;
+import ai.fluxbatch.model.Scratch;
 import ai.fluxbatch.model.WeightReader;
 import java.util.ArrayList;
 import java.util.List;

@@ -2,6 +2,7 @@ package ai.fluxbatch.model.vae;
 
 import ai.fluxbatch.kernel.Backend;
 import ai.fluxbatch.kernel.Tensor;
+import ai.fluxbatch.model.Scratch;
 import ai.fluxbatch.model.WeightReader;
 
 /** The mid block of encoder and decoder: {@code block_1}, {@code attn_1}, {@code block_2} at the coarsest level. */
