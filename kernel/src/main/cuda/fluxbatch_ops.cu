@@ -44,33 +44,37 @@ __device__ __forceinline__ float fb_neg_inf() {
     return __int_as_float((int) 0xff800000u);
 }
 
-__device__ __forceinline__ float fb_warp_sum(float v) {
+// The two reductions of the row kernels: an associative operation and its identity.
+struct fb_sum {
+    __device__ static float apply(float a, float b) { return a + b; }
+    __device__ static float identity() { return 0.0f; }
+};
+struct fb_max {
+    __device__ static float apply(float a, float b) { return fmaxf(a, b); }
+    __device__ static float identity() { return fb_neg_inf(); }
+};
+
+template <class Op>
+__device__ __forceinline__ float fb_warp_reduce(float v) {
 #pragma unroll
     for (int d = 16; d > 0; d >>= 1) {
-        v += __shfl_xor_sync(0xffffffffu, v, d);
+        v = Op::apply(v, __shfl_xor_sync(0xffffffffu, v, d));
     }
     return v;
 }
 
-__device__ __forceinline__ float fb_warp_max(float v) {
-#pragma unroll
-    for (int d = 16; d > 0; d >>= 1) {
-        v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, d));
-    }
-    return v;
-}
-
-// The sum of v over the block, returned to every thread. sh holds 33 floats: a partial per warp and the result.
+// Op over v of the whole block, returned to every thread. sh holds 33 floats: a partial per warp and the result.
 // Two barriers a call, so consecutive calls may reuse sh. blockDim.x is a multiple of 32, at most 1024.
-__device__ __forceinline__ float fb_block_sum(float v, float* sh) {
+template <class Op>
+__device__ __forceinline__ float fb_block_reduce(float v, float* sh) {
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
-    v = fb_warp_sum(v);
+    v = fb_warp_reduce<Op>(v);
     if (lane == 0) {
         sh[warp] = v;
     }
     __syncthreads();
     if (warp == 0) {
-        v = fb_warp_sum(lane < warps ? sh[lane] : 0.0f);
+        v = fb_warp_reduce<Op>(lane < warps ? sh[lane] : Op::identity());
         if (lane == 0) {
             sh[32] = v;
         }
@@ -79,22 +83,12 @@ __device__ __forceinline__ float fb_block_sum(float v, float* sh) {
     return sh[32];
 }
 
-// The max of v over the block, as fb_block_sum.
+__device__ __forceinline__ float fb_block_sum(float v, float* sh) {
+    return fb_block_reduce<fb_sum>(v, sh);
+}
+
 __device__ __forceinline__ float fb_block_max(float v, float* sh) {
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
-    v = fb_warp_max(v);
-    if (lane == 0) {
-        sh[warp] = v;
-    }
-    __syncthreads();
-    if (warp == 0) {
-        v = fb_warp_max(lane < warps ? sh[lane] : fb_neg_inf());
-        if (lane == 0) {
-            sh[32] = v;
-        }
-    }
-    __syncthreads();
-    return sh[32];
+    return fb_block_reduce<fb_max>(v, sh);
 }
 
 // Mean and 1 / sqrt(variance + eps) of x[0 .. len) over the block, two passes (mean first, then the centered sum of
