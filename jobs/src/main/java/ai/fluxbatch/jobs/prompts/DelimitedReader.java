@@ -49,6 +49,7 @@ final class DelimitedReader {
 
     private static <T extends CommonParserSettings<?>> T settings(T s) {
         s.getFormat().setLineSeparator("\n"); // TextLines ends every line so
+        s.getFormat().setComment('\0'); // univocity's default '#' would drop "#hashtag ..." prompts; NUL never comes
         s.setReadInputOnSeparateThread(false);
         s.setIgnoreLeadingWhitespaces(false);
         s.setIgnoreTrailingWhitespaces(false);

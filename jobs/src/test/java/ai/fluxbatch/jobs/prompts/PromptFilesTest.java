@@ -63,6 +63,14 @@ class PromptFilesTest {
     }
 
     @Test
+    void aLineStartingWithAHashIsAPromptNotAComment() throws IOException {
+        assertEquals(List.of("#1 a cat", "b"), prompts(read(Files.writeString(tmp.resolve("h.csv"),
+                "prompt\n#1 a cat\nb\n"), null)));
+        assertEquals(List.of("#1 a cat", "b"), prompts(read(Files.writeString(tmp.resolve("h.tsv"),
+                "prompt\n#1 a cat\nb\n"), null)));
+    }
+
+    @Test
     void aByteOrderMarkIsDroppedInEveryTextFormat() throws IOException {
         String bom = "\uFEFF";
         assertEquals(List.of("one"), prompts(read(Files.writeString(tmp.resolve("b.txt"), bom + "one\n"), null)));
