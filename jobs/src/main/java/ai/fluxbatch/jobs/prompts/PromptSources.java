@@ -1,14 +1,12 @@
 package ai.fluxbatch.jobs.prompts;
 
 import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.DeserializationFeature;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import java.io.BufferedReader;
 import java.io.IOException;
-import java.io.InputStreamReader;
 import java.io.UncheckedIOException;
 import java.net.URI;
-import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Iterator;
@@ -16,10 +14,13 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.regex.Pattern;
 import org.apache.hadoop.conf.Configuration;
 import org.apache.hadoop.fs.FileStatus;
 import org.apache.hadoop.fs.FileSystem;
 import org.apache.hadoop.fs.Path;
+import org.apache.parquet.hadoop.ParquetFileReader;
+import org.apache.parquet.hadoop.util.HadoopInputFile;
 import org.apache.spark.sql.Row;
 import org.apache.spark.sql.SparkSession;
 
@@ -30,9 +31,14 @@ import org.apache.spark.sql.SparkSession;
  * {@code .tsv} with a header ({@code --prompt-column}, else {@code prompt} or PartiPrompts' {@code Prompt}), and
  * {@code .parquet} through Spark. Text formats are parsed here rather than by Spark's readers so that an error can
  * name the file, line and field. A {@link BuiltInPrompts} name ({@code paper-7232}) reads that shipped set instead.
+ * Text files are UTF-8 (a byte order mark is dropped), read line by line with a bound on a line's length; binary
+ * input is refused ({@link TextLines}); a prompt longer than {@link PromptRow#MAX_PROMPT_CHARS} is an error row.
  */
 public final class PromptSources {
-    private static final ObjectMapper JSON = new ObjectMapper();
+    /** One JSON value a line: {@code {"prompt": "a"} {"prompt": "b"}} is an error, not the first prompt. */
+    private static final ObjectMapper JSON = new ObjectMapper()
+            .enable(DeserializationFeature.FAIL_ON_TRAILING_TOKENS);
+    private static final Pattern SCHEME = Pattern.compile("[A-Za-z][A-Za-z0-9+.-]*:");
 
     private PromptSources() {
     }
@@ -41,26 +47,31 @@ public final class PromptSources {
         if (BuiltInPrompts.isName(uri)) {
             return BuiltInPrompts.rows(uri);
         }
-        Configuration conf = spark.sparkContext().hadoopConfiguration();
+        return read(uri, promptColumn, spark.sparkContext().hadoopConfiguration(), spark);
+    }
+
+    /** {@code spark} reads Parquet files; the text formats need only {@code conf}. */
+    static List<PromptRow> read(String uri, String promptColumn, Configuration conf, SparkSession spark) {
         List<Path> files = files(uri, conf);
         List<PromptRow> rows = new ArrayList<>();
         for (Path f : files) {
             String name = f.getName().toLowerCase(Locale.ROOT);
             int before = rows.size();
             if (name.endsWith(".parquet")) {
+                checkParquetFooter(f, conf);
                 readParquet(f, promptColumn, spark, rows);
+            } else if (!name.endsWith(".txt") && !name.endsWith(".jsonl") && !name.endsWith(".json")
+                    && !name.endsWith(".csv") && !name.endsWith(".tsv")) {
+                throw new PromptFormatException("prompt file " + f + " has an unknown extension: expected .txt,"
+                        + " .jsonl, .csv, .tsv or .parquet");
             } else {
-                try (BufferedReader in = new BufferedReader(new InputStreamReader(
-                        f.getFileSystem(conf).open(f), StandardCharsets.UTF_8))) {
+                try (TextLines in = new TextLines(f.toString(), f.getFileSystem(conf).open(f))) {
                     if (name.endsWith(".txt")) {
                         readText(f, in, rows);
                     } else if (name.endsWith(".jsonl") || name.endsWith(".json")) {
                         readJsonl(f, in, promptColumn, rows);
-                    } else if (name.endsWith(".csv") || name.endsWith(".tsv")) {
-                        readDelimited(f, in, name.endsWith(".tsv") ? '\t' : ',', promptColumn, rows);
                     } else {
-                        throw new PromptFormatException("prompt file " + f + " has an unknown extension: expected .txt,"
-                                + " .jsonl, .csv, .tsv or .parquet");
+                        readDelimited(f, new DelimitedReader(in, name.endsWith(".csv")), promptColumn, rows);
                     }
                 } catch (IOException e) {
                     throw new UncheckedIOException("cannot read prompt file " + f + ": " + e.getMessage(), e);
@@ -75,7 +86,7 @@ public final class PromptSources {
 
     static List<Path> files(String uri, Configuration conf) {
         try {
-            Path p = new Path(URI.create(uri.replace(" ", "%20")));
+            Path p = path(uri);
             FileSystem fs = p.getFileSystem(conf);
             FileStatus[] matches = fs.globStatus(p);
             if (matches == null || matches.length == 0) {
@@ -103,10 +114,23 @@ public final class PromptSources {
         }
     }
 
-    private static void readText(Path f, BufferedReader in, List<PromptRow> rows) throws IOException {
+    /**
+     * A value with a scheme ({@code s3a://b/p.txt}, {@code file:/tmp/a%20b}) is a URI, with its escapes; any other
+     * value is a local path taken literally, {@code %} and {@code #} included ({@code /tmp/50%/p.txt} is that file).
+     */
+    static Path path(String uri) {
+        try {
+            return SCHEME.matcher(uri).lookingAt() ? new Path(URI.create(uri.replace(" ", "%20"))) : new Path(uri);
+        } catch (IllegalArgumentException e) {
+            throw new PromptFormatException("--prompts " + uri + " is neither a path nor a URI: "
+                    + (e.getCause() != null ? e.getCause().getMessage() : e.getMessage()), e);
+        }
+    }
+
+    private static void readText(Path f, TextLines in, List<PromptRow> rows) throws IOException {
         String category = t2iCategory(f.getName());
         String line;
-        for (long n = 0; (line = in.readLine()) != null; n++) {
+        for (long n = 0; (line = in.next()) != null; n++) {
             if (line.isBlank()) {
                 continue;
             }
@@ -123,11 +147,11 @@ public final class PromptSources {
         return fileName.matches(".+_(val|train)\\.txt") ? fileName.replaceFirst("_(val|train)\\.txt$", "") : null;
     }
 
-    private static void readJsonl(Path f, BufferedReader in, String promptColumn, List<PromptRow> rows)
+    private static void readJsonl(Path f, TextLines in, String promptColumn, List<PromptRow> rows)
             throws IOException {
         String key = promptColumn != null ? promptColumn : "prompt";
         String line;
-        for (long n = 0; (line = in.readLine()) != null; n++) {
+        for (long n = 0; (line = in.next()) != null; n++) {
             if (line.isBlank()) {
                 continue;
             }
@@ -159,9 +183,7 @@ public final class PromptSources {
         }
     }
 
-    private static void readDelimited(Path f, BufferedReader in, char sep, String promptColumn, List<PromptRow> rows)
-            throws IOException {
-        DelimitedReader reader = new DelimitedReader(in, sep);
+    private static void readDelimited(Path f, DelimitedReader reader, String promptColumn, List<PromptRow> rows) {
         List<String> header = reader.next();
         if (header == null) {
             throw new PromptFormatException(f + " is empty: expected a header line");
@@ -194,6 +216,23 @@ public final class PromptSources {
         }
     }
 
+    /**
+     * Reads the footer with Parquet's own reader first, so that a truncated or foreign file fails with one line that
+     * names it rather than inside a Spark task.
+     */
+    private static void checkParquetFooter(Path f, Configuration conf) {
+        try (ParquetFileReader footer = ParquetFileReader.open(HadoopInputFile.fromPath(f, conf))) {
+            footer.getFooter();
+        } catch (IOException | RuntimeException e) {
+            throw new PromptFormatException("cannot read Parquet file " + f + " (truncated, or not Parquet?): "
+                    + firstLine(e.getMessage()), e);
+        }
+    }
+
+    private static String firstLine(String message) {
+        return message == null ? "" : message.lines().findFirst().orElse("");
+    }
+
     private static void readParquet(Path f, String promptColumn, SparkSession spark, List<PromptRow> rows) {
         String key = promptColumn != null ? promptColumn : "prompt";
         List<Row> all;
@@ -209,7 +248,7 @@ public final class PromptSources {
         } catch (PromptFormatException e) {
             throw e;
         } catch (Exception e) { // Spark throws its checked SparkException from Scala code
-            throw new PromptFormatException("cannot read Parquet file " + f + ": " + e.getMessage(), e);
+            throw new PromptFormatException("cannot read Parquet file " + f + ": " + firstLine(e.getMessage()), e);
         }
         for (int n = 0; n < all.size(); n++) {
             Row r = all.get(n);

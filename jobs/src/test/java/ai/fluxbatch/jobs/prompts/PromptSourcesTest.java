@@ -1,6 +1,7 @@
 package ai.fluxbatch.jobs.prompts;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -119,6 +120,23 @@ class PromptSourcesTest {
         assertMessage(tmp.resolve("absent.txt"), null, "no prompt file at");
         Path notParquet = Files.writeString(tmp.resolve("broken.parquet"), "not parquet");
         assertMessage(notParquet, null, "cannot read Parquet file");
+    }
+
+    @Test
+    void aTruncatedParquetFileFailsWithOneLineNamingIt() throws IOException {
+        StructType schema = new StructType().add("prompt", DataTypes.StringType);
+        String folder = tmp.resolve("whole.parquet").toString();
+        spark.createDataFrame(List.of(RowFactory.create("a red circle")), schema).coalesce(1).write().parquet(folder);
+        Path part;
+        try (var files = Files.list(Path.of(folder))) {
+            part = files.filter(p -> p.getFileName().toString().endsWith(".parquet")).findFirst().orElseThrow();
+        }
+        byte[] whole = Files.readAllBytes(part);
+        Path cut = Files.write(tmp.resolve("cut.parquet"), java.util.Arrays.copyOf(whole, whole.length / 2));
+        PromptFormatException e = assertThrows(PromptFormatException.class, () -> read(cut, null));
+        assertTrue(e.getMessage().startsWith("cannot read Parquet file file:" + cut + " (truncated, or not Parquet?): "),
+                e.getMessage());
+        assertFalse(e.getMessage().contains("\n"), e.getMessage());
     }
 
     private void assertMessage(Path file, String column, String expected) {
