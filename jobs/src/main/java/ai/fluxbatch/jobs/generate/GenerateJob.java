@@ -8,6 +8,7 @@ import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import org.apache.hadoop.fs.FSError;
 import org.apache.spark.api.java.JavaRDD;
 import org.apache.spark.api.java.JavaSparkContext;
 import org.apache.spark.sql.SparkSession;
@@ -56,7 +57,7 @@ public final class GenerateJob {
         String metadata = settings.output().replaceAll("/$", "") + "/metadata/";
         try {
             MetadataTable.write(spark, results, settings.output());
-        } catch (RuntimeException e) {
+        } catch (Exception | FSError e) { // a SparkException (checked, from Scala) around the file system's error
             String why = ImageStore.cause(e);
             throw failure(writeFailure != null ? "cannot write " + settings.output() + ": " + writeFailure + " ("
                     + written(results) + "; the metadata table could not be written either: " + why + ")"

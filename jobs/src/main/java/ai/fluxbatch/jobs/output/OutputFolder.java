@@ -32,6 +32,7 @@ public final class OutputFolder {
     /**
      * Makes {@code root} a fluxbatch output: creates it with the marker if it is missing or empty, accepts it if the
      * marker is there, and otherwise throws {@link Refused}; {@code name} names it in messages ({@code --output DIR}).
+     * Turns off {@code fs}'s checksum side files.
      */
     public static void claim(FileSystem fs, Path root, String name) throws IOException {
         Path marker = new Path(root, MARKER);
@@ -52,6 +53,7 @@ public final class OutputFolder {
                     + marker + " to let fluxbatch use it");
         }
         if (!marked) {
+            fs.setWriteChecksum(false); // no ._fluxbatch.crc beside it on file://
             try (FSDataOutputStream out = fs.create(marker, false)) {
                 out.write("This folder was made by fluxbatch, which may replace or delete the files in it.\n"
                         .getBytes(StandardCharsets.UTF_8));

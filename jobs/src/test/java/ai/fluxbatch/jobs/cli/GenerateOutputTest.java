@@ -118,6 +118,23 @@ class GenerateOutputTest {
     }
 
     @Test
+    void aDiskTooFullForTheMetadataStillFailsWithOneMessage() throws IOException {
+        Path prompts = Files.writeString(tmp.resolve("p.txt"), "a red circle\na blue square\n");
+        Path out = tmp.resolve("out");
+        String uri = FaultyFileSystem.uri(out);
+        FaultyFileSystem.pngLimit = 1;
+        FaultyFileSystem.fillsUp = true;
+        CliRun run = generateOnFaultyFs("--prompts", prompts.toString(), "--output", uri);
+        assertEquals(1, run.exitCode(), run.err() + run.out());
+        List<String> errors = run.err().lines().filter(l -> l.startsWith("fluxbatch: error:")).toList();
+        assertEquals(List.of("fluxbatch: error: cannot write " + uri + ": No space left on device (1 of 2 images"
+                + " written; the metadata table could not be written either: No space left on device)"), errors,
+                run.err());
+        assertFalse(run.err().contains("\tat "), "a stack trace: " + run.err());
+        assertFalse(Files.exists(out.resolve("_tmp")), "temporary folder left");
+    }
+
+    @Test
     void aCorruptImageIsMadeAgainAndReplaced() throws IOException {
         Path out = tmp.resolve("out");
         FaultyFileSystem.renameKeepsExisting = true; // as HDFS: a rename does not replace an existing file

@@ -15,17 +15,22 @@ import org.apache.hadoop.fs.permission.FsPermission;
  * The local file system under the scheme {@value #SCHEME}, with two faults a test can switch on: a disk that fills up
  * after {@link #pngLimit} PNG files (later .png files are created empty and writing to them fails as the local file
  * system fails on ENOSPC: an {@link FSError} around "No space left on device"), and HDFS's rename, which does not
- * replace an existing file ({@link #renameKeepsExisting}).
+ * replace an existing file ({@link #renameKeepsExisting}). With {@link #fillsUp}, every file after the limit fails.
  */
 public final class FaultyFileSystem extends RawLocalFileSystem {
     public static final String SCHEME = "faulty";
     public static volatile int pngLimit = Integer.MAX_VALUE;
     public static volatile boolean renameKeepsExisting;
+    /** Whether, once the PNG limit is reached, every later file fails too (the metadata table included). */
+    public static volatile boolean fillsUp;
+    private static volatile boolean full;
     private static final AtomicInteger PNGS = new AtomicInteger();
 
     public static void reset() {
         pngLimit = Integer.MAX_VALUE;
         renameKeepsExisting = false;
+        fillsUp = false;
+        full = false;
         PNGS.set(0);
     }
 
@@ -57,7 +62,10 @@ public final class FaultyFileSystem extends RawLocalFileSystem {
     protected OutputStream createOutputStreamWithMode(Path f, boolean append, FsPermission permission)
             throws IOException {
         OutputStream out = super.createOutputStreamWithMode(f, append, permission);
-        if (!f.getName().endsWith(".png") || PNGS.incrementAndGet() <= pngLimit) {
+        boolean png = f.getName().endsWith(".png");
+        if (png && PNGS.incrementAndGet() > pngLimit) {
+            full = fillsUp;
+        } else if (!(full && !f.getName().startsWith("_fluxbatch"))) {
             return out;
         }
         return new FilterOutputStream(out) {
