@@ -6,6 +6,7 @@ import ai.fluxbatch.jobs.generate.GenerateSettings;
 import ai.fluxbatch.jobs.generate.ImageResult;
 import ai.fluxbatch.jobs.generate.ImageTask;
 import ai.fluxbatch.jobs.generate.OutputLayout;
+import ai.fluxbatch.jobs.output.OutputFolder;
 import ai.fluxbatch.jobs.prompts.PromptRow;
 import ai.fluxbatch.model.pipeline.FluxPipeline;
 import ai.fluxbatch.model.pipeline.GenerationParams;
@@ -119,9 +120,9 @@ public final class GenerateCommand implements Callable<Integer> {
     }
 
     /**
-     * Creates and deletes a small marker object under the output, so that an unreachable store, missing or wrong
-     * credentials or a read-only location fail here, naming the output, rather than in every task after the model
-     * has loaded. Through a file system instance of its own with few retries: S3A's defaults (7 retries with
+     * Claims the output ({@link OutputFolder}: a new, empty or fluxbatch-made folder only), then creates and deletes a
+     * small probe object under it, so that an unreachable store, missing or wrong credentials or a read-only location
+     * fail here, naming the output, rather than in every task after the model has loaded. Through a file system instance of its own with few retries: S3A's defaults (7 retries with
      * back-off, each over 6 SDK attempts) take about two minutes to give up on a dead endpoint.
      */
     private void checkWritable(Configuration conf) {
@@ -135,11 +136,14 @@ public final class GenerateCommand implements Callable<Integer> {
             org.apache.hadoop.fs.Path marker = new org.apache.hadoop.fs.Path(URI.create(root + "_fluxbatch-write-check-"
                     + UUID.randomUUID()));
             try (FileSystem fs = FileSystem.newInstance(marker.toUri(), probe)) {
+                OutputFolder.claim(fs, marker.getParent(), "--output " + output);
                 try (FSDataOutputStream out = fs.create(marker, false)) {
                     out.write('\n');
                 }
                 fs.delete(marker, false);
             }
+        } catch (OutputFolder.Refused e) {
+            throw new CommandLine.ParameterException(spec.commandLine(), e.getMessage());
         } catch (IOException | RuntimeException e) {
             throw new UncheckedIOException("cannot write to the output " + output + " (is the store reachable, and do"
                     + " the credentials allow writing there?): " + e, e instanceof IOException io ? io : new IOException(e));
@@ -149,6 +153,9 @@ public final class GenerateCommand implements Callable<Integer> {
     /** Every check that needs no Spark and no model weights, before any work. */
     private GenerateSettings validate(FluxSnapshot snapshot, OutputLayout outputLayout) {
         CommandLine cli = spec.commandLine();
+        if (output.isBlank()) {
+            throw new CommandLine.ParameterException(cli, "--output is empty, expected a folder or URI");
+        }
         OptionChecks.positive(cli, "--images-per-prompt", imagesPerPrompt);
         OptionChecks.positive(cli, "--batch-size", batchSize);
         OptionChecks.positive(cli, "--images-per-partition", imagesPerPartition);

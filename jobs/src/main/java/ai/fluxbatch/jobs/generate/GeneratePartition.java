@@ -9,9 +9,11 @@ import java.io.IOException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.HashMap;
+import java.util.HashSet;
 import java.util.Iterator;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import org.apache.hadoop.conf.Configuration;
 import org.apache.spark.api.java.function.FlatMapFunction;
 import org.apache.spark.util.LongAccumulator;
@@ -21,7 +23,8 @@ import org.slf4j.LoggerFactory;
 /**
  * The work of one Spark partition: the executor's engine (loaded once per JVM), tasks in batches of
  * {@code batchSize} images, text embeddings computed once per prompt, each image written as soon as it exists.
- * A task that fails becomes an error row; the partition goes on.
+ * A task that fails becomes an error row; the partition goes on, except that after a write to the output fails (a full
+ * disk) its remaining tasks become error rows without work, and the failure is reported to the driver.
  */
 public final class GeneratePartition implements FlatMapFunction<Iterator<ImageTask>, ImageResult> {
     private static final Logger LOG = LoggerFactory.getLogger(GeneratePartition.class);
@@ -31,6 +34,10 @@ public final class GeneratePartition implements FlatMapFunction<Iterator<ImageTa
     private final GenerateProgress.Counters counters;
     /** Text embeddings of this partition's prompts: every image of a prompt reuses them. */
     private final Map<String, TextEmbedding> embeddings = new HashMap<>();
+    /** Files found cut short or corrupt: their new image replaces them (a rename onto them fails on HDFS). */
+    private final Set<String> replace = new HashSet<>();
+    /** Why the first image write of this partition failed; once set, the partition's remaining tasks are not made. */
+    private transient String writeFailure;
 
     public GeneratePartition(GenerateSettings settings, Configuration hadoopConf, GenerateProgress.Counters counters) {
         this.settings = settings;
@@ -45,17 +52,35 @@ public final class GeneratePartition implements FlatMapFunction<Iterator<ImageTa
         List<ImageTask> pending = new ArrayList<>();
         while (tasks.hasNext()) {
             ImageTask task = tasks.next();
-            String path = settings.layout().path(task);
             if (task.error() != null) {
                 results.add(count(ImageResult.of(task, settings, null, ImageResult.ERROR, task.error())));
-            } else if (!settings.overwrite() && store.hasCompletePng(path)) {
-                results.add(count(ImageResult.of(task, settings, store.pathOf(path), ImageResult.SKIPPED, null)));
-            } else {
-                pending.add(task);
-                if (pending.size() == settings.batchSize()) {
-                    results.addAll(runBatch(pending, store));
-                    pending.clear();
+                continue;
+            }
+            if (writeFailure != null) { // the output is failing (a full disk): no more work for it
+                results.add(count(ImageResult.of(task, settings, null, ImageResult.ERROR,
+                        "not generated: an earlier write failed: " + writeFailure)));
+                continue;
+            }
+            String path = settings.layout().path(task);
+            try {
+                String target = store.pathOf(path); // refuses a path outside the output
+                ImageStore.Existing existing = settings.overwrite() ? ImageStore.Existing.INVALID
+                        : store.existing(path);
+                if (existing == ImageStore.Existing.COMPLETE_PNG) {
+                    results.add(count(ImageResult.of(task, settings, target, ImageResult.SKIPPED, null)));
+                    continue;
                 }
+                if (existing == ImageStore.Existing.INVALID) {
+                    replace.add(path);
+                }
+            } catch (IOException e) { // a path refused, or the output unreadable: this image fails, the others go on
+                results.add(count(ImageResult.of(task, settings, null, ImageResult.ERROR, e.getMessage())));
+                continue;
+            }
+            pending.add(task);
+            if (pending.size() == settings.batchSize()) {
+                results.addAll(runBatch(pending, store));
+                pending.clear();
             }
         }
         if (!pending.isEmpty()) {
@@ -77,30 +102,20 @@ public final class GeneratePartition implements FlatMapFunction<Iterator<ImageTa
     private List<ImageResult> runBatch(List<ImageTask> batch, ImageStore store) {
         List<ImageResult> out = new ArrayList<>();
         FluxPipeline pipeline = Engines.get(settings); // a model that cannot load fails the task, not a row
+        GenerationParams params = settings.params();
+        double text;
+        FluxPipeline.Batch made;
         try {
             long t0 = System.nanoTime();
-            GenerationParams params = settings.params();
             List<TextEmbedding> prompts = new ArrayList<>();
             long[] seeds = new long[batch.size()];
             for (int i = 0; i < batch.size(); i++) {
                 prompts.add(embeddings.computeIfAbsent(batch.get(i).prompt(), pipeline::embed));
                 seeds[i] = batch.get(i).seed();
             }
-            double text = (System.nanoTime() - t0) / 1e9 / batch.size();
-            FluxPipeline.Batch made = pipeline.generate(prompts, seeds, params, step -> { });
-            String modelName = Path.of(settings.model()).getFileName().toString();
-            for (int i = 0; i < batch.size(); i++) {
-                long w0 = System.nanoTime();
-                ImageTask task = batch.get(i);
-                byte[] png = PngEncoder.encode(made.images().get(i),
-                        PngMetadata.of(task, params, modelName, pipeline.variant()));
-                String path = store.write(settings.layout().path(task), png, settings.overwrite());
-                double write = (System.nanoTime() - w0) / 1e9;
-                out.add(count(ImageResult.of(task, settings, path, ImageResult.OK, null).made(Sha256.hex(png), text,
-                        made.times().transformer() / batch.size(), made.times().vae() / batch.size(), write)));
-                LOG.info("{} (seed {}) -> {}", task.prompt(), task.seed(), path);
-            }
-        } catch (RuntimeException | IOException e) {
+            text = (System.nanoTime() - t0) / 1e9 / batch.size();
+            made = pipeline.generate(prompts, seeds, params, step -> { });
+        } catch (RuntimeException e) {
             if (batch.size() > 1) {
                 for (ImageTask task : batch) { // one by one, so a bad prompt fails alone
                     out.addAll(runBatch(List.of(task), store));
@@ -110,6 +125,36 @@ public final class GeneratePartition implements FlatMapFunction<Iterator<ImageTa
             ImageTask task = batch.get(0);
             LOG.warn("{} (seed {}) failed: {}", task.prompt(), task.seed(), e.toString());
             out.add(count(ImageResult.of(task, settings, null, ImageResult.ERROR, String.valueOf(e.getMessage()))));
+            return out;
+        }
+        String modelName = Path.of(settings.model()).getFileName().toString();
+        for (int i = 0; i < batch.size(); i++) {
+            long w0 = System.nanoTime();
+            ImageTask task = batch.get(i);
+            byte[] png;
+            String path;
+            try {
+                png = PngEncoder.encode(made.images().get(i), PngMetadata.of(task, params, modelName,
+                        pipeline.variant()));
+                String relative = settings.layout().path(task);
+                path = store.write(relative, png, settings.overwrite() || replace.contains(relative));
+            } catch (RuntimeException e) {
+                LOG.warn("{} (seed {}) failed: {}", task.prompt(), task.seed(), e.toString());
+                out.add(count(ImageResult.of(task, settings, null, ImageResult.ERROR, String.valueOf(e.getMessage()))));
+                continue;
+            } catch (IOException e) { // the image was made but could not be stored: an error row, and no more work
+                LOG.warn("{} (seed {}): {}", task.prompt(), task.seed(), e.getMessage());
+                if (writeFailure == null) {
+                    writeFailure = ImageStore.cause(e);
+                    counters.writeFailures().add(writeFailure);
+                }
+                out.add(count(ImageResult.of(task, settings, null, ImageResult.ERROR, e.getMessage())));
+                continue;
+            }
+            double write = (System.nanoTime() - w0) / 1e9;
+            out.add(count(ImageResult.of(task, settings, path, ImageResult.OK, null).made(Sha256.hex(png), text,
+                    made.times().transformer() / batch.size(), made.times().vae() / batch.size(), write)));
+            LOG.info("{} (seed {}) -> {}", task.prompt(), task.seed(), path);
         }
         return out;
     }

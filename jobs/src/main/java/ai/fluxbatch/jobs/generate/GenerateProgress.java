@@ -6,6 +6,7 @@ import java.util.Locale;
 import org.apache.spark.SparkContext;
 import org.apache.spark.scheduler.SparkListener;
 import org.apache.spark.scheduler.SparkListenerTaskEnd;
+import org.apache.spark.util.CollectionAccumulator;
 import org.apache.spark.util.LongAccumulator;
 
 /**
@@ -13,11 +14,15 @@ import org.apache.spark.util.LongAccumulator;
  * ends; this listener then prints images done / total, images per second, ETA and errors.
  */
 public final class GenerateProgress extends SparkListener {
-    /** The job's counters, shipped to executors inside the partition function. */
-    public record Counters(LongAccumulator ok, LongAccumulator skipped, LongAccumulator errors) implements Serializable {
+    /**
+     * The job's counters, shipped to executors inside the partition function; {@code writeFailures}: the cause of the
+     * first failed image write of each partition that had one (the output itself is failing).
+     */
+    public record Counters(LongAccumulator ok, LongAccumulator skipped, LongAccumulator errors,
+                           CollectionAccumulator<String> writeFailures) implements Serializable {
         static Counters register(SparkContext sc) {
             return new Counters(sc.longAccumulator("images written"), sc.longAccumulator("images skipped"),
-                    sc.longAccumulator("images failed"));
+                    sc.longAccumulator("images failed"), sc.collectionAccumulator("image write failures"));
         }
 
         long done() {

@@ -8,22 +8,31 @@ import java.util.HexFormat;
 import java.util.Map;
 
 /**
- * One image to make. The id is derived from the source, the prompt text and the image index only, and the seed from
- * the row's seed column or {@code --seed}, plus the image index, so re-runs and other cluster sizes make the same
- * images. {@code error} is set when the row itself is invalid: the task becomes an error row without any work.
+ * One image to make. The id is derived from the source, the prompt text, the row's seed column where it has one, and
+ * the image index (rows without a seed column keep the ids they always had, so their outputs still resume), and the
+ * seed from the row's seed column or {@code --seed}, plus the image index, so re-runs and other cluster sizes make the
+ * same images. Rows that differ only in their seed column get distinct ids; identical rows share one, and
+ * {@link GenerateJob} makes such an image once. {@code error} is set when the row itself is invalid: the task becomes
+ * an error row without any work.
  */
 public record ImageTask(String id, String source, long row, long promptIndex, String prompt, int imageIndex,
                         long seed, Map<String, String> fields, String error) implements Serializable {
 
     public static ImageTask of(PromptRow p, int imageIndex, long baseSeed) {
         long seed = (p.seed() != null ? p.seed() : baseSeed) + imageIndex;
-        return new ImageTask(idOf(p.source(), p.prompt(), imageIndex), p.source(), p.row(), p.index(), p.prompt(),
-                imageIndex, seed, p.fields(), p.error());
+        return new ImageTask(idOf(p.source(), p.prompt(), p.seed(), imageIndex), p.source(), p.row(), p.index(),
+                p.prompt(), imageIndex, seed, p.fields(), p.error());
     }
 
-    static String idOf(String source, String prompt, int imageIndex) {
-        byte[] digest = Sha256.digest().digest((source + '\0' + prompt + '\0' + imageIndex)
-                .getBytes(StandardCharsets.UTF_8));
+    /** This task as an error row: {@code why} it is not made. */
+    ImageTask withError(String why) {
+        return new ImageTask(id, source, row, promptIndex, prompt, imageIndex, seed, fields, why);
+    }
+
+    /** {@code rowSeed}: the row's seed column, or null where it has none (the id then ignores --seed, as it did). */
+    static String idOf(String source, String prompt, Long rowSeed, int imageIndex) {
+        String key = source + '\0' + prompt + '\0' + imageIndex + (rowSeed == null ? "" : "\0seed=" + rowSeed);
+        byte[] digest = Sha256.digest().digest(key.getBytes(StandardCharsets.UTF_8));
         return HexFormat.of().formatHex(digest, 0, 10);
     }
 }
