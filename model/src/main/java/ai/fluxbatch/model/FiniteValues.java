@@ -18,4 +18,14 @@ public final class FiniteValues {
     public static int firstNonFinite(float[] values) {
         return firstNonFinite(values, 0, values.length);
     }
+
+    /** The index of the first NaN or infinite value in {@code values}, or -1 if there is none. */
+    public static int firstNonFinite(double[] values) {
+        for (int i = 0; i < values.length; i++) {
+            if (!Double.isFinite(values[i])) {
+                return i;
+            }
+        }
+        return -1;
+    }
 }
