@@ -33,6 +33,7 @@ public final class CalibrationFile {
     private static final String SUM_SQ = ".input_sum_sq";
     private static final String ABSMAX = ".input_absmax";
     private static final String GRAM = ".input_gram";
+    private static final List<String> SUFFIXES = List.of(TOKENS, SUM, SUM_SQ, ABSMAX, GRAM);
 
     /** Statistics read back, with the file's metadata. */
     public record Contents(CalibrationStats stats, Map<String, String> metadata) {
@@ -107,6 +108,15 @@ public final class CalibrationFile {
             }
             if (layers.isEmpty()) {
                 throw new ModelException(file + " holds no layer statistics (no <layer>" + TOKENS + " entry)");
+            }
+            for (String n : src.names()) {
+                String suffix = n.substring(Math.max(0, n.lastIndexOf('.')));
+                String layer = n.substring(0, n.length() - suffix.length());
+                if (!SUFFIXES.contains(suffix) || !layers.contains(layer)) {
+                    throw new ModelException(file + " holds an unexpected tensor '" + n + "': expected only <layer>"
+                            + String.join(", <layer>", SUFFIXES) + " entries of layers that have a " + TOKENS
+                            + " entry (the file is corrupt or not made by fluxbatch calibrate)");
+                }
             }
             for (String l : layers) {
                 stats.put(l, layer(src, file, l));
