@@ -66,6 +66,23 @@ class CalibrationFileTest {
     }
 
     @Test
+    void aTensorOfNoKnownLayerIsRefused() {
+        // e.g. a renamed .input_gram would otherwise be dropped silently and gptq would run without it
+        Path f = tmp.resolve("stats.safetensors");
+        new SafetensorsWriter().metadata(CalibrationFile.KEY_FORMAT, CalibrationFile.FORMAT)
+                .metadata(CalibrationFile.KEY_VERSION, CalibrationFile.VERSION)
+                .addI64("l.tokens", new long[] {1}, new long[] {1})
+                .add("l.input_sum", ai.fluxbatch.model.safetensors.DType.F64, new long[] {1},
+                        java.nio.ByteBuffer.allocate(8))
+                .add("l.input_sum_sq", ai.fluxbatch.model.safetensors.DType.F64, new long[] {1},
+                        java.nio.ByteBuffer.allocate(8))
+                .addF32("l.input_absmax", new long[] {1}, new float[1])
+                .addF32("l.input_grammar", new long[] {1, 1}, new float[1]).write(f);
+        ModelException e = assertThrows(ModelException.class, () -> CalibrationFile.read(f));
+        assertTrue(e.getMessage().contains(f + " holds an unexpected tensor 'l.input_grammar'"), e.getMessage());
+    }
+
+    @Test
     void aTruncatedFileIsAClearError() throws IOException {
         CalibrationStats stats = new CalibrationStats();
         stats.layer("double_blocks.0.img_mlp.0", 64, true).addRows(new float[64], 1);
