@@ -1,9 +1,9 @@
 package ai.fluxbatch.model;
 
+import ai.fluxbatch.model.safetensors.RegularFiles;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.IOException;
-import java.nio.file.Files;
 import java.nio.file.Path;
 
 /** Reads the JSON files of a snapshot (configs, vocabularies) with errors that name the file and its role. */
@@ -24,8 +24,10 @@ public final class JsonFiles {
 
     /** Any JSON value from {@code file}. */
     public static JsonNode readAny(Path file, String what) {
-        if (!Files.isRegularFile(file)) {
-            throw new ModelException(file + " is missing: expected " + what + " there");
+        String problem = RegularFiles.problem(file);
+        if (problem != null) {
+            throw new ModelException(file + (problem.equals(RegularFiles.ABSENT) ? " is missing" : " " + problem)
+                    + ": expected " + what + " there");
         }
         try {
             JsonNode node = JSON.readTree(file.toFile());

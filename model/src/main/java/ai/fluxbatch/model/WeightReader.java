@@ -26,7 +26,18 @@ public final class WeightReader {
 
     public Tensor tensor(String name, int... expected) {
         checked(name, expected);
-        return backend.upload(source.floats(name), expected);
+        return backend.upload(finite(name), expected);
+    }
+
+    /** The tensor's values, refused if any is NaN or infinite: such a weight can only make NaN images. */
+    private float[] finite(String name) {
+        float[] v = source.floats(name);
+        int bad = FiniteValues.firstNonFinite(v);
+        if (bad >= 0) {
+            throw new ModelException("tensor '" + name + "' in " + source.file(name) + " holds " + v[bad]
+                    + " at flat index " + bad + ": expected finite weights (the checkpoint is corrupt) for " + model);
+        }
+        return v;
     }
 
     private TensorInfo checked(String name, int... expected) {
@@ -66,7 +77,7 @@ public final class WeightReader {
         byte[] codes = new byte[Math.toIntExact(packed.byteLength())];
         source.bytes(name, 0, codes.length).get(codes);
         try {
-            return backend.uploadTernary(codes, out, in, source.floats(scaleName));
+            return backend.uploadTernary(codes, out, in, finite(scaleName));
         } catch (IllegalArgumentException e) {
             throw new ModelException("tensor '" + name + "' in " + source.file(name) + ": " + e.getMessage(), e);
         }

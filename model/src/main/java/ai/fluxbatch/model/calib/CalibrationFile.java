@@ -1,12 +1,13 @@
 package ai.fluxbatch.model.calib;
 
+import ai.fluxbatch.model.FiniteValues;
 import ai.fluxbatch.model.ModelException;
 import ai.fluxbatch.model.safetensors.DType;
 import ai.fluxbatch.model.safetensors.SafetensorsException;
+import ai.fluxbatch.model.safetensors.SafetensorsFile;
 import ai.fluxbatch.model.safetensors.SafetensorsWriter;
 import ai.fluxbatch.model.safetensors.TensorInfo;
 import ai.fluxbatch.model.safetensors.TensorSource;
-import ai.fluxbatch.model.safetensors.TensorSources;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.file.Path;
@@ -32,6 +33,7 @@ public final class CalibrationFile {
     private static final String SUM_SQ = ".input_sum_sq";
     private static final String ABSMAX = ".input_absmax";
     private static final String GRAM = ".input_gram";
+    private static final List<String> SUFFIXES = List.of(TOKENS, SUM, SUM_SQ, ABSMAX, GRAM);
 
     /** Statistics read back, with the file's metadata. */
     public record Contents(CalibrationStats stats, Map<String, String> metadata) {
@@ -79,8 +81,13 @@ public final class CalibrationFile {
         return new Contents(first.stats(), meta);
     }
 
+    /**
+     * Reads a statistics file by its content, whatever its name ({@code calibrate --output stats} writes one without
+     * an extension, and quantize takes it back as it is): the one rule for both is "a safetensors file whose metadata
+     * says {@value #FORMAT}".
+     */
     public static Contents read(Path file) {
-        try (TensorSource src = TensorSources.open(file)) {
+        try (TensorSource src = SafetensorsFile.open(file)) {
             Map<String, String> meta = new LinkedHashMap<>(src.metadata());
             if (!FORMAT.equals(meta.get(KEY_FORMAT))) {
                 throw new ModelException(file + " is not a calibration statistics file: its metadata " + KEY_FORMAT
@@ -102,6 +109,15 @@ public final class CalibrationFile {
             if (layers.isEmpty()) {
                 throw new ModelException(file + " holds no layer statistics (no <layer>" + TOKENS + " entry)");
             }
+            for (String n : src.names()) {
+                String suffix = n.substring(Math.max(0, n.lastIndexOf('.')));
+                String layer = n.substring(0, n.length() - suffix.length());
+                if (!SUFFIXES.contains(suffix) || !layers.contains(layer)) {
+                    throw new ModelException(file + " holds an unexpected tensor '" + n + "': expected only <layer>"
+                            + String.join(", <layer>", SUFFIXES) + " entries of layers that have a " + TOKENS
+                            + " entry (the file is corrupt or not made by fluxbatch calibrate)");
+                }
+            }
             for (String l : layers) {
                 stats.put(l, layer(src, file, l));
             }
@@ -119,10 +135,48 @@ public final class CalibrationFile {
         float[] gram = null;
         if (src.contains(l + GRAM)) {
             require(src, file, l + GRAM, DType.F32, in, in);
-            gram = src.floats(l + GRAM);
+            gram = finite(file, l + GRAM, src.floats(l + GRAM));
         }
-        return new LayerStats(in, src.longs(l + TOKENS)[0], src.doubles(l + SUM), src.doubles(l + SUM_SQ),
-                src.floats(l + ABSMAX), gram);
+        long tokens = src.longs(l + TOKENS)[0];
+        if (tokens < 0) {
+            throw new ModelException(file + ": " + l + TOKENS + " is " + tokens + ", expected a token count >= 0"
+                    + " (the file is corrupt)");
+        }
+        double[] sumSq = finite(file, l + SUM_SQ, src.doubles(l + SUM_SQ));
+        float[] absMax = finite(file, l + ABSMAX, src.floats(l + ABSMAX));
+        requireNonNegative(file, l + SUM_SQ, Arrays.stream(sumSq).min().orElse(0));
+        for (float a : absMax) {
+            requireNonNegative(file, l + ABSMAX, a);
+        }
+        return new LayerStats(in, tokens, finite(file, l + SUM, src.doubles(l + SUM)), sumSq, absMax, gram);
+    }
+
+    private static float[] finite(Path file, String name, float[] v) {
+        int i = FiniteValues.firstNonFinite(v);
+        if (i >= 0) {
+            throw nonFinite(file, name, i, v[i]);
+        }
+        return v;
+    }
+
+    private static double[] finite(Path file, String name, double[] v) {
+        int i = FiniteValues.firstNonFinite(v);
+        if (i >= 0) {
+            throw nonFinite(file, name, i, v[i]);
+        }
+        return v;
+    }
+
+    private static ModelException nonFinite(Path file, String name, int index, double value) {
+        return new ModelException(file + ": " + name + " holds " + value + " at index " + index
+                + ": expected finite statistics (the file is corrupt)");
+    }
+
+    private static void requireNonNegative(Path file, String name, double min) {
+        if (min < 0) {
+            throw new ModelException(file + ": " + name + " holds " + min + ", expected values >= 0 (the file is"
+                    + " corrupt)");
+        }
     }
 
     private static TensorInfo require(TensorSource src, Path file, String name, DType dtype, long... shape) {

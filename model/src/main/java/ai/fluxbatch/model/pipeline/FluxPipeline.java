@@ -3,6 +3,7 @@ package ai.fluxbatch.model.pipeline;
 import ai.fluxbatch.kernel.Backend;
 import ai.fluxbatch.kernel.Tensor;
 import ai.fluxbatch.kernel.TensorScope;
+import ai.fluxbatch.model.FiniteValues;
 import ai.fluxbatch.model.ModelException;
 import ai.fluxbatch.model.flux.FluxConfigReader;
 import ai.fluxbatch.model.flux.FluxTransformer;
@@ -109,7 +110,9 @@ public final class FluxPipeline {
         float[] latents = denoise(prompts, seeds, p, (index, inputs, velocity) -> afterStep.accept(index));
         long t1 = System.nanoTime();
         int b = seeds.length;
+        requireFinite("latent after denoising", latents, prompts, seeds);
         float[] pixels = decode(latents, b, p);
+        requireFinite("decoded image", pixels, prompts, seeds);
         List<RgbImage> images = new ArrayList<>();
         byte[] rgb = ImageQuantizer.toRgbU8(pixels, b, p.height(), p.width());
         int size = p.height() * p.width() * 3;
@@ -120,6 +123,29 @@ public final class FluxPipeline {
         }
         long t2 = System.nanoTime();
         return new Batch(images, latents, pixels, new StageTimes(0, (t1 - t0) / 1e9, (t2 - t1) / 1e9));
+    }
+
+    /**
+     * Fails, naming each image's prompt and seed, when the per-image slices of {@code values} hold a NaN or an infinity
+     * (an overflow in the transformer or the autoencoder): such an image would be written flat and reported as made.
+     * Images of a batch are computed independently, so a caller that retries a failed batch one image at a time
+     * loses only the bad ones.
+     */
+    private static void requireFinite(String what, float[] values, List<TextEmbedding> prompts, long[] seeds) {
+        int per = values.length / seeds.length;
+        List<String> bad = new ArrayList<>();
+        for (int i = 0; i < seeds.length; i++) {
+            int at = FiniteValues.firstNonFinite(values, i * per, (i + 1) * per);
+            if (at >= 0) {
+                bad.add("prompt \"" + prompts.get(i).prompt() + "\" (seed " + seeds[i] + ") has " + values[at]
+                        + " at index " + (at - i * per));
+            }
+        }
+        if (!bad.isEmpty()) {
+            throw new ModelException("the " + what + " is not finite: " + String.join("; ", bad)
+                    + "; no image is written for " + (bad.size() == 1 ? "it" : "them") + " (expected finite values:"
+                    + " the weights, the prompt's embedding or the guidance make the model overflow)");
+        }
     }
 
     /**

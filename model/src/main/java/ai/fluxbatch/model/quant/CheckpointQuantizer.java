@@ -1,5 +1,6 @@
 package ai.fluxbatch.model.quant;
 
+import ai.fluxbatch.model.FiniteValues;
 import ai.fluxbatch.model.ModelException;
 import ai.fluxbatch.model.safetensors.DType;
 import ai.fluxbatch.model.safetensors.SafetensorsWriter;
@@ -181,11 +182,10 @@ public final class CheckpointQuantizer {
     }
 
     private void requireFinite(String name, float[] w) {
-        for (int i = 0; i < w.length; i++) {
-            if (!Float.isFinite(w[i])) {
-                throw new ModelException("tensor '" + name + "' in " + source.file(name) + " holds " + w[i]
-                        + " at flat index " + i + ": expected finite weights; refusing to quantize");
-            }
+        int i = FiniteValues.firstNonFinite(w);
+        if (i >= 0) {
+            throw new ModelException("tensor '" + name + "' in " + source.file(name) + " holds " + w[i]
+                    + " at flat index " + i + ": expected finite weights; refusing to quantize");
         }
     }
 

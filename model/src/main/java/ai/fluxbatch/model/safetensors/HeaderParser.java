@@ -11,6 +11,9 @@ import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.channels.FileChannel;
+import java.nio.charset.CharacterCodingException;
+import java.nio.charset.CodingErrorAction;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -71,30 +74,34 @@ final class HeaderParser {
     static Header parse(Path file, byte[] json, long fileSize) {
         long dataStart = 8L + json.length;
         long dataSize = fileSize - dataStart;
+        String text = utf8(file, json);
         JsonNode root;
         try {
-            root = JSON.readTree(json);
+            root = JSON.readTree(text);
         } catch (JsonProcessingException e) {
             throw new SafetensorsException("header of " + file + " is not valid JSON: " + e.getOriginalMessage()
-                    + (e.getLocation() == null ? "" : " (at header byte " + e.getLocation().getByteOffset() + ")"), e);
-        } catch (IOException e) {
-            throw new SafetensorsException("header of " + file + " cannot be parsed: " + e, e);
+                    + (e.getLocation() == null ? "" : " (at header character " + e.getLocation().getCharOffset() + ")"),
+                    e);
         }
         if (root == null || !root.isObject()) {
             throw new SafetensorsException("header of " + file + " is not a JSON object: found "
                     + (root == null || root.isMissingNode() ? "nothing" : describe(root)));
         }
+        if (!text.startsWith("{")) {
+            throw new SafetensorsException("header of " + file + " starts with " + describeStart(text)
+                    + ", expected '{' as its first byte (as the safetensors format requires)");
+        }
         SortedMap<String, TensorInfo> tensors = new TreeMap<>();
         Map<String, String> metadata = Map.of();
         for (Map.Entry<String, JsonNode> e : root.properties()) {
             if (e.getKey().equals(METADATA_KEY)) {
-                metadata = metadata(file, e.getValue());
+                metadata = e.getValue().isNull() ? Map.of() : metadata(file, e.getValue());
             } else {
                 tensors.put(e.getKey(), entry(file, e.getKey(), e.getValue()));
             }
         }
         checkInsideData(file, tensors, dataStart, dataSize, fileSize);
-        checkNoOverlap(file, tensors);
+        checkContiguous(file, tensors, dataStart, dataSize, fileSize);
         return new Header(dataStart, Collections.unmodifiableSortedMap(tensors), metadata);
     }
 
@@ -196,25 +203,59 @@ final class HeaderParser {
         }
     }
 
-    private static void checkNoOverlap(Path file, Map<String, TensorInfo> tensors) {
-        List<TensorInfo> sorted = new ArrayList<>();
-        for (TensorInfo t : tensors.values()) {
-            if (t.byteLength() > 0) {
-                sorted.add(t);
-            }
-        }
-        sorted.sort(Comparator.comparingLong(TensorInfo::begin));
-        TensorInfo reach = null; // the tensor reaching furthest so far
+    /**
+     * As the reference reader validates: the tensors, in the order of their offsets, tile the data area from byte 0 to
+     * the end of the file with no gap, overlap or trailing byte. A header length that is off by a few bytes, a tensor
+     * dropped from the header or bytes appended to the file would otherwise shift or hide data silently.
+     */
+    private static void checkContiguous(Path file, Map<String, TensorInfo> tensors, long dataStart, long dataSize,
+            long fileSize) {
+        List<TensorInfo> sorted = new ArrayList<>(tensors.values());
+        sorted.sort(Comparator.comparingLong(TensorInfo::begin).thenComparingLong(TensorInfo::end)
+                .thenComparing(TensorInfo::name));
+        TensorInfo previous = null;
+        long reached = 0;
         for (TensorInfo t : sorted) {
-            if (reach != null && t.begin() < reach.end()) {
-                throw new SafetensorsException("tensors '" + reach.name() + "' [" + reach.begin() + ", " + reach.end()
-                        + ") and '" + t.name() + "' [" + t.begin() + ", " + t.end() + ") in " + file
-                        + " overlap; expected each tensor to have its own bytes");
+            if (t.begin() < reached) {
+                throw new SafetensorsException("tensors '" + previous.name() + "' [" + previous.begin() + ", "
+                        + previous.end() + ") and '" + t.name() + "' [" + t.begin() + ", " + t.end() + ") in " + file
+                        + " overlap; expected each tensor to have its own bytes, each starting where the one before"
+                        + " it ends");
             }
-            if (reach == null || t.end() > reach.end()) {
-                reach = t;
+            if (t.begin() > reached) {
+                throw new SafetensorsException("tensor '" + t.name() + "' in " + file + ": data_offsets ["
+                        + t.begin() + ", " + t.end() + "] start at " + t.begin() + " but "
+                        + (previous == null ? "the data area starts at 0" : "the tensor before it, '"
+                        + previous.name() + "', ends at " + reached) + "; expected contiguous data_offsets (no gap of "
+                        + (t.begin() - reached) + " bytes)");
             }
+            reached = t.end();
+            previous = t;
         }
+        if (reached != dataSize) {
+            throw new SafetensorsException(file + " has " + (dataSize - reached) + " bytes after the end of the last"
+                    + " tensor's data" + (previous == null ? "" : " ('" + previous.name() + "')") + ": the header ("
+                    + (dataStart - 8) + " bytes) describes a file of " + (dataStart + reached) + " bytes but the file"
+                    + " is " + fileSize + " bytes; expected the data to end exactly at the end of the file (a wrong"
+                    + " header length, a tensor missing from the header, or extra bytes appended)");
+        }
+    }
+
+    private static String utf8(Path file, byte[] json) {
+        try {
+            return StandardCharsets.UTF_8.newDecoder().onMalformedInput(CodingErrorAction.REPORT)
+                    .onUnmappableCharacter(CodingErrorAction.REPORT).decode(ByteBuffer.wrap(json)).toString();
+        } catch (CharacterCodingException e) {
+            throw new SafetensorsException("header of " + file + " is not valid UTF-8 text: " + e.getMessage(), e);
+        }
+    }
+
+    private static String describeStart(String text) {
+        if (text.isEmpty()) {
+            return "nothing";
+        }
+        int c = text.codePointAt(0);
+        return c >= 0x20 && c < 0x7f ? "'" + (char) c + "'" : String.format(Locale.ROOT, "character U+%04X", c);
     }
 
     static String describe(JsonNode node) {

@@ -29,6 +29,7 @@ public final class SafetensorsFile implements TensorSource {
     }
 
     public static SafetensorsFile open(Path path) {
+        RegularFiles.require(path);
         FileChannel channel;
         try {
             channel = FileChannel.open(path, StandardOpenOption.READ);

@@ -79,6 +79,7 @@ public final class ShardedSafetensors implements TensorSource {
     }
 
     private static JsonNode readIndex(Path indexJson) {
+        RegularFiles.require(indexJson);
         JsonNode root;
         try {
             root = HeaderParser.JSON.readTree(Files.readAllBytes(indexJson));
@@ -119,9 +120,11 @@ public final class ShardedSafetensors implements TensorSource {
             throw new SafetensorsException("index " + indexJson + " names shard '" + shardName
                     + "', which lies outside the index's folder " + folder);
         }
-        if (!Files.isRegularFile(shard)) {
+        String problem = RegularFiles.problem(shard);
+        if (problem != null) {
             throw new SafetensorsException("shard '" + shardName + "' listed in index " + indexJson
-                    + " does not exist: expected " + shard);
+                    + (problem.equals(RegularFiles.ABSENT) ? " does not exist: expected " + shard
+                    : ": " + shard + " " + problem));
         }
         try {
             return SafetensorsFile.open(shard);

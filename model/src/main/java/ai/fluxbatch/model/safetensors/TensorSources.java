@@ -1,6 +1,5 @@
 package ai.fluxbatch.model.safetensors;
 
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Locale;
@@ -15,9 +14,7 @@ public final class TensorSources {
     public static TensorSource open(Path path) {
         Path name = path.getFileName();
         String lower = name == null ? "" : name.toString().toLowerCase(Locale.ROOT);
-        if (!Files.exists(path)) {
-            throw new SafetensorsException("cannot open " + path + ": no such file");
-        }
+        RegularFiles.require(path);
         if (lower.endsWith(".safetensors.index.json")) {
             return ShardedSafetensors.open(path);
         }

@@ -3,11 +3,13 @@ package ai.fluxbatch.model.snapshot;
 import ai.fluxbatch.model.JsonFiles;
 import ai.fluxbatch.model.ModelException;
 import ai.fluxbatch.model.Sha256;
+import ai.fluxbatch.model.safetensors.RegularFiles;
 import ai.fluxbatch.model.safetensors.TensorSource;
 import ai.fluxbatch.model.safetensors.TensorSources;
 import com.fasterxml.jackson.databind.JsonNode;
 import java.io.IOException;
 import java.nio.file.Files;
+import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -127,7 +129,11 @@ public final class FluxSnapshot {
     private static Path findTransformer(Path dir) {
         for (String name : KNOWN_TRANSFORMER_FILES) {
             Path p = dir.resolve(name);
-            if (Files.isRegularFile(p)) {
+            if (Files.exists(p, LinkOption.NOFOLLOW_LINKS)) {
+                String problem = RegularFiles.problem(p);
+                if (problem != null) {
+                    throw new ModelException("the transformer checkpoint " + p + " " + problem);
+                }
                 return p;
             }
         }

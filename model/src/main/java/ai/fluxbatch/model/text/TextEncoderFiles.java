@@ -21,7 +21,7 @@ public record TextEncoderFiles(Path folder, Path weights, Path configFile, JsonN
         }
         Path single = folder.resolve("model.safetensors");
         Path index = folder.resolve("model.safetensors.index.json");
-        Path weights = Files.isRegularFile(single) ? single : Files.isRegularFile(index) ? index : null;
+        Path weights = present(single) ? single : present(index) ? index : null; // open says what a non-file is
         if (weights == null) {
             throw new ModelException("no weights in " + folder + ": expected model.safetensors or"
                     + " model.safetensors.index.json" + (Files.exists(folder.resolve("pytorch_model.bin"))
@@ -29,6 +29,10 @@ public record TextEncoderFiles(Path folder, Path weights, Path configFile, JsonN
         }
         Path configFile = folder.resolve("config.json");
         return new TextEncoderFiles(folder, weights, configFile, JsonFiles.read(configFile, "the text encoder configuration"));
+    }
+
+    private static boolean present(Path p) {
+        return Files.exists(p, java.nio.file.LinkOption.NOFOLLOW_LINKS);
     }
 
     public TensorSource openWeights() {

@@ -46,7 +46,7 @@ public final class Autoencoder {
                     + " FLUX.1 snapshot folder holding " + WEIGHTS + " and vae/config.json");
         }
         Path weights = snapshotRoot.resolve(WEIGHTS);
-        if (!Files.isRegularFile(weights)) {
+        if (!Files.exists(weights, java.nio.file.LinkOption.NOFOLLOW_LINKS)) { // a fifo or dangling link: open says so
             throw missingWeights(snapshotRoot, weights);
         }
         return load(weights, snapshotRoot.resolve("vae").resolve("config.json"), backend);

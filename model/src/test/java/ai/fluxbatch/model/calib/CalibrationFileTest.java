@@ -42,6 +42,47 @@ class CalibrationFileTest {
     }
 
     @Test
+    void aFileNamedWithoutAnExtensionReadsBack() {
+        // calibrate --output stats writes "stats"; quantize --calibration stats reads that same file
+        CalibrationStats stats = new CalibrationStats();
+        stats.layer("single_blocks.0.linear2", 2, false).addRows(new float[] {4, 5}, 1);
+        Path f = tmp.resolve("stats");
+        CalibrationFile.write(stats, Map.of(), f);
+        assertArrayEquals(new float[] {4, 5}, CalibrationFile.readAll(java.util.List.of(f)).stats()
+                .get("single_blocks.0.linear2").absMax());
+    }
+
+    @Test
+    void nonFiniteOrNegativeStatisticsAreRefused() {
+        for (float bad : new float[] {Float.NaN, Float.POSITIVE_INFINITY, -1}) {
+            CalibrationStats stats = new CalibrationStats();
+            stats.layer("l", 2, false).addRows(new float[] {4, 5}, 1);
+            stats.get("l").absMax()[1] = bad;
+            Path f = tmp.resolve("stats-" + bad + ".safetensors");
+            CalibrationFile.write(stats, Map.of(), f);
+            ModelException e = assertThrows(ModelException.class, () -> CalibrationFile.read(f));
+            assertTrue(e.getMessage().contains(f + ": l.input_absmax holds " + (bad < 0 ? "-1.0" : bad)), e.getMessage());
+        }
+    }
+
+    @Test
+    void aTensorOfNoKnownLayerIsRefused() {
+        // e.g. a renamed .input_gram would otherwise be dropped silently and gptq would run without it
+        Path f = tmp.resolve("stats.safetensors");
+        new SafetensorsWriter().metadata(CalibrationFile.KEY_FORMAT, CalibrationFile.FORMAT)
+                .metadata(CalibrationFile.KEY_VERSION, CalibrationFile.VERSION)
+                .addI64("l.tokens", new long[] {1}, new long[] {1})
+                .add("l.input_sum", ai.fluxbatch.model.safetensors.DType.F64, new long[] {1},
+                        java.nio.ByteBuffer.allocate(8))
+                .add("l.input_sum_sq", ai.fluxbatch.model.safetensors.DType.F64, new long[] {1},
+                        java.nio.ByteBuffer.allocate(8))
+                .addF32("l.input_absmax", new long[] {1}, new float[1])
+                .addF32("l.input_grammar", new long[] {1, 1}, new float[1]).write(f);
+        ModelException e = assertThrows(ModelException.class, () -> CalibrationFile.read(f));
+        assertTrue(e.getMessage().contains(f + " holds an unexpected tensor 'l.input_grammar'"), e.getMessage());
+    }
+
+    @Test
     void aTruncatedFileIsAClearError() throws IOException {
         CalibrationStats stats = new CalibrationStats();
         stats.layer("double_blocks.0.img_mlp.0", 64, true).addRows(new float[64], 1);

@@ -3,6 +3,7 @@ package ai.fluxbatch.model.safetensors;
 import static ai.fluxbatch.model.safetensors.SafetensorsWriterTest.assertMessage;
 import static ai.fluxbatch.model.safetensors.TestFiles.entry;
 import static ai.fluxbatch.model.safetensors.TestFiles.raw;
+import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 
 import java.io.IOException;
@@ -11,6 +12,7 @@ import java.nio.ByteOrder;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
+import java.util.Map;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -168,10 +170,71 @@ class SafetensorsFileValidationTest {
     }
 
     @Test
-    void emptyTensorsDoNotOverlap() throws IOException {
-        raw(file(), "{" + entry("a", "F32", "[4]", 0, 16) + ", " + entry("e", "F32", "[0]", 8, 8) + "}", 16);
+    void emptyTensorsSitBetweenTheOthers() throws IOException {
+        raw(file(), "{" + entry("a", "F32", "[4]", 0, 16) + ", " + entry("e", "F32", "[0]", 16, 16) + ", "
+                + entry("z", "F32", "[0]", 0, 0) + "}", 16);
         try (SafetensorsFile f = SafetensorsFile.open(file())) {
-            org.junit.jupiter.api.Assertions.assertEquals(0, f.floats("e").length);
+            assertEquals(0, f.floats("e").length);
+            assertEquals(0, f.floats("z").length);
+        }
+        // inside another tensor's bytes, as the reference reader also refuses
+        raw(file(), "{" + entry("a", "F32", "[4]", 0, 16) + ", " + entry("e", "F32", "[0]", 8, 8) + "}", 16);
+        assertMessage(openFails(file()), "'a' [0, 16)", "'e' [8, 8)", file().toString(), "overlap");
+    }
+
+    @Test
+    void headerLengthOneByteShortEatingThePadding() throws IOException {
+        byte[] all = Files.readAllBytes(TestFiles.goldenTransformer());
+        ByteBuffer b = ByteBuffer.wrap(all).order(ByteOrder.LITTLE_ENDIAN);
+        long n = b.getLong(0);
+        assertEquals(' ', all[(int) (8 + n - 1)], "the golden header ends in padding");
+        b.putLong(0, n - 1); // the JSON still parses; every tensor would start one byte early
+        Files.write(file(), all);
+        assertMessage(openFails(file()), file().toString(), "1 bytes after the end of the last tensor's data",
+                "file of " + (all.length - 1) + " bytes", "file is " + all.length + " bytes");
+    }
+
+    @Test
+    void trailingBytesAfterTheLastTensor() throws IOException {
+        raw(file(), "{" + entry("a", "F32", "[2]", 0, 8) + ", " + entry("b", "F32", "[1]", 8, 12) + "}", 13);
+        assertMessage(openFails(file()), file().toString(), "1 bytes after", "('b')", "end exactly at the end");
+        byte[] all = Files.readAllBytes(TestFiles.goldenTransformer());
+        Files.write(file(), Arrays.copyOf(all, all.length + 8));
+        assertMessage(openFails(file()), file().toString(), "8 bytes after");
+    }
+
+    @Test
+    void gapBetweenTensors() throws IOException {
+        raw(file(), "{" + entry("a", "F32", "[2]", 0, 8) + ", " + entry("b", "F32", "[1]", 12, 16) + "}", 16);
+        assertMessage(openFails(file()), "tensor 'b' in " + file(), "[12, 16] start at 12",
+                "'a', ends at 8", "no gap of 4 bytes");
+    }
+
+    @Test
+    void firstTensorNotAtTheStartOfTheData() throws IOException {
+        raw(file(), "{" + entry("a", "F32", "[2]", 4, 12) + "}", 12);
+        assertMessage(openFails(file()), "tensor 'a' in " + file(), "start at 4", "data area starts at 0");
+    }
+
+    @Test
+    void headerNotStartingWithABrace() throws IOException {
+        raw(file(), " {" + entry("a", "F32", "[1]", 0, 4) + "}", 4);
+        assertMessage(openFails(file()), "header of " + file(), "starts with ' '", "expected '{'");
+    }
+
+    @Test
+    void headerThatIsNotUtf8() throws IOException {
+        byte[] json = ("{\"__metadata__\": {\"k\": \"\u00e9\"}}").getBytes(java.nio.charset.StandardCharsets.ISO_8859_1);
+        ByteBuffer buf = ByteBuffer.allocate(8 + json.length).order(ByteOrder.LITTLE_ENDIAN);
+        Files.write(file(), buf.putLong(json.length).put(json).array());
+        assertMessage(openFails(file()), "header of " + file(), "not valid UTF-8");
+    }
+
+    @Test
+    void nullMetadataIsNoMetadata() throws IOException {
+        raw(file(), "{\"__metadata__\": null, " + entry("a", "F32", "[1]", 0, 4) + "}", 4);
+        try (SafetensorsFile f = SafetensorsFile.open(file())) {
+            assertEquals(Map.of(), f.metadata());
         }
     }
 
