@@ -96,6 +96,7 @@ public final class CalibrateCommand implements Callable<Integer> {
     public Integer call() throws java.io.IOException {
         CommandLine cli = spec.commandLine();
         input.check(cli);
+        OptionChecks.noCredentials(cli, "--output", output);
         device.checkForSpark("calibrate", master, cli.getErr());
         FluxSnapshot snapshot = FluxSnapshot.open(model.resolve().toAbsolutePath());
         CalibrateSettings settings = validate(snapshot);
@@ -115,6 +116,7 @@ public final class CalibrateCommand implements Callable<Integer> {
             out.check();
             checkResultSize(spark, statsBytes);
             List<PromptRow> rows = input.rows(spark, cli);
+            OptionChecks.seedRange(cli, seed, rows.size(), rows.size() + " prompts (prompt i uses seed + i)");
             List<CalibratePrompt> work = new ArrayList<>();
             List<PromptRow> bad = new ArrayList<>();
             for (int i = 0; i < rows.size(); i++) {

@@ -90,6 +90,7 @@ public final class EvaluateCommand implements Callable<Integer> {
 
         QuantizationInfo refQuantization = checkModels(ref, err);
         Prompts chosen = prompts();
+        OptionChecks.seedRange(cli, seed, chosen.texts.size(), chosen.texts.size() + " prompts (prompt i uses seed + i)");
         err.printf(Locale.ROOT, "evaluate: %d prompts (%d skipped), %d candidates against %s%n", chosen.texts.size(),
                 chosen.skipped, quantized.size(), ref);
 
