@@ -49,6 +49,7 @@ public final class DebugTransformerCommand implements Callable<Integer> {
             OptionChecks.range(spec.commandLine(), "--threads", threads, 1, MAX_THREADS, "one per core is enough");
         }
         Path modelDir = model.resolve();
+        files.check();
         BackendSelection.Decision decision = device.select("debug transformer", spec.commandLine().getErr());
         try (Backend backend = device.open("debug transformer", decision, spec.commandLine().getErr(),
                 () -> threads == null ? new CpuBackend() : new CpuBackend(threads));
