@@ -24,26 +24,46 @@ final class ErrorMessages {
     private ErrorMessages() {
     }
 
-    /** The message of {@code e}'s first non-carrier cause, first line only, secrets masked; its class if it has none. */
+    /**
+     * The message of {@code e}'s first non-carrier cause, first line only, secrets masked; its class if it has none.
+     * Where that message quotes its carrier cause (code that added context to a Spark failure, as "cannot read Parquet
+     * file F: " + e.getMessage()), the quote is replaced by what the cause itself comes down to.
+     */
     static String of(Throwable e) {
+        return Redact.text(unwrapped(e, Collections.newSetFromMap(new IdentityHashMap<>())));
+    }
+
+    private static String unwrapped(Throwable e, Set<Throwable> seen) {
         Throwable t = e;
-        Set<Throwable> seen = Collections.newSetFromMap(new IdentityHashMap<>());
         while (t.getCause() != null && seen.add(t) && isCarrier(t)) {
             t = t.getCause();
         }
-        String message = t.getMessage();
-        if (message == null || message.isBlank()) {
-            message = t.getClass().getName();
+        String message = message(t);
+        Throwable cause = t.getCause();
+        if (cause != null && !seen.contains(cause) && isCarrier(cause) && cause.getMessage() != null) {
+            int quoted = message.indexOf(message(cause));
+            if (quoted > 0) {
+                return message.substring(0, quoted) + unwrapped(cause, seen);
+            }
         }
-        message = STAGE_FAILURE.matcher(message.strip()).replaceFirst("");
-        int newline = message.indexOf('\n');
-        return Redact.text(newline < 0 ? message : message.substring(0, newline).strip());
+        return STAGE_FAILURE.matcher(message).replaceFirst("");
+    }
+
+    /** The first line of the message, or the class name. */
+    private static String message(Throwable t) {
+        String m = t.getMessage();
+        if (m == null || m.isBlank()) {
+            return t.getClass().getName();
+        }
+        m = m.strip();
+        int newline = m.indexOf('\n');
+        return newline < 0 ? m : m.substring(0, newline).strip();
     }
 
     private static boolean isCarrier(Throwable t) {
         String m = t.getMessage();
         return t instanceof SparkException || t instanceof ExecutionException || t instanceof CompletionException
                 || t instanceof InvocationTargetException || t instanceof UndeclaredThrowableException
-                || m == null || m.isBlank() || m.equals(t.getCause().toString());
+                || m == null || m.isBlank() || (t.getCause() != null && m.equals(t.getCause().toString()));
     }
 }

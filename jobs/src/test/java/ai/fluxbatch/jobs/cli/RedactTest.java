@@ -52,6 +52,8 @@ class RedactTest {
                 + " failed 1 times, most recent failure: Lost task 0.0 in stage 0.0 (TID 0): ...\n\tat a.b.C(C.java:1)",
                 new org.apache.spark.SparkException("[FAILED_READ_FILE.CANNOT_READ_FILE_FOOTER] Encountered error", root));
         assertEquals(root.getMessage(), ErrorMessages.of(spark));
+        assertEquals("cannot read Parquet file F: " + root.getMessage(), ErrorMessages.of(
+                new IllegalArgumentException("cannot read Parquet file F: " + spark.getMessage(), spark)));
         assertEquals("java.lang.IllegalArgumentException", ErrorMessages.of(new IllegalArgumentException()));
         assertEquals("--device cuda: no driver", ErrorMessages.of(new IllegalStateException("--device cuda: no driver",
                 new RuntimeException("cuInit failed"))));
