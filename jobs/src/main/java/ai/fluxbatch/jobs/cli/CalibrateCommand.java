@@ -12,7 +12,10 @@ import ai.fluxbatch.jobs.prompts.PromptRow;
 import ai.fluxbatch.model.pipeline.FluxPipeline;
 import ai.fluxbatch.model.pipeline.GenerationParams;
 import ai.fluxbatch.model.snapshot.FluxSnapshot;
+import ai.fluxbatch.jobs.prompts.BuiltInPrompts;
 import java.io.PrintWriter;
+import java.net.URI;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
@@ -96,6 +99,7 @@ public final class CalibrateCommand implements Callable<Integer> {
     public Integer call() throws java.io.IOException {
         CommandLine cli = spec.commandLine();
         input.check(cli);
+        OptionChecks.noCredentials(cli, "--output", output);
         device.checkForSpark("calibrate", master, cli.getErr());
         FluxSnapshot snapshot = FluxSnapshot.open(model.resolve().toAbsolutePath());
         CalibrateSettings settings = validate(snapshot);
@@ -109,12 +113,18 @@ public final class CalibrateCommand implements Callable<Integer> {
         if (!output.contains("://")) {
             new StatisticsOutput(output, new Configuration(false), overwrite).check(); // before Spark starts
         }
+        Path local = localPath(output);
+        if (local != null) {
+            OutputFiles.check(cli, "--output", local, new OutputFiles.Input("--prompts", input.uri == null
+                    || BuiltInPrompts.isName(input.uri) ? null : localPath(input.uri)));
+        }
         try (SparkSession spark = SparkSessions.create("fluxbatch calibrate", master)) {
             Configuration hadoop = spark.sparkContext().hadoopConfiguration();
             StatisticsOutput out = new StatisticsOutput(output, hadoop, overwrite);
             out.check();
             checkResultSize(spark, statsBytes);
             List<PromptRow> rows = input.rows(spark, cli);
+            OptionChecks.seedRange(cli, seed, rows.size(), rows.size() + " prompts (prompt i uses seed + i)");
             List<CalibratePrompt> work = new ArrayList<>();
             List<PromptRow> bad = new ArrayList<>();
             for (int i = 0; i < rows.size(); i++) {
@@ -148,6 +158,14 @@ public final class CalibrateCommand implements Callable<Integer> {
                     result.prompts() / Math.max(seconds, 1e-9), written);
             return 0;
         }
+    }
+
+    /** {@code location} as a local path: a plain path or a file: URI; null for other schemes. */
+    private static Path localPath(String location) {
+        if (!location.contains("://")) {
+            return Path.of(location);
+        }
+        return location.startsWith("file:") ? Path.of(URI.create(location.replace(" ", "%20"))) : null;
     }
 
     /** Every check that needs no Spark and no model weights, before any work. */

@@ -9,6 +9,7 @@ import ai.fluxbatch.model.safetensors.TensorSource;
 import ai.fluxbatch.model.safetensors.TensorSources;
 import java.nio.file.Path;
 import java.util.Arrays;
+import picocli.CommandLine;
 import picocli.CommandLine.Option;
 
 /** {@code --input} and {@code --output} of the debug commands, and writing their F32 outputs in one atomic file. */
@@ -19,6 +20,9 @@ final class DebugFiles {
     @Option(names = "--output", required = true, paramLabel = "OUT.safetensors",
             description = "Output tensors; written under a temporary name, then renamed.")
     Path output;
+
+    @CommandLine.Spec(CommandLine.Spec.Target.MIXEE)
+    CommandLine.Model.CommandSpec mixee;
 
     private final SafetensorsWriter writer = new SafetensorsWriter();
 
@@ -31,11 +35,17 @@ final class DebugFiles {
     /** Opens the backend and the input, runs {@code body}, then writes the outputs it added; returns the exit code. */
     int run(ModelOption model, String producer, Body body) {
         Path modelDir = model.resolve();
+        check();
         try (CpuBackend backend = new CpuBackend(); TensorSource in = TensorSources.open(input)) {
             body.run(backend, in, modelDir);
         }
         write(producer, modelDir);
         return 0;
+    }
+
+    /** Before any work: the output may replace only a regular file, and never the input. */
+    void check() {
+        OutputFiles.check(mixee.commandLine(), "--output", output, new OutputFiles.Input("--input", input));
     }
 
     DebugFiles add(Backend backend, String name, Tensor t) {

@@ -42,6 +42,7 @@ public final class DebugNoiseCommand implements Callable<Integer> {
             throw new CommandLine.ParameterException(spec.commandLine(), "--height and --width must be 1..16384, got "
                     + height + " x " + width);
         }
+        OutputFiles.check(spec.commandLine(), "--output", output);
         long[] shape = Arrays.stream(LatentNoise.shape(height, width)).asLongStream().toArray();
         float[] bf16 = LatentNoise.bf16(seed, height, width);
         ByteBuffer bits = ByteBuffer.allocate(bf16.length * 2).order(ByteOrder.LITTLE_ENDIAN);

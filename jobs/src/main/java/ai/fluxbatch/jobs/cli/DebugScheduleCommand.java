@@ -27,11 +27,11 @@ public final class DebugScheduleCommand implements Callable<Integer> {
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
 
+    static final int MAX_STEPS = 10_000;
+
     @Override
     public Integer call() throws Exception {
-        if (steps < 1) {
-            throw new CommandLine.ParameterException(spec.commandLine(), "--steps is " + steps + ", expected >= 1");
-        }
+        OptionChecks.range(spec.commandLine(), "--steps", steps, 1, MAX_STEPS, "a schedule longer than any sampler runs");
         if (seqLen < 1) {
             throw new CommandLine.ParameterException(spec.commandLine(), "--seq-len is " + seqLen + ", expected >= 1");
         }

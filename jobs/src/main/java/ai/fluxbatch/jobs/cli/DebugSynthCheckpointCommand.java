@@ -31,6 +31,10 @@ public final class DebugSynthCheckpointCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
+        if (axes.length != 3 || java.util.Arrays.stream(axes).anyMatch(a -> a < 2 || a % 2 != 0)) {
+            throw new CommandLine.ParameterException(spec.commandLine(), "--axes is "
+                    + java.util.Arrays.toString(axes) + ", expected three positive even numbers such as 16,56,56");
+        }
         if (Files.exists(output)) {
             throw new CommandLine.ParameterException(spec.commandLine(), "--output " + output + " exists");
         }

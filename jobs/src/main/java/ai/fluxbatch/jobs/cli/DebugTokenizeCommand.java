@@ -36,14 +36,18 @@ public final class DebugTokenizeCommand implements Callable<Integer> {
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
 
+    /** Far beyond the 512 tokens FLUX.1 was trained with; bounds the ids printed per prompt. */
+    static final int MAX_T5_LENGTH = 65_536;
+
     @Override
     public Integer call() throws Exception {
+        if (t5MaxLength != null) {
+            OptionChecks.range(spec.commandLine(), "--t5-max-length", t5MaxLength, 1, MAX_T5_LENGTH,
+                    "FLUX.1 uses 512 at most");
+        }
         List<String> prompts = readPrompts(promptsFile);
         FluxSnapshot snapshot = FluxSnapshot.open(model.resolve());
         int t5Length = t5MaxLength != null ? t5MaxLength : snapshot.t5MaxLength();
-        if (t5Length < 1) {
-            throw new IllegalArgumentException("--t5-max-length must be at least 1, got " + t5Length);
-        }
         ClipTokenizer clip = ClipTokenizer.load(snapshot.clipTokenizer());
         T5Tokenizer t5 = T5Tokenizer.load(snapshot.t5Tokenizer());
         ObjectMapper json = new ObjectMapper();

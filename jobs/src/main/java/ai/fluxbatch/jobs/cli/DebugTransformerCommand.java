@@ -40,10 +40,17 @@ public final class DebugTransformerCommand implements Callable<Integer> {
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
 
+    /** More threads than this only cost memory and scheduling: no machine has that many cores to use. */
+    static final int MAX_THREADS = 1024;
+
     @Override
     public Integer call() {
-        BackendSelection.Decision decision = device.select("debug transformer", spec.commandLine().getErr());
+        if (threads != null) {
+            OptionChecks.range(spec.commandLine(), "--threads", threads, 1, MAX_THREADS, "one per core is enough");
+        }
         Path modelDir = model.resolve();
+        files.check();
+        BackendSelection.Decision decision = device.select("debug transformer", spec.commandLine().getErr());
         try (Backend backend = device.open("debug transformer", decision, spec.commandLine().getErr(),
                 () -> threads == null ? new CpuBackend() : new CpuBackend(threads));
              TensorSource in = TensorSources.open(files.input)) {

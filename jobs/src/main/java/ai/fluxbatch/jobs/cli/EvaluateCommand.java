@@ -87,9 +87,15 @@ public final class EvaluateCommand implements Callable<Integer> {
             folder("--quantized", q);
         }
         GenerationParams params = params(ref);
+        if (output != null) {
+            for (Path report : reportFiles()) {
+                OutputFiles.check(cli, "--output", report, promptFile());
+            }
+        }
 
         QuantizationInfo refQuantization = checkModels(ref, err);
         Prompts chosen = prompts();
+        OptionChecks.seedRange(cli, seed, chosen.texts.size(), chosen.texts.size() + " prompts (prompt i uses seed + i)");
         err.printf(Locale.ROOT, "evaluate: %d prompts (%d skipped), %d candidates against %s%n", chosen.texts.size(),
                 chosen.skipped, quantized.size(), ref);
 
@@ -188,16 +194,27 @@ public final class EvaluateCommand implements Callable<Integer> {
         return new Prompts(texts, skipped);
     }
 
-    private void write(EvaluationReport report, String markdown, PrintWriter err) {
+    /** FILE.md and FILE.json of --output FILE. */
+    private List<Path> reportFiles() {
         String base = output.toString().replaceFirst("\\.(md|json)$", "");
-        Path md = Path.of(base + ".md"), json = Path.of(base + ".json");
+        return List.of(Path.of(base + ".md"), Path.of(base + ".json"));
+    }
+
+    /** --prompts as a local file, the one input a report could be written over. */
+    private OutputFiles.Input promptFile() {
+        return new OutputFiles.Input("--prompts", input.uri == null || input.uri.contains("://")
+                || BuiltInPrompts.isName(input.uri) ? null : Path.of(input.uri));
+    }
+
+    private void write(EvaluationReport report, String markdown, PrintWriter err) {
+        Path md = reportFiles().get(0), json = reportFiles().get(1);
         try {
             Path parent = md.toAbsolutePath().getParent();
             if (parent != null) {
                 Files.createDirectories(parent);
             }
-            Files.writeString(md, "# fluxbatch evaluate\n\n" + markdown);
-            Files.writeString(json, ReportJson.render(report));
+            OutputFiles.writeString(md, "# fluxbatch evaluate\n\n" + markdown);
+            OutputFiles.writeString(json, ReportJson.render(report));
         } catch (IOException e) {
             throw new UncheckedIOException("cannot write the report to " + md + " and " + json + ": " + e.getMessage(), e);
         }

@@ -1,8 +1,8 @@
 package ai.fluxbatch.jobs.cli;
 
-import ai.fluxbatch.model.ModelException;
-import ai.fluxbatch.model.safetensors.SafetensorsException;
 import java.io.PrintWriter;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 
@@ -11,6 +11,8 @@ import picocli.CommandLine.Command;
         description = "1.58-bit FLUX.1 text-to-image at scale on Apache Spark.",
         subcommands = {GenerateCommand.class, CalibrateCommand.class, QuantizeCommand.class, EvaluateCommand.class, DebugCommand.class, CommandLine.HelpCommand.class})
 public final class FluxbatchCommand implements Runnable {
+    private static final Logger LOG = LoggerFactory.getLogger(FluxbatchCommand.class);
+
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
 
@@ -19,23 +21,33 @@ public final class FluxbatchCommand implements Runnable {
         throw new CommandLine.ParameterException(spec.commandLine(), "missing subcommand: try 'fluxbatch --help'");
     }
 
-    /** Runs the command line and returns the exit code: 0 ok, 1 failed, 2 usage error. */
+    /**
+     * Runs the command line and returns the exit code: 0 ok, 1 failed, 2 usage error. A failure is one line, {@code
+     * fluxbatch: error: MESSAGE} ({@link ErrorMessages}); the stack trace goes to the log at debug level, and to stderr
+     * with {@link #showTraces()}. Everything printed has its secrets masked ({@link Redact}).
+     */
     public static int run(String... args) {
         return commandLine(new PrintWriter(System.out, true), new PrintWriter(System.err, true)).execute(args);
     }
 
     public static CommandLine commandLine(PrintWriter out, PrintWriter err) {
         CommandLine cli = new CommandLine(new FluxbatchCommand());
-        cli.setOut(out);
-        cli.setErr(err);
+        cli.setOut(Redact.writer(out));
+        cli.setErr(Redact.writer(err));
         cli.setExecutionExceptionHandler((e, commandLine, parseResult) -> {
-            if (e instanceof ModelException || e instanceof SafetensorsException
-                    || e instanceof IllegalArgumentException || e instanceof java.io.UncheckedIOException) {
-                commandLine.getErr().println("fluxbatch: error: " + e.getMessage());
-                return CommandLine.ExitCode.SOFTWARE;
+            LOG.debug("fluxbatch failed", e);
+            if (showTraces()) {
+                e.printStackTrace(commandLine.getErr());
             }
-            throw e;
+            commandLine.getErr().println("fluxbatch: error: " + ErrorMessages.of(e));
+            return CommandLine.ExitCode.SOFTWARE;
         });
         return cli;
+    }
+
+    /** The full stack trace of a failure is printed with -Dfluxbatch.debug=true or FLUXBATCH_DEBUG=1. */
+    static boolean showTraces() {
+        String env = System.getenv("FLUXBATCH_DEBUG");
+        return Boolean.getBoolean("fluxbatch.debug") || (env != null && !env.isEmpty() && !env.equals("0"));
     }
 }

@@ -50,7 +50,11 @@ public final class GenerateCommand implements Callable<Integer> {
             + " has a seed column; image i of a prompt uses seed + i (default: ${DEFAULT-VALUE}).")
     long seed;
 
-    @Option(names = "--images-per-prompt", defaultValue = "1", paramLabel = "N", description = "Images per prompt (default: ${DEFAULT-VALUE}).")
+    /** Each image of a prompt is a task of its own: bounds the task list the driver builds. */
+    static final int MAX_IMAGES_PER_PROMPT = 10_000;
+
+    @Option(names = "--images-per-prompt", defaultValue = "1", paramLabel = "N", description = "Images per prompt, 1 to "
+            + MAX_IMAGES_PER_PROMPT + " (default: ${DEFAULT-VALUE}).")
     int imagesPerPrompt;
 
     @Option(names = "--batch-size", defaultValue = "1", paramLabel = "N", description = "Images denoised together (default: ${DEFAULT-VALUE}).")
@@ -89,6 +93,7 @@ public final class GenerateCommand implements Callable<Integer> {
     public Integer call() throws java.io.IOException {
         CommandLine cli = spec.commandLine();
         input.check(cli);
+        OptionChecks.noCredentials(cli, "--output", output);
         device.checkForSpark("generate", master, cli.getErr());
         OutputLayout outputLayout;
         try {
@@ -156,10 +161,11 @@ public final class GenerateCommand implements Callable<Integer> {
         if (output.isBlank()) {
             throw new CommandLine.ParameterException(cli, "--output is empty, expected a folder or URI");
         }
-        OptionChecks.positive(cli, "--images-per-prompt", imagesPerPrompt);
+        OptionChecks.range(cli, "--images-per-prompt", imagesPerPrompt, 1, MAX_IMAGES_PER_PROMPT,
+                "for more, repeat the prompt or run again with another --seed");
         OptionChecks.positive(cli, "--batch-size", batchSize);
         OptionChecks.positive(cli, "--images-per-partition", imagesPerPartition);
-        OptionChecks.seed(cli, seed);
+        OptionChecks.seedRange(cli, seed, imagesPerPrompt, "--images-per-prompt " + imagesPerPrompt);
         GenerationParams p = image.params(cli, snapshot.defaultSteps());
         GenerateSettings s = new GenerateSettings(snapshot.root().toString(), snapshot.transformerFingerprint(),
                 snapshot.quantizationMethod(), output, outputLayout, p.height(), p.width(), p.steps(), p.guidance(),

@@ -37,6 +37,7 @@ public final class PromptOptions {
         if (limit != null) {
             OptionChecks.positive(cli, "--limit", limit);
         }
+        OptionChecks.noCredentials(cli, "--prompts", uri);
     }
 
     /** The --prompt rows (source "cli"), then the dataset's, numbered in that order, cut to --limit. */
@@ -60,8 +61,8 @@ public final class PromptOptions {
         return rows;
     }
 
-    /** What the prompts were: the dataset URI or built-in name, else "cli". */
+    /** What the prompts were: the dataset URI (without user-info) or built-in name, else "cli". */
     String label() {
-        return uri != null ? uri : "cli";
+        return uri != null ? Redact.uri(uri) : "cli";
     }
 }

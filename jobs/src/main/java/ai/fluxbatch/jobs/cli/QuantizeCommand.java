@@ -50,7 +50,8 @@ public final class QuantizeCommand implements Callable<Integer> {
             + " this is sequential calibration: each layer's statistics come from the quantized layers before it."})
     String layers;
 
-    @Option(names = "--overwrite", description = "Replace the output folder if it exists (only once the new one is complete).")
+    @Option(names = "--overwrite", description = {"Replace the output folder if it exists (only once the new one is"
+            + " complete) and fluxbatch quantize made it (it holds a " + OutputFolders.MARKER + " file)."})
     boolean overwrite;
 
     @CommandLine.Spec
@@ -76,7 +77,9 @@ public final class QuantizeCommand implements Callable<Integer> {
                     + " STATS: run fluxbatch calibrate" + (quantizer.needsGram() ? " --gram" : "") + " first");
         }
         PrintWriter err = spec.commandLine().getErr();
-        FluxSnapshot snapshot = FluxSnapshot.open(model.resolve());
+        Path source = model.resolve();
+        OutputFolders.check(spec.commandLine(), "--output", output, overwrite, "--model", source);
+        FluxSnapshot snapshot = FluxSnapshot.open(source);
         QuantizeRecipe recipe = QuantizeRecipe.ABSMEAN;
         if (quantizer.needsStatistics()) {
             CalibrationFile.Contents stats = CalibrationFile.readAll(calibration);
@@ -101,6 +104,7 @@ public final class QuantizeCommand implements Callable<Integer> {
             err.printf(Locale.ROOT, "quantize: %-18s %s of %s (%.1f%%), %s/s, ETA %s%n", group, bytes(done), bytes(total),
                     100.0 * done / total, bytes((long) rate), eta((total - done) / Math.max(rate, 1)));
         }, recipe);
+        OutputFolders.mark(output, "quantize");
         err.printf(Locale.ROOT, "quantize: %s written in %.1f s%n", output, (System.nanoTime() - start) / 1e9);
         return 0;
     }

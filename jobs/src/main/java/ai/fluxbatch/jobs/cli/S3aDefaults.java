@@ -20,6 +20,12 @@ import org.apache.spark.SparkConf;
  *   <li>The SDK's default CRC checksums on every request came with SDK 2.30, and with them Hadoop's
  *       {@code fs.s3a.checksum.calculation.enabled} and {@code fs.s3a.create.checksum.algorithm} (3.4.2): neither
  *       exists in 3.4.1, and the SDK pinned in the root pom predates the change, so there is nothing to switch off.</li>
+ *   <li>Retries: S3A's own defaults retry a connection failure 7 times with back-off, each time over 5 SDK attempts,
+ *       with 60 s to connect: 2.5 minutes before a dead endpoint is reported. Here the SDK makes one attempt
+ *       ({@code fs.s3a.attempts.maximum}), S3A retries twice ({@code fs.s3a.retry.limit}, {@code
+ *       fs.s3a.retry.interval} 500 ms) and a connection must open within 5 s ({@code
+ *       fs.s3a.connection.establish.timeout}): a refused connection fails in seconds, a silent one in about 15 s per
+ *       request. Throttling (503) keeps its own retries ({@code fs.s3a.retry.throttle.limit}).</li>
  *   <li>Conditional create (If-None-Match on PUT, {@code fs.s3a.create.conditional.enabled}) is not in 3.4.1 either:
  *       the image store relies on {@code create(path, overwrite=false)}, which S3A implements as a HEAD then a PUT.
  *       Two attempts of one task racing through that window both write; each writes the same image (same id, same
@@ -27,7 +33,14 @@ import org.apache.spark.SparkConf;
  * </ul>
  */
 final class S3aDefaults {
-    static final Map<String, String> DEFAULTS = Map.of("fs.s3a.checksum.validation", "false");
+    static final Map<String, String> DEFAULTS = Map.of(
+            "fs.s3a.checksum.validation", "false",
+            // fail in seconds, not minutes, on an unreachable endpoint: S3A's defaults (7 retries with back-off, each
+            // over 5 SDK attempts, 60 s to connect) took 152 s to give up on a dead endpoint for --prompts
+            "fs.s3a.attempts.maximum", "1",
+            "fs.s3a.retry.limit", "2",
+            "fs.s3a.retry.interval", "500ms",
+            "fs.s3a.connection.establish.timeout", "5s");
 
     private S3aDefaults() {
     }

@@ -166,6 +166,40 @@ class S3GenerateTest {
     }
 
     @Test
+    void unreachablePromptsFailWithinSecondsLikeTheOutput() throws IOException {
+        // S3A's own defaults (7 retries with back-off, each over 5 SDK attempts) took 152 s here; S3aDefaults fail fast
+        Map<String, String> nowhere = s3aSettings();
+        nowhere.put("fs.s3a.endpoint", "http://127.0.0.1:" + freePort()); // nothing listens there
+        long start = System.nanoTime();
+        CliRun run = runWith(nowhere, "unreachable-prompts", "generate", "--model",
+                Golden.path("flux-tiny-dev").toString(), "--prompts", "s3a://unreachable-prompts/p.txt", "--steps", "1",
+                "--height", "32", "--width", "32", "--output", tmp.resolve("never").toString());
+        double seconds = (System.nanoTime() - start) / 1e9;
+        assertEquals(1, run.exitCode(), run.err() + run.out());
+        assertTrue(seconds < 40, "took " + seconds + " s: " + run.err());
+        assertTrue(run.err().contains("unreachable-prompts/p.txt"), run.err());
+        assertFalse(run.err().contains("prompts x"), "image work started: " + run.err());
+    }
+
+    @Test
+    void aSecretInAnS3aUriIsNeverPrinted() {
+        Map<String, String> nowhere = s3aSettings();
+        nowhere.put("fs.s3a.endpoint", "http://127.0.0.1:" + 1); // nothing listens there
+        String uri = "s3a://AKIAEXAMPLEKEY:wJalrXUtnFEMIsecretEXAMPLEKEY@secret-bucket/p.txt";
+        String local = tmp.resolve("never").toString();
+        for (List<String> io : List.of(List.of("--prompts", uri, "--output", local),
+                List.of("--prompt", "a red circle", "--output", uri))) {
+            List<String> args = new ArrayList<>(List.of("generate", "--model", Golden.path("flux-tiny-dev").toString(),
+                    "--steps", "1", "--height", "32", "--width", "32"));
+            args.addAll(io);
+            CliRun run = runWith(nowhere, "secret-bucket", args.toArray(String[]::new));
+            assertEquals(2, run.exitCode(), run.err() + run.out());
+            assertTrue(run.err().contains("s3a://***@secret-bucket/p.txt has credentials in it"), run.err());
+            assertFalse((run.err() + run.out()).contains("wJalrXUtnFEMIsecretEXAMPLEKEY"), io + ": " + run.err());
+        }
+    }
+
+    @Test
     void s3aDefaultsFillOnlyWhatTheUserLeftUnset() {
         SparkConf unset = new SparkConf(false);
         S3aDefaults.apply(unset);
