@@ -44,8 +44,7 @@ public final class PromptOptions {
     List<PromptRow> rows(SparkSession spark, CommandLine cli) {
         List<PromptRow> rows = new ArrayList<>();
         for (String p : prompts) {
-            rows.add(new PromptRow(rows.size(), "cli", rows.size(), p, new LinkedHashMap<>(), null,
-                    p.isBlank() ? "empty prompt" : null));
+            rows.add(PromptRow.of(rows.size(), "cli", rows.size(), p, new LinkedHashMap<>()));
         }
         if (uri != null) {
             for (PromptRow r : PromptSources.read(uri, column, spark)) {

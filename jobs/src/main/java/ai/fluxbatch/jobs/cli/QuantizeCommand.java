@@ -40,7 +40,7 @@ public final class QuantizeCommand implements Callable<Integer> {
     String method;
 
     @Option(names = "--calibration", paramLabel = "STATS", split = ",",
-            description = "Activation statistics from fluxbatch calibrate (local .safetensors files) for the calibrated methods;"
+            description = "Activation statistics from fluxbatch calibrate (local files, as calibrate --output wrote them) for the calibrated methods;"
                 + " several (repeated or comma-separated) are merged, e.g. one per --layers run.")
     List<Path> calibration = new ArrayList<>();
 

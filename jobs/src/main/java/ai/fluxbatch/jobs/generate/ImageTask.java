@@ -19,9 +19,18 @@ public record ImageTask(String id, String source, long row, long promptIndex, St
                         long seed, Map<String, String> fields, String error) implements Serializable {
 
     public static ImageTask of(PromptRow p, int imageIndex, long baseSeed) {
-        long seed = (p.seed() != null ? p.seed() : baseSeed) + imageIndex;
+        long base = p.seed() != null ? p.seed() : baseSeed;
+        String error = p.error();
+        long seed;
+        try {
+            seed = Math.addExact(base, imageIndex);
+        } catch (ArithmeticException e) { // a row's seed column near Long.MAX_VALUE: an error row, not a wrapped seed
+            seed = base;
+            error = error != null ? error : "seed " + base + " + image index " + imageIndex + " is more than the"
+                    + " largest seed, " + Long.MAX_VALUE;
+        }
         return new ImageTask(idOf(p.source(), p.prompt(), p.seed(), imageIndex), p.source(), p.row(), p.index(),
-                p.prompt(), imageIndex, seed, p.fields(), p.error());
+                p.prompt(), imageIndex, seed, p.fields(), error);
     }
 
     /** This task as an error row: {@code why} it is not made. */

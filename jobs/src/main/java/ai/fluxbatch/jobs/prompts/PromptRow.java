@@ -18,7 +18,8 @@ public record PromptRow(long index, String source, long row, String prompt, Map<
      */
     public static final int MAX_PROMPT_CHARS = 10_000;
 
-    static PromptRow of(long index, String source, long row, String prompt, Map<String, String> fields) {
+    /** A row checked as every prompt source checks it: empty, too long, a bad seed column (errors joined by '; '). */
+    public static PromptRow of(long index, String source, long row, String prompt, Map<String, String> fields) {
         String error = prompt == null || prompt.isBlank() ? "empty prompt" : null;
         int chars = prompt == null ? 0 : prompt.codePointCount(0, prompt.length());
         if (chars > MAX_PROMPT_CHARS) {
@@ -31,12 +32,16 @@ public record PromptRow(long index, String source, long row, String prompt, Map<
             try {
                 seed = Long.parseLong(s.strip());
                 if (seed < 0) {
-                    error = "seed " + seed + " is negative";
+                    error = join(error, "seed " + seed + " is negative");
                 }
             } catch (NumberFormatException e) {
-                error = "seed '" + s + "' is not an integer";
+                error = join(error, "seed '" + s + "' is not an integer");
             }
         }
         return new PromptRow(index, source, row, prompt == null ? "" : prompt, fields, seed, error);
+    }
+
+    private static String join(String first, String second) {
+        return first == null ? second : first + "; " + second;
     }
 }

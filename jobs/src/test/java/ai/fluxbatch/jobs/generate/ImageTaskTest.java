@@ -52,4 +52,15 @@ class ImageTaskTest {
         assertEquals(null, t2i.get(2).error(), "red/circle and red circle are different files");
         assertEquals(null, t2i.get(3).error());
     }
+
+    @Test
+    void aRowSeedThatWouldOverflowIsAnErrorRowNotAWrappedSeed() {
+        ImageTask first = ImageTask.of(row(0, "a", Long.MAX_VALUE, Map.of()), 0, 0);
+        assertEquals(Long.MAX_VALUE, first.seed());
+        assertEquals(null, first.error());
+        ImageTask second = ImageTask.of(row(0, "a", Long.MAX_VALUE, Map.of()), 1, 0);
+        assertTrue(second.seed() >= 0, "never a wrapped, negative seed");
+        assertEquals("seed 9223372036854775807 + image index 1 is more than the largest seed, 9223372036854775807",
+                second.error());
+    }
 }
