@@ -193,7 +193,7 @@ final class CpuConv2d {
         for (int p = p0; p < p1; p++) {
             float s = bias;
             for (int ci = 0; ci < c; ci++) {
-                s += w[wo + ci] * x[xBase + ci * positions + p];
+                s = Math.fma(x[xBase + ci * positions + p], w[wo + ci], s); // as the vector path rounds
             }
             out[oo + p] = s;
         }

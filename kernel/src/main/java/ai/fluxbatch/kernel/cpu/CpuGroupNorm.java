@@ -56,7 +56,7 @@ final class CpuGroupNorm {
             FloatVector.fromArray(S, x, off + i).sub(mean).fma(av, dv).intoArray(out, off + i);
         }
         for (; i < len; i++) {
-            out[off + i] = (x[off + i] - mean) * a + d;
+            out[off + i] = Math.fma(x[off + i] - mean, a, d);
         }
     }
 }

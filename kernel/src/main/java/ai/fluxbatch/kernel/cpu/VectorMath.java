@@ -5,12 +5,42 @@ import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
-/** Row-wise normalizations and element-wise activations over float arrays, vectorized with scalar tails. */
+/**
+ * Row-wise normalizations and element-wise activations over float arrays, vectorized with scalar tails.
+ *
+ * <p>Every result is independent of the JIT tier and of how a loop is split into chunks: sums across lanes use one
+ * fixed tree ({@link #sumLanes}) instead of {@code reduceLanes(ADD)}, whose order the Vector API leaves open (its C2
+ * intrinsic and its Java fallback may differ); exp and tanh are polynomials of exactly rounded operations, and the
+ * scalar tails repeat the vector path's operations, so an element gives the same value in either.
+ */
 final class VectorMath {
     private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
     private static final float SQRT_2_OVER_PI = (float) Math.sqrt(2.0 / Math.PI);
 
     private VectorMath() {
+    }
+
+    /**
+     * The sum of the lanes of {@code v} in one fixed pairwise order (lane i + lane i + L/2, then + L/4, ...), the same
+     * in the interpreter, C1 and C2, unlike {@code reduceLanes(ADD)}. {@code scratch} holds at least one vector.
+     */
+    static float sumLanes(FloatVector v, float[] scratch) {
+        v.intoArray(scratch, 0);
+        for (int half = S.length() / 2; half >= 1; half /= 2) {
+            for (int i = 0; i < half; i++) {
+                scratch[i] += scratch[i + half];
+            }
+        }
+        return scratch[0];
+    }
+
+    static float sumLanes(FloatVector v) {
+        return sumLanes(v, laneScratch());
+    }
+
+    /** Scratch for {@link #sumLanes(FloatVector, float[])}: one vector of floats. */
+    static float[] laneScratch() {
+        return new float[S.length()];
     }
 
     static float sum(float[] a, int off, int len) {
@@ -19,7 +49,7 @@ final class VectorMath {
         for (int bound = S.loopBound(len); i < bound; i += S.length()) {
             acc = acc.add(FloatVector.fromArray(S, a, off + i));
         }
-        float s = acc.reduceLanes(VectorOperators.ADD);
+        float s = sumLanes(acc);
         for (; i < len; i++) {
             s += a[off + i];
         }
@@ -34,10 +64,10 @@ final class VectorMath {
             FloatVector d = FloatVector.fromArray(S, a, off + i).sub(c);
             acc = d.fma(d, acc);
         }
-        float s = acc.reduceLanes(VectorOperators.ADD);
+        float s = sumLanes(acc);
         for (; i < len; i++) {
             float d = a[off + i] - center;
-            s += d * d;
+            s = Math.fma(d, d, s);
         }
         return s;
     }
@@ -82,8 +112,10 @@ final class VectorMath {
         }
     }
 
+    /** The tanh approximation of GELU, rounded operation by operation as {@link #gelu}'s vector path. */
     static float geluScalar(float v) {
-        return 0.5f * v * (1f + (float) Math.tanh(SQRT_2_OVER_PI * (v + 0.044715f * v * v * v)));
+        float inner = (v * v * v * 0.044715f + v) * SQRT_2_OVER_PI;
+        return v * 0.5f * (tanh(inner) + 1f);
     }
 
     /** {@code x * sigmoid(1.702 x)}. */
@@ -94,7 +126,7 @@ final class VectorMath {
             v.div(exp(v.mul(-1.702f)).add(1f)).intoArray(out, i);
         }
         for (; i < to; i++) {
-            out[i] = x[i] / (1f + (float) Math.exp(-1.702f * x[i]));
+            out[i] = x[i] / (exp(x[i] * -1.702f) + 1f);
         }
     }
 
@@ -116,7 +148,7 @@ final class VectorMath {
                     .intoArray(x, off + i);
         }
         for (; i < len; i++) {
-            x[off + i] = x[off + i] * w[i] + b[i];
+            x[off + i] = Math.fma(x[off + i], w[i], b[i]);
         }
     }
 
@@ -127,7 +159,7 @@ final class VectorMath {
             v.div(exp(v.neg()).add(1f)).intoArray(out, i);
         }
         for (; i < to; i++) {
-            out[i] = x[i] / (1f + (float) Math.exp(-x[i]));
+            out[i] = x[i] / (exp(-x[i]) + 1f);
         }
     }
 
@@ -149,7 +181,7 @@ final class VectorMath {
             FloatVector.fromArray(S, x, xo + i).fma(s, FloatVector.fromArray(S, shift, so + i)).intoArray(out, xo + i);
         }
         for (; i < len; i++) {
-            out[xo + i] = x[xo + i] * (1f + scale[so + i]) + shift[so + i];
+            out[xo + i] = Math.fma(x[xo + i], scale[so + i] + 1f, shift[so + i]);
         }
     }
 
@@ -161,7 +193,7 @@ final class VectorMath {
                     FloatVector.fromArray(S, x, xo + i)).intoArray(out, xo + i);
         }
         for (; i < len; i++) {
-            out[xo + i] = x[xo + i] + gate[go + i] * y[xo + i];
+            out[xo + i] = Math.fma(y[xo + i], gate[go + i], x[xo + i]);
         }
     }
 
@@ -192,6 +224,27 @@ final class VectorMath {
         return FloatVector.broadcast(S, 1f).sub(FloatVector.broadcast(S, 2f).div(exp(x.add(x)).add(1f)));
     }
 
+    /** One lane of {@link #exp(FloatVector)}, bit for bit: the same operations in the same order. */
+    static float exp(float x) {
+        x = Math.min(Math.max(x, -87.3f), 88.7f);
+        float n = Math.fma(x, 1.44269504f, 12582912f) - 12582912f;
+        float r = Math.fma(n, -0.693359375f, x);
+        r = Math.fma(n, 2.12194440e-4f, r);
+        float p = 1.9875691500e-4f;
+        p = Math.fma(p, r, 1.3981999507e-3f);
+        p = Math.fma(p, r, 8.3334519073e-3f);
+        p = Math.fma(p, r, 4.1665795894e-2f);
+        p = Math.fma(p, r, 1.6666665459e-1f);
+        p = Math.fma(p, r, 5.0000001201e-1f);
+        p = Math.fma(p, r * r, r) + 1f;
+        return p * Float.intBitsToFloat(((int) n + 127) << 23);
+    }
+
+    /** One lane of {@link #tanh(FloatVector)}, bit for bit. */
+    static float tanh(float x) {
+        return 1f - 2f / (exp(x + x) + 1f);
+    }
+
     /** {@code a[i] = exp(a[i] - shift)} for {@code i < len}, in place; returns their sum. */
     static float expShifted(float[] a, int len, float shift) {
         FloatVector acc = FloatVector.zero(S);
@@ -201,9 +254,9 @@ final class VectorMath {
             e.intoArray(a, i);
             acc = acc.add(e);
         }
-        float sum = acc.reduceLanes(VectorOperators.ADD);
+        float sum = sumLanes(acc);
         for (; i < len; i++) {
-            a[i] = (float) Math.exp(a[i] - shift);
+            a[i] = exp(a[i] - shift);
             sum += a[i];
         }
         return sum;
@@ -217,7 +270,7 @@ final class VectorMath {
                     .intoArray(acc, ao + i);
         }
         for (; i < len; i++) {
-            acc[ao + i] += p * v[vo + i];
+            acc[ao + i] = Math.fma(v[vo + i], p, acc[ao + i]);
         }
     }
 }

@@ -1,13 +1,13 @@
 package ai.fluxbatch.kernel.cpu;
 
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
  * {@code out[m, n] = x[m, :] . w[n, :] + bias[n]} with both operands row-major along K, as PyTorch stores Linear
  * weights. A 4 x 2 register tile (eight accumulators) reuses each loaded vector of x twice and of w four times;
- * threads split the output into tiles of W rows so a tile of W stays in cache while x streams past it.
+ * threads split the output into tiles of W rows so a tile of W stays in cache while x streams past it. Each output
+ * is one dot product in a fixed order (lanes by {@link VectorMath#sumLanes}), whichever tile or path computes it.
  */
 final class VectorMatmul {
     private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
@@ -33,26 +33,28 @@ final class VectorMatmul {
 
     private static void tile(float[] x, float[] w, float[] bias, float[] out,
                              int m0, int m1, int n0, int n1, int n, int k) {
+        float[] lanes = VectorMath.laneScratch();
         int m = m0;
         for (; m + 4 <= m1; m += 4) {
             int j = n0;
             for (; j + 2 <= n1; j += 2) {
-                block4x2(x, w, bias, out, m, j, n, k);
+                block4x2(x, w, bias, out, m, j, n, k, lanes);
             }
             for (; j < n1; j++) {
                 for (int r = 0; r < 4; r++) {
-                    out[(m + r) * n + j] = dot(x, (m + r) * k, w, j * k, k) + (bias == null ? 0f : bias[j]);
+                    out[(m + r) * n + j] = dot(x, (m + r) * k, w, j * k, k, lanes) + (bias == null ? 0f : bias[j]);
                 }
             }
         }
         for (; m < m1; m++) {
             for (int j = n0; j < n1; j++) {
-                out[m * n + j] = dot(x, m * k, w, j * k, k) + (bias == null ? 0f : bias[j]);
+                out[m * n + j] = dot(x, m * k, w, j * k, k, lanes) + (bias == null ? 0f : bias[j]);
             }
         }
     }
 
-    private static void block4x2(float[] x, float[] w, float[] bias, float[] out, int m, int j, int n, int k) {
+    private static void block4x2(float[] x, float[] w, float[] bias, float[] out, int m, int j, int n, int k,
+                                 float[] lanes) {
         int x0 = m * k, x1 = x0 + k, x2 = x1 + k, x3 = x2 + k;
         int w0 = j * k, w1 = w0 + k;
         FloatVector a00 = FloatVector.zero(S), a01 = FloatVector.zero(S);
@@ -77,10 +79,10 @@ final class VectorMatmul {
             a30 = v.fma(b0, a30);
             a31 = v.fma(b1, a31);
         }
-        float s00 = a00.reduceLanes(VectorOperators.ADD), s01 = a01.reduceLanes(VectorOperators.ADD);
-        float s10 = a10.reduceLanes(VectorOperators.ADD), s11 = a11.reduceLanes(VectorOperators.ADD);
-        float s20 = a20.reduceLanes(VectorOperators.ADD), s21 = a21.reduceLanes(VectorOperators.ADD);
-        float s30 = a30.reduceLanes(VectorOperators.ADD), s31 = a31.reduceLanes(VectorOperators.ADD);
+        float s00 = VectorMath.sumLanes(a00, lanes), s01 = VectorMath.sumLanes(a01, lanes);
+        float s10 = VectorMath.sumLanes(a10, lanes), s11 = VectorMath.sumLanes(a11, lanes);
+        float s20 = VectorMath.sumLanes(a20, lanes), s21 = VectorMath.sumLanes(a21, lanes);
+        float s30 = VectorMath.sumLanes(a30, lanes), s31 = VectorMath.sumLanes(a31, lanes);
         for (; i < k; i++) {
             float b0 = w[w0 + i], b1 = w[w1 + i];
             s00 += x[x0 + i] * b0;
@@ -103,14 +105,15 @@ final class VectorMatmul {
         out[(m + 3) * n + j + 1] = s31 + c1;
     }
 
-    static float dot(float[] a, int ao, float[] b, int bo, int k) {
+    /** {@code a[ao ..] . b[bo ..]} over {@code k}; {@code lanes} is scratch for {@link VectorMath#sumLanes}. */
+    static float dot(float[] a, int ao, float[] b, int bo, int k, float[] lanes) {
         FloatVector acc = FloatVector.zero(S);
         int i = 0;
         int bound = S.loopBound(k);
         for (; i < bound; i += S.length()) {
             acc = FloatVector.fromArray(S, a, ao + i).fma(FloatVector.fromArray(S, b, bo + i), acc);
         }
-        float s = acc.reduceLanes(VectorOperators.ADD);
+        float s = VectorMath.sumLanes(acc, lanes);
         for (; i < k; i++) {
             s += a[ao + i] * b[bo + i];
         }

@@ -2,7 +2,8 @@ package ai.fluxbatch.model.flux;
 
 /**
  * The two host-side embeddings of the reference model, computed in double and rounded once to float:
- * the sinusoidal timestep embedding and the N-axis rotary position embedding.
+ * the sinusoidal timestep embedding and the N-axis rotary position embedding. StrictMath, not Math, whose
+ * intrinsics may differ by an ulp between JIT tiers and JVMs: the same seed must give the same image bits.
  */
 public final class Embeddings {
     private static final double TIME_FACTOR = 1000.0;
@@ -17,10 +18,10 @@ public final class Embeddings {
         float[] out = new float[t.length * dim];
         for (int b = 0; b < t.length; b++) {
             for (int i = 0; i < half; i++) {
-                double freq = Math.exp(-Math.log(MAX_PERIOD) * i / half);
+                double freq = StrictMath.exp(-StrictMath.log(MAX_PERIOD) * i / half);
                 double arg = TIME_FACTOR * t[b] * freq;
-                out[b * dim + i] = (float) Math.cos(arg);
-                out[b * dim + half + i] = (float) Math.sin(arg);
+                out[b * dim + i] = (float) StrictMath.cos(arg);
+                out[b * dim + half + i] = (float) StrictMath.sin(arg);
             }
         }
         return out;
@@ -42,9 +43,9 @@ public final class Embeddings {
             for (int a = 0; a < axes; a++) {
                 double pos = ids[row * axes + a];
                 for (int j = 0; j < axesDim[a] / 2; j++) {
-                    double omega = 1.0 / Math.pow(theta, (2.0 * j) / axesDim[a]);
+                    double omega = 1.0 / StrictMath.pow(theta, (2.0 * j) / axesDim[a]);
                     double angle = pos * omega;
-                    double cos = Math.cos(angle), sin = Math.sin(angle);
+                    double cos = StrictMath.cos(angle), sin = StrictMath.sin(angle);
                     out[o] = (float) cos;
                     out[o + 1] = (float) -sin;
                     out[o + 2] = (float) sin;

@@ -19,11 +19,11 @@ public final class FlowSchedule {
         return t;
     }
 
-    /** {@code e^mu / (e^mu + (1/t - 1)^sigma)}; 0 at t = 0. */
+    /** {@code e^mu / (e^mu + (1/t - 1)^sigma)}; 0 at t = 0. StrictMath: the same bits in every JIT tier and JVM. */
     static double timeShift(double mu, double sigma, double t) {
         if (t == 0) {
             return 0;
         }
-        return Math.exp(mu) / (Math.exp(mu) + Math.pow(1 / t - 1, sigma));
+        return StrictMath.exp(mu) / (StrictMath.exp(mu) + StrictMath.pow(1 / t - 1, sigma));
     }
 }

@@ -16,8 +16,10 @@ final class T5RelativePositions {
         if (distance < maxExact) {
             return bucket + distance;
         }
-        // float32 as the reference computes it: the truncation to an integer is sensitive to rounding
-        float scaled = (float) Math.log((float) distance / maxExact) / (float) Math.log((double) maxDistance / maxExact)
+        // float32 as the reference computes it: the truncation to an integer is sensitive to rounding (StrictMath:
+        // the same bits in every JIT tier and JVM)
+        float scaled = (float) StrictMath.log((float) distance / maxExact)
+                / (float) StrictMath.log((double) maxDistance / maxExact)
                 * (half - maxExact);
         return bucket + Math.min(maxExact + (int) scaled, half - 1);
     }
