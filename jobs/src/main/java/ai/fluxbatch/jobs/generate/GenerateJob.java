@@ -3,6 +3,7 @@ package ai.fluxbatch.jobs.generate;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.io.UncheckedIOException;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
@@ -58,7 +59,7 @@ public final class GenerateJob {
         try {
             MetadataTable.write(spark, results, settings.output());
         } catch (Exception | FSError e) { // a SparkException (checked, from Scala) around the file system's error
-            String why = ImageStore.cause(e);
+            String why = ImageStore.cause(e) + keptLocally(spark, results);
             throw failure(writeFailure != null ? "cannot write " + settings.output() + ": " + writeFailure + " ("
                     + written(results) + "; the metadata table could not be written either: " + why + ")"
                     : "cannot write the metadata table to " + metadata + ": " + why, e);
@@ -71,6 +72,16 @@ public final class GenerateJob {
             throw failure("cannot remove the temporary folder under " + settings.output() + ": " + tmpFailure, null);
         }
         return results;
+    }
+
+    /** Where the rows went when the output could not take them (the driver's temporary folder), as a clause. */
+    private static String keptLocally(SparkSession spark, List<ImageResult> results) {
+        try {
+            return "; its rows are in " + MetadataTable.writeLocally(spark, results,
+                    Path.of(System.getProperty("java.io.tmpdir")));
+        } catch (IOException | RuntimeException e) {
+            return "; nor could its rows be kept in " + System.getProperty("java.io.tmpdir") + ": " + e.getMessage();
+        }
     }
 
     private static String written(List<ImageResult> results) {

@@ -1,5 +1,9 @@
 package ai.fluxbatch.jobs.generate;
 
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import org.apache.spark.sql.Dataset;
@@ -36,6 +40,25 @@ public final class MetadataTable {
     }
 
     public static void write(SparkSession spark, List<ImageResult> results, String output) {
+        Dataset<Row> df = dataFrame(spark, results);
+        String base = output.endsWith("/") ? output : output + "/";
+        df.write().mode(SaveMode.Overwrite).parquet(base + "metadata/parquet");
+        df.write().mode(SaveMode.Overwrite).json(base + "metadata/jsonl");
+    }
+
+    /**
+     * The rows as jsonl in a new local file under {@code folder}, for when the output cannot take them (a full disk):
+     * the record of what was written is not lost. Returns the file.
+     */
+    public static Path writeLocally(SparkSession spark, List<ImageResult> results,
+                                                  Path folder) throws IOException {
+        Path file = Files.createTempFile(folder, "fluxbatch-metadata-", ".jsonl");
+        Files.write(file, dataFrame(spark, results).toJSON().collectAsList(),
+                StandardCharsets.UTF_8);
+        return file;
+    }
+
+    private static Dataset<Row> dataFrame(SparkSession spark, List<ImageResult> results) {
         List<Row> rows = new ArrayList<>();
         for (ImageResult r : results) {
             rows.add(RowFactory.create(r.id(), r.source(), r.row(), r.promptIndex(), r.prompt(), r.imageIndex(),
@@ -44,9 +67,6 @@ public final class MetadataTable {
                     r.textSeconds(), r.denoiseSeconds(), r.vaeSeconds(), r.writeSeconds(), r.executor(),
                     r.engineLoads(), r.status(), r.error()));
         }
-        Dataset<Row> df = spark.createDataFrame(rows, SCHEMA).orderBy("prompt_index", "image_index").coalesce(1);
-        String base = output.endsWith("/") ? output : output + "/";
-        df.write().mode(SaveMode.Overwrite).parquet(base + "metadata/parquet");
-        df.write().mode(SaveMode.Overwrite).json(base + "metadata/jsonl");
+        return spark.createDataFrame(rows, SCHEMA).orderBy("prompt_index", "image_index").coalesce(1);
     }
 }

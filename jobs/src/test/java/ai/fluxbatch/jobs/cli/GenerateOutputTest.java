@@ -127,9 +127,19 @@ class GenerateOutputTest {
         CliRun run = generateOnFaultyFs("--prompts", prompts.toString(), "--output", uri);
         assertEquals(1, run.exitCode(), run.err() + run.out());
         List<String> errors = run.err().lines().filter(l -> l.startsWith("fluxbatch: error:")).toList();
-        assertEquals(List.of("fluxbatch: error: cannot write " + uri + ": No space left on device (1 of 2 images"
-                + " written; the metadata table could not be written either: No space left on device)"), errors,
-                run.err());
+        assertEquals(1, errors.size(), run.err());
+        String expected = "fluxbatch: error: cannot write " + uri + ": No space left on device (1 of 2 images"
+                + " written; the metadata table could not be written either: No space left on device; its rows are in ";
+        assertTrue(errors.get(0).startsWith(expected) && errors.get(0).endsWith(".jsonl)"), errors.get(0));
+        Path kept = Path.of(errors.get(0).substring(expected.length(), errors.get(0).length() - 1));
+        try {
+            List<String> rows = Files.readAllLines(kept);
+            assertEquals(2, rows.size(), "the record of what was written is not lost: " + rows);
+            assertTrue(rows.get(0).contains("\"status\":\"ok\"") && rows.get(1).contains("\"status\":\"error\""),
+                    rows.toString());
+        } finally {
+            Files.deleteIfExists(kept);
+        }
         assertFalse(run.err().contains("\tat "), "a stack trace: " + run.err());
         assertFalse(Files.exists(out.resolve("_tmp")), "temporary folder left");
     }
