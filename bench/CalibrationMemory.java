@@ -23,19 +23,32 @@ import java.util.regex.Pattern;
  */
 public final class CalibrationMemory {
     public static void main(String[] args) throws Exception {
-        JsonNode tensors = new ObjectMapper().readTree(Path.of(args[0]).toFile()).get("tensors");
+        JsonNode tensors =
+                new ObjectMapper().readTree(Path.of(args[0]).toFile()).get("tensors");
         Map<String, Integer> inputs = new TreeMap<>();
         tensors.fields().forEachRemaining(e -> {
-            long[] shape = {e.getValue().get(0).asLong(), e.getValue().size() > 1 ? e.getValue().get(1).asLong() : 0};
+            long[] shape = {
+                e.getValue().get(0).asLong(),
+                e.getValue().size() > 1 ? e.getValue().get(1).asLong() : 0
+            };
             if (e.getValue().size() == 2 && TernaryFormat.isQuantized(e.getKey(), shape)) {
                 inputs.put(e.getKey().substring(0, e.getKey().length() - ".weight".length()), (int) shape[1]);
             }
         });
-        System.out.printf(Locale.ROOT, "machine: %s, %d cores, max heap %.1f GiB%n", cpu(),
-                Runtime.getRuntime().availableProcessors(), Runtime.getRuntime().maxMemory() / gib());
+        System.out.printf(
+                Locale.ROOT,
+                "machine: %s, %d cores, max heap %.1f GiB%n",
+                cpu(),
+                Runtime.getRuntime().availableProcessors(),
+                Runtime.getRuntime().maxMemory() / gib());
         System.out.println("problem: FLUX.1-dev block linear layers (" + inputs.size() + "), float32 Gram matrices");
-        for (String regex : new String[] {".*", "double_blocks\\.0\\..*", "single_blocks\\.0\\..*",
-            "double_blocks\\.[0-4]\\..*", "single_blocks\\.(\\d|1\\d)\\..*"}) {
+        for (String regex : new String[] {
+            ".*",
+            "double_blocks\\.0\\..*",
+            "single_blocks\\.0\\..*",
+            "double_blocks\\.[0-4]\\..*",
+            "single_blocks\\.(\\d|1\\d)\\..*"
+        }) {
             long diag = 0, gram = 0;
             int n = 0;
             for (var e : inputs.entrySet()) {
@@ -45,8 +58,13 @@ public final class CalibrationMemory {
                     gram += LayerStats.bytes(e.getValue(), true);
                 }
             }
-            System.out.printf(Locale.ROOT, "planned --layers '%s': %d layers, %.2f MiB without --gram, %.2f GiB with%n",
-                    regex, n, diag / mib(), gram / gib());
+            System.out.printf(
+                    Locale.ROOT,
+                    "planned --layers '%s': %d layers, %.2f MiB without --gram, %.2f GiB with%n",
+                    regex,
+                    n,
+                    diag / mib(),
+                    gram / gib());
         }
         String regex = args.length > 1 ? args[1] : "single_blocks\\.0\\..*";
         long before = usedAfterGc();
@@ -65,10 +83,20 @@ public final class CalibrationMemory {
         try (ObjectOutputStream out = new ObjectOutputStream(bytes)) {
             out.writeObject(b);
         }
-        System.out.printf(Locale.ROOT, "measured --layers '%s' --gram: %d layers, planned %.3f GiB; heap %.3f GiB for one"
+        System.out.printf(
+                Locale.ROOT,
+                "measured --layers '%s' --gram: %d layers, planned %.3f GiB; heap %.3f GiB for one"
                         + " partial result (%.3fx planned), %.3f GiB for two (a combine step); merge %.2f s; serialized"
-                        + " %.3f GiB (%.3fx planned)%n", regex, a.layers().size(), planned / gib(), one / gib(),
-                one / (double) planned, two / gib(), mergeSeconds, bytes.size() / gib(), bytes.size() / (double) planned);
+                        + " %.3f GiB (%.3fx planned)%n",
+                regex,
+                a.layers().size(),
+                planned / gib(),
+                one / gib(),
+                one / (double) planned,
+                two / gib(),
+                mergeSeconds,
+                bytes.size() / gib(),
+                bytes.size() / (double) planned);
         b = null;
         bytes = null;
         gptq(3072, 3072);
@@ -123,8 +151,14 @@ public final class CalibrationMemory {
         t0 = System.nanoTime();
         QuantizeMethods.byName("absmean").quantize(w, out, in, null, true);
         double absmean = (System.nanoTime() - t0) / 1e9;
-        System.out.printf(Locale.ROOT, "gptq on one %d x %d layer: %.1f s; absmean on it: %.3f s (gptq %.0fx absmean)%n",
-                out, in, gptq, absmean, gptq / absmean);
+        System.out.printf(
+                Locale.ROOT,
+                "gptq on one %d x %d layer: %.1f s; absmean on it: %.3f s (gptq %.0fx absmean)%n",
+                out,
+                in,
+                gptq,
+                absmean,
+                gptq / absmean);
     }
 
     private static long usedAfterGc() {
@@ -136,8 +170,11 @@ public final class CalibrationMemory {
     }
 
     private static String cpu() throws Exception {
-        return java.nio.file.Files.readAllLines(Path.of("/proc/cpuinfo")).stream().filter(l -> l.startsWith("model name"))
-                .findFirst().map(l -> l.substring(l.indexOf(':') + 1).trim()).orElse("unknown CPU");
+        return java.nio.file.Files.readAllLines(Path.of("/proc/cpuinfo")).stream()
+                .filter(l -> l.startsWith("model name"))
+                .findFirst()
+                .map(l -> l.substring(l.indexOf(':') + 1).trim())
+                .orElse("unknown CPU");
     }
 
     private static double gib() {

@@ -1,13 +1,17 @@
 import ai.fluxbatch.kernel.cuda.GpuTernaryLayout;
 import java.util.Random;
+
 /**
  * Time of GpuTernaryLayout.fromHfPacked (the CUDA backend's repacking at load) on one FLUX.1-dev-sized layer of
  * random codes; bench/results/gpu-repack-vm.txt has the before and after.
  */
 public class GpuRepackBenchmark {
     public static void main(String[] a) {
-        System.out.printf("machine: %s, %d cores, Java %s (one thread)%n", System.getProperty("os.arch"),
-                Runtime.getRuntime().availableProcessors(), System.getProperty("java.version"));
+        System.out.printf(
+                "machine: %s, %d cores, Java %s (one thread)%n",
+                System.getProperty("os.arch"),
+                Runtime.getRuntime().availableProcessors(),
+                System.getProperty("java.version"));
         int out = 3072, in = 12288;
         byte[] p = new byte[(out + 3) / 4 * in];
         Random r = new Random(1);

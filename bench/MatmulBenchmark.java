@@ -18,9 +18,18 @@ public final class MatmulBenchmark {
     public static void main(String[] args) throws Exception {
         printMachine();
         int threads = Runtime.getRuntime().availableProcessors();
-        System.out.printf("%-6s %-6s %-6s %14s %14s %14s %12s %12s%n", "M", "K", "N", "naive GFLOP/s",
-                "vec-1t GFLOP/s", "vec-" + threads + "t GFLOP/s", "1t / naive", threads + "t / naive");
-        try (Backend one = new CpuBackend(1); Backend all = new CpuBackend(threads)) {
+        System.out.printf(
+                "%-6s %-6s %-6s %14s %14s %14s %12s %12s%n",
+                "M",
+                "K",
+                "N",
+                "naive GFLOP/s",
+                "vec-1t GFLOP/s",
+                "vec-" + threads + "t GFLOP/s",
+                "1t / naive",
+                threads + "t / naive");
+        try (Backend one = new CpuBackend(1);
+                Backend all = new CpuBackend(threads)) {
             for (int n : NS) {
                 for (int m : MS) {
                     Random r = new Random(1);
@@ -28,7 +37,8 @@ public final class MatmulBenchmark {
                     double naive = naiveGflops(x, w, b, Math.min(m, NAIVE_ROWS), n);
                     double single = backendGflops(one, x, w, b, m, n);
                     double multi = backendGflops(all, x, w, b, m, n);
-                    System.out.printf("%-6d %-6d %-6d %14.2f %14.2f %14.2f %11.1fx %11.1fx%n",
+                    System.out.printf(
+                            "%-6d %-6d %-6d %14.2f %14.2f %14.2f %11.1fx %11.1fx%n",
                             m, K, n, naive, single, multi, single / naive, multi / naive);
                 }
             }
@@ -92,13 +102,16 @@ public final class MatmulBenchmark {
         String cpu = "unknown CPU";
         Path info = Path.of("/proc/cpuinfo");
         if (Files.exists(info)) {
-            cpu = Files.readAllLines(info).stream().filter(l -> l.startsWith("model name"))
-                    .map(l -> l.substring(l.indexOf(':') + 1).trim()).findFirst().orElse(cpu);
+            cpu = Files.readAllLines(info).stream()
+                    .filter(l -> l.startsWith("model name"))
+                    .map(l -> l.substring(l.indexOf(':') + 1).trim())
+                    .findFirst()
+                    .orElse(cpu);
         }
         System.out.println("machine: " + cpu + ", " + Runtime.getRuntime().availableProcessors() + " cores, "
                 + System.getProperty("os.name") + " " + System.getProperty("os.arch") + ", max heap "
                 + Runtime.getRuntime().maxMemory() / (1 << 20) + " MiB");
-        System.out.println("java: " + Runtime.version() + " " + System.getProperty("java.vm.name")
-                + ", vector species " + jdk.incubator.vector.FloatVector.SPECIES_PREFERRED);
+        System.out.println("java: " + Runtime.version() + " " + System.getProperty("java.vm.name") + ", vector species "
+                + jdk.incubator.vector.FloatVector.SPECIES_PREFERRED);
     }
 }

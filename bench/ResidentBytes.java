@@ -21,7 +21,9 @@ public final class ResidentBytes {
                     continue;
                 }
                 String scale = name + "_scale";
-                long n = s.contains(scale) ? s.info(scale).shape()[0] * s.info(name).shape()[1] : s.info(name).numel();
+                long n = s.contains(scale)
+                        ? s.info(scale).shape()[0] * s.info(name).shape()[1]
+                        : s.info(name).numel();
                 params += n;
                 quantizedParams += s.contains(scale) ? n : 0;
             }
@@ -32,12 +34,16 @@ public final class ResidentBytes {
             long resident = t.residentBytes();
             long bf16 = 2 * params;
             System.out.printf("transformer: %s%n", t.config());
-            System.out.printf("parameters: %,d (%,d quantized, %.2f%%)%n", params, quantizedParams,
-                    100.0 * quantizedParams / params);
-            System.out.printf("loaded in %.1f s; resident weight bytes: %,d (%.2f GiB): packed codes + scales, other"
-                    + " tensors as float32%n", (System.nanoTime() - t0) / 1e9, resident, resident / (double) (1L << 30));
-            System.out.printf("same parameters in BF16: %,d (%.2f GiB): %.2fx more%n", bf16, bf16 / (double) (1L << 30),
-                    bf16 / (double) resident);
+            System.out.printf(
+                    "parameters: %,d (%,d quantized, %.2f%%)%n",
+                    params, quantizedParams, 100.0 * quantizedParams / params);
+            System.out.printf(
+                    "loaded in %.1f s; resident weight bytes: %,d (%.2f GiB): packed codes + scales, other"
+                            + " tensors as float32%n",
+                    (System.nanoTime() - t0) / 1e9, resident, resident / (double) (1L << 30));
+            System.out.printf(
+                    "same parameters in BF16: %,d (%.2f GiB): %.2fx more%n",
+                    bf16, bf16 / (double) (1L << 30), bf16 / (double) resident);
         }
     }
 }

@@ -42,9 +42,13 @@ public final class SparkOverheadBenchmark {
     private static final int RUNS = 2;
 
     public static void main(String[] args) throws Exception {
-        Path model = Path.of(args.length > 0 ? args[0] : "models/flux-shapes-dev").toAbsolutePath();
-        String cpu = Files.readAllLines(Path.of("/proc/cpuinfo")).stream().filter(l -> l.startsWith("model name"))
-                .map(l -> l.substring(l.indexOf(':') + 1).trim()).findFirst().orElse("unknown CPU");
+        Path model =
+                Path.of(args.length > 0 ? args[0] : "models/flux-shapes-dev").toAbsolutePath();
+        String cpu = Files.readAllLines(Path.of("/proc/cpuinfo")).stream()
+                .filter(l -> l.startsWith("model name"))
+                .map(l -> l.substring(l.indexOf(':') + 1).trim())
+                .findFirst()
+                .orElse("unknown CPU");
         System.out.println("machine: " + cpu + ", " + Runtime.getRuntime().availableProcessors() + " cores; java "
                 + Runtime.version() + "; Spark " + org.apache.spark.package$.MODULE$.SPARK_VERSION());
         List<String> prompts = new ArrayList<>();
@@ -53,8 +57,10 @@ public final class SparkOverheadBenchmark {
         for (int i = 0; i < IMAGES; i++) {
             prompts.add("a " + colours[i % 4] + " " + shapes[i / 4] + " on the left");
         }
-        System.out.printf("model: %s, %dx%d, %d steps, guidance 3.5, batch 1, %d images (%d prompts x 1);"
-                + " best of %d runs after a warm-up run%n", model, SIDE, SIDE, STEPS, IMAGES, IMAGES, RUNS);
+        System.out.printf(
+                "model: %s, %dx%d, %d steps, guidance 3.5, batch 1, %d images (%d prompts x 1);"
+                        + " best of %d runs after a warm-up run%n",
+                model, SIDE, SIDE, STEPS, IMAGES, IMAGES, RUNS);
 
         Map<String, Double> seconds = new LinkedHashMap<>();
         GenerationParams params = new GenerationParams(SIDE, SIDE, STEPS, 3.5f);
@@ -66,7 +72,7 @@ public final class SparkOverheadBenchmark {
                 long t0 = System.nanoTime();
                 for (int i = 0; i < IMAGES; i++) {
                     TextEmbedding e = pipeline.embed(prompts.get(i));
-                    FluxPipeline.Batch b = pipeline.generate(List.of(e), new long[] {i}, params, s -> { });
+                    FluxPipeline.Batch b = pipeline.generate(List.of(e), new long[] {i}, params, s -> {});
                     PngEncoder.encode(b.images().get(0), Map.of("prompt", prompts.get(i)));
                 }
                 double t = (System.nanoTime() - t0) / 1e9;
@@ -80,20 +86,34 @@ public final class SparkOverheadBenchmark {
         FluxSnapshot snapshot = FluxSnapshot.open(model);
         List<ImageTask> tasks = new ArrayList<>();
         for (int i = 0; i < IMAGES; i++) {
-            tasks.add(ImageTask.of(new PromptRow(i, "bench", i, prompts.get(i), new LinkedHashMap<>(), null, null), 0, i));
+            tasks.add(ImageTask.of(
+                    new PromptRow(i, "bench", i, prompts.get(i), new LinkedHashMap<>(), null, null), 0, i));
         }
         Path out = Files.createTempDirectory("spark-overhead");
-        GenerateSettings settings = new GenerateSettings(model.toString(), snapshot.transformerFingerprint(),
-                snapshot.quantizationMethod(), out.toUri().toString(), OutputLayout.DEFAULT, SIDE, SIDE, STEPS, 3.5f, 1,
+        GenerateSettings settings = new GenerateSettings(
+                model.toString(),
+                snapshot.transformerFingerprint(),
+                snapshot.quantizationMethod(),
+                out.toUri().toString(),
+                OutputLayout.DEFAULT,
+                SIDE,
+                SIDE,
+                STEPS,
+                3.5f,
+                1,
                 true); // overwrite: every run makes every image
         PrintWriter quiet = new PrintWriter(Writer.nullWriter());
         List<String> notes = new ArrayList<>();
         try {
             for (int slots : new int[] {1, 2}) {
                 long s0 = System.nanoTime();
-                SparkSession spark = SparkSession.builder().appName("spark-overhead").master("local[" + slots + "]")
-                        .config("spark.task.cpus", "1").config("spark.ui.enabled", "false")
-                        .config("spark.driver.host", "127.0.0.1").getOrCreate();
+                SparkSession spark = SparkSession.builder()
+                        .appName("spark-overhead")
+                        .master("local[" + slots + "]")
+                        .config("spark.task.cpus", "1")
+                        .config("spark.ui.enabled", "false")
+                        .config("spark.driver.host", "127.0.0.1")
+                        .getOrCreate();
                 Configurator.setLevel("ai.fluxbatch", Level.WARN); // no line per image (Spark reloads the config)
                 double start = (System.nanoTime() - s0) / 1e9;
                 double best = Double.MAX_VALUE, first = 0;
@@ -101,7 +121,9 @@ public final class SparkOverheadBenchmark {
                     long t0 = System.nanoTime();
                     List<ImageResult> results = GenerateJob.run(spark, tasks, settings, IMAGES_PER_PARTITION, quiet);
                     double t = (System.nanoTime() - t0) / 1e9;
-                    long ok = results.stream().filter(r -> r.status().equals(ImageResult.OK)).count();
+                    long ok = results.stream()
+                            .filter(r -> r.status().equals(ImageResult.OK))
+                            .count();
                     if (ok != IMAGES) {
                         throw new IllegalStateException(ok + " of " + IMAGES + " images made: " + results);
                     }
@@ -113,7 +135,11 @@ public final class SparkOverheadBenchmark {
                 }
                 spark.stop();
                 seconds.put("Spark local[" + slots + "]", best);
-                notes.add(String.format("local[%d]: session start %.2f s, first run %.2f s%s", slots, start, first,
+                notes.add(String.format(
+                        "local[%d]: session start %.2f s, first run %.2f s%s",
+                        slots,
+                        start,
+                        first,
                         slots == 1 ? " (loads the engine)" : " (engine already loaded in this JVM)"));
             }
         } finally {
@@ -123,10 +149,17 @@ public final class SparkOverheadBenchmark {
         }
 
         double direct = seconds.get("pipeline, one process");
-        System.out.printf("%-24s %10s %10s %10s %22s%n", "how", "seconds", "images/s", "s/image", "Spark overhead (time)");
-        seconds.forEach((how, t) -> System.out.printf("%-24s %10.2f %10.3f %10.3f %22s%n", how, t, IMAGES / t,
-                t / IMAGES, how.startsWith("Spark") ? String.format("%.2fx", t / direct) : "(baseline)"));
+        System.out.printf(
+                "%-24s %10s %10s %10s %22s%n", "how", "seconds", "images/s", "s/image", "Spark overhead (time)");
+        seconds.forEach((how, t) -> System.out.printf(
+                "%-24s %10.2f %10.3f %10.3f %22s%n",
+                how,
+                t,
+                IMAGES / t,
+                t / IMAGES,
+                how.startsWith("Spark") ? String.format("%.2fx", t / direct) : "(baseline)"));
         System.out.println("Spark job: " + IMAGES / IMAGES_PER_PARTITION + " partitions of " + IMAGES_PER_PARTITION
-                + " images, PNGs to a local folder, metadata table (Parquet + jsonl) included; " + String.join("; ", notes));
+                + " images, PNGs to a local folder, metadata table (Parquet + jsonl) included; "
+                + String.join("; ", notes));
     }
 }

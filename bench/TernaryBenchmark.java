@@ -22,8 +22,9 @@ import jdk.incubator.vector.VectorSpecies;
  * <p>Arguments (all optional): {@code shapes=KxN,KxN... ms=1,256,4096 stack-mib=N}.
  */
 public final class TernaryBenchmark {
-    private static final int[][] SHAPES = {{3072, 3072}, {3072, 9216}, {3072, 12288}, {3072, 18432}, {12288, 3072},
-            {15360, 3072}};
+    private static final int[][] SHAPES = {
+        {3072, 3072}, {3072, 9216}, {3072, 12288}, {3072, 18432}, {12288, 3072}, {15360, 3072}
+    };
     private static final int[] MS = {1, 256, 4096};
     private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
 
@@ -40,7 +41,9 @@ public final class TernaryBenchmark {
                     shapes[i] = new int[] {Integer.parseInt(kn[0]), Integer.parseInt(kn[1])};
                 }
             } else if (a.startsWith("ms=")) {
-                ms = java.util.Arrays.stream(a.substring(3).split(",")).mapToInt(Integer::parseInt).toArray();
+                ms = java.util.Arrays.stream(a.substring(3).split(","))
+                        .mapToInt(Integer::parseInt)
+                        .toArray();
             } else if (a.startsWith("stack-mib=")) {
                 stackBytes = Long.parseLong(a.substring(10)) << 20;
             } else {
@@ -53,11 +56,13 @@ public final class TernaryBenchmark {
             stackBytes = Math.max(1L << 30, 2 * l3);
         }
         double bandwidth = memoryBandwidth(threads, Math.max(1L << 30, 2 * l3));
-        System.out.printf("M = 1 stacks: distinct layers of at least %d MiB per kernel (2 x L3, at least 1 GiB), dense "
-                + "capped at half the max heap; every layer is run once per pass, time per layer is the best pass%n",
+        System.out.printf(
+                "M = 1 stacks: distinct layers of at least %d MiB per kernel (2 x L3, at least 1 GiB), dense "
+                        + "capped at half the max heap; every layer is run once per pass, time per layer is the best pass%n",
                 stackBytes >> 20);
-        System.out.printf("%-5s %-6s %-6s %12s %12s %10s %12s %12s   %s%n", "M", "K", "N", "dense ms", "ternary ms",
-                "speedup", "dense GF/s", "tern GF/s", "notes");
+        System.out.printf(
+                "%-5s %-6s %-6s %12s %12s %10s %12s %12s   %s%n",
+                "M", "K", "N", "dense ms", "ternary ms", "speedup", "dense GF/s", "tern GF/s", "notes");
         try (Backend be = new CpuBackend(threads)) {
             for (int[] shape : shapes) {
                 int k = shape[0], n = shape[1];
@@ -84,8 +89,17 @@ public final class TernaryBenchmark {
                 + " (reps; fewer for the big shapes to keep the run to minutes).");
     }
 
-    private static void memoryBound(Backend be, float[] x, float[] w, float[] bias, byte[] packed, float[] scale,
-                                    int n, int k, long stackBytes, double bandwidth) {
+    private static void memoryBound(
+            Backend be,
+            float[] x,
+            float[] w,
+            float[] bias,
+            byte[] packed,
+            float[] scale,
+            int n,
+            int k,
+            long stackBytes,
+            double bandwidth) {
         Tensor xt = be.upload(x, 1, k), bt = be.upload(bias, n);
         long denseBytes = 4L * n * k;
         long heapCap = Runtime.getRuntime().maxMemory() / 2;
@@ -112,14 +126,29 @@ public final class TernaryBenchmark {
         tern.clear();
         System.gc();
         double flops = 2.0 * n * k;
-        System.out.printf("%-5d %-6d %-6d %12.3f %12.3f %9.1fx %12.2f %12.2f   ternary stream %.1f GB/s = %.0f%% of"
-                        + " the bandwidth%n", 1, k, n, denseSec * 1e3, ternSec * 1e3, denseSec / ternSec,
-                flops / denseSec / 1e9, flops / ternSec / 1e9, ternBytes / ternSec / 1e9,
+        System.out.printf(
+                "%-5d %-6d %-6d %12.3f %12.3f %9.1fx %12.2f %12.2f   ternary stream %.1f GB/s = %.0f%% of"
+                        + " the bandwidth%n",
+                1,
+                k,
+                n,
+                denseSec * 1e3,
+                ternSec * 1e3,
+                denseSec / ternSec,
+                flops / denseSec / 1e9,
+                flops / ternSec / 1e9,
+                ternBytes / ternSec / 1e9,
                 100 * ternBytes / ternSec / bandwidth);
-        System.out.printf("      stacks: dense %d x %.1f MiB = %.0f MiB (%.1f GB/s of float weights); ternary %d x %.2f"
+        System.out.printf(
+                "      stacks: dense %d x %.1f MiB = %.0f MiB (%.1f GB/s of float weights); ternary %d x %.2f"
                         + " MiB = %.0f MiB; ternary upload (validate + repack) %.0f M weights/s%n",
-                denseLayers, denseBytes / 1048576.0, denseLayers * denseBytes / 1048576.0, denseBytes / denseSec / 1e9,
-                ternLayers, ternBytes / 1048576.0, ternLayers * ternBytes / 1048576.0,
+                denseLayers,
+                denseBytes / 1048576.0,
+                denseLayers * denseBytes / 1048576.0,
+                denseBytes / denseSec / 1e9,
+                ternLayers,
+                ternBytes / 1048576.0,
+                ternLayers * ternBytes / 1048576.0,
                 (double) ternLayers * n * k / uploadSec / 1e6);
     }
 
@@ -140,8 +169,8 @@ public final class TernaryBenchmark {
         return best;
     }
 
-    private static void computeBound(Backend be, float[] x, float[] w, float[] bias, byte[] packed, float[] scale,
-                                     int m, int n, int k) {
+    private static void computeBound(
+            Backend be, float[] x, float[] w, float[] bias, byte[] packed, float[] scale, int m, int n, int k) {
         Tensor xt = be.upload(x, m, k), bt = be.upload(bias, n);
         Tensor dense = be.upload(w, n, k), tern = be.uploadTernary(packed, n, k, scale);
         double flops = 2.0 * m * n * k;
@@ -150,8 +179,17 @@ public final class TernaryBenchmark {
         int warmUps = flops >= 1e11 ? 0 : (int) Math.max(1, Math.min(5, 2e10 / flops));
         double denseSec = best(() -> be.linear(xt, dense, bt), reps, warmUps);
         double ternSec = best(() -> be.ternaryLinear(xt, tern, bt), reps, warmUps);
-        System.out.printf("%-5d %-6d %-6d %12.1f %12.1f %9.2fx %12.2f %12.2f   reps %d%s%n", m, k, n,
-                denseSec * 1e3, ternSec * 1e3, denseSec / ternSec, flops / denseSec / 1e9, flops / ternSec / 1e9, reps,
+        System.out.printf(
+                "%-5d %-6d %-6d %12.1f %12.1f %9.2fx %12.2f %12.2f   reps %d%s%n",
+                m,
+                k,
+                n,
+                denseSec * 1e3,
+                ternSec * 1e3,
+                denseSec / ternSec,
+                flops / denseSec / 1e9,
+                flops / ternSec / 1e9,
+                reps,
                 warmUps == 0 ? ", no warm-up" : " after " + warmUps + " warm-up call" + (warmUps > 1 ? "s" : ""));
     }
 
@@ -209,8 +247,10 @@ public final class TernaryBenchmark {
         } finally {
             pool.shutdown();
         }
-        System.out.printf("memory bandwidth (vectorized float sum over %d MiB, best of 5): %.1f GB/s with 1 thread,"
-                + " %.1f GB/s with %d threads%n", 4L * len >> 20, best1 / 1e9, bestAll / 1e9, threads);
+        System.out.printf(
+                "memory bandwidth (vectorized float sum over %d MiB, best of 5): %.1f GB/s with 1 thread,"
+                        + " %.1f GB/s with %d threads%n",
+                4L * len >> 20, best1 / 1e9, bestAll / 1e9, threads);
         return bestAll;
     }
 
@@ -266,8 +306,11 @@ public final class TernaryBenchmark {
         String cpu = "unknown CPU";
         Path info = Path.of("/proc/cpuinfo");
         if (Files.exists(info)) {
-            cpu = Files.readAllLines(info).stream().filter(l -> l.startsWith("model name"))
-                    .map(l -> l.substring(l.indexOf(':') + 1).trim()).findFirst().orElse(cpu);
+            cpu = Files.readAllLines(info).stream()
+                    .filter(l -> l.startsWith("model name"))
+                    .map(l -> l.substring(l.indexOf(':') + 1).trim())
+                    .findFirst()
+                    .orElse(cpu);
         }
         long l3 = 0;
         Path l3File = Path.of("/sys/devices/system/cpu/cpu0/cache/index3/size");
@@ -278,12 +321,13 @@ public final class TernaryBenchmark {
         }
         System.out.println("machine: " + cpu + ", " + Runtime.getRuntime().availableProcessors() + " cores, L3 "
                 + (l3 >> 20) + " MiB (" + l3File + "), " + System.getProperty("os.name") + " "
-                + System.getProperty("os.arch") + ", max heap " + Runtime.getRuntime().maxMemory() / (1 << 20)
+                + System.getProperty("os.arch") + ", max heap "
+                + Runtime.getRuntime().maxMemory() / (1 << 20)
                 + " MiB");
         System.out.println("load average at the start (1, 5, 15 min): " + loadAverage()
                 + " (other processes on the machine skew the figures)");
-        System.out.println("java: " + Runtime.version() + " " + System.getProperty("java.vm.name") + ", vector species "
-                + S);
+        System.out.println(
+                "java: " + Runtime.version() + " " + System.getProperty("java.vm.name") + ", vector species " + S);
         return l3;
     }
 }

@@ -48,8 +48,9 @@ public final class TextBenchmark {
                 if (base == 0) {
                     base = ms;
                 }
-                System.out.printf("%-28s %14.2f %11.2fx%n", "length " + lengthBatch[0] + ", batch " + lengthBatch[1],
-                        ms, base / ms);
+                System.out.printf(
+                        "%-28s %14.2f %11.2fx%n",
+                        "length " + lengthBatch[0] + ", batch " + lengthBatch[1], ms, base / ms);
             }
         }
     }
@@ -87,7 +88,8 @@ public final class TextBenchmark {
         return n;
     }
 
-    static double encodeMillisPerPrompt(T5Encoder encoder, T5Tokenizer t5, List<String> prompts, int length, int batch) {
+    static double encodeMillisPerPrompt(
+            T5Encoder encoder, T5Tokenizer t5, List<String> prompts, int length, int batch) {
         long best = Long.MAX_VALUE;
         for (int pass = 0; pass < 3; pass++) {
             long t0 = System.nanoTime();
@@ -118,7 +120,12 @@ public final class TextBenchmark {
 
     static String cpuName() throws Exception {
         Path info = Path.of("/proc/cpuinfo");
-        return Files.exists(info) ? Files.readAllLines(info).stream().filter(l -> l.startsWith("model name"))
-                .map(l -> l.substring(l.indexOf(':') + 1).trim()).findFirst().orElse("unknown CPU") : "unknown CPU";
+        return Files.exists(info)
+                ? Files.readAllLines(info).stream()
+                        .filter(l -> l.startsWith("model name"))
+                        .map(l -> l.substring(l.indexOf(':') + 1).trim())
+                        .findFirst()
+                        .orElse("unknown CPU")
+                : "unknown CPU";
     }
 }

@@ -27,10 +27,12 @@ import org.slf4j.LoggerFactory;
 public final class ExecutorBackends {
     private static final Logger LOG = LoggerFactory.getLogger(ExecutorBackends.class);
     /** /dev/nvidia0, then nvidia-smi -L; asked at most once per JVM. */
-    private static final Supplier<Optional<String>> GPU = memoize(() -> GpuVisibility.system().detect());
+    private static final Supplier<Optional<String>> GPU =
+            memoize(() -> GpuVisibility.system().detect());
+
     private static final Supplier<Optional<String>> CUDA_MISSING = memoize(CudaAvailability::missing);
-    private static final ExecutorBackends JVM = new ExecutorBackends(ExecutorBackends::openReal,
-            message -> LOG.info("{}", message));
+    private static final ExecutorBackends JVM =
+            new ExecutorBackends(ExecutorBackends::openReal, message -> LOG.info("{}", message));
 
     /** Which backend: the CPU (ordinal -1, no precision) or CUDA device {@code ordinal} with {@code precision}. */
     public record Key(DeviceKind kind, int ordinal, GemmPrecision precision) {
@@ -66,8 +68,7 @@ public final class ExecutorBackends {
     }
 
     /** A shared backend and the key it was opened for: the CPU's when a CUDA backend fell back. */
-    public record Opened(Key key, Backend backend) {
-    }
+    public record Opened(Key key, Backend backend) {}
 
     /** Opens the backend of a key; the JVM's opens a {@link CpuBackend} or {@link CudaBackend#open}. */
     @FunctionalInterface
@@ -95,8 +96,13 @@ public final class ExecutorBackends {
      * @throws IllegalStateException when {@code requested} is cuda and the task cannot have it
      */
     public static Opened forCurrentTask(DeviceKind requested, GemmPrecision precision) {
-        ExecutorDevice.Resolution resolution = ExecutorDevice.resolve(requested, SparkGpuAddress.current(),
-                localMode(), System.getenv("CUDA_VISIBLE_DEVICES"), GPU::get, CUDA_MISSING);
+        ExecutorDevice.Resolution resolution = ExecutorDevice.resolve(
+                requested,
+                SparkGpuAddress.current(),
+                localMode(),
+                System.getenv("CUDA_VISIBLE_DEVICES"),
+                GPU::get,
+                CUDA_MISSING);
         return JVM.get(resolution, requested, precision);
     }
 
@@ -106,8 +112,8 @@ public final class ExecutorBackends {
      * @param requested what the user asked for: under auto a CUDA backend that fails to open falls back to the CPU,
      *                  otherwise the failure is thrown
      */
-    public synchronized Opened get(ExecutorDevice.Resolution resolution, DeviceKind requested,
-                                   GemmPrecision precision) {
+    public synchronized Opened get(
+            ExecutorDevice.Resolution resolution, DeviceKind requested, GemmPrecision precision) {
         Key key = Key.of(resolution, precision);
         Backend backend = open.get(key);
         if (backend != null) {
@@ -134,11 +140,16 @@ public final class ExecutorBackends {
             }
         }
         if (requested != DeviceKind.AUTO) {
-            throw new IllegalStateException("--device " + requested.optionName() + ": the CUDA backend on device "
-                    + key.ordinal() + " failed to open (" + resolution.reason() + "): " + message(failure), failure);
+            throw new IllegalStateException(
+                    "--device " + requested.optionName() + ": the CUDA backend on device " + key.ordinal()
+                            + " failed to open (" + resolution.reason() + "): " + message(failure),
+                    failure);
         }
-        return get(ExecutorDevice.Resolution.cpu("auto: the CUDA backend on device " + key.ordinal()
-                + " failed to open: " + message(failure)), requested, precision);
+        return get(
+                ExecutorDevice.Resolution.cpu(
+                        "auto: the CUDA backend on device " + key.ordinal() + " failed to open: " + message(failure)),
+                requested,
+                precision);
     }
 
     /** The keys of the backends open in this cache. */

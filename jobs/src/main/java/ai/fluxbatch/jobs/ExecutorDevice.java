@@ -29,8 +29,7 @@ public final class ExecutorDevice {
             + " spark.task.resource.gpu.amount (with a discovery script), as"
             + " conf/spark-defaults-gpu.conf.template does, or use --device auto or cpu";
 
-    private ExecutorDevice() {
-    }
+    private ExecutorDevice() {}
 
     /**
      * The backend a task uses: {@link DeviceKind#CPU} (ordinal -1) or {@link DeviceKind#CUDA} on {@code ordinal}, and
@@ -78,9 +77,13 @@ public final class ExecutorDevice {
      *                           asked only when CUDA would be chosen
      * @throws IllegalStateException when cuda is requested and cannot be had, saying why
      */
-    public static Resolution resolve(DeviceKind requested, Optional<String> taskGpuAddress, boolean localMode,
-                                     String cudaVisibleDevices, GpuVisibility gpus,
-                                     Supplier<Optional<String>> cudaMissing) {
+    public static Resolution resolve(
+            DeviceKind requested,
+            Optional<String> taskGpuAddress,
+            boolean localMode,
+            String cudaVisibleDevices,
+            GpuVisibility gpus,
+            Supplier<Optional<String>> cudaMissing) {
         Objects.requireNonNull(requested, "requested");
         Objects.requireNonNull(taskGpuAddress, "taskGpuAddress");
         if (requested == DeviceKind.CPU) {
@@ -100,21 +103,26 @@ public final class ExecutorDevice {
             if (missing.isPresent()) {
                 return cannot(auto, given + " but " + missing.get());
             }
-            return Resolution.cuda(ordinal, prefix(auto) + given + ", CUDA device " + ordinal
-                    + (cudaVisibleDevices == null ? "" : " under CUDA_VISIBLE_DEVICES=" + cudaVisibleDevices));
+            return Resolution.cuda(
+                    ordinal,
+                    prefix(auto) + given + ", CUDA device " + ordinal
+                            + (cudaVisibleDevices == null ? "" : " under CUDA_VISIBLE_DEVICES=" + cudaVisibleDevices));
         }
         if (localMode) {
             Optional<String> gpu = gpus.detect();
             if (gpu.isPresent()) {
-                String seen = "local mode: the driver and the executor are one process, which sees a GPU ("
-                        + gpu.get() + ")";
+                String seen =
+                        "local mode: the driver and the executor are one process, which sees a GPU (" + gpu.get() + ")";
                 Optional<String> missing = cudaMissing.get();
                 if (missing.isPresent()) {
                     return cannot(auto, seen + " but " + missing.get());
                 }
-                return Resolution.cuda(0, prefix(auto) + seen + "; using CUDA device 0"
-                        + (cudaVisibleDevices == null ? "" : " (the first of CUDA_VISIBLE_DEVICES=" + cudaVisibleDevices
-                        + ")"));
+                return Resolution.cuda(
+                        0,
+                        prefix(auto) + seen + "; using CUDA device 0"
+                                + (cudaVisibleDevices == null
+                                        ? ""
+                                        : " (the first of CUDA_VISIBLE_DEVICES=" + cudaVisibleDevices + ")"));
             }
             if (auto) {
                 return Resolution.cpu("auto: Spark assigned this task no GPU and this local-mode process sees no"

@@ -5,8 +5,7 @@ import ai.fluxbatch.jobs.cli.Redact;
 
 /** Entry point of {@code bin/fluxbatch}. */
 public final class Main {
-    private Main() {
-    }
+    private Main() {}
 
     public static void main(String[] args) {
         // before any logger starts: log lines (Spark's, Hadoop's) pass the same secret masking as the commands' own

@@ -13,8 +13,7 @@ import scala.Option;
 public final class SparkGpuAddress {
     public static final String GPU = "gpu";
 
-    private SparkGpuAddress() {
-    }
+    private SparkGpuAddress() {}
 
     /** The first "gpu" address of the current task; empty outside a task or when the task was given no GPU. */
     public static Optional<String> current() {
@@ -63,8 +62,8 @@ public final class SparkGpuAddress {
                 return i;
             }
         }
-        throw new IllegalArgumentException("Spark GPU address '" + address + "' is not among CUDA_VISIBLE_DEVICES="
-                + cudaVisibleDevices);
+        throw new IllegalArgumentException(
+                "Spark GPU address '" + address + "' is not among CUDA_VISIBLE_DEVICES=" + cudaVisibleDevices);
     }
 
     private static boolean sameDevice(String visible, String address) {

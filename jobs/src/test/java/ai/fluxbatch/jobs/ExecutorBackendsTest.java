@@ -23,13 +23,15 @@ class ExecutorBackendsTest {
     private final List<String> log = new ArrayList<>();
 
     private ExecutorBackends backends(Set<Integer> brokenOrdinals) {
-        return new ExecutorBackends(key -> {
-            opened.add(key);
-            if (key.kind() == DeviceKind.CUDA && brokenOrdinals.contains(key.ordinal())) {
-                throw new IllegalStateException("cuInit failed: CUDA_ERROR_NO_DEVICE");
-            }
-            return new CpuBackend(1); // stands in for either
-        }, log::add);
+        return new ExecutorBackends(
+                key -> {
+                    opened.add(key);
+                    if (key.kind() == DeviceKind.CUDA && brokenOrdinals.contains(key.ordinal())) {
+                        throw new IllegalStateException("cuInit failed: CUDA_ERROR_NO_DEVICE");
+                    }
+                    return new CpuBackend(1); // stands in for either
+                },
+                log::add);
     }
 
     @Test
@@ -45,7 +47,9 @@ class ExecutorBackendsTest {
         assertEquals(Key.CPU, cpu.key());
         assertEquals(List.of(Key.cuda(1, GemmPrecision.FP32), Key.CPU), opened);
         assertEquals(2, log.size(), log.toString());
-        assertTrue(log.get(0).startsWith("backend cuda:1/fp32 opened (--device auto): Spark assigned this task GPU 1"), log.get(0));
+        assertTrue(
+                log.get(0).startsWith("backend cuda:1/fp32 opened (--device auto): Spark assigned this task GPU 1"),
+                log.get(0));
         assertTrue(log.get(1).startsWith("backend cpu opened (--device cpu): requested with --device cpu"), log.get(1));
         assertEquals(Set.of(Key.CPU, Key.cuda(1, GemmPrecision.FP32)), b.openKeys());
     }
@@ -53,9 +57,12 @@ class ExecutorBackendsTest {
     @Test
     void devicesAndPrecisionsAreBackendsOfTheirOwn() {
         ExecutorBackends b = backends(Set.of());
-        Backend d0 = b.get(Resolution.cuda(0, "r"), DeviceKind.CUDA, GemmPrecision.FP32).backend();
-        Backend d1 = b.get(Resolution.cuda(1, "r"), DeviceKind.CUDA, GemmPrecision.FP32).backend();
-        Backend d0bf16 = b.get(Resolution.cuda(0, "r"), DeviceKind.CUDA, GemmPrecision.BF16).backend();
+        Backend d0 = b.get(Resolution.cuda(0, "r"), DeviceKind.CUDA, GemmPrecision.FP32)
+                .backend();
+        Backend d1 = b.get(Resolution.cuda(1, "r"), DeviceKind.CUDA, GemmPrecision.FP32)
+                .backend();
+        Backend d0bf16 = b.get(Resolution.cuda(0, "r"), DeviceKind.CUDA, GemmPrecision.BF16)
+                .backend();
         assertTrue(d0 != d1 && d0 != d0bf16 && d1 != d0bf16);
         assertEquals(3, opened.size());
     }
@@ -69,18 +76,24 @@ class ExecutorBackendsTest {
         assertSame(o.backend(), again.backend());
         assertEquals(List.of(Key.cuda(0, GemmPrecision.FP32), Key.CPU), opened, "the broken device is tried once");
         assertTrue(log.get(0).contains("cuInit failed: CUDA_ERROR_NO_DEVICE"), log.toString());
-        assertTrue(log.get(1).startsWith("backend cpu opened (--device auto): auto: the CUDA backend on device 0 failed to open:"
-                + " cuInit failed"), log.toString());
+        assertTrue(
+                log.get(1)
+                        .startsWith(
+                                "backend cpu opened (--device auto): auto: the CUDA backend on device 0 failed to open:"
+                                        + " cuInit failed"),
+                log.toString());
     }
 
     @Test
     void cudaRethrowsWhenTheBackendWillNotOpen() {
         ExecutorBackends b = backends(Set.of(2));
         for (int attempt = 0; attempt < 2; attempt++) {
-            IllegalStateException e = assertThrows(IllegalStateException.class,
-                    () -> b.get(Resolution.cuda(2, "Spark assigned this task GPU 2"), DeviceKind.CUDA,
-                            GemmPrecision.BF16));
-            assertTrue(e.getMessage().startsWith("--device cuda: the CUDA backend on device 2 failed to open"),
+            IllegalStateException e = assertThrows(
+                    IllegalStateException.class,
+                    () -> b.get(
+                            Resolution.cuda(2, "Spark assigned this task GPU 2"), DeviceKind.CUDA, GemmPrecision.BF16));
+            assertTrue(
+                    e.getMessage().startsWith("--device cuda: the CUDA backend on device 2 failed to open"),
                     e.getMessage());
             assertTrue(e.getMessage().contains("cuInit failed: CUDA_ERROR_NO_DEVICE"), e.getMessage());
         }

@@ -41,19 +41,24 @@ class ExecutorDeviceTest {
     // a task GPU address
 
     @ParameterizedTest
-    @EnumSource(value = DeviceKind.class, names = {"AUTO", "CUDA"})
+    @EnumSource(
+            value = DeviceKind.class,
+            names = {"AUTO", "CUDA"})
     void theTaskAddressWithoutCudaVisibleDevicesIsTheOrdinal(DeviceKind requested) {
         Resolution r = ExecutorDevice.resolve(requested, Optional.of("3"), false, null, NOT_ASKED, CUDA_OK);
         assertEquals(DeviceKind.CUDA, r.kind());
         assertEquals(3, r.ordinal(), "never device 0 by default");
         assertTrue(r.reason().contains("Spark assigned this task GPU 3, CUDA device 3"), r.reason());
-        assertTrue(r.reason().startsWith(requested == DeviceKind.AUTO ? "auto: " : "requested with --device cuda"),
+        assertTrue(
+                r.reason().startsWith(requested == DeviceKind.AUTO ? "auto: " : "requested with --device cuda"),
                 r.reason());
         assertEquals("cuda:3", r.toString().substring(0, 6));
     }
 
     @ParameterizedTest
-    @EnumSource(value = DeviceKind.class, names = {"AUTO", "CUDA"})
+    @EnumSource(
+            value = DeviceKind.class,
+            names = {"AUTO", "CUDA"})
     void theTaskAddressMapsThroughCudaVisibleDevices(DeviceKind requested) {
         Resolution r = ExecutorDevice.resolve(requested, Optional.of("3"), false, "2,3", NOT_ASKED, CUDA_OK);
         assertEquals(DeviceKind.CUDA, r.kind());
@@ -72,16 +77,21 @@ class ExecutorDeviceTest {
         Resolution r = ExecutorDevice.resolve(DeviceKind.AUTO, Optional.of("0"), false, null, NOT_ASKED, NO_KERNELS);
         assertEquals(DeviceKind.CPU, r.kind());
         assertEquals(-1, r.ordinal());
-        assertEquals("auto: Spark assigned this task GPU 0 but the CUDA kernels were not compiled into this build,"
-                + " using the CPU backend", r.reason());
+        assertEquals(
+                "auto: Spark assigned this task GPU 0 but the CUDA kernels were not compiled into this build,"
+                        + " using the CPU backend",
+                r.reason());
     }
 
     @Test
     void cudaWithATaskAddressFailsWhenTheBuildCannotRunCuda() {
-        IllegalStateException e = assertThrows(IllegalStateException.class, () -> ExecutorDevice.resolve(
-                DeviceKind.CUDA, Optional.of("0"), false, null, NOT_ASKED, NO_KERNELS));
-        assertEquals("--device cuda: Spark assigned this task GPU 0 but the CUDA kernels were not compiled into this"
-                + " build", e.getMessage());
+        IllegalStateException e = assertThrows(
+                IllegalStateException.class,
+                () -> ExecutorDevice.resolve(DeviceKind.CUDA, Optional.of("0"), false, null, NOT_ASKED, NO_KERNELS));
+        assertEquals(
+                "--device cuda: Spark assigned this task GPU 0 but the CUDA kernels were not compiled into this"
+                        + " build",
+                e.getMessage());
     }
 
     @Test
@@ -93,16 +103,20 @@ class ExecutorDeviceTest {
 
     @Test
     void anAddressCudaCannotSeeFailsUnderCuda() {
-        IllegalStateException e = assertThrows(IllegalStateException.class, () -> ExecutorDevice.resolve(
-                DeviceKind.CUDA, Optional.of("GPU-abc"), false, null, NOT_ASKED, CUDA_OK));
-        assertTrue(e.getMessage().startsWith("--device cuda: Spark assigned this task GPU GPU-abc but"), e.getMessage());
+        IllegalStateException e = assertThrows(
+                IllegalStateException.class,
+                () -> ExecutorDevice.resolve(DeviceKind.CUDA, Optional.of("GPU-abc"), false, null, NOT_ASKED, CUDA_OK));
+        assertTrue(
+                e.getMessage().startsWith("--device cuda: Spark assigned this task GPU GPU-abc but"), e.getMessage());
         assertTrue(e.getMessage().contains("CUDA_VISIBLE_DEVICES is not set"), e.getMessage());
     }
 
     // no task GPU address, local mode
 
     @ParameterizedTest
-    @EnumSource(value = DeviceKind.class, names = {"AUTO", "CUDA"})
+    @EnumSource(
+            value = DeviceKind.class,
+            names = {"AUTO", "CUDA"})
     void localModeWithAVisibleGpuTakesDeviceZero(DeviceKind requested) {
         Resolution r = ExecutorDevice.resolve(requested, Optional.empty(), true, null, GPU, CUDA_OK);
         assertEquals(DeviceKind.CUDA, r.kind());
@@ -123,21 +137,23 @@ class ExecutorDeviceTest {
     void localModeAutoFallsBackWhenTheBuildCannotRunCuda() {
         Resolution r = ExecutorDevice.resolve(DeviceKind.AUTO, Optional.empty(), true, null, GPU, NO_KERNELS);
         assertEquals(DeviceKind.CPU, r.kind());
-        assertTrue(r.reason().contains("sees a GPU (/dev/nvidia0 exists) but the CUDA kernels were not compiled"),
+        assertTrue(
+                r.reason().contains("sees a GPU (/dev/nvidia0 exists) but the CUDA kernels were not compiled"),
                 r.reason());
     }
 
     @Test
     void localModeCudaFailsWhenTheBuildCannotRunCuda() {
-        IllegalStateException e = assertThrows(IllegalStateException.class, () -> ExecutorDevice.resolve(
-                DeviceKind.CUDA, Optional.empty(), true, null, GPU, NO_KERNELS));
+        IllegalStateException e = assertThrows(
+                IllegalStateException.class,
+                () -> ExecutorDevice.resolve(DeviceKind.CUDA, Optional.empty(), true, null, GPU, NO_KERNELS));
         assertTrue(e.getMessage().contains("the CUDA kernels were not compiled"), e.getMessage());
     }
 
     @Test
     void localModeWithoutAGpuIsTheCpuUnderAuto() {
-        Resolution r = ExecutorDevice.resolve(DeviceKind.AUTO, Optional.empty(), true, null, GpuVisibility.none(),
-                CUDA_NOT_ASKED);
+        Resolution r = ExecutorDevice.resolve(
+                DeviceKind.AUTO, Optional.empty(), true, null, GpuVisibility.none(), CUDA_NOT_ASKED);
         assertEquals(DeviceKind.CPU, r.kind());
         assertTrue(r.reason().contains("Spark assigned this task no GPU"), r.reason());
         assertTrue(r.reason().contains("sees no NVIDIA GPU"), r.reason());
@@ -145,8 +161,10 @@ class ExecutorDeviceTest {
 
     @Test
     void localModeWithoutAGpuFailsUnderCuda() {
-        IllegalStateException e = assertThrows(IllegalStateException.class, () -> ExecutorDevice.resolve(
-                DeviceKind.CUDA, Optional.empty(), true, null, GpuVisibility.none(), CUDA_NOT_ASKED));
+        IllegalStateException e = assertThrows(
+                IllegalStateException.class,
+                () -> ExecutorDevice.resolve(
+                        DeviceKind.CUDA, Optional.empty(), true, null, GpuVisibility.none(), CUDA_NOT_ASKED));
         assertTrue(e.getMessage().contains("Spark assigned this task no GPU"), e.getMessage());
     }
 
@@ -162,8 +180,10 @@ class ExecutorDeviceTest {
 
     @Test
     void aClusterTaskWithoutAGpuFailsUnderCudaNamingTheSettings() {
-        IllegalStateException e = assertThrows(IllegalStateException.class, () -> ExecutorDevice.resolve(
-                DeviceKind.CUDA, Optional.empty(), false, null, NOT_ASKED, CUDA_NOT_ASKED));
+        IllegalStateException e = assertThrows(
+                IllegalStateException.class,
+                () -> ExecutorDevice.resolve(
+                        DeviceKind.CUDA, Optional.empty(), false, null, NOT_ASKED, CUDA_NOT_ASKED));
         String m = e.getMessage();
         assertTrue(m.startsWith("--device cuda: Spark assigned this task no GPU"), m);
         assertTrue(m.contains("spark.executor.resource.gpu.amount"), m);
@@ -183,8 +203,17 @@ class ExecutorDeviceTest {
     }
 
     @ParameterizedTest
-    @CsvSource({"local,true", "local[*],true", "local[4],true", "'local[2,3]',true", "' local[1] ',true",
-        "local-cluster[2;1;1024],false", "spark://host:7077,false", "yarn,false", "k8s://https://h:443,false"})
+    @CsvSource({
+        "local,true",
+        "local[*],true",
+        "local[4],true",
+        "'local[2,3]',true",
+        "' local[1] ',true",
+        "local-cluster[2;1;1024],false",
+        "spark://host:7077,false",
+        "yarn,false",
+        "k8s://https://h:443,false"
+    })
     void localMasters(String master, boolean local) {
         assertEquals(local, ExecutorDevice.isLocalMaster(master.replace(';', ',')));
     }

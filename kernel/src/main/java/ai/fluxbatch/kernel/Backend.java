@@ -110,8 +110,8 @@ public interface Backend extends AutoCloseable {
      * {@code padBottom} below, {@code padLeft} columns left and {@code padRight} right, one stride for both axes.
      * Returns {@code [B, O, Ho, Wo]} with {@code Ho = (H + padTop + padBottom - kh) / stride + 1} (likewise Wo).
      */
-    Tensor conv2d(Tensor x, Tensor weight, Tensor bias, int stride, int padTop, int padBottom, int padLeft,
-                  int padRight);
+    Tensor conv2d(
+            Tensor x, Tensor weight, Tensor bias, int stride, int padTop, int padBottom, int padLeft, int padRight);
 
     /** {@link #conv2d(Tensor, Tensor, Tensor, int, int, int, int, int)} with {@code pad} on all four sides. */
     default Tensor conv2d(Tensor x, Tensor weight, Tensor bias, int stride, int pad) {
@@ -152,6 +152,5 @@ public interface Backend extends AutoCloseable {
     }
 
     @Override
-    default void close() {
-    }
+    default void close() {}
 }

@@ -10,8 +10,7 @@ import java.util.Optional;
  */
 public final class BackendSelection {
 
-    private BackendSelection() {
-    }
+    private BackendSelection() {}
 
     /** The backend chosen ({@link DeviceKind#CPU} or {@link DeviceKind#CUDA}) and why. */
     public record Decision(DeviceKind kind, String reason) {
@@ -53,18 +52,19 @@ public final class BackendSelection {
                 return new Decision(DeviceKind.CPU, "auto: no NVIDIA GPU visible, using the CPU backend");
             }
             if (!cudaAvailable) {
-                return new Decision(DeviceKind.CPU, "auto: a GPU is visible (" + gpu.get() + ") but " + noBackend
-                        + ", using the CPU backend");
+                return new Decision(
+                        DeviceKind.CPU,
+                        "auto: a GPU is visible (" + gpu.get() + ") but " + noBackend + ", using the CPU backend");
             }
             return new Decision(DeviceKind.CUDA, "auto: a GPU is visible (" + gpu.get() + "), using the CUDA backend");
         }
         if (gpu.isEmpty() && !cudaAvailable) {
-            throw new IllegalArgumentException("--device cuda: no NVIDIA GPU is visible"
-                    + " and " + noBackend + "; use --device cpu or auto");
+            throw new IllegalArgumentException(
+                    "--device cuda: no NVIDIA GPU is visible" + " and " + noBackend + "; use --device cpu or auto");
         }
         if (gpu.isEmpty()) {
-            throw new IllegalArgumentException("--device cuda: no NVIDIA GPU is visible"
-                    + "; use --device cpu or auto");
+            throw new IllegalArgumentException(
+                    "--device cuda: no NVIDIA GPU is visible" + "; use --device cpu or auto");
         }
         if (!cudaAvailable) {
             throw new IllegalArgumentException("--device cuda: a GPU is visible (" + gpu.get() + ") but " + noBackend

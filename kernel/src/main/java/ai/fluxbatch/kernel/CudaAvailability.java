@@ -11,8 +11,7 @@ import java.util.Optional;
 public final class CudaAvailability {
     static final String JAVACPP_CLASS = "org.bytedeco.cuda.global.cudart";
 
-    private CudaAvailability() {
-    }
+    private CudaAvailability() {}
 
     /** Why this build cannot run the CUDA backend, or empty when it can. */
     public static Optional<String> missing() {

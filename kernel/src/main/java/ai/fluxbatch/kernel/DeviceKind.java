@@ -6,7 +6,9 @@ import java.util.stream.Collectors;
 
 /** The backend a run asks for with {@code --device}: {@code auto} (CUDA when a GPU is visible), {@code cpu} or {@code cuda}. */
 public enum DeviceKind {
-    AUTO, CPU, CUDA;
+    AUTO,
+    CPU,
+    CUDA;
 
     /** The name as the command line spells it. */
     public String optionName() {

@@ -46,8 +46,10 @@ public interface GpuVisibility {
     private static Optional<String> listedGpu(List<String> command) {
         Process process;
         try {
-            process = new ProcessBuilder(command).redirectErrorStream(true)
-                    .redirectInput(ProcessBuilder.Redirect.from(new java.io.File("/dev/null"))).start();
+            process = new ProcessBuilder(command)
+                    .redirectErrorStream(true)
+                    .redirectInput(ProcessBuilder.Redirect.from(new java.io.File("/dev/null")))
+                    .start();
         } catch (IOException | RuntimeException e) {
             return Optional.empty(); // not installed
         }
@@ -57,7 +59,10 @@ public interface GpuVisibility {
             if (!process.waitFor(10, TimeUnit.SECONDS) || process.exitValue() != 0) {
                 return Optional.empty();
             }
-            return out.lines().map(String::strip).filter(l -> l.startsWith("GPU ")).findFirst();
+            return out.lines()
+                    .map(String::strip)
+                    .filter(l -> l.startsWith("GPU "))
+                    .findFirst();
         } catch (IOException e) {
             return Optional.empty();
         } catch (InterruptedException e) {

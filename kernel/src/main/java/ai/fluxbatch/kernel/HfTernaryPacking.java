@@ -6,14 +6,13 @@ package ai.fluxbatch.kernel;
  * {@code i * ceil(out/4) + r}. Each backend repacks it into the layout its kernel wants.
  */
 public final class HfTernaryPacking {
-    private HfTernaryPacking() {
-    }
+    private HfTernaryPacking() {}
 
     /** Checks the shape and the byte count of packed codes for an {@code [out, in]} weight. */
     public static void check(byte[] packed, int out, int in) {
         if (out < 1 || in < 1) {
-            throw new IllegalArgumentException("ternary weight: shape [" + out + ", " + in
-                    + "] must have positive dimensions");
+            throw new IllegalArgumentException(
+                    "ternary weight: shape [" + out + ", " + in + "] must have positive dimensions");
         }
         long expected = (long) rows(out) * in;
         if (packed.length != expected) {
@@ -25,8 +24,8 @@ public final class HfTernaryPacking {
     /** Checks the per-output-channel scale of a ternary weight {@code [out, in]}: out finite values. */
     public static void checkScale(float[] scale, int out, int in) {
         if (scale.length != out) {
-            throw new IllegalArgumentException("ternary weight [" + out + ", " + in + "]: scale has " + scale.length
-                    + " values, expected " + out);
+            throw new IllegalArgumentException(
+                    "ternary weight [" + out + ", " + in + "]: scale has " + scale.length + " values, expected " + out);
         }
         for (int o = 0; o < out; o++) {
             if (!Float.isFinite(scale[o])) {

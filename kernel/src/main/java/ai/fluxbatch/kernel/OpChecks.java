@@ -2,8 +2,7 @@ package ai.fluxbatch.kernel;
 
 /** The argument checks of the Backend operations that need more than one line, shared by every backend. */
 public final class OpChecks {
-    private OpChecks() {
-    }
+    private OpChecks() {}
 
     /** Checks {@code x [B, L, C]} against per-sample vectors {@code a, b [B, C]}; returns x's shape. */
     public static int[] batchRows(String op, int[] x, int[] a, int[] b) {
@@ -60,12 +59,11 @@ public final class OpChecks {
     }
 
     /** The sizes of a conv2d: input {@code [b, c, h, w]}, weight {@code [o, c, kh, kw]}, output {@code [b, o, ho, wo]}. */
-    public record Conv(int b, int c, int h, int w, int o, int kh, int kw, int ho, int wo) {
-    }
+    public record Conv(int b, int c, int h, int w, int o, int kh, int kw, int ho, int wo) {}
 
     /** Checks a conv2d's arguments ({@code biasLength} -1 for none) and returns its sizes. */
-    public static Conv conv2d(int[] x, int[] weight, int biasLength, int stride, int padTop, int padBottom,
-                              int padLeft, int padRight) {
+    public static Conv conv2d(
+            int[] x, int[] weight, int biasLength, int stride, int padTop, int padBottom, int padLeft, int padRight) {
         Shapes.requireRank("conv2d", "x", x, 4);
         Shapes.requireRank("conv2d", "weight", weight, 4);
         int c = x[1], h = x[2], w = x[3];
@@ -104,8 +102,8 @@ public final class OpChecks {
     /** The shape of {@code x} with its last two axes swapped. */
     public static int[] transposedLast2(int[] x) {
         if (x.length < 2) {
-            throw new IllegalArgumentException("transposeLast2: x must have rank 2 or more, got shape "
-                    + Tensor.describe(x));
+            throw new IllegalArgumentException(
+                    "transposeLast2: x must have rank 2 or more, got shape " + Tensor.describe(x));
         }
         int[] t = x.clone();
         t[x.length - 2] = x[x.length - 1];

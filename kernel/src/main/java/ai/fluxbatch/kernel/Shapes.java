@@ -4,8 +4,7 @@ import java.util.Arrays;
 
 /** Shape arithmetic and the checks every backend makes before touching data. */
 public final class Shapes {
-    private Shapes() {
-    }
+    private Shapes() {}
 
     public static long numel(int[] shape) {
         long n = 1;
@@ -35,14 +34,15 @@ public final class Shapes {
 
     public static void requireRank(String op, String what, int[] shape, int rank) {
         if (shape.length != rank) {
-            throw new IllegalArgumentException(op + ": " + what + " must have rank " + rank + ", got shape "
-                    + Arrays.toString(shape));
+            throw new IllegalArgumentException(
+                    op + ": " + what + " must have rank " + rank + ", got shape " + Arrays.toString(shape));
         }
     }
 
     public static void requireSame(String op, int[] a, int[] b) {
         if (!Arrays.equals(a, b)) {
-            throw new IllegalArgumentException(op + ": shapes differ, " + Arrays.toString(a) + " vs " + Arrays.toString(b));
+            throw new IllegalArgumentException(
+                    op + ": shapes differ, " + Arrays.toString(a) + " vs " + Arrays.toString(b));
         }
     }
 

@@ -33,8 +33,7 @@ public interface Tensor extends AutoCloseable {
 
     /** Frees what the tensor holds where that matters (device memory); a no-op on the heap. */
     @Override
-    default void close() {
-    }
+    default void close() {}
 
     static String describe(int[] shape) {
         return Arrays.toString(shape);

@@ -14,8 +14,7 @@ public interface TensorScope extends AutoCloseable {
         }
 
         @Override
-        public void close() {
-        }
+        public void close() {}
     };
 
     /** Keeps {@code t} (and every view of its data) alive past this scope; returns it. */

@@ -48,8 +48,10 @@ class BackendSelectionTest {
     void autoWithGpuButNoCudaBackend() {
         Decision d = BackendSelection.select(DeviceKind.AUTO, GPU, MISSING);
         assertEquals(DeviceKind.CPU, d.kind());
-        assertEquals("auto: a GPU is visible (/dev/nvidia0 exists) but this build has no CUDA kernels,"
-                + " using the CPU backend", d.reason());
+        assertEquals(
+                "auto: a GPU is visible (/dev/nvidia0 exists) but this build has no CUDA kernels,"
+                        + " using the CPU backend",
+                d.reason());
     }
 
     @Test
@@ -69,24 +71,28 @@ class BackendSelectionTest {
 
     @Test
     void cudaWithoutGpu() {
-        String m = assertThrows(IllegalArgumentException.class,
-                () -> BackendSelection.select(DeviceKind.CUDA, NO_GPU, Optional.empty())).getMessage();
+        String m = assertThrows(
+                        IllegalArgumentException.class,
+                        () -> BackendSelection.select(DeviceKind.CUDA, NO_GPU, Optional.empty()))
+                .getMessage();
         assertTrue(m.contains("no NVIDIA GPU is visible"), m);
         assertFalse(m.contains("no CUDA backend"), m);
     }
 
     @Test
     void cudaWithGpuButNoBackend() {
-        String m = assertThrows(IllegalArgumentException.class,
-                () -> BackendSelection.select(DeviceKind.CUDA, GPU, MISSING)).getMessage();
+        String m = assertThrows(
+                        IllegalArgumentException.class, () -> BackendSelection.select(DeviceKind.CUDA, GPU, MISSING))
+                .getMessage();
         assertTrue(m.contains("this build has no CUDA kernels"), m);
         assertFalse(m.contains("no NVIDIA GPU"), m);
     }
 
     @Test
     void cudaWithNeither() {
-        String m = assertThrows(IllegalArgumentException.class,
-                () -> BackendSelection.select(DeviceKind.CUDA, NO_GPU, MISSING)).getMessage();
+        String m = assertThrows(
+                        IllegalArgumentException.class, () -> BackendSelection.select(DeviceKind.CUDA, NO_GPU, MISSING))
+                .getMessage();
         assertTrue(m.contains("no NVIDIA GPU is visible"), m);
         assertTrue(m.contains("this build has no CUDA kernels"), m);
     }
@@ -94,14 +100,16 @@ class BackendSelectionTest {
     @Test
     void thisBuildsAvailabilityDecidesAuto() {
         Optional<String> missing = CudaAvailability.missing();
-        assertEquals(missing.isEmpty() ? DeviceKind.CUDA : DeviceKind.CPU,
-                BackendSelection.select(DeviceKind.AUTO, GPU).kind(), missing.orElse("available"));
+        assertEquals(
+                missing.isEmpty() ? DeviceKind.CUDA : DeviceKind.CPU,
+                BackendSelection.select(DeviceKind.AUTO, GPU).kind(),
+                missing.orElse("available"));
     }
 
     @Test
     void aBuildWithKernelsAndJavaCppCanRunCuda() {
-        Assumptions.assumeTrue(CudaModules.load(CudaModules.OPS).isPresent(),
-                "this build compiled no CUDA kernels (no nvcc)");
+        Assumptions.assumeTrue(
+                CudaModules.load(CudaModules.OPS).isPresent(), "this build compiled no CUDA kernels (no nvcc)");
         assertEquals(Optional.empty(), CudaAvailability.missing());
     }
 

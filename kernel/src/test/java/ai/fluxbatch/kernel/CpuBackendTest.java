@@ -1,7 +1,6 @@
 package ai.fluxbatch.kernel;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
-import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -58,7 +57,8 @@ class CpuBackendTest {
 
     @Test
     void linearRejectsMismatchedShapes() {
-        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+        IllegalArgumentException e = assertThrows(
+                IllegalArgumentException.class,
                 () -> CPU.linear(CPU.upload(new float[6], 2, 3), CPU.upload(new float[8], 2, 4), null));
         assertTrue(e.getMessage().contains("input features is 3, expected 4"), e.getMessage());
     }
@@ -95,8 +95,10 @@ class CpuBackendTest {
         for (int i = 0; i < x.length; i++) {
             affine[i] = ln[i] * scale[i % c] + bias[i % c];
         }
-        assertClose(affine, CPU.download(CPU.layerNorm(CPU.upload(x, rows, c), CPU.upload(scale, c),
-                CPU.upload(bias, c), 1e-6f)), 1e-4);
+        assertClose(
+                affine,
+                CPU.download(CPU.layerNorm(CPU.upload(x, rows, c), CPU.upload(scale, c), CPU.upload(bias, c), 1e-6f)),
+                1e-4);
         assertClose(rms, CPU.download(CPU.rmsNorm(CPU.upload(x, rows, c), CPU.upload(scale, c), 1e-6f)), 1e-5);
     }
 
@@ -150,10 +152,12 @@ class CpuBackendTest {
         assertArrayEquals(new float[] {2, 3, 5, 6, 8, 9, 11, 12}, CPU.download(CPU.columns(t, 1, 2)));
         assertArrayEquals(new float[] {4, 5, 6, 10, 11, 12}, CPU.download(CPU.sliceRows(t, 1, 1)));
         Tensor u = CPU.upload(new float[] {-1, -1, -1, -2, -2, -2}, 2, 1, 3);
-        assertArrayEquals(new float[] {-1, -1, -1, 1, 2, 3, 4, 5, 6, -2, -2, -2, 7, 8, 9, 10, 11, 12},
+        assertArrayEquals(
+                new float[] {-1, -1, -1, 1, 2, 3, 4, 5, 6, -2, -2, -2, 7, 8, 9, 10, 11, 12},
                 CPU.download(CPU.concatRows(u, t)));
         Tensor w = CPU.upload(new float[] {-1, -2, -3, -4}, 2, 2, 1);
-        assertArrayEquals(new float[] {1, 2, 3, -1, 4, 5, 6, -2, 7, 8, 9, -3, 10, 11, 12, -4},
+        assertArrayEquals(
+                new float[] {1, 2, 3, -1, 4, 5, 6, -2, 7, 8, 9, -3, 10, 11, 12, -4},
                 CPU.download(CPU.concatColumns(t, w)));
         assertArrayEquals(new int[] {4, 3}, CPU.reshape(t, 4, 3).shape());
         assertThrows(IllegalArgumentException.class, () -> CPU.columns(t, 2, 2));
@@ -250,8 +254,14 @@ class CpuBackendTest {
                 }
             }
         }
-        Tensor out = CPU.attention(CPU.upload(q, b, l, c), CPU.upload(k, b, l, c), CPU.upload(v, b, l, c), h,
-                scale, CPU.upload(bias, h, l, l), causal);
+        Tensor out = CPU.attention(
+                CPU.upload(q, b, l, c),
+                CPU.upload(k, b, l, c),
+                CPU.upload(v, b, l, c),
+                h,
+                scale,
+                CPU.upload(bias, h, l, l),
+                causal);
         assertClose(expected, CPU.download(out), 1e-5);
     }
 
@@ -259,8 +269,8 @@ class CpuBackendTest {
     void embeddingGathersRowsAndRejectsIdsOutsideTheVocabulary() {
         Tensor table = CPU.upload(new float[] {0, 1, 10, 11, 20, 21}, 3, 2);
         assertArrayEquals(new float[] {20, 21, 0, 1, 20, 21}, CPU.download(CPU.embedding(table, new int[] {2, 0, 2})));
-        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
-                () -> CPU.embedding(table, new int[] {1, 3}));
+        IllegalArgumentException e =
+                assertThrows(IllegalArgumentException.class, () -> CPU.embedding(table, new int[] {1, 3}));
         assertTrue(e.getMessage().contains("token id 3 at position 1 is outside the vocabulary of 3"), e.getMessage());
     }
 

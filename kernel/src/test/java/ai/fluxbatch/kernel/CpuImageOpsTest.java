@@ -31,8 +31,22 @@ class CpuImageOpsTest {
     }
 
     /** Direct convolution in double, exactly as PyTorch's Conv2d with explicit zero padding defines it. */
-    private static double[] convScalar(float[] x, float[] w, float[] bias, int b, int c, int h, int wd, int o,
-                                       int kh, int kw, int stride, int pt, int pb, int pl, int pr) {
+    private static double[] convScalar(
+            float[] x,
+            float[] w,
+            float[] bias,
+            int b,
+            int c,
+            int h,
+            int wd,
+            int o,
+            int kh,
+            int kw,
+            int stride,
+            int pt,
+            int pb,
+            int pl,
+            int pr) {
         int ho = (h + pt + pb - kh) / stride + 1, wo = (wd + pl + pr - kw) / stride + 1;
         double[] out = new double[b * o * ho * wo];
         for (int bi = 0; bi < b; bi++) {
@@ -62,29 +76,29 @@ class CpuImageOpsTest {
     @ParameterizedTest
     @CsvSource({
         // b, c, h, w, o, kh, kw, stride, padTop, padBottom, padLeft, padRight
-        "2, 5, 7, 9, 11, 1, 1, 1, 0, 0, 0, 0",      // 1 x 1, odd sizes (the direct kernel)
-        "1, 6, 33, 17, 7, 1, 1, 1, 0, 0, 0, 0",     // 1 x 1 over more than one chunk of positions
+        "2, 5, 7, 9, 11, 1, 1, 1, 0, 0, 0, 0", // 1 x 1, odd sizes (the direct kernel)
+        "1, 6, 33, 17, 7, 1, 1, 1, 0, 0, 0, 0", // 1 x 1 over more than one chunk of positions
         "3, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0",
-        "2, 3, 8, 12, 5, 3, 3, 1, 1, 1, 1, 1",      // the VAE's 3 x 3 'same' convolution
-        "1, 4, 9, 7, 6, 3, 3, 2, 0, 1, 0, 1",       // the VAE's downsample: pad right/bottom by 1, stride 2
+        "2, 3, 8, 12, 5, 3, 3, 1, 1, 1, 1, 1", // the VAE's 3 x 3 'same' convolution
+        "1, 4, 9, 7, 6, 3, 3, 2, 0, 1, 0, 1", // the VAE's downsample: pad right/bottom by 1, stride 2
         "2, 3, 10, 8, 4, 3, 3, 2, 0, 1, 0, 1",
-        "1, 2, 5, 3, 3, 2, 3, 1, 2, 0, 1, 3",       // asymmetric kernel and padding
-        "1, 3, 6, 5, 2, 1, 1, 2, 0, 0, 0, 0",       // 1 x 1 with stride 2 (through im2col)
-        "1, 2, 3, 3, 2, 1, 1, 1, 1, 0, 0, 1",       // 1 x 1 with padding
+        "1, 2, 5, 3, 3, 2, 3, 1, 2, 0, 1, 3", // asymmetric kernel and padding
+        "1, 3, 6, 5, 2, 1, 1, 2, 0, 0, 0, 0", // 1 x 1 with stride 2 (through im2col)
+        "1, 2, 3, 3, 2, 1, 1, 1, 1, 0, 0, 1", // 1 x 1 with padding
         "2, 7, 11, 13, 9, 5, 5, 3, 2, 1, 2, 0",
-        "1, 512, 32, 31, 5, 3, 3, 1, 1, 1, 1, 1"    // K = 4608: 910 positions a band, two bands
+        "1, 512, 32, 31, 5, 3, 3, 1, 1, 1, 1, 1" // K = 4608: 910 positions a band, two bands
     })
-    void conv2dMatchesScalar(int b, int c, int h, int w, int o, int kh, int kw, int stride,
-                             int pt, int pb, int pl, int pr) {
+    void conv2dMatchesScalar(
+            int b, int c, int h, int w, int o, int kh, int kw, int stride, int pt, int pb, int pl, int pr) {
         float[] x = randn(b * c * h * w), wt = randn(o * c * kh * kw), bias = randn(o);
         int ho = (h + pt + pb - kh) / stride + 1, wo = (w + pl + pr - kw) / stride + 1;
         double tol = 1e-5 * Math.sqrt(c * kh * kw);
-        Tensor out = CPU.conv2d(CPU.upload(x, b, c, h, w), CPU.upload(wt, o, c, kh, kw), CPU.upload(bias, o),
-                stride, pt, pb, pl, pr);
+        Tensor out = CPU.conv2d(
+                CPU.upload(x, b, c, h, w), CPU.upload(wt, o, c, kh, kw), CPU.upload(bias, o), stride, pt, pb, pl, pr);
         assertArrayEquals(new int[] {b, o, ho, wo}, out.shape());
         assertClose(convScalar(x, wt, bias, b, c, h, w, o, kh, kw, stride, pt, pb, pl, pr), CPU.download(out), tol);
-        Tensor noBias = CPU.conv2d(CPU.upload(x, b, c, h, w), CPU.upload(wt, o, c, kh, kw), null,
-                stride, pt, pb, pl, pr);
+        Tensor noBias =
+                CPU.conv2d(CPU.upload(x, b, c, h, w), CPU.upload(wt, o, c, kh, kw), null, stride, pt, pb, pl, pr);
         assertClose(convScalar(x, wt, null, b, c, h, w, o, kh, kw, stride, pt, pb, pl, pr), CPU.download(noBias), tol);
     }
 
@@ -98,22 +112,40 @@ class CpuImageOpsTest {
 
     @Test
     void conv2dRejectsBadShapes() {
-        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> CPU.conv2d(
-                CPU.upload(new float[2 * 3 * 4 * 4], 2, 3, 4, 4), CPU.upload(new float[5 * 2 * 9], 5, 2, 3, 3),
-                null, 1, 1));
+        IllegalArgumentException e = assertThrows(
+                IllegalArgumentException.class,
+                () -> CPU.conv2d(
+                        CPU.upload(new float[2 * 3 * 4 * 4], 2, 3, 4, 4),
+                        CPU.upload(new float[5 * 2 * 9], 5, 2, 3, 3),
+                        null,
+                        1,
+                        1));
         assertTrue(e.getMessage().contains("input channels of weight is 2, expected 3"), e.getMessage());
-        e = assertThrows(IllegalArgumentException.class, () -> CPU.conv2d(
-                CPU.upload(new float[2 * 2], 1, 1, 2, 2), CPU.upload(new float[9], 1, 1, 3, 3), null, 1, 0));
+        e = assertThrows(
+                IllegalArgumentException.class,
+                () -> CPU.conv2d(
+                        CPU.upload(new float[2 * 2], 1, 1, 2, 2), CPU.upload(new float[9], 1, 1, 3, 3), null, 1, 0));
         assertTrue(e.getMessage().contains("does not fit"), e.getMessage());
-        e = assertThrows(IllegalArgumentException.class, () -> CPU.conv2d(
-                CPU.upload(new float[16], 1, 1, 4, 4), CPU.upload(new float[9], 1, 1, 3, 3),
-                CPU.upload(new float[2], 2), 1, 1));
+        e = assertThrows(
+                IllegalArgumentException.class,
+                () -> CPU.conv2d(
+                        CPU.upload(new float[16], 1, 1, 4, 4),
+                        CPU.upload(new float[9], 1, 1, 3, 3),
+                        CPU.upload(new float[2], 2),
+                        1,
+                        1));
         assertTrue(e.getMessage().contains("bias length is 2, expected 1"), e.getMessage());
     }
 
     @ParameterizedTest
-    @CsvSource({"2, 6, 5, 3, 3", "1, 32, 7, 9, 32", "3, 8, 1, 1, 2", "1, 64, 33, 35, 32", "2, 5, 3, 1, 1",
-        "1, 4, 300, 301, 2"})
+    @CsvSource({
+        "2, 6, 5, 3, 3",
+        "1, 32, 7, 9, 32",
+        "3, 8, 1, 1, 2",
+        "1, 64, 33, 35, 32",
+        "2, 5, 3, 1, 1",
+        "1, 4, 300, 301, 2"
+    })
     void groupNormMatchesScalar(int b, int c, int h, int w, int groups) {
         int spatial = h * w;
         float[] x = randn(b * c * spatial), weight = randn(c), bias = randn(c);
@@ -140,17 +172,22 @@ class CpuImageOpsTest {
                 }
             }
         }
-        Tensor out = CPU.groupNorm(CPU.upload(x, b, c, h, w), groups, CPU.upload(weight, c), CPU.upload(bias, c),
-                1e-6f);
+        Tensor out =
+                CPU.groupNorm(CPU.upload(x, b, c, h, w), groups, CPU.upload(weight, c), CPU.upload(bias, c), 1e-6f);
         assertArrayEquals(new int[] {b, c, h, w}, out.shape());
         assertClose(expected, CPU.download(out), 1e-5);
     }
 
     @Test
     void groupNormRejectsIndivisibleChannels() {
-        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> CPU.groupNorm(
-                CPU.upload(new float[6], 1, 6, 1, 1), 4, CPU.upload(new float[6], 6), CPU.upload(new float[6], 6),
-                1e-6f));
+        IllegalArgumentException e = assertThrows(
+                IllegalArgumentException.class,
+                () -> CPU.groupNorm(
+                        CPU.upload(new float[6], 1, 6, 1, 1),
+                        4,
+                        CPU.upload(new float[6], 6),
+                        CPU.upload(new float[6], 6),
+                        1e-6f));
         assertTrue(e.getMessage().contains("6 channels do not split into 4 groups"), e.getMessage());
     }
 

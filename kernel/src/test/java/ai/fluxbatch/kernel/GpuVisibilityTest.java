@@ -23,32 +23,42 @@ class GpuVisibilityTest {
     void deviceNodeIsEnough() throws IOException {
         Path dev = Files.createDirectories(tmp.resolve("dev"));
         Files.createFile(dev.resolve("nvidia0"));
-        GpuVisibility probe = GpuVisibility.probing(dev.resolve("nvidia0"), List.of(tmp.resolve("absent").toString()));
+        GpuVisibility probe = GpuVisibility.probing(
+                dev.resolve("nvidia0"), List.of(tmp.resolve("absent").toString()));
         assertEquals(Optional.of(dev.resolve("nvidia0") + " exists"), probe.detect());
     }
 
     @Test
     void nvidiaSmiListingAGpu() throws IOException {
-        Path smi = script("nvidia-smi", "echo 'GPU 0: NVIDIA H200 (UUID: GPU-1234)'\necho 'GPU 1: NVIDIA H200 (UUID: GPU-5678)'");
-        Optional<String> found = GpuVisibility.probing(tmp.resolve("dev/nvidia0"), List.of(smi.toString(), "-L")).detect();
+        Path smi = script(
+                "nvidia-smi", "echo 'GPU 0: NVIDIA H200 (UUID: GPU-1234)'\necho 'GPU 1: NVIDIA H200 (UUID: GPU-5678)'");
+        Optional<String> found = GpuVisibility.probing(tmp.resolve("dev/nvidia0"), List.of(smi.toString(), "-L"))
+                .detect();
         assertEquals(Optional.of(smi + " -L lists GPU 0: NVIDIA H200 (UUID: GPU-1234)"), found);
     }
 
     @Test
     void nvidiaSmiListingNothing() throws IOException {
         Path smi = script("nvidia-smi", "echo 'No devices found.'");
-        assertEquals(Optional.empty(), GpuVisibility.probing(tmp.resolve("dev/nvidia0"), List.of(smi.toString(), "-L")).detect());
+        assertEquals(
+                Optional.empty(),
+                GpuVisibility.probing(tmp.resolve("dev/nvidia0"), List.of(smi.toString(), "-L"))
+                        .detect());
     }
 
     @Test
     void nvidiaSmiFailing() throws IOException {
         Path smi = script("nvidia-smi", "echo 'GPU 0: ghost'\necho 'NVIDIA-SMI has failed' >&2\nexit 9");
-        assertEquals(Optional.empty(), GpuVisibility.probing(tmp.resolve("dev/nvidia0"), List.of(smi.toString(), "-L")).detect());
+        assertEquals(
+                Optional.empty(),
+                GpuVisibility.probing(tmp.resolve("dev/nvidia0"), List.of(smi.toString(), "-L"))
+                        .detect());
     }
 
     @Test
     void neitherNodeNorCommand() {
-        GpuVisibility probe = GpuVisibility.probing(tmp.resolve("dev/nvidia0"), List.of(tmp.resolve("no-smi").toString(), "-L"));
+        GpuVisibility probe = GpuVisibility.probing(
+                tmp.resolve("dev/nvidia0"), List.of(tmp.resolve("no-smi").toString(), "-L"));
         assertEquals(Optional.empty(), probe.detect());
     }
 

@@ -61,9 +61,27 @@ class TernaryLinearTest {
     }
 
     @ParameterizedTest
-    @CsvSource({"1,1,1", "1,5,7", "1,16,16", "1,17,33", "1,64,64", "1,100,3072", "2,3,5", "3,17,33", "3,64,130",
-            "4,31,65", "5,16,16", "8,33,48", "9,130,129", "17,20,100", "17,257,300", "64,64,64", "300,37,70",
-            "300,70,257", "261,129,17"})
+    @CsvSource({
+        "1,1,1",
+        "1,5,7",
+        "1,16,16",
+        "1,17,33",
+        "1,64,64",
+        "1,100,3072",
+        "2,3,5",
+        "3,17,33",
+        "3,64,130",
+        "4,31,65",
+        "5,16,16",
+        "8,33,48",
+        "9,130,129",
+        "17,20,100",
+        "17,257,300",
+        "64,64,64",
+        "300,37,70",
+        "300,70,257",
+        "261,129,17"
+    })
     void matchesDequantizedMatmul(int m, int out, int in) {
         byte[] codes = randomCodes(out, in);
         float[] scale = randn(out), bias = randn(out), x = randn(m * in);
@@ -75,12 +93,10 @@ class TernaryLinearTest {
 
         Tensor y = THREE.ternaryLinear(THREE.upload(x, m, in), w, THREE.upload(bias, out));
         assertArrayEquals(new int[] {m, out}, y.shape());
-        assertClose(reference(x, codes, scale, bias, m, out, in), THREE.download(y),
-                1e-5 * Math.sqrt(in));
+        assertClose(reference(x, codes, scale, bias, m, out, in), THREE.download(y), 1e-5 * Math.sqrt(in));
 
         Tensor noBias = THREE.ternaryLinear(THREE.upload(x, m, in), w, null);
-        assertClose(reference(x, codes, scale, null, m, out, in), THREE.download(noBias),
-                1e-5 * Math.sqrt(in));
+        assertClose(reference(x, codes, scale, null, m, out, in), THREE.download(noBias), 1e-5 * Math.sqrt(in));
     }
 
     @Test
@@ -103,17 +119,19 @@ class TernaryLinearTest {
             int m = s[0], out = s[1], in = s[2];
             byte[] packed = TestData.hfPack(randomCodes(out, in), out, in);
             float[] scale = randn(out), bias = randn(out), x = randn(m * in);
-            float[] one = ONE.download(ONE.ternaryLinear(ONE.upload(x, m, in),
-                    ONE.uploadTernary(packed, out, in, scale), ONE.upload(bias, out)));
-            float[] two = TWO.download(TWO.ternaryLinear(TWO.upload(x, m, in),
-                    TWO.uploadTernary(packed, out, in, scale), TWO.upload(bias, out)));
+            float[] one = ONE.download(ONE.ternaryLinear(
+                    ONE.upload(x, m, in), ONE.uploadTernary(packed, out, in, scale), ONE.upload(bias, out)));
+            float[] two = TWO.download(TWO.ternaryLinear(
+                    TWO.upload(x, m, in), TWO.uploadTernary(packed, out, in, scale), TWO.upload(bias, out)));
             assertArrayEquals(one, two, "1 vs 2 threads at " + Arrays.toString(s));
             // every row gives the bits it gives alone, whichever kernel path its batch size takes
             Tensor w = TWO.uploadTernary(packed, out, in, scale);
             for (int row : new int[] {0, m / 2, m - 1}) {
                 float[] alone = TWO.download(TWO.ternaryLinear(
                         TWO.upload(Arrays.copyOfRange(x, row * in, (row + 1) * in), 1, in), w, TWO.upload(bias, out)));
-                assertArrayEquals(alone, Arrays.copyOfRange(one, row * out, (row + 1) * out),
+                assertArrayEquals(
+                        alone,
+                        Arrays.copyOfRange(one, row * out, (row + 1) * out),
                         "row " + row + " of " + Arrays.toString(s));
             }
         }
@@ -158,9 +176,11 @@ class TernaryLinearTest {
         byte[] packed = TestData.hfPack(randomCodes(out, in), out, in);
         float[] scale = randn(out);
 
-        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+        IllegalArgumentException e = assertThrows(
+                IllegalArgumentException.class,
                 () -> ONE.uploadTernary(Arrays.copyOf(packed, packed.length - 1), out, in, scale));
-        assertTrue(e.getMessage().contains("9 bytes, expected") && e.getMessage().contains("= 10"), e.getMessage());
+        assertTrue(
+                e.getMessage().contains("9 bytes, expected") && e.getMessage().contains("= 10"), e.getMessage());
 
         byte[] bad = packed.clone();
         bad[1 * in + 3] |= (byte) (3 << 4); // field i = 2 of packed row 1: row 2 * 2 + 1 = 5, column 3
@@ -170,9 +190,12 @@ class TernaryLinearTest {
 
         byte[] paddingOnly = packed.clone();
         paddingOnly[1 * in + 2] |= (byte) (3 << 6); // row 3 * 2 + 1 = 7 >= 6: padding, any bits accepted
-        assertArrayEquals(new int[] {out, in}, ONE.uploadTernary(paddingOnly, out, in, scale).shape());
+        assertArrayEquals(
+                new int[] {out, in},
+                ONE.uploadTernary(paddingOnly, out, in, scale).shape());
 
-        e = assertThrows(IllegalArgumentException.class,
+        e = assertThrows(
+                IllegalArgumentException.class,
                 () -> ONE.uploadTernary(packed, out, in, Arrays.copyOf(scale, out - 1)));
         assertTrue(e.getMessage().contains("scale has 5 values, expected 6"), e.getMessage());
         float[] nan = scale.clone();
@@ -190,12 +213,12 @@ class TernaryLinearTest {
     void invalidCodeInFirstQuarterOfASmallWeightIsFound() {
         int out = 1, in = 3; // one packed row; fields 1..3 are padding
         byte[] packed = {0, (byte) 0b11111111, 2};
-        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
-                () -> ONE.uploadTernary(packed, out, in, new float[] {1}));
+        IllegalArgumentException e =
+                assertThrows(IllegalArgumentException.class, () -> ONE.uploadTernary(packed, out, in, new float[] {1}));
         assertTrue(e.getMessage().contains("row 0, column 1"), e.getMessage());
         packed[1] = (byte) 0b11111110; // code +1 for row 0, junk in the padding
-        float[] y = ONE.download(ONE.ternaryLinear(ONE.upload(new float[] {2, 3, 5}, 1, 3),
-                ONE.uploadTernary(packed, out, in, new float[] {0.5f}), null));
+        float[] y = ONE.download(ONE.ternaryLinear(
+                ONE.upload(new float[] {2, 3, 5}, 1, 3), ONE.uploadTernary(packed, out, in, new float[] {0.5f}), null));
         assertArrayEquals(new float[] {(-2 + 3 + 5) * 0.5f}, y);
     }
 
@@ -220,11 +243,11 @@ class TernaryLinearTest {
         assertThrows(IllegalArgumentException.class, () -> ONE.download(w));
         assertThrows(IllegalArgumentException.class, () -> ONE.reshape(w, 32));
         assertThrows(IllegalArgumentException.class, () -> ONE.ternaryLinear(w, w, null));
-        e = assertThrows(IllegalArgumentException.class,
-                () -> ONE.ternaryLinear(x, ONE.upload(new float[32], 4, 8), null));
+        e = assertThrows(
+                IllegalArgumentException.class, () -> ONE.ternaryLinear(x, ONE.upload(new float[32], 4, 8), null));
         assertTrue(e.getMessage().contains("weight must be a ternary tensor"), e.getMessage());
-        e = assertThrows(IllegalArgumentException.class,
-                () -> ONE.ternaryLinear(ONE.upload(new float[14], 2, 7), w, null));
+        e = assertThrows(
+                IllegalArgumentException.class, () -> ONE.ternaryLinear(ONE.upload(new float[14], 2, 7), w, null));
         assertTrue(e.getMessage().contains("input features is 7, expected 8"), e.getMessage());
         e = assertThrows(IllegalArgumentException.class, () -> ONE.ternaryLinear(x, w, ONE.upload(new float[3], 3)));
         assertTrue(e.getMessage().contains("bias length is 3, expected 4"), e.getMessage());

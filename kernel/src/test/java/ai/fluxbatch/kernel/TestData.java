@@ -7,8 +7,7 @@ import java.util.Random;
 
 /** Random inputs and the closeness check the kernel tests share. */
 public final class TestData {
-    private TestData() {
-    }
+    private TestData() {}
 
     public static float[] randn(Random random, int n) {
         float[] a = new float[n];

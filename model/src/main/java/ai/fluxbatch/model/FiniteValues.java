@@ -2,8 +2,7 @@ package ai.fluxbatch.model;
 
 /** Finding NaN and infinite values: weights, statistics and latents must hold none. */
 public final class FiniteValues {
-    private FiniteValues() {
-    }
+    private FiniteValues() {}
 
     /** The index of the first NaN or infinite value in {@code values[from, to)}, or -1 if there is none. */
     public static int firstNonFinite(float[] values, int from, int to) {

@@ -10,8 +10,7 @@ import java.nio.file.Path;
 public final class JsonFiles {
     private static final ObjectMapper JSON = new ObjectMapper();
 
-    private JsonFiles() {
-    }
+    private JsonFiles() {}
 
     /** A JSON object from {@code file}; {@code what} says what the file should hold, for the error message. */
     public static JsonNode read(Path file, String what) {

@@ -8,8 +8,7 @@ import ai.fluxbatch.kernel.Tensor;
  * heap, close is a no-op and the GC does it).
  */
 public final class Scratch {
-    private Scratch() {
-    }
+    private Scratch() {}
 
     /** Closes {@code done} (an intermediate nobody else holds) and returns {@code next}, computed from it. */
     public static Tensor replace(Tensor done, Tensor next) {

@@ -14,8 +14,7 @@ import java.util.List;
 
 /** SHA-256 digests as lower-case hex, for checksums in metadata and stable ids. */
 public final class Sha256 {
-    private Sha256() {
-    }
+    private Sha256() {}
 
     public static MessageDigest digest() {
         try {

@@ -42,8 +42,8 @@ public final class WeightReader {
 
     private TensorInfo checked(String name, int... expected) {
         if (!source.contains(name)) {
-            throw new ModelException("tensor '" + name + "' is missing from " + describeFiles()
-                    + ": expected shape " + Arrays.toString(expected) + " for " + model);
+            throw new ModelException("tensor '" + name + "' is missing from " + describeFiles() + ": expected shape "
+                    + Arrays.toString(expected) + " for " + model);
         }
         TensorInfo info = source.info(name);
         long[] want = Arrays.stream(expected).asLongStream().toArray();
@@ -89,6 +89,8 @@ public final class WeightReader {
     }
 
     private String describeFiles() {
-        return source.names().isEmpty() ? "an empty checkpoint" : source.file(source.names().first()).toString();
+        return source.names().isEmpty()
+                ? "an empty checkpoint"
+                : source.file(source.names().first()).toString();
     }
 }

@@ -5,8 +5,7 @@ import java.nio.file.Path;
 
 /** Where the golden data lives: ../shared/golden beside the checkout (surefire passes it as fluxbatch.golden). */
 public final class Golden {
-    private Golden() {
-    }
+    private Golden() {}
 
     public static Path dir() {
         String prop = System.getProperty("fluxbatch.golden");
@@ -48,7 +47,8 @@ public final class Golden {
             }
         }
         System.out.printf("%s rgb_u8: %d of %d values within 1, worst %d%n", what, within1, actual.length, worst);
-        org.junit.jupiter.api.Assertions.assertTrue(within1 >= 0.99 * actual.length, what + ": only " + within1 + " of " + actual.length + " within 1");
+        org.junit.jupiter.api.Assertions.assertTrue(
+                within1 >= 0.99 * actual.length, what + ": only " + within1 + " of " + actual.length + " within 1");
         org.junit.jupiter.api.Assertions.assertTrue(worst <= 3, what + ": a value is off by " + worst);
     }
 }

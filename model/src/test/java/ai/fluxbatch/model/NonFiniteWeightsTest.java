@@ -37,13 +37,22 @@ class NonFiniteWeightsTest {
     @Test
     void denseWeightAndBias() {
         Path file = dir.resolve("w.safetensors");
-        new SafetensorsWriter().addF32("l.weight", new long[] {2, 2}, new float[] {1, 2, Float.POSITIVE_INFINITY, 4})
-                .addF32("l.bias", new long[] {2}, new float[] {0, Float.NaN}).write(file);
+        new SafetensorsWriter()
+                .addF32("l.weight", new long[] {2, 2}, new float[] {1, 2, Float.POSITIVE_INFINITY, 4})
+                .addF32("l.bias", new long[] {2}, new float[] {0, Float.NaN})
+                .write(file);
         try (SafetensorsFile f = SafetensorsFile.open(file)) {
             WeightReader r = new WeightReader(f, CPU, "a test model");
-            assertMessage(assertThrows(ModelException.class, () -> r.linearNoBias("l", 2, 2)), "tensor 'l.weight'",
-                    file.toString(), "Infinity at flat index 2", "expected finite weights", "a test model");
-            assertMessage(assertThrows(ModelException.class, () -> r.tensor("l.bias", 2)), "tensor 'l.bias'",
+            assertMessage(
+                    assertThrows(ModelException.class, () -> r.linearNoBias("l", 2, 2)),
+                    "tensor 'l.weight'",
+                    file.toString(),
+                    "Infinity at flat index 2",
+                    "expected finite weights",
+                    "a test model");
+            assertMessage(
+                    assertThrows(ModelException.class, () -> r.tensor("l.bias", 2)),
+                    "tensor 'l.bias'",
                     "NaN at flat index 1");
         }
     }
@@ -53,14 +62,21 @@ class NonFiniteWeightsTest {
         Path file = dir.resolve("q.safetensors");
         int out = 4, in = 4;
         new SafetensorsWriter()
-                .add("l.weight", DType.U8, new long[] {TernaryFormat.packedRows(out), in},
+                .add(
+                        "l.weight",
+                        DType.U8,
+                        new long[] {TernaryFormat.packedRows(out), in},
                         ByteBuffer.allocate(TernaryFormat.packedRows(out) * in))
                 .addF32(TernaryFormat.scaleName("l.weight"), new long[] {out}, new float[] {1, 1, 1, Float.NaN})
-                .addF32("l.bias", new long[] {out}, new float[out]).write(file);
+                .addF32("l.bias", new long[] {out}, new float[out])
+                .write(file);
         try (SafetensorsFile f = SafetensorsFile.open(file)) {
             WeightReader r = new WeightReader(f, CPU, "a test model");
-            assertMessage(assertThrows(ModelException.class, () -> r.linear("l", out, in)),
-                    "tensor '" + TernaryFormat.scaleName("l.weight") + "'", file.toString(), "NaN at flat index 3");
+            assertMessage(
+                    assertThrows(ModelException.class, () -> r.linear("l", out, in)),
+                    "tensor '" + TernaryFormat.scaleName("l.weight") + "'",
+                    file.toString(),
+                    "NaN at flat index 3");
         }
     }
 
@@ -70,8 +86,12 @@ class NonFiniteWeightsTest {
         Path transformer = model.resolve("flux1-dev.safetensors");
         TinySnapshots.patch(transformer, "double_blocks.0.img_attn.proj.weight", 5, TinySnapshots.BF16_NAN);
         ModelException e = assertThrows(ModelException.class, () -> FluxPipeline.load(model, CPU));
-        assertMessage(e, "tensor 'double_blocks.0.img_attn.proj.weight'", transformer.toString(),
-                "NaN at flat index 5", "expected finite weights");
+        assertMessage(
+                e,
+                "tensor 'double_blocks.0.img_attn.proj.weight'",
+                transformer.toString(),
+                "NaN at flat index 5",
+                "expected finite weights");
     }
 
     @Test

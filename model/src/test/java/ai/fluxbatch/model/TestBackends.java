@@ -22,8 +22,7 @@ public final class TestBackends {
     public static final String GPU_FP32 = "cuda-fp32";
     public static final String GPU_BF16 = "cuda-bf16";
 
-    private TestBackends() {
-    }
+    private TestBackends() {}
 
     /** Every backend name; the GPU ones are skipped with a reason where there is no GPU. */
     public static List<String> names() {

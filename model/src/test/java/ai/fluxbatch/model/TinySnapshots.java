@@ -11,8 +11,7 @@ import java.util.stream.Stream;
 
 /** Writable copies of the golden tiny snapshots, and byte patches of their tensors. */
 public final class TinySnapshots {
-    private TinySnapshots() {
-    }
+    private TinySnapshots() {}
 
     /** A copy of the golden snapshot {@code name} (e.g. "flux-tiny-dev") under {@code dir}, with writable files. */
     public static Path copy(String name, Path dir) throws IOException {
@@ -40,7 +39,9 @@ public final class TinySnapshots {
             long n = len.getLong(0);
             ByteBuffer json = ByteBuffer.allocate((int) n);
             ch.read(json, 8);
-            var entry = new com.fasterxml.jackson.databind.ObjectMapper().readTree(json.array()).get(tensor);
+            var entry = new com.fasterxml.jackson.databind.ObjectMapper()
+                    .readTree(json.array())
+                    .get(tensor);
             if (entry == null) {
                 throw new IllegalArgumentException("no tensor " + tensor + " in " + file);
             }

@@ -16,21 +16,28 @@ import org.apache.spark.util.LongAccumulator;
 public final class CalibrateJob {
     static final int AGGREGATION_DEPTH = 2;
 
-    private CalibrateJob() {
-    }
+    private CalibrateJob() {}
 
-    public static CalibrationPartial run(SparkSession spark, List<CalibratePrompt> prompts, CalibrateSettings settings,
-                                         int promptsPerPartition, PrintWriter progressOut) {
+    public static CalibrationPartial run(
+            SparkSession spark,
+            List<CalibratePrompt> prompts,
+            CalibrateSettings settings,
+            int promptsPerPartition,
+            PrintWriter progressOut) {
         JavaSparkContext sc = JavaSparkContext.fromSparkContext(spark.sparkContext());
         int partitions = Math.max(1, (prompts.size() + promptsPerPartition - 1) / promptsPerPartition);
         LongAccumulator done = spark.sparkContext().longAccumulator("prompts calibrated");
         CalibrateProgress progress = new CalibrateProgress(done, prompts.size(), progressOut);
         spark.sparkContext().addSparkListener(progress);
         try {
-            JavaRDD<CalibrationPartial> partials = sc.parallelize(prompts, partitions)
-                    .mapPartitions(new CalibratePartition(settings, done));
-            return partials.treeAggregate(new CalibrationPartial(), CalibrationPartial::merge, CalibrationPartial::merge,
-                    AGGREGATION_DEPTH, true);
+            JavaRDD<CalibrationPartial> partials =
+                    sc.parallelize(prompts, partitions).mapPartitions(new CalibratePartition(settings, done));
+            return partials.treeAggregate(
+                    new CalibrationPartial(),
+                    CalibrationPartial::merge,
+                    CalibrationPartial::merge,
+                    AGGREGATION_DEPTH,
+                    true);
         } finally {
             spark.sparkContext().removeSparkListener(progress);
         }

@@ -24,6 +24,7 @@ public final class CalibratePartition implements FlatMapFunction<Iterator<Calibr
      * work, so that a test can check a retried task's statistics count once.
      */
     public static final String FAIL_FIRST_ATTEMPT = "fluxbatch.test.failFirstAttempt";
+
     private static final Logger LOG = LoggerFactory.getLogger(CalibratePartition.class);
 
     private final CalibrateSettings settings;
@@ -40,11 +41,16 @@ public final class CalibratePartition implements FlatMapFunction<Iterator<Calibr
         prompts.forEachRemaining(all::add);
         CalibrationPartial partial = new CalibrationPartial();
         if (!all.isEmpty()) {
-            CalibrationEngines.Engine engine = CalibrationEngines.get(settings); // a model that cannot load fails the task
+            CalibrationEngines.Engine engine =
+                    CalibrationEngines.get(settings); // a model that cannot load fails the task
             synchronized (engine) {
                 Map<String, TextEmbedding> embeddings = new HashMap<>();
                 for (int i = 0; i < all.size(); i += settings.batchSize()) {
-                    runBatch(engine, all.subList(i, Math.min(all.size(), i + settings.batchSize())), embeddings, partial);
+                    runBatch(
+                            engine,
+                            all.subList(i, Math.min(all.size(), i + settings.batchSize())),
+                            embeddings,
+                            partial);
                 }
             }
         }
@@ -52,8 +58,11 @@ public final class CalibratePartition implements FlatMapFunction<Iterator<Calibr
         return List.of(partial).iterator();
     }
 
-    private void runBatch(CalibrationEngines.Engine engine, List<CalibratePrompt> batch,
-                          Map<String, TextEmbedding> embeddings, CalibrationPartial partial) {
+    private void runBatch(
+            CalibrationEngines.Engine engine,
+            List<CalibratePrompt> batch,
+            Map<String, TextEmbedding> embeddings,
+            CalibrationPartial partial) {
         try {
             List<TextEmbedding> texts = new ArrayList<>();
             long[] seeds = new long[batch.size()];
@@ -80,7 +89,9 @@ public final class CalibratePartition implements FlatMapFunction<Iterator<Calibr
 
     private static void failFirstAttemptIfAsked() {
         TaskContext task = TaskContext.get();
-        if (Boolean.getBoolean(FAIL_FIRST_ATTEMPT) && task != null && task.partitionId() == 0
+        if (Boolean.getBoolean(FAIL_FIRST_ATTEMPT)
+                && task != null
+                && task.partitionId() == 0
                 && task.attemptNumber() == 0) {
             throw new IllegalStateException(FAIL_FIRST_ATTEMPT + ": the first attempt of partition 0 fails on purpose");
         }

@@ -13,9 +13,19 @@ import java.util.regex.Pattern;
  * {@code device} is what {@code --device} asked for, resolved by each task on its executor ({@code ExecutorDevice});
  * {@code gemmPrecision} is the CUDA backend's matmul arithmetic.
  */
-public record CalibrateSettings(String model, boolean gram, String layers, int height, int width, int steps,
-                                float guidance, int batchSize, StepSelection recordedSteps, DeviceKind device,
-                                GemmPrecision gemmPrecision) implements Serializable {
+public record CalibrateSettings(
+        String model,
+        boolean gram,
+        String layers,
+        int height,
+        int width,
+        int steps,
+        float guidance,
+        int batchSize,
+        StepSelection recordedSteps,
+        DeviceKind device,
+        GemmPrecision gemmPrecision)
+        implements Serializable {
 
     public CalibrateSettings {
         Objects.requireNonNull(device, "device");

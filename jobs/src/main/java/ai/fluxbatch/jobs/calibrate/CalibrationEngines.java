@@ -17,14 +17,12 @@ import java.util.Map;
  */
 public final class CalibrationEngines {
     /** A loaded recording pipeline; synchronize on it while running. */
-    public record Engine(FluxPipeline pipeline, CalibrationRun run) {
-    }
+    public record Engine(FluxPipeline pipeline, CalibrationRun run) {}
 
     private static final Map<String, Engine> ENGINES = new HashMap<>();
     private static final Map<String, Integer> LOADS = new HashMap<>();
 
-    private CalibrationEngines() {
-    }
+    private CalibrationEngines() {}
 
     public static Engine get(CalibrateSettings s) {
         ExecutorBackends.Opened backend = ExecutorBackends.forCurrentTask(s.device(), s.gemmPrecision());

@@ -7,15 +7,20 @@ import java.util.Map;
 
 /** The {@code __metadata__} of a statistics file: what was calibrated, on what, and how. */
 public final class CalibrationMetadata {
-    private CalibrationMetadata() {
-    }
+    private CalibrationMetadata() {}
 
     /**
      * @param prompts the --prompts value ({@code paper-7232}, a URI) or {@code cli} for --prompt alone
      * @param seed the --seed each prompt's seed is offset from (rows with a seed column use theirs)
      */
-    public static Map<String, String> of(CalibrateSettings s, String modelFingerprint, String prompts, long seed,
-                                         CalibrationPartial result, long skippedRows, String version) {
+    public static Map<String, String> of(
+            CalibrateSettings s,
+            String modelFingerprint,
+            String prompts,
+            long seed,
+            CalibrationPartial result,
+            long skippedRows,
+            String version) {
         Map<String, String> m = new LinkedHashMap<>();
         m.put("model", s.model());
         m.put("model_fingerprint", modelFingerprint);

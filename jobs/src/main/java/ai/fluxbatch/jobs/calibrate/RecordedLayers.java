@@ -83,6 +83,8 @@ public final class RecordedLayers {
 
     /** Bytes one partial result holds: the statistics of every recorded layer. */
     public long statsBytes(boolean gram) {
-        return inputs.values().stream().mapToLong(in -> LayerStats.bytes(in, gram)).sum();
+        return inputs.values().stream()
+                .mapToLong(in -> LayerStats.bytes(in, gram))
+                .sum();
     }
 }

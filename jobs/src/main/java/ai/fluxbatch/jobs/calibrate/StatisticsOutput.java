@@ -39,8 +39,8 @@ public final class StatisticsOutput {
     /** Fails unless the output can be written: not a folder, and absent unless {@code overwrite}. */
     public void check() {
         if (uri.endsWith("/")) {
-            throw new IllegalArgumentException("--output " + uri + " names a folder, expected a file such as "
-                    + uri + "stats.safetensors");
+            throw new IllegalArgumentException(
+                    "--output " + uri + " names a folder, expected a file such as " + uri + "stats.safetensors");
         }
         if (isLocalPath()) {
             Path p = Path.of(uri);
@@ -76,7 +76,8 @@ public final class StatisticsOutput {
             try {
                 Files.createDirectories(p.getParent());
             } catch (IOException e) {
-                throw new UncheckedIOException("cannot create the folder of --output " + uri + ": " + e.getMessage(), e);
+                throw new UncheckedIOException(
+                        "cannot create the folder of --output " + uri + ": " + e.getMessage(), e);
             }
             CalibrationFile.write(stats, metadata, p);
             return p.toString();
@@ -106,8 +107,8 @@ public final class StatisticsOutput {
                 fs.copyFromLocalFile(false, overwrite, source, target);
                 return;
             }
-            org.apache.hadoop.fs.Path part = new org.apache.hadoop.fs.Path(target.getParent(),
-                    "." + target.getName() + ".tmp-" + UUID.randomUUID());
+            org.apache.hadoop.fs.Path part = new org.apache.hadoop.fs.Path(
+                    target.getParent(), "." + target.getName() + ".tmp-" + UUID.randomUUID());
             try {
                 fs.copyFromLocalFile(false, false, source, part);
                 if (overwrite) {

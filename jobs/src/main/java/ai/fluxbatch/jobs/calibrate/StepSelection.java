@@ -42,15 +42,16 @@ public final class StepSelection implements IntPredicate, Serializable {
                 from = Integer.parseInt(dash < 0 ? p : p.substring(0, dash).strip());
                 to = dash < 0 ? from : Integer.parseInt(p.substring(dash + 1).strip());
             } catch (NumberFormatException e) {
-                throw new IllegalArgumentException("--timesteps " + spec + ": '" + p + "' is not a step index or a"
-                        + " range; " + expected);
+                throw new IllegalArgumentException(
+                        "--timesteps " + spec + ": '" + p + "' is not a step index or a" + " range; " + expected);
             }
             if (from > to) {
-                throw new IllegalArgumentException("--timesteps " + spec + ": range " + p + " runs backwards; " + expected);
+                throw new IllegalArgumentException(
+                        "--timesteps " + spec + ": range " + p + " runs backwards; " + expected);
             }
             if (from < 0 || to >= steps) {
-                throw new IllegalArgumentException("--timesteps " + spec + ": step " + (from < 0 ? from : to)
-                        + " is out of range; " + expected);
+                throw new IllegalArgumentException(
+                        "--timesteps " + spec + ": step " + (from < 0 ? from : to) + " is out of range; " + expected);
             }
             b.set(from, to + 1);
         }

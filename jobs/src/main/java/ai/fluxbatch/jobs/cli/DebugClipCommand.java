@@ -8,11 +8,15 @@ import picocli.CommandLine;
 import picocli.CommandLine.Command;
 
 /** {@code fluxbatch debug clip}: the CLIP text model on token ids. */
-@Command(name = "clip", mixinStandardHelpOptions = true,
-        description = {"Run the CLIP text model (text_encoder/) on token ids.",
+@Command(
+        name = "clip",
+        mixinStandardHelpOptions = true,
+        description = {
+            "Run the CLIP text model (text_encoder/) on token ids.",
             "'input_ids' ([B, L] integers) gives 'last_hidden_state' (F32, [B, L, hidden]) and 'pooler_output'"
-                + " (F32, [B, hidden]); any other '<prefix>input_ids' gives '<prefix>last_hidden_state' and"
-                + " '<prefix>pooler_output'."})
+                    + " (F32, [B, hidden]); any other '<prefix>input_ids' gives '<prefix>last_hidden_state' and"
+                    + " '<prefix>pooler_output'."
+        })
 public final class DebugClipCommand implements Callable<Integer> {
     @CommandLine.Mixin
     ModelOption model;

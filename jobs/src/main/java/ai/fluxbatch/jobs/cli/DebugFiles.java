@@ -2,9 +2,9 @@ package ai.fluxbatch.jobs.cli;
 
 import ai.fluxbatch.kernel.Backend;
 import ai.fluxbatch.kernel.Tensor;
+import ai.fluxbatch.kernel.cpu.CpuBackend;
 import ai.fluxbatch.model.ModelException;
 import ai.fluxbatch.model.safetensors.SafetensorsWriter;
-import ai.fluxbatch.kernel.cpu.CpuBackend;
 import ai.fluxbatch.model.safetensors.TensorSource;
 import ai.fluxbatch.model.safetensors.TensorSources;
 import java.nio.file.Path;
@@ -17,7 +17,10 @@ final class DebugFiles {
     @Option(names = "--input", required = true, paramLabel = "IN.safetensors", description = "Input tensors.")
     Path input;
 
-    @Option(names = "--output", required = true, paramLabel = "OUT.safetensors",
+    @Option(
+            names = "--output",
+            required = true,
+            paramLabel = "OUT.safetensors",
             description = "Output tensors; written under a temporary name, then renamed.")
     Path output;
 
@@ -36,7 +39,8 @@ final class DebugFiles {
     int run(ModelOption model, String producer, Body body) {
         Path modelDir = model.resolve();
         check();
-        try (CpuBackend backend = new CpuBackend(); TensorSource in = TensorSources.open(input)) {
+        try (CpuBackend backend = new CpuBackend();
+                TensorSource in = TensorSources.open(input)) {
             body.run(backend, in, modelDir);
         }
         write(producer, modelDir);
@@ -56,8 +60,8 @@ final class DebugFiles {
     /** Input tensor {@code name} of rank {@code rank}, uploaded to the backend. */
     static Tensor read(Backend backend, TensorSource in, String name, int rank) {
         if (!in.contains(name)) {
-            throw new ModelException("input tensor '" + name + "' is missing from " + in.file(in.names().first())
-                    + ": expected it with rank " + rank);
+            throw new ModelException("input tensor '" + name + "' is missing from "
+                    + in.file(in.names().first()) + ": expected it with rank " + rank);
         }
         int[] shape = in.info(name).intShape();
         if (shape.length != rank) {

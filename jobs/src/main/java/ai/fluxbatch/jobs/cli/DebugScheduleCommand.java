@@ -9,7 +9,9 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
 /** {@code fluxbatch debug schedule}: the timesteps of the reference {@code get_schedule}, as a JSON list. */
-@Command(name = "schedule", mixinStandardHelpOptions = true,
+@Command(
+        name = "schedule",
+        mixinStandardHelpOptions = true,
         description = "Print the sampling timesteps (steps + 1 values from 1 to 0) as a JSON list.")
 public final class DebugScheduleCommand implements Callable<Integer> {
     @CommandLine.Mixin
@@ -18,7 +20,11 @@ public final class DebugScheduleCommand implements Callable<Integer> {
     @Option(names = "--steps", required = true, paramLabel = "N", description = "Denoising steps.")
     int steps;
 
-    @Option(names = "--seq-len", required = true, paramLabel = "L", description = "Image tokens: (height/16) * (width/16).")
+    @Option(
+            names = "--seq-len",
+            required = true,
+            paramLabel = "L",
+            description = "Image tokens: (height/16) * (width/16).")
     int seqLen;
 
     @Option(names = "--no-shift", description = "No time shift (as for FLUX.1-schnell).")
@@ -31,7 +37,8 @@ public final class DebugScheduleCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
-        OptionChecks.range(spec.commandLine(), "--steps", steps, 1, MAX_STEPS, "a schedule longer than any sampler runs");
+        OptionChecks.range(
+                spec.commandLine(), "--steps", steps, 1, MAX_STEPS, "a schedule longer than any sampler runs");
         if (seqLen < 1) {
             throw new CommandLine.ParameterException(spec.commandLine(), "--seq-len is " + seqLen + ", expected >= 1");
         }

@@ -9,21 +9,36 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
 /** {@code fluxbatch debug synth-checkpoint}: a full-size transformer of random weights, for scale tests. */
-@Command(name = "synth-checkpoint", mixinStandardHelpOptions = true,
-        description = {"Write a transformer snapshot (BF16 random weights + transformer/config.json) with the tensor names"
-            + " and shapes of a layout file such as ../shared/golden/flux1-dev-layout.json, streamed to disk."})
+@Command(
+        name = "synth-checkpoint",
+        mixinStandardHelpOptions = true,
+        description = {
+            "Write a transformer snapshot (BF16 random weights + transformer/config.json) with the tensor names"
+                    + " and shapes of a layout file such as ../shared/golden/flux1-dev-layout.json, streamed to disk."
+        })
 public final class DebugSynthCheckpointCommand implements Callable<Integer> {
-    @Option(names = "--layout", required = true, paramLabel = "LAYOUT.json", description = "{\"tensors\": {name: shape}}.")
+    @Option(
+            names = "--layout",
+            required = true,
+            paramLabel = "LAYOUT.json",
+            description = "{\"tensors\": {name: shape}}.")
     Path layout;
 
     @Option(names = "--output", required = true, paramLabel = "DIR", description = "Snapshot folder to create.")
     Path output;
 
-    @Option(names = "--axes", defaultValue = "16,56,56", split = ",", paramLabel = "A,B,C",
+    @Option(
+            names = "--axes",
+            defaultValue = "16,56,56",
+            split = ",",
+            paramLabel = "A,B,C",
             description = "RoPE axes for config.json (default: FLUX.1's ${DEFAULT-VALUE}).")
     int[] axes;
 
-    @Option(names = "--seed", defaultValue = "0", description = "Seed of the random weights (default: ${DEFAULT-VALUE}).")
+    @Option(
+            names = "--seed",
+            defaultValue = "0",
+            description = "Seed of the random weights (default: ${DEFAULT-VALUE}).")
     long seed;
 
     @CommandLine.Spec
@@ -32,16 +47,19 @@ public final class DebugSynthCheckpointCommand implements Callable<Integer> {
     @Override
     public Integer call() {
         if (axes.length != 3 || java.util.Arrays.stream(axes).anyMatch(a -> a < 2 || a % 2 != 0)) {
-            throw new CommandLine.ParameterException(spec.commandLine(), "--axes is "
-                    + java.util.Arrays.toString(axes) + ", expected three positive even numbers such as 16,56,56");
+            throw new CommandLine.ParameterException(
+                    spec.commandLine(),
+                    "--axes is " + java.util.Arrays.toString(axes)
+                            + ", expected three positive even numbers such as 16,56,56");
         }
         if (Files.exists(output)) {
             throw new CommandLine.ParameterException(spec.commandLine(), "--output " + output + " exists");
         }
         long start = System.nanoTime();
         SyntheticSnapshot.write(layout, output, axes, seed);
-        spec.commandLine().getErr().printf("synth-checkpoint: %s written in %.1f s%n", output,
-                (System.nanoTime() - start) / 1e9);
+        spec.commandLine()
+                .getErr()
+                .printf("synth-checkpoint: %s written in %.1f s%n", output, (System.nanoTime() - start) / 1e9);
         return 0;
     }
 }

@@ -18,18 +18,27 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
 /** {@code fluxbatch debug tokenize}: CLIP and T5 token ids of prompts, as JSON on stdout. */
-@Command(name = "tokenize", mixinStandardHelpOptions = true,
-        description = {"Tokenize prompts with the snapshot's CLIP (tokenizer/) and T5 (tokenizer_2/) tokenizers.",
-            "Prints {\"clip_input_ids\": [[...]], \"t5_input_ids\": [[...]]}, one row per prompt, in order."})
+@Command(
+        name = "tokenize",
+        mixinStandardHelpOptions = true,
+        description = {
+            "Tokenize prompts with the snapshot's CLIP (tokenizer/) and T5 (tokenizer_2/) tokenizers.",
+            "Prints {\"clip_input_ids\": [[...]], \"t5_input_ids\": [[...]]}, one row per prompt, in order."
+        })
 public final class DebugTokenizeCommand implements Callable<Integer> {
     @CommandLine.Mixin
     ModelOption model;
 
-    @Option(names = "--prompts-file", required = true, paramLabel = "PROMPTS.json",
+    @Option(
+            names = "--prompts-file",
+            required = true,
+            paramLabel = "PROMPTS.json",
             description = "A JSON list of prompt strings.")
     Path promptsFile;
 
-    @Option(names = "--t5-max-length", paramLabel = "N",
+    @Option(
+            names = "--t5-max-length",
+            paramLabel = "N",
             description = "T5 sequence length (default: 512 for FLUX.1-dev, 256 for -schnell).")
     Integer t5MaxLength;
 
@@ -42,8 +51,8 @@ public final class DebugTokenizeCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         if (t5MaxLength != null) {
-            OptionChecks.range(spec.commandLine(), "--t5-max-length", t5MaxLength, 1, MAX_T5_LENGTH,
-                    "FLUX.1 uses 512 at most");
+            OptionChecks.range(
+                    spec.commandLine(), "--t5-max-length", t5MaxLength, 1, MAX_T5_LENGTH, "FLUX.1 uses 512 at most");
         }
         List<String> prompts = readPrompts(promptsFile);
         FluxSnapshot snapshot = FluxSnapshot.open(model.resolve());
@@ -71,8 +80,9 @@ public final class DebugTokenizeCommand implements Callable<Integer> {
     static List<String> readPrompts(Path file) {
         JsonNode node = JsonFiles.readAny(file, "a JSON list of prompt strings");
         if (!node.isArray()) {
-            throw new ModelException(file + " holds a JSON " + node.getNodeType().toString().toLowerCase(java.util.Locale.ROOT)
-                    + ", expected a JSON list of prompt strings");
+            throw new ModelException(
+                    file + " holds a JSON " + node.getNodeType().toString().toLowerCase(java.util.Locale.ROOT)
+                            + ", expected a JSON list of prompt strings");
         }
         List<String> prompts = new ArrayList<>();
         for (int i = 0; i < node.size(); i++) {

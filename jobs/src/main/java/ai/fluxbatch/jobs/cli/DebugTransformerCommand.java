@@ -19,10 +19,14 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
 /** {@code fluxbatch debug transformer}: one transformer call on the golden-case tensor names. */
-@Command(name = "transformer", mixinStandardHelpOptions = true,
-        description = {"Run the FLUX.1 transformer once.",
+@Command(
+        name = "transformer",
+        mixinStandardHelpOptions = true,
+        description = {
+            "Run the FLUX.1 transformer once.",
             "Reads img, img_ids, txt, txt_ids, timesteps, y and guidance (dev models) from --input and writes"
-                + " 'out' (F32, [B, L, 64]) to --output."})
+                    + " 'out' (F32, [B, L, 64]) to --output."
+        })
 public final class DebugTransformerCommand implements Callable<Integer> {
     @CommandLine.Mixin
     ModelOption model;
@@ -30,7 +34,9 @@ public final class DebugTransformerCommand implements Callable<Integer> {
     @CommandLine.Mixin
     DebugFiles files;
 
-    @Option(names = "--threads", paramLabel = "N",
+    @Option(
+            names = "--threads",
+            paramLabel = "N",
             description = "Threads of the CPU backend (default: all processors).")
     Integer threads;
 
@@ -50,20 +56,31 @@ public final class DebugTransformerCommand implements Callable<Integer> {
         }
         Path modelDir = model.resolve();
         files.check();
-        BackendSelection.Decision decision = device.select("debug transformer", spec.commandLine().getErr());
-        try (Backend backend = device.open("debug transformer", decision, spec.commandLine().getErr(),
-                () -> threads == null ? new CpuBackend() : new CpuBackend(threads));
-             TensorSource in = TensorSources.open(files.input)) {
+        BackendSelection.Decision decision =
+                device.select("debug transformer", spec.commandLine().getErr());
+        try (Backend backend = device.open(
+                        "debug transformer",
+                        decision,
+                        spec.commandLine().getErr(),
+                        () -> threads == null ? new CpuBackend() : new CpuBackend(threads));
+                TensorSource in = TensorSources.open(files.input)) {
             long start = System.nanoTime();
             FluxTransformer transformer = FluxTransformers.load(FluxSnapshot.open(modelDir), backend);
             FluxInputs inputs = FluxInputsReader.read(in, transformer.config());
             long loaded = System.nanoTime();
-            Tensor out = transformer.forward(inputs, (name, t) -> { });
+            Tensor out = transformer.forward(inputs, (name, t) -> {});
             long done = System.nanoTime();
             files.add(backend, "out", out).write("debug transformer", modelDir);
-            spec.commandLine().getErr().printf("%s on %s: out %s in %.2f s (load %.2f s) -> %s%n",
-                    transformer.config(), backend.name(), Arrays.toString(out.shape()),
-                    (done - loaded) / 1e9, (loaded - start) / 1e9, files.output);
+            spec.commandLine()
+                    .getErr()
+                    .printf(
+                            "%s on %s: out %s in %.2f s (load %.2f s) -> %s%n",
+                            transformer.config(),
+                            backend.name(),
+                            Arrays.toString(out.shape()),
+                            (done - loaded) / 1e9,
+                            (loaded - start) / 1e9,
+                            files.output);
             return 0;
         }
     }

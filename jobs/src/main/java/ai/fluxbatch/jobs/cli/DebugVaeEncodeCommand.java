@@ -6,10 +6,14 @@ import picocli.CommandLine;
 import picocli.CommandLine.Command;
 
 /** {@code fluxbatch debug vae-encode}: pixels to the scaled and shifted latent mean. */
-@Command(name = "vae-encode", mixinStandardHelpOptions = true,
-        description = {"Encode images with the autoencoder (ae.safetensors, vae/config.json).",
+@Command(
+        name = "vae-encode",
+        mixinStandardHelpOptions = true,
+        description = {
+            "Encode images with the autoencoder (ae.safetensors, vae/config.json).",
             "Reads 'encode_in' (F32, [B, 3, H, W] in [-1, 1]) and writes 'encode_mean' (F32, [B, 16, H/8, W/8]):"
-                + " the mean of the latent distribution, scaled and shifted as the sampler sees latents."})
+                    + " the mean of the latent distribution, scaled and shifted as the sampler sees latents."
+        })
 public final class DebugVaeEncodeCommand implements Callable<Integer> {
     @CommandLine.Mixin
     ModelOption model;

@@ -23,14 +23,21 @@ public final class DeviceOption {
     /** /dev/nvidia0, then nvidia-smi -L. */
     private static final GpuVisibility GPUS = GpuVisibility.system();
 
-    @Option(names = "--device", defaultValue = "auto", paramLabel = "auto|cpu|cuda", converter = Converter.class,
+    @Option(
+            names = "--device",
+            defaultValue = "auto",
+            paramLabel = "auto|cpu|cuda",
+            converter = Converter.class,
             description = "Backend: auto uses CUDA when an NVIDIA GPU is visible and this build has the CUDA backend,"
                     + " the CPU otherwise; cpu; cuda fails when it cannot be had. In a Spark job each task uses the GPU"
                     + " Spark assigned it (spark.task.resource.gpu.amount), or CUDA device 0 in local mode"
                     + " (default: ${DEFAULT-VALUE}).")
     DeviceKind device = DeviceKind.AUTO;
 
-    @Option(names = "--gemm-precision", defaultValue = "fp32", paramLabel = "fp32|bf16",
+    @Option(
+            names = "--gemm-precision",
+            defaultValue = "fp32",
+            paramLabel = "fp32|bf16",
             converter = PrecisionConverter.class,
             description = "Arithmetic of the dense matmuls and attention on the CUDA backend: fp32, or bf16 inputs"
                     + " with float32 accumulation on the tensor cores; ignored on the CPU (default: ${DEFAULT-VALUE}).")
@@ -58,8 +65,8 @@ public final class DeviceOption {
      * first of CUDA_VISIBLE_DEVICES) with {@code --gemm-precision}, or {@code cpu}. A CUDA backend that fails to open
      * falls back to {@code cpu} under auto, saying so, and is an error under cuda.
      */
-    public Backend open(String command, BackendSelection.Decision decision, PrintWriter err,
-                        Supplier<? extends Backend> cpu) {
+    public Backend open(
+            String command, BackendSelection.Decision decision, PrintWriter err, Supplier<? extends Backend> cpu) {
         if (decision.kind() != DeviceKind.CUDA) {
             return cpu.get();
         }
@@ -68,8 +75,8 @@ public final class DeviceOption {
         } catch (RuntimeException | LinkageError e) {
             String why = e.getMessage() != null ? e.getMessage() : e.toString();
             if (device != DeviceKind.AUTO) {
-                throw new IllegalStateException("--device cuda: the CUDA backend failed to open on device 0: " + why,
-                        e);
+                throw new IllegalStateException(
+                        "--device cuda: the CUDA backend failed to open on device 0: " + why, e);
             }
             err.printf("%s: device cpu (auto: the CUDA backend failed to open on device 0: %s)%n", command, why);
             return cpu.get();
@@ -97,8 +104,9 @@ public final class DeviceOption {
                 throw new IllegalArgumentException("--device cuda: " + missing.get() + "; use --device cpu or auto");
             }
         }
-        err.printf("%s: device %s, resolved by each task on its executor (the GPU Spark assigned it%s)%n", command,
-                device.optionName(), device == DeviceKind.AUTO ? ", else the CPU" : "");
+        err.printf(
+                "%s: device %s, resolved by each task on its executor (the GPU Spark assigned it%s)%n",
+                command, device.optionName(), device == DeviceKind.AUTO ? ", else the CPU" : "");
     }
 
     static final class Converter implements CommandLine.ITypeConverter<DeviceKind> {

@@ -21,8 +21,7 @@ final class ErrorMessages {
     private static final Pattern STAGE_FAILURE = Pattern.compile(
             "^Job aborted due to stage failure: .*?most recent failure: Lost task [^:]*?\\): (?:[\\w.$]+(?:Exception|Error): )?");
 
-    private ErrorMessages() {
-    }
+    private ErrorMessages() {}
 
     /**
      * The message of {@code e}'s first non-carrier cause, first line only, secrets masked; its class if it has none.
@@ -62,8 +61,13 @@ final class ErrorMessages {
 
     private static boolean isCarrier(Throwable t) {
         String m = t.getMessage();
-        return t instanceof SparkException || t instanceof ExecutionException || t instanceof CompletionException
-                || t instanceof InvocationTargetException || t instanceof UndeclaredThrowableException
-                || m == null || m.isBlank() || (t.getCause() != null && m.equals(t.getCause().toString()));
+        return t instanceof SparkException
+                || t instanceof ExecutionException
+                || t instanceof CompletionException
+                || t instanceof InvocationTargetException
+                || t instanceof UndeclaredThrowableException
+                || m == null
+                || m.isBlank()
+                || (t.getCause() != null && m.equals(t.getCause().toString()));
     }
 }

@@ -34,18 +34,29 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
 /** {@code fluxbatch evaluate}: how far quantized models are from full precision, on the same prompts and seeds. */
-@Command(name = "evaluate", mixinStandardHelpOptions = true, sortOptions = false,
-        description = {"Measure 1.58-bit models against the full-precision reference on held-out prompts, with the same"
-            + " seeds, in this JVM (no Spark job): per denoising step the relative L2 error of each candidate's"
-            + " transformer output on the reference's own inputs, the relative L2 error of its final latents, and the"
-            + " PSNR of its 8-bit images against the reference's.",
-            "Prints the tables; --output FILE also writes them to FILE.md and FILE.json."})
+@Command(
+        name = "evaluate",
+        mixinStandardHelpOptions = true,
+        sortOptions = false,
+        description = {
+            "Measure 1.58-bit models against the full-precision reference on held-out prompts, with the same"
+                    + " seeds, in this JVM (no Spark job): per denoising step the relative L2 error of each candidate's"
+                    + " transformer output on the reference's own inputs, the relative L2 error of its final latents, and the"
+                    + " PSNR of its 8-bit images against the reference's.",
+            "Prints the tables; --output FILE also writes them to FILE.md and FILE.json."
+        })
 public final class EvaluateCommand implements Callable<Integer> {
-    @Option(names = "--reference", paramLabel = "DIR", description = "The full-precision FLUX.1 snapshot folder"
-            + " (default: the shipped " + ModelOption.EMBEDDED + " miniature).")
+    @Option(
+            names = "--reference",
+            paramLabel = "DIR",
+            description = "The full-precision FLUX.1 snapshot folder" + " (default: the shipped " + ModelOption.EMBEDDED
+                    + " miniature).")
     Path reference;
 
-    @Option(names = "--quantized", required = true, paramLabel = "DIR",
+    @Option(
+            names = "--quantized",
+            required = true,
+            paramLabel = "DIR",
             description = "A quantized snapshot folder of the reference, as fluxbatch quantize writes it (repeatable).")
     List<Path> quantized = new ArrayList<>();
 
@@ -55,16 +66,24 @@ public final class EvaluateCommand implements Callable<Integer> {
     @CommandLine.Mixin
     ImageOptions image;
 
-    @Option(names = "--seed", defaultValue = "1000", description = "Prompt i is denoised from seed + i"
-            + " (default: ${DEFAULT-VALUE}).")
+    @Option(
+            names = "--seed",
+            defaultValue = "1000",
+            description = "Prompt i is denoised from seed + i" + " (default: ${DEFAULT-VALUE}).")
     long seed;
 
-    @Option(names = "--batch-size", defaultValue = "4", paramLabel = "N",
+    @Option(
+            names = "--batch-size",
+            defaultValue = "4",
+            paramLabel = "N",
             description = "Prompts denoised together (default: ${DEFAULT-VALUE}).")
     int batchSize;
 
-    @Option(names = "--output", paramLabel = "FILE", description = "Also write the report to FILE.md and FILE.json"
-            + " (a .md or .json ending given here is dropped first).")
+    @Option(
+            names = "--output",
+            paramLabel = "FILE",
+            description = "Also write the report to FILE.md and FILE.json"
+                    + " (a .md or .json ending given here is dropped first).")
     Path output;
 
     @CommandLine.Mixin
@@ -81,7 +100,9 @@ public final class EvaluateCommand implements Callable<Integer> {
         BackendSelection.Decision decision = device.select("evaluate", err);
         OptionChecks.positive(cli, "--batch-size", batchSize);
         OptionChecks.seed(cli, seed);
-        Path ref = (reference != null ? reference : ModelOption.embedded()).toAbsolutePath().normalize();
+        Path ref = (reference != null ? reference : ModelOption.embedded())
+                .toAbsolutePath()
+                .normalize();
         folder("--reference", ref);
         for (Path q : quantized) {
             folder("--quantized", q);
@@ -95,9 +116,15 @@ public final class EvaluateCommand implements Callable<Integer> {
 
         QuantizationInfo refQuantization = checkModels(ref, err);
         Prompts chosen = prompts();
-        OptionChecks.seedRange(cli, seed, chosen.texts.size(), chosen.texts.size() + " prompts (prompt i uses seed + i)");
-        err.printf(Locale.ROOT, "evaluate: %d prompts (%d skipped), %d candidates against %s%n", chosen.texts.size(),
-                chosen.skipped, quantized.size(), ref);
+        OptionChecks.seedRange(
+                cli, seed, chosen.texts.size(), chosen.texts.size() + " prompts (prompt i uses seed + i)");
+        err.printf(
+                Locale.ROOT,
+                "evaluate: %d prompts (%d skipped), %d candidates against %s%n",
+                chosen.texts.size(),
+                chosen.skipped,
+                quantized.size(),
+                ref);
 
         try (Backend backend = device.open("evaluate", decision, err, CpuBackend::new)) {
             long t0 = System.nanoTime();
@@ -114,12 +141,31 @@ public final class EvaluateCommand implements Callable<Integer> {
             }
             long t1 = System.nanoTime();
             List<CandidateResult> results = new QuantizationEvaluation(refPipeline, candidates, backend)
-                    .run(embeddings, seeds, params, batchSize, (done, total) -> err.printf(Locale.ROOT,
-                            "evaluate: %d of %d prompts, %.1f s%n", done, total, (System.nanoTime() - t1) / 1e9));
+                    .run(
+                            embeddings,
+                            seeds,
+                            params,
+                            batchSize,
+                            (done, total) -> err.printf(
+                                    Locale.ROOT,
+                                    "evaluate: %d of %d prompts, %.1f s%n",
+                                    done,
+                                    total,
+                                    (System.nanoTime() - t1) / 1e9));
             long t2 = System.nanoTime();
-            EvaluationReport report = new EvaluationReport(ref, refQuantization, MachineInfo.current(), seeds.length,
-                    chosen.skipped, seed, params, batchSize, refPipeline.timesteps(params), (t1 - t0) / 1e9,
-                    (t2 - t1) / 1e9, results);
+            EvaluationReport report = new EvaluationReport(
+                    ref,
+                    refQuantization,
+                    MachineInfo.current(),
+                    seeds.length,
+                    chosen.skipped,
+                    seed,
+                    params,
+                    batchSize,
+                    refPipeline.timesteps(params),
+                    (t1 - t0) / 1e9,
+                    (t2 - t1) / 1e9,
+                    results);
             String markdown = ReportMarkdown.render(report);
             cli.getOut().print(markdown);
             cli.getOut().flush();
@@ -139,8 +185,12 @@ public final class EvaluateCommand implements Callable<Integer> {
         FluxPipeline.checkComponents(ref);
         QuantizationInfo refQuantization = QuantizationInfo.of(ref);
         if (refQuantization.quantized()) {
-            err.printf(Locale.ROOT, "evaluate: warning: the reference %s is itself quantized (%s, %.0f %% ternary):"
-                    + " errors are measured against it, not against full precision%n", ref, refQuantization.method(),
+            err.printf(
+                    Locale.ROOT,
+                    "evaluate: warning: the reference %s is itself quantized (%s, %.0f %% ternary):"
+                            + " errors are measured against it, not against full precision%n",
+                    ref,
+                    refQuantization.method(),
                     100 * refQuantization.ternaryFraction());
         }
         FluxConfig refConfig = Architectures.read(ref);
@@ -153,8 +203,7 @@ public final class EvaluateCommand implements Callable<Integer> {
         return refQuantization;
     }
 
-    private record Prompts(List<String> texts, int skipped) {
-    }
+    private record Prompts(List<String> texts, int skipped) {}
 
     private Prompts prompts() {
         List<String> texts = new ArrayList<>();
@@ -188,8 +237,8 @@ public final class EvaluateCommand implements Callable<Integer> {
             texts = texts.subList(0, input.limit);
         }
         if (texts.isEmpty()) {
-            throw new CommandLine.ParameterException(spec.commandLine(), "no usable prompts: all " + skipped
-                    + " were empty or bad rows");
+            throw new CommandLine.ParameterException(
+                    spec.commandLine(), "no usable prompts: all " + skipped + " were empty or bad rows");
         }
         return new Prompts(texts, skipped);
     }
@@ -202,8 +251,11 @@ public final class EvaluateCommand implements Callable<Integer> {
 
     /** --prompts as a local file, the one input a report could be written over. */
     private OutputFiles.Input promptFile() {
-        return new OutputFiles.Input("--prompts", input.uri == null || input.uri.contains("://")
-                || BuiltInPrompts.isName(input.uri) ? null : Path.of(input.uri));
+        return new OutputFiles.Input(
+                "--prompts",
+                input.uri == null || input.uri.contains("://") || BuiltInPrompts.isName(input.uri)
+                        ? null
+                        : Path.of(input.uri));
     }
 
     private void write(EvaluationReport report, String markdown, PrintWriter err) {
@@ -216,16 +268,18 @@ public final class EvaluateCommand implements Callable<Integer> {
             OutputFiles.writeString(md, "# fluxbatch evaluate\n\n" + markdown);
             OutputFiles.writeString(json, ReportJson.render(report));
         } catch (IOException e) {
-            throw new UncheckedIOException("cannot write the report to " + md + " and " + json + ": " + e.getMessage(), e);
+            throw new UncheckedIOException(
+                    "cannot write the report to " + md + " and " + json + ": " + e.getMessage(), e);
         }
         err.printf("evaluate: report written to %s and %s%n", md, json);
     }
 
-
     private void folder(String option, Path dir) {
         if (!Files.isDirectory(dir)) {
-            throw new CommandLine.ParameterException(spec.commandLine(), option + " " + dir + ": "
-                    + (Files.exists(dir) ? "is a file" : "no such folder") + ", expected a FLUX.1 snapshot folder");
+            throw new CommandLine.ParameterException(
+                    spec.commandLine(),
+                    option + " " + dir + ": " + (Files.exists(dir) ? "is a file" : "no such folder")
+                            + ", expected a FLUX.1 snapshot folder");
         }
     }
 }

@@ -7,9 +7,19 @@ import picocli.CommandLine;
 import picocli.CommandLine.Command;
 
 /** {@code fluxbatch}: the command a user types. */
-@Command(name = "fluxbatch", mixinStandardHelpOptions = true, versionProvider = Version.class,
+@Command(
+        name = "fluxbatch",
+        mixinStandardHelpOptions = true,
+        versionProvider = Version.class,
         description = "1.58-bit FLUX.1 text-to-image at scale on Apache Spark.",
-        subcommands = {GenerateCommand.class, CalibrateCommand.class, QuantizeCommand.class, EvaluateCommand.class, DebugCommand.class, CommandLine.HelpCommand.class})
+        subcommands = {
+            GenerateCommand.class,
+            CalibrateCommand.class,
+            QuantizeCommand.class,
+            EvaluateCommand.class,
+            DebugCommand.class,
+            CommandLine.HelpCommand.class
+        })
 public final class FluxbatchCommand implements Runnable {
     private static final Logger LOG = LoggerFactory.getLogger(FluxbatchCommand.class);
 
@@ -27,7 +37,8 @@ public final class FluxbatchCommand implements Runnable {
      * with {@link #showTraces()}. Everything printed has its secrets masked ({@link Redact}).
      */
     public static int run(String... args) {
-        return commandLine(new PrintWriter(System.out, true), new PrintWriter(System.err, true)).execute(args);
+        return commandLine(new PrintWriter(System.out, true), new PrintWriter(System.err, true))
+                .execute(args);
     }
 
     public static CommandLine commandLine(PrintWriter out, PrintWriter err) {

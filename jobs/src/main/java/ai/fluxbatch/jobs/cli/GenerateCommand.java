@@ -30,12 +30,17 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
 /** {@code fluxbatch generate}: prompts to PNG images and a metadata table, as a Spark job. */
-@Command(name = "generate", mixinStandardHelpOptions = true, sortOptions = false,
-        description = {"Generate images from prompts with a FLUX.1 model, as a Spark job (local mode unless --master or"
-            + " spark-submit).",
+@Command(
+        name = "generate",
+        mixinStandardHelpOptions = true,
+        sortOptions = false,
+        description = {
+            "Generate images from prompts with a FLUX.1 model, as a Spark job (local mode unless --master or"
+                    + " spark-submit).",
             "Images go under OUTPUT (images/<id>.png, or a benchmark --layout) with their generation parameters in the"
-                + " PNG text chunks; the metadata table (one row per image) under OUTPUT/metadata/ as Parquet and jsonl."
-                + " Images already complete are skipped unless --overwrite, so a re-run finishes an interrupted one."})
+                    + " PNG text chunks; the metadata table (one row per image) under OUTPUT/metadata/ as Parquet and jsonl."
+                    + " Images already complete are skipped unless --overwrite, so a re-run finishes an interrupted one."
+        })
 public final class GenerateCommand implements Callable<Integer> {
     @CommandLine.Mixin
     ModelOption model;
@@ -46,40 +51,63 @@ public final class GenerateCommand implements Callable<Integer> {
     @CommandLine.Mixin
     ImageOptions image;
 
-    @Option(names = "--seed", defaultValue = "0", description = "Seed of each prompt's first image unless the dataset"
-            + " has a seed column; image i of a prompt uses seed + i (default: ${DEFAULT-VALUE}).")
+    @Option(
+            names = "--seed",
+            defaultValue = "0",
+            description = "Seed of each prompt's first image unless the dataset"
+                    + " has a seed column; image i of a prompt uses seed + i (default: ${DEFAULT-VALUE}).")
     long seed;
 
     /** Each image of a prompt is a task of its own: bounds the task list the driver builds. */
     static final int MAX_IMAGES_PER_PROMPT = 10_000;
 
-    @Option(names = "--images-per-prompt", defaultValue = "1", paramLabel = "N", description = "Images per prompt, 1 to "
-            + MAX_IMAGES_PER_PROMPT + " (default: ${DEFAULT-VALUE}).")
+    @Option(
+            names = "--images-per-prompt",
+            defaultValue = "1",
+            paramLabel = "N",
+            description = "Images per prompt, 1 to " + MAX_IMAGES_PER_PROMPT + " (default: ${DEFAULT-VALUE}).")
     int imagesPerPrompt;
 
-    @Option(names = "--batch-size", defaultValue = "1", paramLabel = "N", description = "Images denoised together (default: ${DEFAULT-VALUE}).")
+    @Option(
+            names = "--batch-size",
+            defaultValue = "1",
+            paramLabel = "N",
+            description = "Images denoised together (default: ${DEFAULT-VALUE}).")
     int batchSize;
 
-    @Option(names = "--output", defaultValue = "fluxbatch-output", paramLabel = "DIR|URI",
+    @Option(
+            names = "--output",
+            defaultValue = "fluxbatch-output",
+            paramLabel = "DIR|URI",
             description = "Output folder or URI (file://, hdfs://, s3a://) (default: ${DEFAULT-VALUE}).")
     String output;
 
-    @Option(names = "--layout", defaultValue = "default", paramLabel = "L",
+    @Option(
+            names = "--layout",
+            defaultValue = "default",
+            paramLabel = "L",
             description = "default (images/<id>.png), geneval or t2i-compbench (default: ${DEFAULT-VALUE}).")
     String layout;
 
     @Option(names = "--overwrite", description = "Regenerate images that already exist.")
     boolean overwrite;
 
-    @Option(names = "--fail-on-error", description = "Exit 1 when any image failed (default: failed images are error"
-            + " rows in the metadata and the exit code is 0).")
+    @Option(
+            names = "--fail-on-error",
+            description = "Exit 1 when any image failed (default: failed images are error"
+                    + " rows in the metadata and the exit code is 0).")
     boolean failOnError;
 
-    @Option(names = "--master", paramLabel = "URL", description = "Spark master (default: local mode, or what"
-            + " spark-submit set).")
+    @Option(
+            names = "--master",
+            paramLabel = "URL",
+            description = "Spark master (default: local mode, or what" + " spark-submit set).")
     String master;
 
-    @Option(names = "--images-per-partition", defaultValue = "8", paramLabel = "N",
+    @Option(
+            names = "--images-per-partition",
+            defaultValue = "8",
+            paramLabel = "N",
             description = "Images per Spark partition (default: ${DEFAULT-VALUE}).")
     int imagesPerPartition;
 
@@ -117,8 +145,9 @@ public final class GenerateCommand implements Callable<Integer> {
                 GenEvalMetadata.write(rows, output, spark.sparkContext().hadoopConfiguration());
             }
             PrintWriter err = cli.getErr();
-            err.printf("generate: %d prompts x %d images with %s (%s) -> %s%n", rows.size(), imagesPerPrompt,
-                    snapshot.root(), settings.quantization(), output);
+            err.printf(
+                    "generate: %d prompts x %d images with %s (%s) -> %s%n",
+                    rows.size(), imagesPerPrompt, snapshot.root(), settings.quantization(), output);
             List<ImageResult> results = GenerateJob.run(spark, tasks, settings, imagesPerPartition, err);
             return report(results);
         }
@@ -138,8 +167,8 @@ public final class GenerateCommand implements Callable<Integer> {
         probe.set("fs.s3a.retry.interval", "200ms");
         probe.set("fs.s3a.connection.establish.timeout", "10s");
         try {
-            org.apache.hadoop.fs.Path marker = new org.apache.hadoop.fs.Path(URI.create(root + "_fluxbatch-write-check-"
-                    + UUID.randomUUID()));
+            org.apache.hadoop.fs.Path marker =
+                    new org.apache.hadoop.fs.Path(URI.create(root + "_fluxbatch-write-check-" + UUID.randomUUID()));
             try (FileSystem fs = FileSystem.newInstance(marker.toUri(), probe)) {
                 OutputFolder.claim(fs, marker.getParent(), "--output " + output);
                 try (FSDataOutputStream out = fs.create(marker, false)) {
@@ -150,8 +179,10 @@ public final class GenerateCommand implements Callable<Integer> {
         } catch (OutputFolder.Refused e) {
             throw new CommandLine.ParameterException(spec.commandLine(), e.getMessage());
         } catch (IOException | RuntimeException e) {
-            throw new UncheckedIOException("cannot write to the output " + output + " (is the store reachable, and do"
-                    + " the credentials allow writing there?): " + e, e instanceof IOException io ? io : new IOException(e));
+            throw new UncheckedIOException(
+                    "cannot write to the output " + output + " (is the store reachable, and do"
+                            + " the credentials allow writing there?): " + e,
+                    e instanceof IOException io ? io : new IOException(e));
         }
     }
 
@@ -161,31 +192,52 @@ public final class GenerateCommand implements Callable<Integer> {
         if (output.isBlank()) {
             throw new CommandLine.ParameterException(cli, "--output is empty, expected a folder or URI");
         }
-        OptionChecks.range(cli, "--images-per-prompt", imagesPerPrompt, 1, MAX_IMAGES_PER_PROMPT,
+        OptionChecks.range(
+                cli,
+                "--images-per-prompt",
+                imagesPerPrompt,
+                1,
+                MAX_IMAGES_PER_PROMPT,
                 "for more, repeat the prompt or run again with another --seed");
         OptionChecks.positive(cli, "--batch-size", batchSize);
         OptionChecks.positive(cli, "--images-per-partition", imagesPerPartition);
         OptionChecks.seedRange(cli, seed, imagesPerPrompt, "--images-per-prompt " + imagesPerPrompt);
         GenerationParams p = image.params(cli, snapshot.defaultSteps());
-        GenerateSettings s = new GenerateSettings(snapshot.root().toString(), snapshot.transformerFingerprint(),
-                snapshot.quantizationMethod(), output, outputLayout, p.height(), p.width(), p.steps(), p.guidance(),
-                batchSize, overwrite, device.requested(), device.gemmPrecision());
+        GenerateSettings s = new GenerateSettings(
+                snapshot.root().toString(),
+                snapshot.transformerFingerprint(),
+                snapshot.quantizationMethod(),
+                output,
+                outputLayout,
+                p.height(),
+                p.width(),
+                p.steps(),
+                p.guidance(),
+                batchSize,
+                overwrite,
+                device.requested(),
+                device.gemmPrecision());
         if (!output.contains("://") && Files.isRegularFile(Path.of(output))) {
             throw new CommandLine.ParameterException(cli, "--output " + output + " is a file, expected a folder");
         }
         return s;
     }
 
-
     private int report(List<ImageResult> results) {
         PrintWriter out = spec.commandLine().getOut();
-        long ok = results.stream().filter(r -> r.status().equals(ImageResult.OK)).count();
-        long skipped = results.stream().filter(r -> r.status().equals(ImageResult.SKIPPED)).count();
-        List<ImageResult> errors = results.stream().filter(r -> r.status().equals(ImageResult.ERROR)).toList();
+        long ok =
+                results.stream().filter(r -> r.status().equals(ImageResult.OK)).count();
+        long skipped = results.stream()
+                .filter(r -> r.status().equals(ImageResult.SKIPPED))
+                .count();
+        List<ImageResult> errors = results.stream()
+                .filter(r -> r.status().equals(ImageResult.ERROR))
+                .toList();
         for (ImageResult r : errors) {
             out.printf("error    %s (seed %d): %s%n", r.prompt(), r.seed(), r.error());
         }
-        out.printf("%d images: %d written, %d skipped (already there), %d failed; metadata in %s/metadata/%n",
+        out.printf(
+                "%d images: %d written, %d skipped (already there), %d failed; metadata in %s/metadata/%n",
                 results.size(), ok, skipped, errors.size(), output.replaceAll("/$", ""));
         return errors.isEmpty() || !failOnError ? 0 : 1;
     }

@@ -6,16 +6,27 @@ import picocli.CommandLine.Option;
 
 /** The size, steps and guidance options generate, calibrate and evaluate share. */
 public final class ImageOptions {
-    @Option(names = "--height", defaultValue = "64", description = "Image height, a multiple of 16 (default: ${DEFAULT-VALUE}).")
+    @Option(
+            names = "--height",
+            defaultValue = "64",
+            description = "Image height, a multiple of 16 (default: ${DEFAULT-VALUE}).")
     int height;
 
-    @Option(names = "--width", defaultValue = "64", description = "Image width, a multiple of 16 (default: ${DEFAULT-VALUE}).")
+    @Option(
+            names = "--width",
+            defaultValue = "64",
+            description = "Image width, a multiple of 16 (default: ${DEFAULT-VALUE}).")
     int width;
 
-    @Option(names = "--steps", description = "Denoising steps (default: 50 for dev models, 4 for schnell, as the reference).")
+    @Option(
+            names = "--steps",
+            description = "Denoising steps (default: 50 for dev models, 4 for schnell, as the reference).")
     Integer steps;
 
-    @Option(names = "--guidance", defaultValue = "3.5", description = "Guidance for dev models (default: ${DEFAULT-VALUE}).")
+    @Option(
+            names = "--guidance",
+            defaultValue = "3.5",
+            description = "Guidance for dev models (default: ${DEFAULT-VALUE}).")
     float guidance;
 
     /** The parameters, {@code defaultSteps} unless --steps; a bad value is a usage error naming its option. */
@@ -23,8 +34,8 @@ public final class ImageOptions {
         try {
             return new GenerationParams(height, width, steps(defaultSteps), guidance);
         } catch (IllegalArgumentException e) {
-            throw new CommandLine.ParameterException(cli, e.getMessage().replaceFirst("^(height|width|steps|guidance)",
-                    "--$1"));
+            throw new CommandLine.ParameterException(
+                    cli, e.getMessage().replaceFirst("^(height|width|steps|guidance)", "--$1"));
         }
     }
 

@@ -8,9 +8,11 @@ import picocli.CommandLine.Option;
 public final class ModelOption {
     static final String EMBEDDED = "flux-shapes-dev";
 
-    @Option(names = "--model", paramLabel = "DIR",
-            description = "FLUX.1 snapshot folder in the Hugging Face layout (default: the shipped "
-                    + EMBEDDED + " miniature).")
+    @Option(
+            names = "--model",
+            paramLabel = "DIR",
+            description = "FLUX.1 snapshot folder in the Hugging Face layout (default: the shipped " + EMBEDDED
+                    + " miniature).")
     Path model;
 
     public Path resolve() {

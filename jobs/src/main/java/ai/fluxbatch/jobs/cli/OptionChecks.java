@@ -4,8 +4,7 @@ import picocli.CommandLine;
 
 /** Value checks the commands share; a bad value is a usage error (exit 2) naming its option. */
 final class OptionChecks {
-    private OptionChecks() {
-    }
+    private OptionChecks() {}
 
     static void positive(CommandLine cli, String option, int value) {
         if (value < 1) {
@@ -16,8 +15,10 @@ final class OptionChecks {
     /** {@code min <= value <= max}; the message says the range, and why there is a maximum. */
     static void range(CommandLine cli, String option, long value, long min, long max, String whyMax) {
         if (value < min || value > max) {
-            throw new CommandLine.ParameterException(cli, option + " is " + value + ", expected " + min + ".." + max
-                    + (value > max ? " (" + whyMax + ")" : ""));
+            throw new CommandLine.ParameterException(
+                    cli,
+                    option + " is " + value + ", expected " + min + ".." + max
+                            + (value > max ? " (" + whyMax + ")" : ""));
         }
     }
 
@@ -28,9 +29,12 @@ final class OptionChecks {
     static void seedRange(CommandLine cli, long seed, long count, String counted) {
         seed(cli, seed);
         if (count > 1 && seed > Long.MAX_VALUE - (count - 1)) {
-            throw new CommandLine.ParameterException(cli, "--seed " + seed + " with " + counted
-                    + " needs seeds up to " + seed + " + " + (count - 1) + ", past the largest seed " + Long.MAX_VALUE
-                    + ": expected --seed <= " + (Long.MAX_VALUE - (count - 1)));
+            throw new CommandLine.ParameterException(
+                    cli,
+                    "--seed " + seed + " with " + counted
+                            + " needs seeds up to " + seed + " + " + (count - 1) + ", past the largest seed "
+                            + Long.MAX_VALUE
+                            + ": expected --seed <= " + (Long.MAX_VALUE - (count - 1)));
         }
     }
 
@@ -40,9 +44,11 @@ final class OptionChecks {
      */
     static void noCredentials(CommandLine cli, String option, String location) {
         if (location != null && !Redact.uri(location).equals(location)) {
-            throw new CommandLine.ParameterException(cli, option + " " + Redact.uri(location) + " has credentials in"
-                    + " it: give them as spark.hadoop.fs.s3a.access.key and fs.s3a.secret.key (or a credential provider,"
-                    + " or the AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY environment variables), never in the URI");
+            throw new CommandLine.ParameterException(
+                    cli,
+                    option + " " + Redact.uri(location) + " has credentials in"
+                            + " it: give them as spark.hadoop.fs.s3a.access.key and fs.s3a.secret.key (or a credential provider,"
+                            + " or the AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY environment variables), never in the URI");
         }
     }
 

@@ -17,27 +17,29 @@ import picocli.CommandLine;
  * is the input). Checked before any work; a refusal is a usage error naming the option.
  */
 final class OutputFiles {
-    private OutputFiles() {
-    }
+    private OutputFiles() {}
 
     /** Refuses {@code output} (given as {@code option}) if it exists as anything but a regular file, or is an input. */
     static void check(CommandLine cli, String option, Path output, Input... inputs) {
         if (Files.exists(output) && !Files.isRegularFile(output)) {
-            throw new CommandLine.ParameterException(cli, option + " " + output + " is " + kind(output)
-                    + ", not a regular file: refusing to replace it; name a file to write");
+            throw new CommandLine.ParameterException(
+                    cli,
+                    option + " " + output + " is " + kind(output)
+                            + ", not a regular file: refusing to replace it; name a file to write");
         }
         for (Input in : inputs) {
             if (in.path() != null && sameFile(output, in.path())) {
-                throw new CommandLine.ParameterException(cli, option + " " + output + " is the " + in.option() + " "
-                        + in.path() + (output.equals(in.path()) ? "" : " (through a link)")
-                        + ": refusing to replace an input; name another output file");
+                throw new CommandLine.ParameterException(
+                        cli,
+                        option + " " + output + " is the " + in.option() + " "
+                                + in.path() + (output.equals(in.path()) ? "" : " (through a link)")
+                                + ": refusing to replace an input; name another output file");
             }
         }
     }
 
     /** An input file of the command, named by its option. */
-    record Input(String option, Path path) {
-    }
+    record Input(String option, Path path) {}
 
     /** Writes {@code text} to {@code file} under a temporary name beside it, then renames it into place. */
     static void writeString(Path file, String text) throws IOException {
@@ -87,7 +89,8 @@ final class OutputFiles {
     private static String kind(Path p) {
         try {
             BasicFileAttributes a = Files.readAttributes(p, BasicFileAttributes.class);
-            String what = a.isDirectory() ? "a folder" : a.isOther() ? "a device, fifo or socket" : "not a regular file";
+            String what =
+                    a.isDirectory() ? "a folder" : a.isOther() ? "a device, fifo or socket" : "not a regular file";
             return Files.isSymbolicLink(p) ? "a link to " + what : what;
         } catch (IOException e) {
             return "not a regular file";

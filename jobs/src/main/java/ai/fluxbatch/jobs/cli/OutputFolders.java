@@ -16,26 +16,30 @@ public final class OutputFolders {
     /** The marker file in a folder fluxbatch made: the same one generate's outputs carry. */
     public static final String MARKER = OutputFolder.MARKER;
 
-    private OutputFolders() {
-    }
+    private OutputFolders() {}
 
     /**
      * Refuses {@code output} (given as {@code option}) when it is, contains or lies inside {@code source} (given as
      * {@code sourceOption}), compared as real paths; and, when it exists and {@code overwrite} would replace it, when
      * it is a folder without the marker.
      */
-    public static void check(CommandLine cli, String option, Path output, boolean overwrite, String sourceOption,
-                             Path source) {
+    public static void check(
+            CommandLine cli, String option, Path output, boolean overwrite, String sourceOption, Path source) {
         Path out = OutputFiles.realPath(output), src = OutputFiles.realPath(source);
         if (out.startsWith(src) || src.startsWith(out)) {
             String how = out.equals(src) ? "is" : out.startsWith(src) ? "is inside" : "contains";
-            throw new CommandLine.ParameterException(cli, option + " " + output + " " + how + " " + sourceOption + " "
-                    + source + ": writing there would replace the source; choose an output folder outside it");
+            throw new CommandLine.ParameterException(
+                    cli,
+                    option + " " + output + " " + how + " " + sourceOption + " " + source
+                            + ": writing there would replace the source; choose an output folder outside it");
         }
         if (overwrite && Files.isDirectory(output) && !isMarked(output)) {
-            throw new CommandLine.ParameterException(cli, option + " " + output + " exists and was not made by"
-                    + " fluxbatch (it has no " + MARKER + " file): --overwrite replaces only folders fluxbatch made;"
-                    + " remove it yourself or choose another folder");
+            throw new CommandLine.ParameterException(
+                    cli,
+                    option + " " + output + " exists and was not made by"
+                            + " fluxbatch (it has no " + MARKER
+                            + " file): --overwrite replaces only folders fluxbatch made;"
+                            + " remove it yourself or choose another folder");
         }
     }
 
@@ -50,11 +54,13 @@ public final class OutputFolders {
      */
     public static void mark(Path folder, String producer) {
         try {
-            OutputFiles.writeString(folder.resolve(MARKER), "made by fluxbatch " + producer + " " + Version.get()
-                    + "; fluxbatch replaces this folder with --overwrite\n");
+            OutputFiles.writeString(
+                    folder.resolve(MARKER),
+                    "made by fluxbatch " + producer + " " + Version.get()
+                            + "; fluxbatch replaces this folder with --overwrite\n");
         } catch (IOException e) {
-            throw new UncheckedIOException("cannot write the marker " + folder.resolve(MARKER) + ": " + e.getMessage(),
-                    e);
+            throw new UncheckedIOException(
+                    "cannot write the marker " + folder.resolve(MARKER) + ": " + e.getMessage(), e);
         }
     }
 }

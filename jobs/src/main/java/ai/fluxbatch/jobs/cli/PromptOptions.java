@@ -15,13 +15,19 @@ public final class PromptOptions {
     @Option(names = "--prompt", paramLabel = "TEXT", description = "A prompt (repeatable).")
     List<String> prompts = new ArrayList<>();
 
-    @Option(names = "--prompts", paramLabel = "URI|NAME", description = "A prompt dataset: a file, folder or glob of"
-            + " .txt (one a line), .jsonl (a 'prompt' field), .csv/.tsv (a header) or .parquet; local, hdfs:// or"
-            + " s3a://; or " + BuiltInPrompts.PAPER_7232 + ", the paper's calibration set shipped with fluxbatch (all"
-            + " 1,632 PartiPrompts and the 5,600 T2I-CompBench training prompts).")
+    @Option(
+            names = "--prompts",
+            paramLabel = "URI|NAME",
+            description = "A prompt dataset: a file, folder or glob of"
+                    + " .txt (one a line), .jsonl (a 'prompt' field), .csv/.tsv (a header) or .parquet; local, hdfs:// or"
+                    + " s3a://; or " + BuiltInPrompts.PAPER_7232
+                    + ", the paper's calibration set shipped with fluxbatch (all"
+                    + " 1,632 PartiPrompts and the 5,600 T2I-CompBench training prompts).")
     String uri;
 
-    @Option(names = "--prompt-column", paramLabel = "NAME",
+    @Option(
+            names = "--prompt-column",
+            paramLabel = "NAME",
             description = "The prompt column of csv/tsv/jsonl/parquet (default: prompt, or Prompt).")
     String column;
 
@@ -31,8 +37,10 @@ public final class PromptOptions {
     /** Refuses a command line with no prompt at all, or a limit below 1. */
     void check(CommandLine cli) {
         if (prompts.isEmpty() && uri == null) {
-            throw new CommandLine.ParameterException(cli, "no prompts: give --prompt TEXT (repeatable) or --prompts"
-                    + " URI (or --prompts " + BuiltInPrompts.PAPER_7232 + ")");
+            throw new CommandLine.ParameterException(
+                    cli,
+                    "no prompts: give --prompt TEXT (repeatable) or --prompts" + " URI (or --prompts "
+                            + BuiltInPrompts.PAPER_7232 + ")");
         }
         if (limit != null) {
             OptionChecks.positive(cli, "--limit", limit);

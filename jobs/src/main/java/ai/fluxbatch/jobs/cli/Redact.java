@@ -22,15 +22,15 @@ public final class Redact {
      * scheme://user-info@ : the authority up to an @, or KEY:SECRET@ where the secret has an unescaped / in it (as
      * AWS secrets do; the URI is then not even valid, but must not be printed either).
      */
-    private static final Pattern USER_INFO = Pattern.compile(
-            "([A-Za-z][A-Za-z0-9+.-]*://)(?:[^/?#\\s@]+|[^/?#\\s@:]*:[^\\s@]*)@");
+    private static final Pattern USER_INFO =
+            Pattern.compile("([A-Za-z][A-Za-z0-9+.-]*://)(?:[^/?#\\s@]+|[^/?#\\s@:]*:[^\\s@]*)@");
+
     private static final Pattern SECRET_SETTING = Pattern.compile(
             "(?i)((?:secret|password|passwd|session[._-]?token|access[._-]?key)[A-Za-z0-9._-]*\\s*[=:]\\s*)"
                     + "(?!\\*\\*\\*)[^\\s,;&\"')}]+");
     static final String MASK = "***";
 
-    private Redact() {
-    }
+    private Redact() {}
 
     /** {@code uri} without its user-info: what may be printed or stored of a location the user gave. */
     public static String uri(String uri) {
@@ -53,38 +53,41 @@ public final class Redact {
     /** A print stream that passes {@code out} each line redacted, for System.err and System.out. */
     public static PrintStream stream(PrintStream out) {
         Charset charset = Charset.defaultCharset(); // what PrintStream encodes with, both ways
-        return new PrintStream(new OutputStream() {
-            private final ByteArrayOutputStream line = new ByteArrayOutputStream();
+        return new PrintStream(
+                new OutputStream() {
+                    private final ByteArrayOutputStream line = new ByteArrayOutputStream();
 
-            @Override
-            public synchronized void write(int b) {
-                line.write(b);
-                if (b == '\n') {
-                    drain();
-                }
-            }
+                    @Override
+                    public synchronized void write(int b) {
+                        line.write(b);
+                        if (b == '\n') {
+                            drain();
+                        }
+                    }
 
-            @Override
-            public synchronized void write(byte[] b, int off, int len) {
-                for (int i = off; i < off + len; i++) {
-                    write(b[i]);
-                }
-            }
+                    @Override
+                    public synchronized void write(byte[] b, int off, int len) {
+                        for (int i = off; i < off + len; i++) {
+                            write(b[i]);
+                        }
+                    }
 
-            @Override
-            public synchronized void flush() {
-                drain();
-                out.flush();
-            }
+                    @Override
+                    public synchronized void flush() {
+                        drain();
+                        out.flush();
+                    }
 
-            private void drain() {
-                if (line.size() > 0) {
-                    byte[] redacted = text(line.toString(charset)).getBytes(charset);
-                    out.write(redacted, 0, redacted.length);
-                    line.reset();
-                }
-            }
-        }, true, charset);
+                    private void drain() {
+                        if (line.size() > 0) {
+                            byte[] redacted = text(line.toString(charset)).getBytes(charset);
+                            out.write(redacted, 0, redacted.length);
+                            line.reset();
+                        }
+                    }
+                },
+                true,
+                charset);
     }
 
     /** Buffers up to a line end, then writes the line redacted. */

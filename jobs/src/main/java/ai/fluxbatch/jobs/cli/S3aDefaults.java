@@ -42,8 +42,7 @@ final class S3aDefaults {
             "fs.s3a.retry.interval", "500ms",
             "fs.s3a.connection.establish.timeout", "5s");
 
-    private S3aDefaults() {
-    }
+    private S3aDefaults() {}
 
     /** Sets each default on {@code conf} as {@code spark.hadoop.KEY} unless the user set KEY somewhere. */
     static void apply(SparkConf conf) {
@@ -58,7 +57,10 @@ final class S3aDefaults {
 
     private static boolean setBySite(Configuration site, String key) {
         String[] sources = site.getPropertySources(key);
-        return sources != null && Arrays.stream(sources).anyMatch(s -> !s.equals("core-default.xml")
-                && !s.equals("programmatically") && !s.startsWith("because "));
+        return sources != null
+                && Arrays.stream(sources)
+                        .anyMatch(s -> !s.equals("core-default.xml")
+                                && !s.equals("programmatically")
+                                && !s.startsWith("because "));
     }
 }

@@ -9,8 +9,7 @@ import org.apache.spark.sql.SparkSession;
  * settings for S3-compatible stores come from {@link S3aDefaults} where the user has not set them.
  */
 final class SparkSessions {
-    private SparkSessions() {
-    }
+    private SparkSessions() {}
 
     static SparkSession create(String appName, String master) {
         SparkConf conf = new SparkConf().setAppName(appName);

@@ -19,8 +19,8 @@ record TokenIds(String name, int batch, int length, int[] ids) {
             }
         }
         if (all.isEmpty()) {
-            throw new ModelException("no tensor named '*input_ids' in " + file
-                    + ": expected [batch, length] token ids named input_ids");
+            throw new ModelException(
+                    "no tensor named '*input_ids' in " + file + ": expected [batch, length] token ids named input_ids");
         }
         return all;
     }

@@ -22,6 +22,8 @@ public final class Version implements CommandLine.IVersionProvider {
 
     @Override
     public String[] getVersion() {
-        return new String[] {"fluxbatch " + get(), "Java " + Runtime.version() + " (" + System.getProperty("java.vm.name") + ")"};
+        return new String[] {
+            "fluxbatch " + get(), "Java " + Runtime.version() + " (" + System.getProperty("java.vm.name") + ")"
+        };
     }
 }

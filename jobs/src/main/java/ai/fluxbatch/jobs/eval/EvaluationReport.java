@@ -12,8 +12,16 @@ import java.util.List;
  *
  * @param timesteps the reference schedule; step {@code s} runs the transformer at {@code timesteps[s]}
  */
-public record EvaluationReport(Path reference, QuantizationInfo referenceQuantization, MachineInfo machine,
-                               int prompts, int skippedPrompts, long firstSeed, GenerationParams params, int batchSize,
-                               double[] timesteps, double loadSeconds, double evaluateSeconds,
-                               List<CandidateResult> candidates) {
-}
+public record EvaluationReport(
+        Path reference,
+        QuantizationInfo referenceQuantization,
+        MachineInfo machine,
+        int prompts,
+        int skippedPrompts,
+        long firstSeed,
+        GenerationParams params,
+        int batchSize,
+        double[] timesteps,
+        double loadSeconds,
+        double evaluateSeconds,
+        List<CandidateResult> candidates) {}

@@ -14,8 +14,7 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 public final class ReportJson {
     private static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
 
-    private ReportJson() {
-    }
+    private ReportJson() {}
 
     public static String render(EvaluationReport r) {
         ObjectNode root = JSON.createObjectNode();

@@ -6,8 +6,7 @@ import java.util.Locale;
 
 /** The report as Markdown: what was run, one row per candidate, then the per-step errors (steps x candidates). */
 public final class ReportMarkdown {
-    private ReportMarkdown() {
-    }
+    private ReportMarkdown() {}
 
     public static String render(EvaluationReport r) {
         StringBuilder s = new StringBuilder();
@@ -18,9 +17,17 @@ public final class ReportMarkdown {
         s.append("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |\n");
         for (CandidateResult c : r.candidates()) {
             QuantizationInfo q = c.quantization();
-            s.append(String.format(Locale.ROOT, "| %s | %s | %s | %.2f %% | %.4f | %s | %s | %.4f |%n", name(c),
-                    q.method(), q.calibrationSummary(), 100 * q.ternaryFraction(), c.finalLatentError(),
-                    db(c.psnr()), db(c.meanImagePsnr()), c.meanStepError()));
+            s.append(String.format(
+                    Locale.ROOT,
+                    "| %s | %s | %s | %.2f %% | %.4f | %s | %s | %.4f |%n",
+                    name(c),
+                    q.method(),
+                    q.calibrationSummary(),
+                    100 * q.ternaryFraction(),
+                    c.finalLatentError(),
+                    db(c.psnr()),
+                    db(c.meanImagePsnr()),
+                    c.meanStepError()));
         }
         s.append("\nTransformer output rel L2 per step, on the reference's trajectory:\n\n| step | t |");
         StringBuilder rule = new StringBuilder("| ---: | ---: |");
@@ -40,7 +47,9 @@ public final class ReportMarkdown {
     }
 
     private static String name(CandidateResult c) {
-        return c.model().getFileName() == null ? c.model().toString() : c.model().getFileName().toString();
+        return c.model().getFileName() == null
+                ? c.model().toString()
+                : c.model().getFileName().toString();
     }
 
     private static String db(double v) {
@@ -50,15 +59,31 @@ public final class ReportMarkdown {
     /** The lines above the tables: reference, machine, problem size, wall time. */
     private static void header(StringBuilder s, EvaluationReport r) {
         var p = r.params();
-        s.append("- reference: ").append(r.reference()).append(" (quantization: ")
-                .append(r.referenceQuantization().method()).append(")\n");
+        s.append("- reference: ")
+                .append(r.reference())
+                .append(" (quantization: ")
+                .append(r.referenceQuantization().method())
+                .append(")\n");
         s.append("- machine: ").append(r.machine()).append('\n');
-        s.append(String.format(Locale.ROOT, "- problem: %d prompts%s, %d steps, %d x %d, guidance %s, seeds %d..%d,"
-                        + " batch %d%n", r.prompts(),
-                r.skippedPrompts() == 0 ? "" : " (" + r.skippedPrompts() + " bad row" + (r.skippedPrompts() == 1 ? "" : "s")
-                        + " skipped)", p.steps(),
-                p.height(), p.width(), p.guidance(), r.firstSeed(), r.firstSeed() + r.prompts() - 1, r.batchSize()));
-        s.append(String.format(Locale.ROOT, "- wall time: %.1f s (loading %.1f s, evaluating %.1f s)%n",
-                r.loadSeconds() + r.evaluateSeconds(), r.loadSeconds(), r.evaluateSeconds()));
+        s.append(String.format(
+                Locale.ROOT,
+                "- problem: %d prompts%s, %d steps, %d x %d, guidance %s, seeds %d..%d," + " batch %d%n",
+                r.prompts(),
+                r.skippedPrompts() == 0
+                        ? ""
+                        : " (" + r.skippedPrompts() + " bad row" + (r.skippedPrompts() == 1 ? "" : "s") + " skipped)",
+                p.steps(),
+                p.height(),
+                p.width(),
+                p.guidance(),
+                r.firstSeed(),
+                r.firstSeed() + r.prompts() - 1,
+                r.batchSize()));
+        s.append(String.format(
+                Locale.ROOT,
+                "- wall time: %.1f s (loading %.1f s, evaluating %.1f s)%n",
+                r.loadSeconds() + r.evaluateSeconds(),
+                r.loadSeconds(),
+                r.evaluateSeconds()));
     }
 }

@@ -18,8 +18,7 @@ public final class Engines {
     private static final Map<String, FluxPipeline> PIPELINES = new HashMap<>();
     private static final Map<String, Integer> LOADS_BY_MODEL = new HashMap<>();
 
-    private Engines() {
-    }
+    private Engines() {}
 
     /** The pipeline of {@code s.model()} on the backend this task resolves {@code s.device()} to. */
     public static FluxPipeline get(GenerateSettings s) {

@@ -4,8 +4,7 @@ import org.apache.spark.SparkEnv;
 
 /** The Spark executor this code runs in ("driver" in local mode). */
 final class Executors {
-    private Executors() {
-    }
+    private Executors() {}
 
     static String id() {
         SparkEnv env = SparkEnv.get();

@@ -16,18 +16,18 @@ import org.apache.hadoop.fs.Path;
 
 /** GenEval's per-prompt {@code <index, 5 digits>/metadata.jsonl}: the prompt's line of evaluation_metadata.jsonl. */
 public final class GenEvalMetadata {
-    private GenEvalMetadata() {
-    }
+    private GenEvalMetadata() {}
 
     public static void write(List<PromptRow> rows, String output, Configuration conf) {
         Path root = new Path(URI.create(output.endsWith("/") ? output : output + "/"));
         try {
             FileSystem fs = root.getFileSystem(conf);
             for (PromptRow r : rows) {
-                String line = r.fields().getOrDefault("source_json",
-                        new ObjectMapper().writeValueAsString(Map.of("prompt", r.prompt())));
-                try (FSDataOutputStream out = fs.create(new Path(root,
-                        String.format(Locale.ROOT, "%05d/metadata.jsonl", r.index())), true)) {
+                String line = r.fields()
+                        .getOrDefault(
+                                "source_json", new ObjectMapper().writeValueAsString(Map.of("prompt", r.prompt())));
+                try (FSDataOutputStream out =
+                        fs.create(new Path(root, String.format(Locale.ROOT, "%05d/metadata.jsonl", r.index())), true)) {
                     out.write((line + "\n").getBytes(StandardCharsets.UTF_8));
                 }
             }

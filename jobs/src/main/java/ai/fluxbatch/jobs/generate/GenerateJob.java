@@ -28,11 +28,14 @@ public final class GenerateJob {
     /** Repeated rows named in the one line that reports them; the rest are counted. */
     private static final int REPEATS_NAMED = 5;
 
-    private GenerateJob() {
-    }
+    private GenerateJob() {}
 
-    public static List<ImageResult> run(SparkSession spark, List<ImageTask> tasks, GenerateSettings settings,
-                                        int imagesPerPartition, PrintWriter progressOut) {
+    public static List<ImageResult> run(
+            SparkSession spark,
+            List<ImageTask> tasks,
+            GenerateSettings settings,
+            int imagesPerPartition,
+            PrintWriter progressOut) {
         List<ImageTask> todo = oneTaskPerFile(tasks, settings.layout(), progressOut);
         JavaSparkContext sc = JavaSparkContext.fromSparkContext(spark.sparkContext());
         int partitions = Math.max(1, (todo.size() + imagesPerPartition - 1) / imagesPerPartition);
@@ -44,7 +47,8 @@ public final class GenerateJob {
         String tmpFailure = null;
         try {
             JavaRDD<ImageTask> rdd = sc.parallelize(todo, partitions);
-            results = rdd.mapPartitions(new GeneratePartition(settings, sc.hadoopConfiguration(), counters)).collect();
+            results = rdd.mapPartitions(new GeneratePartition(settings, sc.hadoopConfiguration(), counters))
+                    .collect();
         } finally {
             spark.sparkContext().removeSparkListener(progress);
             try {
@@ -53,20 +57,26 @@ public final class GenerateJob {
                 tmpFailure = e.getMessage();
             }
         }
-        String writeFailure = counters.writeFailures().value().isEmpty() ? null
+        String writeFailure = counters.writeFailures().value().isEmpty()
+                ? null
                 : counters.writeFailures().value().get(0);
         String metadata = settings.output().replaceAll("/$", "") + "/metadata/";
         try {
             MetadataTable.write(spark, results, settings.output());
         } catch (Exception | FSError e) { // a SparkException (checked, from Scala) around the file system's error
             String why = ImageStore.cause(e) + keptLocally(spark, results);
-            throw failure(writeFailure != null ? "cannot write " + settings.output() + ": " + writeFailure + " ("
-                    + written(results) + "; the metadata table could not be written either: " + why + ")"
-                    : "cannot write the metadata table to " + metadata + ": " + why, e);
+            throw failure(
+                    writeFailure != null
+                            ? "cannot write " + settings.output() + ": " + writeFailure + " (" + written(results)
+                                    + "; the metadata table could not be written either: " + why + ")"
+                            : "cannot write the metadata table to " + metadata + ": " + why,
+                    e);
         }
         if (writeFailure != null) {
-            throw failure("cannot write " + settings.output() + ": " + writeFailure + " (" + written(results)
-                    + "; the metadata table of the run is in " + metadata + ")", null);
+            throw failure(
+                    "cannot write " + settings.output() + ": " + writeFailure + " (" + written(results)
+                            + "; the metadata table of the run is in " + metadata + ")",
+                    null);
         }
         if (tmpFailure != null) {
             throw failure("cannot remove the temporary folder under " + settings.output() + ": " + tmpFailure, null);
@@ -77,20 +87,22 @@ public final class GenerateJob {
     /** Where the rows went when the output could not take them (the driver's temporary folder), as a clause. */
     private static String keptLocally(SparkSession spark, List<ImageResult> results) {
         try {
-            return "; its rows are in " + MetadataTable.writeLocally(spark, results,
-                    Path.of(System.getProperty("java.io.tmpdir")));
+            return "; its rows are in "
+                    + MetadataTable.writeLocally(spark, results, Path.of(System.getProperty("java.io.tmpdir")));
         } catch (IOException | RuntimeException e) {
             return "; nor could its rows be kept in " + System.getProperty("java.io.tmpdir") + ": " + e.getMessage();
         }
     }
 
     private static String written(List<ImageResult> results) {
-        long ok = results.stream().filter(r -> r.status().equals(ImageResult.OK)).count();
+        long ok =
+                results.stream().filter(r -> r.status().equals(ImageResult.OK)).count();
         return ok + " of " + results.size() + " images written";
     }
 
     private static UncheckedIOException failure(String message, Throwable cause) {
-        return new UncheckedIOException(message, cause instanceof IOException io ? io : new IOException(message, cause));
+        return new UncheckedIOException(
+                message, cause instanceof IOException io ? io : new IOException(message, cause));
     }
 
     /**
@@ -114,16 +126,19 @@ public final class GenerateJob {
             } else if (first.id().equals(t.id()) && first.seed() == t.seed()) {
                 repeats.putIfAbsent(t.source() + " row " + t.row(), "row " + first.row());
             } else {
-                todo.add(t.withError("the " + layout.optionValue() + " layout puts this image in " + file + ", the file of " + first.source() + " row "
-                        + first.row() + " (seed " + first.seed() + ")"));
+                todo.add(t.withError("the " + layout.optionValue() + " layout puts this image in " + file
+                        + ", the file of " + first.source() + " row " + first.row() + " (seed " + first.seed() + ")"));
             }
         }
         if (!repeats.isEmpty()) {
-            List<String> named = repeats.entrySet().stream().limit(REPEATS_NAMED)
-                    .map(e -> e.getKey() + " (as " + e.getValue() + ")").toList();
-            out.printf("generate: %d rows repeat an earlier row (same source, prompt and seed), so their images are"
-                    + " made and listed once: %s%s%n", repeats.size(), String.join(", ", named),
-                    repeats.size() > REPEATS_NAMED ? ", ..." : "");
+            List<String> named = repeats.entrySet().stream()
+                    .limit(REPEATS_NAMED)
+                    .map(e -> e.getKey() + " (as " + e.getValue() + ")")
+                    .toList();
+            out.printf(
+                    "generate: %d rows repeat an earlier row (same source, prompt and seed), so their images are"
+                            + " made and listed once: %s%s%n",
+                    repeats.size(), String.join(", ", named), repeats.size() > REPEATS_NAMED ? ", ..." : "");
         }
         return todo;
     }

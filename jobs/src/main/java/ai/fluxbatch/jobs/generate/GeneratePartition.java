@@ -57,15 +57,19 @@ public final class GeneratePartition implements FlatMapFunction<Iterator<ImageTa
                 continue;
             }
             if (writeFailure != null) { // the output is failing (a full disk): no more work for it
-                results.add(count(ImageResult.of(task, settings, null, ImageResult.ERROR,
+                results.add(count(ImageResult.of(
+                        task,
+                        settings,
+                        null,
+                        ImageResult.ERROR,
                         "not generated: an earlier write failed: " + writeFailure)));
                 continue;
             }
             String path = settings.layout().path(task);
             try {
                 String target = store.pathOf(path); // refuses a path outside the output
-                ImageStore.Existing existing = settings.overwrite() ? ImageStore.Existing.INVALID
-                        : store.existing(path);
+                ImageStore.Existing existing =
+                        settings.overwrite() ? ImageStore.Existing.INVALID : store.existing(path);
                 if (existing == ImageStore.Existing.COMPLETE_PNG) {
                     results.add(count(ImageResult.of(task, settings, target, ImageResult.SKIPPED, null)));
                     continue;
@@ -114,7 +118,7 @@ public final class GeneratePartition implements FlatMapFunction<Iterator<ImageTa
                 seeds[i] = batch.get(i).seed();
             }
             text = (System.nanoTime() - t0) / 1e9 / batch.size();
-            made = pipeline.generate(prompts, seeds, params, step -> { });
+            made = pipeline.generate(prompts, seeds, params, step -> {});
         } catch (RuntimeException e) {
             if (batch.size() > 1) {
                 for (ImageTask task : batch) { // one by one, so a bad prompt fails alone
@@ -134,8 +138,8 @@ public final class GeneratePartition implements FlatMapFunction<Iterator<ImageTa
             byte[] png;
             String path;
             try {
-                png = PngEncoder.encode(made.images().get(i), PngMetadata.of(task, params, modelName,
-                        pipeline.variant()));
+                png = PngEncoder.encode(
+                        made.images().get(i), PngMetadata.of(task, params, modelName, pipeline.variant()));
                 String relative = settings.layout().path(task);
                 path = store.write(relative, png, settings.overwrite() || replace.contains(relative));
             } catch (RuntimeException e) {
@@ -152,8 +156,13 @@ public final class GeneratePartition implements FlatMapFunction<Iterator<ImageTa
                 continue;
             }
             double write = (System.nanoTime() - w0) / 1e9;
-            out.add(count(ImageResult.of(task, settings, path, ImageResult.OK, null).made(Sha256.hex(png), text,
-                    made.times().transformer() / batch.size(), made.times().vae() / batch.size(), write)));
+            out.add(count(ImageResult.of(task, settings, path, ImageResult.OK, null)
+                    .made(
+                            Sha256.hex(png),
+                            text,
+                            made.times().transformer() / batch.size(),
+                            made.times().vae() / batch.size(),
+                            write)));
             LOG.info("{} (seed {}) -> {}", task.prompt(), task.seed(), path);
         }
         return out;

@@ -18,11 +18,18 @@ public final class GenerateProgress extends SparkListener {
      * The job's counters, shipped to executors inside the partition function; {@code writeFailures}: the cause of the
      * first failed image write of each partition that had one (the output itself is failing).
      */
-    public record Counters(LongAccumulator ok, LongAccumulator skipped, LongAccumulator errors,
-                           CollectionAccumulator<String> writeFailures) implements Serializable {
+    public record Counters(
+            LongAccumulator ok,
+            LongAccumulator skipped,
+            LongAccumulator errors,
+            CollectionAccumulator<String> writeFailures)
+            implements Serializable {
         static Counters register(SparkContext sc) {
-            return new Counters(sc.longAccumulator("images written"), sc.longAccumulator("images skipped"),
-                    sc.longAccumulator("images failed"), sc.collectionAccumulator("image write failures"));
+            return new Counters(
+                    sc.longAccumulator("images written"),
+                    sc.longAccumulator("images skipped"),
+                    sc.longAccumulator("images failed"),
+                    sc.collectionAccumulator("image write failures"));
         }
 
         long done() {
@@ -53,8 +60,15 @@ public final class GenerateProgress extends SparkListener {
         double rate = made / Math.max(seconds, 1e-9);
         long left = total - done;
         String eta = made == 0 ? "?" : String.format(Locale.ROOT, "%.0f s", left / Math.max(rate, 1e-9));
-        return String.format(Locale.ROOT, "generate: %d/%d images (%d written, %d skipped, %d failed), %.2f images/s,"
-                + " ETA %s", done, total, counters.ok.value(), counters.skipped.value(), counters.errors.value(), rate,
+        return String.format(
+                Locale.ROOT,
+                "generate: %d/%d images (%d written, %d skipped, %d failed), %.2f images/s," + " ETA %s",
+                done,
+                total,
+                counters.ok.value(),
+                counters.skipped.value(),
+                counters.errors.value(),
+                rate,
                 eta);
     }
 }

@@ -11,9 +11,20 @@ import java.util.Objects;
  * {@code device} is what {@code --device} asked for: each task resolves it on its executor
  * ({@code ExecutorDevice}); {@code gemmPrecision} is the CUDA backend's matmul arithmetic.
  */
-public record GenerateSettings(String model, String modelChecksum, String quantization, String output,
-                               OutputLayout layout, int height, int width, int steps, float guidance, int batchSize,
-                               boolean overwrite, DeviceKind device, GemmPrecision gemmPrecision)
+public record GenerateSettings(
+        String model,
+        String modelChecksum,
+        String quantization,
+        String output,
+        OutputLayout layout,
+        int height,
+        int width,
+        int steps,
+        float guidance,
+        int batchSize,
+        boolean overwrite,
+        DeviceKind device,
+        GemmPrecision gemmPrecision)
         implements Serializable {
 
     public GenerateSettings {

@@ -7,25 +7,93 @@ import java.util.Map;
  * One row of the metadata table: the image's identity and parameters, where it is, its checksum, per-stage seconds,
  * the executor that made it (and how many times that JVM had loaded this model), and {@code ok}, {@code skipped} or {@code error}.
  */
-public record ImageResult(String id, String source, long row, long promptIndex, String prompt, int imageIndex,
-                          long seed, Map<String, String> fields, int height, int width, int steps, float guidance,
-                          String model, String modelChecksum, String quantization, String path, String pngSha256,
-                          double textSeconds, double denoiseSeconds, double vaeSeconds, double writeSeconds,
-                          String executor, int engineLoads, String status, String error) implements Serializable {
+public record ImageResult(
+        String id,
+        String source,
+        long row,
+        long promptIndex,
+        String prompt,
+        int imageIndex,
+        long seed,
+        Map<String, String> fields,
+        int height,
+        int width,
+        int steps,
+        float guidance,
+        String model,
+        String modelChecksum,
+        String quantization,
+        String path,
+        String pngSha256,
+        double textSeconds,
+        double denoiseSeconds,
+        double vaeSeconds,
+        double writeSeconds,
+        String executor,
+        int engineLoads,
+        String status,
+        String error)
+        implements Serializable {
 
     public static final String OK = "ok";
     public static final String SKIPPED = "skipped";
     public static final String ERROR = "error";
 
     static ImageResult of(ImageTask t, GenerateSettings s, String path, String status, String error) {
-        return new ImageResult(t.id(), t.source(), t.row(), t.promptIndex(), t.prompt(), t.imageIndex(), t.seed(),
-                t.fields(), s.height(), s.width(), s.steps(), s.guidance(), s.model(), s.modelChecksum(),
-                s.quantization(), path, null, 0, 0, 0, 0, Executors.id(), Engines.loads(s.model()), status, error);
+        return new ImageResult(
+                t.id(),
+                t.source(),
+                t.row(),
+                t.promptIndex(),
+                t.prompt(),
+                t.imageIndex(),
+                t.seed(),
+                t.fields(),
+                s.height(),
+                s.width(),
+                s.steps(),
+                s.guidance(),
+                s.model(),
+                s.modelChecksum(),
+                s.quantization(),
+                path,
+                null,
+                0,
+                0,
+                0,
+                0,
+                Executors.id(),
+                Engines.loads(s.model()),
+                status,
+                error);
     }
 
     ImageResult made(String pngSha256, double text, double denoise, double vae, double write) {
-        return new ImageResult(id, source, row, promptIndex, prompt, imageIndex, seed, fields, height, width, steps,
-                guidance, model, modelChecksum, quantization, path, pngSha256, text, denoise, vae, write, executor,
-                Engines.loads(model), status, error);
+        return new ImageResult(
+                id,
+                source,
+                row,
+                promptIndex,
+                prompt,
+                imageIndex,
+                seed,
+                fields,
+                height,
+                width,
+                steps,
+                guidance,
+                model,
+                modelChecksum,
+                quantization,
+                path,
+                pngSha256,
+                text,
+                denoise,
+                vae,
+                write,
+                executor,
+                Engines.loads(model),
+                status,
+                error);
     }
 }

@@ -57,7 +57,10 @@ public final class ImageStore {
      */
     Path resolve(String relative) throws IOException {
         for (String part : relative.split("/", -1)) {
-            if (part.isEmpty() || part.equals(".") || part.equals("..") || part.indexOf(':') >= 0
+            if (part.isEmpty()
+                    || part.equals(".")
+                    || part.equals("..")
+                    || part.indexOf(':') >= 0
                     || part.indexOf('\\') >= 0) {
                 throw new IOException("refusing the path '" + relative + "': not a plain relative path under the"
                         + " output " + root);
@@ -66,15 +69,21 @@ public final class ImageStore {
         Path p = new Path(root, new Path(null, null, relative)); // never parsed as a URI: a ':' is no scheme
         URI r = root.toUri(), u = p.toUri();
         String prefix = r.getPath().endsWith("/") ? r.getPath() : r.getPath() + "/";
-        if (!Objects.equals(r.getScheme(), u.getScheme()) || !Objects.equals(r.getAuthority(), u.getAuthority())
-                || !u.getPath().startsWith(prefix) || u.getPath().length() == prefix.length()) {
+        if (!Objects.equals(r.getScheme(), u.getScheme())
+                || !Objects.equals(r.getAuthority(), u.getAuthority())
+                || !u.getPath().startsWith(prefix)
+                || u.getPath().length() == prefix.length()) {
             throw new IOException("refusing the path '" + relative + "': " + p + " is not under the output " + root);
         }
         return p;
     }
 
     /** What is at a path: nothing, a complete PNG, or something else (cut short, zeros, another format). */
-    public enum Existing { MISSING, COMPLETE_PNG, INVALID }
+    public enum Existing {
+        MISSING,
+        COMPLETE_PNG,
+        INVALID
+    }
 
     public boolean hasCompletePng(String relative) throws IOException {
         return existing(relative) == Existing.COMPLETE_PNG;

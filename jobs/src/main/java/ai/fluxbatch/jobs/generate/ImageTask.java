@@ -15,8 +15,17 @@ import java.util.Map;
  * {@link GenerateJob} makes such an image once. {@code error} is set when the row itself is invalid: the task becomes
  * an error row without any work.
  */
-public record ImageTask(String id, String source, long row, long promptIndex, String prompt, int imageIndex,
-                        long seed, Map<String, String> fields, String error) implements Serializable {
+public record ImageTask(
+        String id,
+        String source,
+        long row,
+        long promptIndex,
+        String prompt,
+        int imageIndex,
+        long seed,
+        Map<String, String> fields,
+        String error)
+        implements Serializable {
 
     public static ImageTask of(PromptRow p, int imageIndex, long baseSeed) {
         long base = p.seed() != null ? p.seed() : baseSeed;
@@ -26,11 +35,21 @@ public record ImageTask(String id, String source, long row, long promptIndex, St
             seed = Math.addExact(base, imageIndex);
         } catch (ArithmeticException e) { // a row's seed column near Long.MAX_VALUE: an error row, not a wrapped seed
             seed = base;
-            error = error != null ? error : "seed " + base + " + image index " + imageIndex + " is more than the"
-                    + " largest seed, " + Long.MAX_VALUE;
+            error = error != null
+                    ? error
+                    : "seed " + base + " + image index " + imageIndex + " is more than the" + " largest seed, "
+                            + Long.MAX_VALUE;
         }
-        return new ImageTask(idOf(p.source(), p.prompt(), p.seed(), imageIndex), p.source(), p.row(), p.index(),
-                p.prompt(), imageIndex, seed, p.fields(), error);
+        return new ImageTask(
+                idOf(p.source(), p.prompt(), p.seed(), imageIndex),
+                p.source(),
+                p.row(),
+                p.index(),
+                p.prompt(),
+                imageIndex,
+                seed,
+                p.fields(),
+                error);
     }
 
     /** This task as an error row: {@code why} it is not made. */

@@ -18,22 +18,34 @@ import org.apache.spark.sql.types.StructType;
 /** The run's metadata, one row per image (skipped and failed ones included), as Parquet and jsonl under OUTPUT/metadata/. */
 public final class MetadataTable {
     static final StructType SCHEMA = new StructType(new StructField[] {
-        field("id", DataTypes.StringType), field("source", DataTypes.StringType), field("row", DataTypes.LongType),
-        field("prompt_index", DataTypes.LongType), field("prompt", DataTypes.StringType),
-        field("image_index", DataTypes.IntegerType), field("seed", DataTypes.LongType),
+        field("id", DataTypes.StringType),
+        field("source", DataTypes.StringType),
+        field("row", DataTypes.LongType),
+        field("prompt_index", DataTypes.LongType),
+        field("prompt", DataTypes.StringType),
+        field("image_index", DataTypes.IntegerType),
+        field("seed", DataTypes.LongType),
         field("fields", DataTypes.createMapType(DataTypes.StringType, DataTypes.StringType)),
-        field("height", DataTypes.IntegerType), field("width", DataTypes.IntegerType),
-        field("steps", DataTypes.IntegerType), field("guidance", DataTypes.FloatType),
-        field("model", DataTypes.StringType), field("model_checksum", DataTypes.StringType),
-        field("quantization", DataTypes.StringType), field("path", DataTypes.StringType),
-        field("png_sha256", DataTypes.StringType), field("text_seconds", DataTypes.DoubleType),
-        field("denoise_seconds", DataTypes.DoubleType), field("vae_seconds", DataTypes.DoubleType),
-        field("write_seconds", DataTypes.DoubleType), field("executor", DataTypes.StringType),
-        field("engine_loads", DataTypes.IntegerType), field("status", DataTypes.StringType),
-        field("error", DataTypes.StringType)});
+        field("height", DataTypes.IntegerType),
+        field("width", DataTypes.IntegerType),
+        field("steps", DataTypes.IntegerType),
+        field("guidance", DataTypes.FloatType),
+        field("model", DataTypes.StringType),
+        field("model_checksum", DataTypes.StringType),
+        field("quantization", DataTypes.StringType),
+        field("path", DataTypes.StringType),
+        field("png_sha256", DataTypes.StringType),
+        field("text_seconds", DataTypes.DoubleType),
+        field("denoise_seconds", DataTypes.DoubleType),
+        field("vae_seconds", DataTypes.DoubleType),
+        field("write_seconds", DataTypes.DoubleType),
+        field("executor", DataTypes.StringType),
+        field("engine_loads", DataTypes.IntegerType),
+        field("status", DataTypes.StringType),
+        field("error", DataTypes.StringType)
+    });
 
-    private MetadataTable() {
-    }
+    private MetadataTable() {}
 
     private static StructField field(String name, org.apache.spark.sql.types.DataType type) {
         return DataTypes.createStructField(name, type, true);
@@ -50,23 +62,44 @@ public final class MetadataTable {
      * The rows as jsonl in a new local file under {@code folder}, for when the output cannot take them (a full disk):
      * the record of what was written is not lost. Returns the file.
      */
-    public static Path writeLocally(SparkSession spark, List<ImageResult> results,
-                                                  Path folder) throws IOException {
+    public static Path writeLocally(SparkSession spark, List<ImageResult> results, Path folder) throws IOException {
         Path file = Files.createTempFile(folder, "fluxbatch-metadata-", ".jsonl");
-        Files.write(file, dataFrame(spark, results).toJSON().collectAsList(),
-                StandardCharsets.UTF_8);
+        Files.write(file, dataFrame(spark, results).toJSON().collectAsList(), StandardCharsets.UTF_8);
         return file;
     }
 
     private static Dataset<Row> dataFrame(SparkSession spark, List<ImageResult> results) {
         List<Row> rows = new ArrayList<>();
         for (ImageResult r : results) {
-            rows.add(RowFactory.create(r.id(), r.source(), r.row(), r.promptIndex(), r.prompt(), r.imageIndex(),
-                    r.seed(), scala.jdk.javaapi.CollectionConverters.asScala(r.fields()), r.height(), r.width(),
-                    r.steps(), r.guidance(), r.model(), r.modelChecksum(), r.quantization(), r.path(), r.pngSha256(),
-                    r.textSeconds(), r.denoiseSeconds(), r.vaeSeconds(), r.writeSeconds(), r.executor(),
-                    r.engineLoads(), r.status(), r.error()));
+            rows.add(RowFactory.create(
+                    r.id(),
+                    r.source(),
+                    r.row(),
+                    r.promptIndex(),
+                    r.prompt(),
+                    r.imageIndex(),
+                    r.seed(),
+                    scala.jdk.javaapi.CollectionConverters.asScala(r.fields()),
+                    r.height(),
+                    r.width(),
+                    r.steps(),
+                    r.guidance(),
+                    r.model(),
+                    r.modelChecksum(),
+                    r.quantization(),
+                    r.path(),
+                    r.pngSha256(),
+                    r.textSeconds(),
+                    r.denoiseSeconds(),
+                    r.vaeSeconds(),
+                    r.writeSeconds(),
+                    r.executor(),
+                    r.engineLoads(),
+                    r.status(),
+                    r.error()));
         }
-        return spark.createDataFrame(rows, SCHEMA).orderBy("prompt_index", "image_index").coalesce(1);
+        return spark.createDataFrame(rows, SCHEMA)
+                .orderBy("prompt_index", "image_index")
+                .coalesce(1);
     }
 }

@@ -11,15 +11,18 @@ import java.util.Locale;
  * could leave the folder or break a path is escaped.
  */
 public enum OutputLayout {
-    DEFAULT, GENEVAL, T2I_COMPBENCH;
+    DEFAULT,
+    GENEVAL,
+    T2I_COMPBENCH;
 
     public static OutputLayout parse(String s) {
         return switch (s.toLowerCase(Locale.ROOT)) {
             case "default" -> DEFAULT;
             case "geneval" -> GENEVAL;
             case "t2i-compbench" -> T2I_COMPBENCH;
-            default -> throw new IllegalArgumentException("--layout is '" + s
-                    + "', expected default, geneval or t2i-compbench");
+            default ->
+                throw new IllegalArgumentException(
+                        "--layout is '" + s + "', expected default, geneval or t2i-compbench");
         };
     }
 
@@ -32,8 +35,9 @@ public enum OutputLayout {
         return switch (this) {
             case DEFAULT -> "images/" + t.id() + ".png";
             case GENEVAL -> String.format(Locale.ROOT, "%05d/samples/%05d.png", t.promptIndex(), t.imageIndex());
-            case T2I_COMPBENCH -> SafeName.of(t.fields().getOrDefault("category", "prompts")) + "/samples/"
-                    + SafeName.of(t.prompt()) + String.format(Locale.ROOT, "_%06d.png", t.imageIndex());
+            case T2I_COMPBENCH ->
+                SafeName.of(t.fields().getOrDefault("category", "prompts")) + "/samples/" + SafeName.of(t.prompt())
+                        + String.format(Locale.ROOT, "_%06d.png", t.imageIndex());
         };
     }
 }

@@ -11,8 +11,7 @@ import java.util.Map;
  * ("prompt\nSteps: 20, Sampler: Euler, ..., Seed: 42, Size: 64x64, Model: name") that image browsers read.
  */
 final class PngMetadata {
-    private PngMetadata() {
-    }
+    private PngMetadata() {}
 
     static Map<String, String> of(ImageTask task, GenerationParams p, String modelName, String variant) {
         Map<String, String> text = new LinkedHashMap<>();
@@ -24,10 +23,12 @@ final class PngMetadata {
         text.put("guidance", format(p.guidance()));
         text.put("model", modelName);
         text.put("software", "fluxbatch " + Version.get());
-        text.put("parameters", task.prompt() + "\nSteps: " + p.steps() + ", Sampler: Euler, Schedule type: "
-                + (variant.equals("schnell") ? "Simple" : "Shifted") + ", CFG scale: 1, Distilled CFG Scale: "
-                + format(p.guidance()) + ", Seed: " + task.seed() + ", Size: " + p.width() + "x" + p.height()
-                + ", Model: " + modelName + ", Version: fluxbatch " + Version.get());
+        text.put(
+                "parameters",
+                task.prompt() + "\nSteps: " + p.steps() + ", Sampler: Euler, Schedule type: "
+                        + (variant.equals("schnell") ? "Simple" : "Shifted") + ", CFG scale: 1, Distilled CFG Scale: "
+                        + format(p.guidance()) + ", Seed: " + task.seed() + ", Size: " + p.width() + "x" + p.height()
+                        + ", Model: " + modelName + ", Version: fluxbatch " + Version.get());
         return text;
     }
 

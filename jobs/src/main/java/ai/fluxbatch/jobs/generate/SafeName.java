@@ -19,10 +19,10 @@ import java.util.HexFormat;
 public final class SafeName {
     /** Longest name in UTF-8 bytes: room below the usual 255-byte limit for a suffix such as {@code _000000.png}. */
     public static final int MAX_BYTES = 200;
+
     private static final int HASH_HEX = 16;
 
-    private SafeName() {
-    }
+    private SafeName() {}
 
     public static String of(String s) {
         return of(s, MAX_BYTES);
@@ -59,11 +59,15 @@ public final class SafeName {
         }
         return switch (cp) {
             case '%', '/', '\\', ':', '<', '>', '"', '|', '?', '*' -> true;
-            default -> Character.isISOControl(cp) || switch (Character.getType(cp)) {
-                case Character.FORMAT, Character.LINE_SEPARATOR, Character.PARAGRAPH_SEPARATOR, Character.SURROGATE ->
-                        true;
-                default -> false;
-            };
+            default ->
+                Character.isISOControl(cp)
+                        || switch (Character.getType(cp)) {
+                            case Character.FORMAT,
+                                    Character.LINE_SEPARATOR,
+                                    Character.PARAGRAPH_SEPARATOR,
+                                    Character.SURROGATE -> true;
+                            default -> false;
+                        };
         };
     }
 

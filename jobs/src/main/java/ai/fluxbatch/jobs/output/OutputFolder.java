@@ -19,8 +19,7 @@ import org.apache.hadoop.fs.RemoteIterator;
 public final class OutputFolder {
     public static final String MARKER = "_fluxbatch";
 
-    private OutputFolder() {
-    }
+    private OutputFolder() {}
 
     /** {@code root} is not a folder fluxbatch may write into; the message says why and what to do. */
     public static final class Refused extends IllegalArgumentException {

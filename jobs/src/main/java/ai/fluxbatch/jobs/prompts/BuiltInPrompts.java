@@ -22,8 +22,7 @@ public final class BuiltInPrompts {
     private static final List<String> NAMES = List.of(PAPER_7232);
     private static final String FOLDER = "/ai/fluxbatch/jobs/prompts/";
 
-    private BuiltInPrompts() {
-    }
+    private BuiltInPrompts() {}
 
     public static boolean isName(String value) {
         return NAMES.contains(value);

@@ -75,8 +75,8 @@ final class DelimitedReader {
         }
         if (cells == null) {
             if (csv && lastRaw != null && endsInsideQuotes(lastRaw)) {
-                throw new PromptFormatException(lines.file() + " line " + recordStart
-                        + ": a quoted field is never closed");
+                throw new PromptFormatException(
+                        lines.file() + " line " + recordStart + ": a quoted field is never closed");
             }
             return null;
         }
@@ -97,8 +97,9 @@ final class DelimitedReader {
         String what = String.valueOf(e.getMessage());
         long line = e.getLineIndex() + 1;
         if (what.contains("maximum number of characters")) {
-            what = String.format("a field is longer than %,d characters%s", TextLines.MAX_LINE_BYTES,
-                    csv ? " (a quote never closed?)" : "");
+            what = String.format(
+                    "a field is longer than %,d characters%s",
+                    TextLines.MAX_LINE_BYTES, csv ? " (a quote never closed?)" : "");
         } else if (what.contains("maximum number of columns")) {
             what = "a record has more than " + MAX_FIELDS + " fields";
         } else {

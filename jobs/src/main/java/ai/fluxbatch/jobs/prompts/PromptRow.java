@@ -10,8 +10,9 @@ import java.util.Map;
  * a seed that is not an integer, a prompt longer than {@link #MAX_PROMPT_CHARS}): such a row becomes an error row of
  * the job, not a failed job.
  */
-public record PromptRow(long index, String source, long row, String prompt, Map<String, String> fields, Long seed,
-                        String error) implements Serializable {
+public record PromptRow(
+        long index, String source, long row, String prompt, Map<String, String> fields, Long seed, String error)
+        implements Serializable {
     /**
      * The most characters (code points) a prompt may have. T5 reads 512 tokens at most and truncates the rest, so a
      * longer prompt is a mistake; one over the limit keeps only its first this many characters, as an error row.

@@ -36,12 +36,11 @@ import org.apache.spark.sql.SparkSession;
  */
 public final class PromptSources {
     /** One JSON value a line: {@code {"prompt": "a"} {"prompt": "b"}} is an error, not the first prompt. */
-    private static final ObjectMapper JSON = new ObjectMapper()
-            .enable(DeserializationFeature.FAIL_ON_TRAILING_TOKENS);
+    private static final ObjectMapper JSON = new ObjectMapper().enable(DeserializationFeature.FAIL_ON_TRAILING_TOKENS);
+
     private static final Pattern SCHEME = Pattern.compile("[A-Za-z][A-Za-z0-9+.-]*:");
 
-    private PromptSources() {
-    }
+    private PromptSources() {}
 
     public static List<PromptRow> read(String uri, String promptColumn, SparkSession spark) {
         if (BuiltInPrompts.isName(uri)) {
@@ -60,12 +59,16 @@ public final class PromptSources {
             if (name.endsWith(".parquet")) {
                 checkParquetFooter(f, conf);
                 readParquet(f, promptColumn, spark, rows);
-            } else if (!name.endsWith(".txt") && !name.endsWith(".jsonl") && !name.endsWith(".json")
-                    && !name.endsWith(".csv") && !name.endsWith(".tsv")) {
+            } else if (!name.endsWith(".txt")
+                    && !name.endsWith(".jsonl")
+                    && !name.endsWith(".json")
+                    && !name.endsWith(".csv")
+                    && !name.endsWith(".tsv")) {
                 throw new PromptFormatException("prompt file " + f + " has an unknown extension: expected .txt,"
                         + " .jsonl, .csv, .tsv or .parquet");
             } else {
-                try (TextLines in = new TextLines(f.toString(), f.getFileSystem(conf).open(f))) {
+                try (TextLines in =
+                        new TextLines(f.toString(), f.getFileSystem(conf).open(f))) {
                     if (name.endsWith(".txt")) {
                         readText(f, in, rows);
                     } else if (name.endsWith(".jsonl") || name.endsWith(".json")) {
@@ -96,7 +99,9 @@ public final class PromptSources {
             for (FileStatus m : matches) {
                 if (m.isDirectory()) {
                     for (FileStatus c : fs.listStatus(m.getPath())) {
-                        if (c.isFile() && !c.getPath().getName().startsWith(".") && !c.getPath().getName().startsWith("_")) {
+                        if (c.isFile()
+                                && !c.getPath().getName().startsWith(".")
+                                && !c.getPath().getName().startsWith("_")) {
                             files.add(c.getPath());
                         }
                     }
@@ -122,8 +127,10 @@ public final class PromptSources {
         try {
             return SCHEME.matcher(uri).lookingAt() ? new Path(URI.create(uri.replace(" ", "%20"))) : new Path(uri);
         } catch (IllegalArgumentException e) {
-            throw new PromptFormatException("--prompts " + uri + " is neither a path nor a URI: "
-                    + (e.getCause() != null ? e.getCause().getMessage() : e.getMessage()), e);
+            throw new PromptFormatException(
+                    "--prompts " + uri + " is neither a path nor a URI: "
+                            + (e.getCause() != null ? e.getCause().getMessage() : e.getMessage()),
+                    e);
         }
     }
 
@@ -147,8 +154,7 @@ public final class PromptSources {
         return fileName.matches(".+_(val|train)\\.txt") ? fileName.replaceFirst("_(val|train)\\.txt$", "") : null;
     }
 
-    private static void readJsonl(Path f, TextLines in, String promptColumn, List<PromptRow> rows)
-            throws IOException {
+    private static void readJsonl(Path f, TextLines in, String promptColumn, List<PromptRow> rows) throws IOException {
         String key = promptColumn != null ? promptColumn : "prompt";
         String line;
         for (long n = 0; (line = in.next()) != null; n++) {
@@ -159,8 +165,8 @@ public final class PromptSources {
             try {
                 node = JSON.readTree(line);
             } catch (JsonProcessingException e) {
-                throw new PromptFormatException(f + " line " + (n + 1) + " is not valid JSON: "
-                        + e.getOriginalMessage(), e);
+                throw new PromptFormatException(
+                        f + " line " + (n + 1) + " is not valid JSON: " + e.getOriginalMessage(), e);
             }
             if (node == null || !node.isObject()) {
                 throw new PromptFormatException(f + " line " + (n + 1) + " is not a JSON object");
@@ -168,14 +174,20 @@ public final class PromptSources {
             JsonNode prompt = node.get(key);
             if (prompt == null || !prompt.isTextual()) {
                 throw new PromptFormatException(f + " line " + (n + 1) + ": field '" + key + "' is "
-                        + (prompt == null ? "missing" : prompt.getNodeType().toString().toLowerCase(Locale.ROOT))
+                        + (prompt == null
+                                ? "missing"
+                                : prompt.getNodeType().toString().toLowerCase(Locale.ROOT))
                         + ", expected a string");
             }
             Map<String, String> fields = new LinkedHashMap<>();
             for (Iterator<Map.Entry<String, JsonNode>> it = node.fields(); it.hasNext(); ) {
                 Map.Entry<String, JsonNode> e = it.next();
                 if (!e.getKey().equals(key)) {
-                    fields.put(e.getKey(), e.getValue().isTextual() ? e.getValue().asText() : e.getValue().toString());
+                    fields.put(
+                            e.getKey(),
+                            e.getValue().isTextual()
+                                    ? e.getValue().asText()
+                                    : e.getValue().toString());
                 }
             }
             fields.put("source_json", line.strip());
@@ -203,8 +215,8 @@ public final class PromptSources {
                 continue;
             }
             if (cells.size() != header.size()) {
-                throw new PromptFormatException(f + " line " + n + " has " + cells.size() + " fields, the header has "
-                        + header.size());
+                throw new PromptFormatException(
+                        f + " line " + n + " has " + cells.size() + " fields, the header has " + header.size());
             }
             Map<String, String> fields = new LinkedHashMap<>();
             for (int i = 0; i < header.size(); i++) {
@@ -224,8 +236,8 @@ public final class PromptSources {
         try (ParquetFileReader footer = ParquetFileReader.open(HadoopInputFile.fromPath(f, conf))) {
             footer.getFooter();
         } catch (IOException | RuntimeException e) {
-            throw new PromptFormatException("cannot read Parquet file " + f + " (truncated, or not Parquet?): "
-                    + firstLine(e.getMessage()), e);
+            throw new PromptFormatException(
+                    "cannot read Parquet file " + f + " (truncated, or not Parquet?): " + firstLine(e.getMessage()), e);
         }
     }
 

@@ -22,13 +22,16 @@ import java.util.Arrays;
 final class TextLines implements Closeable {
     /** The most bytes one line of a text prompt file may hold (1 MiB). */
     static final int MAX_LINE_BYTES = 1 << 20;
+
     private static final byte[] BOM = {(byte) 0xEF, (byte) 0xBB, (byte) 0xBF};
 
     private final String file;
     private final InputStream in;
     private final byte[] buffer = new byte[1 << 16];
-    private final CharsetDecoder utf8 = StandardCharsets.UTF_8.newDecoder()
-            .onMalformedInput(CodingErrorAction.REPORT).onUnmappableCharacter(CodingErrorAction.REPORT);
+    private final CharsetDecoder utf8 = StandardCharsets.UTF_8
+            .newDecoder()
+            .onMalformedInput(CodingErrorAction.REPORT)
+            .onUnmappableCharacter(CodingErrorAction.REPORT);
     private int pos;
     private int end;
     private boolean eof;
@@ -75,13 +78,15 @@ final class TextLines implements Closeable {
                 break;
             }
             if (b >= 0 && b < 0x20 && b != '\t' && b != 0x0B && b != 0x0C) {
-                throw new PromptFormatException(String.format("%s line %d (byte %,d) holds the control byte 0x%02X:"
-                        + " a binary file? expected UTF-8 text", file, number + 1, offset - 1, b));
+                throw new PromptFormatException(String.format(
+                        "%s line %d (byte %,d) holds the control byte 0x%02X:" + " a binary file? expected UTF-8 text",
+                        file, number + 1, offset - 1, b));
             }
             if (length == MAX_LINE_BYTES) {
-                throw new PromptFormatException(String.format("%s line %d is longer than %,d bytes, the most one line"
-                        + " of a prompt file may hold (a prompt may have at most %,d characters)", file, number + 1,
-                        MAX_LINE_BYTES, PromptRow.MAX_PROMPT_CHARS));
+                throw new PromptFormatException(String.format(
+                        "%s line %d is longer than %,d bytes, the most one line"
+                                + " of a prompt file may hold (a prompt may have at most %,d characters)",
+                        file, number + 1, MAX_LINE_BYTES, PromptRow.MAX_PROMPT_CHARS));
             }
             if (length == line.length) {
                 line = Arrays.copyOf(line, Math.min(MAX_LINE_BYTES, 2 * length));
@@ -90,7 +95,8 @@ final class TextLines implements Closeable {
         }
         number++;
         int from = number == 1 && length >= BOM.length && Arrays.equals(line, 0, BOM.length, BOM, 0, BOM.length)
-                ? BOM.length : 0;
+                ? BOM.length
+                : 0;
         return decode(from, length, start);
     }
 
@@ -103,8 +109,9 @@ final class TextLines implements Closeable {
             r = utf8.flush(chars);
         }
         if (r.isError()) {
-            throw new PromptFormatException(String.format("%s line %d (byte %,d) is not valid UTF-8: a binary file?"
-                    + " expected UTF-8 text", file, number, start + bytes.position()));
+            throw new PromptFormatException(String.format(
+                    "%s line %d (byte %,d) is not valid UTF-8: a binary file?" + " expected UTF-8 text",
+                    file, number, start + bytes.position()));
         }
         return chars.flip().toString();
     }

@@ -31,7 +31,8 @@ class StepSelectionTest {
     }
 
     private static void assertMessage(String expected, String spec, int steps) {
-        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> StepSelection.parse(spec, steps));
+        IllegalArgumentException e =
+                assertThrows(IllegalArgumentException.class, () -> StepSelection.parse(spec, steps));
         assertTrue(e.getMessage().contains(expected), e.getMessage());
     }
 }

@@ -44,13 +44,31 @@ class CalibrateCommandTest {
     @Test
     void recordsEveryQuantizableLayerWithTheTokensOfTheTrajectory() throws IOException {
         Path out = tmp.resolve("stats.safetensors");
-        CliRun run = CliRun.of("calibrate", "--model", model(), "--prompts", "paper-7232", "--limit", "3",
-                "--steps", "2", "--gram", "--batch-size", "2", "--output", out.toString());
+        CliRun run = CliRun.of(
+                "calibrate",
+                "--model",
+                model(),
+                "--prompts",
+                "paper-7232",
+                "--limit",
+                "3",
+                "--steps",
+                "2",
+                "--gram",
+                "--batch-size",
+                "2",
+                "--output",
+                out.toString());
         assertEquals(0, run.exitCode(), run.err() + run.out());
         assertTrue(run.err().contains("calibrate: statistics take "), run.err());
         assertTrue(run.err().contains("gram on"), run.err());
-        assertTrue(run.out().matches("(?s).*calibrate: 3 prompts, \\d+ layers, \\d+ tokens in .* s \\(.* prompts/s\\)"
-                + " -> " + java.util.regex.Pattern.quote(out.toAbsolutePath().toString()) + "\\R.*"), run.out());
+        assertTrue(
+                run.out()
+                        .matches("(?s).*calibrate: 3 prompts, \\d+ layers, \\d+ tokens in .* s \\(.* prompts/s\\)"
+                                + " -> "
+                                + java.util.regex.Pattern.quote(
+                                        out.toAbsolutePath().toString()) + "\\R.*"),
+                run.out());
 
         CalibrationFile.Contents c = CalibrationFile.read(out);
         CalibrationStats stats = c.stats();
@@ -65,9 +83,15 @@ class CalibrateCommandTest {
             }
         }
         int perImage = 2; // steps recorded
-        assertEquals(3L * perImage * IMAGE_TOKENS, stats.get("double_blocks.0.img_attn.qkv").tokens());
-        assertEquals(3L * perImage * TEXT_TOKENS, stats.get("double_blocks.1.txt_mlp.0").tokens());
-        assertEquals(3L * perImage * (IMAGE_TOKENS + TEXT_TOKENS), stats.get("single_blocks.0.linear2").tokens());
+        assertEquals(
+                3L * perImage * IMAGE_TOKENS,
+                stats.get("double_blocks.0.img_attn.qkv").tokens());
+        assertEquals(
+                3L * perImage * TEXT_TOKENS,
+                stats.get("double_blocks.1.txt_mlp.0").tokens());
+        assertEquals(
+                3L * perImage * (IMAGE_TOKENS + TEXT_TOKENS),
+                stats.get("single_blocks.0.linear2").tokens());
         assertEquals(3L * perImage, stats.get("double_blocks.0.img_mod.lin").tokens());
 
         Map<String, String> m = c.metadata();
@@ -94,19 +118,42 @@ class CalibrateCommandTest {
     void recordsOnlyTheChosenStepsAndLayersAndSkipsBadRows() throws IOException {
         Path out = tmp.resolve("stats.safetensors");
         Files.writeString(out, "an old file");
-        String[] args = {"calibrate", "--model", model(), "--prompt", "a red circle", "--prompt", " ",
-            "--prompt", "a blue square", "--steps", "4", "--timesteps", "1,3", "--layers", "^double_blocks\\.0\\.",
-            "--output", out.toString(), "--overwrite"};
+        String[] args = {
+            "calibrate",
+            "--model",
+            model(),
+            "--prompt",
+            "a red circle",
+            "--prompt",
+            " ",
+            "--prompt",
+            "a blue square",
+            "--steps",
+            "4",
+            "--timesteps",
+            "1,3",
+            "--layers",
+            "^double_blocks\\.0\\.",
+            "--output",
+            out.toString(),
+            "--overwrite"
+        };
         CliRun run = CliRun.of(args);
         assertEquals(0, run.exitCode(), run.err() + run.out());
         assertTrue(run.out().contains("skipped 1 bad prompt rows"), run.out());
         assertTrue(run.err().contains("gram off"), run.err());
         CalibrationFile.Contents c = CalibrationFile.read(out);
-        assertTrue(c.stats().layers().keySet().stream().allMatch(l -> l.startsWith("double_blocks.0.")),
+        assertTrue(
+                c.stats().layers().keySet().stream().allMatch(l -> l.startsWith("double_blocks.0.")),
                 c.stats().layers().keySet().toString());
-        assertEquals(quantizableLayers().stream().filter(l -> l.startsWith("double_blocks.0.")).toList(),
+        assertEquals(
+                quantizableLayers().stream()
+                        .filter(l -> l.startsWith("double_blocks.0."))
+                        .toList(),
                 new ArrayList<>(c.stats().layers().keySet()));
-        assertEquals(2L * 2 * IMAGE_TOKENS, c.stats().get("double_blocks.0.img_mlp.2").tokens());
+        assertEquals(
+                2L * 2 * IMAGE_TOKENS,
+                c.stats().get("double_blocks.0.img_mlp.2").tokens());
         assertFalse(c.stats().get("double_blocks.0.img_mlp.2").hasGram());
         assertEquals("1,3", c.metadata().get("recorded_steps"));
         assertEquals("2", c.metadata().get("prompt_count"));
@@ -128,7 +175,11 @@ class CalibrateCommandTest {
         Path retried = retriedDir.resolve("stats.safetensors");
         System.setProperty(CalibratePartition.FAIL_FIRST_ATTEMPT, "true");
         try {
-            CliRun failing = run("local[2]", "2", "2", retriedDir.resolve("no-retries.safetensors").toString());
+            CliRun failing = run(
+                    "local[2]",
+                    "2",
+                    "2",
+                    retriedDir.resolve("no-retries.safetensors").toString());
             assertNotEquals(0, failing.exitCode(), "the hook fails a task: without retries the job fails");
             assertEquals(List.of(), listing(retriedDir), "nothing written by a failed job");
             // a file:// URI: written through the Hadoop FileSystem API, copied beside the target and renamed
@@ -147,30 +198,107 @@ class CalibrateCommandTest {
         String model = model();
         Path existing = Files.writeString(tmp.resolve("existing.safetensors"), "x");
         String out = tmp.resolve("out.safetensors").toString();
-        assertFails(2, "--timesteps 0,4: step 4 is out of range; expected step indices 0 to 3 (--steps 4)",
-                "--model", model, "--prompt", "x", "--steps", "4", "--timesteps", "0,4", "--output", out);
-        assertFails(2, "--timesteps 3-1: range 3-1 runs backwards",
-                "--model", model, "--prompt", "x", "--steps", "4", "--timesteps", "3-1", "--output", out);
-        assertFails(2, "'first' is not a step index",
-                "--model", model, "--prompt", "x", "--steps", "4", "--timesteps", "first", "--output", out);
+        assertFails(
+                2,
+                "--timesteps 0,4: step 4 is out of range; expected step indices 0 to 3 (--steps 4)",
+                "--model",
+                model,
+                "--prompt",
+                "x",
+                "--steps",
+                "4",
+                "--timesteps",
+                "0,4",
+                "--output",
+                out);
+        assertFails(
+                2,
+                "--timesteps 3-1: range 3-1 runs backwards",
+                "--model",
+                model,
+                "--prompt",
+                "x",
+                "--steps",
+                "4",
+                "--timesteps",
+                "3-1",
+                "--output",
+                out);
+        assertFails(
+                2,
+                "'first' is not a step index",
+                "--model",
+                model,
+                "--prompt",
+                "x",
+                "--steps",
+                "4",
+                "--timesteps",
+                "first",
+                "--output",
+                out);
         assertFails(2, "--steps is 0", "--model", model, "--prompt", "x", "--steps", "0", "--output", out);
         assertFails(2, "--height is 65", "--model", model, "--prompt", "x", "--height", "65", "--output", out);
-        assertFails(2, "Unknown options: '--colour'", "--model", model, "--prompt", "x", "--colour", "red",
-                "--output", out);
+        assertFails(
+                2,
+                "Unknown options: '--colour'",
+                "--model",
+                model,
+                "--prompt",
+                "x",
+                "--colour",
+                "red",
+                "--output",
+                out);
         assertFails(2, "Missing required option: '--output", "--model", model, "--prompt", "x");
         assertFails(2, "no prompts", "--model", model, "--output", out);
         assertFails(2, "--batch-size is 0", "--model", model, "--prompt", "x", "--batch-size", "0", "--output", out);
-        assertFails(2, "--layers ( is not a regular expression", "--model", model, "--prompt", "x", "--layers", "(",
-                "--output", out);
-        assertFails(1, "--layers ^final_layer matches none of the 26 quantizable layers",
-                "--model", model, "--prompt", "x", "--layers", "^final_layer", "--output", out);
-        assertFails(2, "more than the 0.0 MiB --max-stats-memory allows: record fewer layers per run with --layers",
-                "--model", model, "--prompt", "x", "--gram", "--max-stats-memory", "1k", "--output", out);
-        assertFails(1, existing + " exists: pass --overwrite to replace it",
-                "--model", model, "--prompt", "x", "--output", existing.toString());
+        assertFails(
+                2,
+                "--layers ( is not a regular expression",
+                "--model",
+                model,
+                "--prompt",
+                "x",
+                "--layers",
+                "(",
+                "--output",
+                out);
+        assertFails(
+                1,
+                "--layers ^final_layer matches none of the 26 quantizable layers",
+                "--model",
+                model,
+                "--prompt",
+                "x",
+                "--layers",
+                "^final_layer",
+                "--output",
+                out);
+        assertFails(
+                2,
+                "more than the 0.0 MiB --max-stats-memory allows: record fewer layers per run with --layers",
+                "--model",
+                model,
+                "--prompt",
+                "x",
+                "--gram",
+                "--max-stats-memory",
+                "1k",
+                "--output",
+                out);
+        assertFails(
+                1,
+                existing + " exists: pass --overwrite to replace it",
+                "--model",
+                model,
+                "--prompt",
+                "x",
+                "--output",
+                existing.toString());
         assertFails(1, tmp + " is a folder", "--model", model, "--prompt", "x", "--output", tmp.toString());
-        assertFails(1, "does not exist", "--model", tmp.resolve("no-model").toString(), "--prompt", "x",
-                "--output", out);
+        assertFails(
+                1, "does not exist", "--model", tmp.resolve("no-model").toString(), "--prompt", "x", "--output", out);
         assertEquals("x", Files.readString(existing));
         assertEquals(List.of(existing), listing(tmp));
     }
@@ -178,31 +306,69 @@ class CalibrateCommandTest {
     @Test
     void aFullyQuantizedModelIsRefusedAndAPartlyQuantizedOneRecordsItsFullPrecisionLayers() throws IOException {
         Path quantized = tmp.resolve("quantized");
-        assertEquals(0, CliRun.of("quantize", "--model", model(), "--output", quantized.toString()).exitCode());
+        assertEquals(
+                0,
+                CliRun.of("quantize", "--model", model(), "--output", quantized.toString())
+                        .exitCode());
         Path out = tmp.resolve("out.safetensors");
-        assertFails(1, "every block layer of " + quantized.toAbsolutePath().resolve("flux1-dev.safetensors")
-                + " is already quantized (method absmean)",
-                "--model", quantized.toString(), "--prompt", "x", "--output", out.toString());
+        assertFails(
+                1,
+                "every block layer of " + quantized.toAbsolutePath().resolve("flux1-dev.safetensors")
+                        + " is already quantized (method absmean)",
+                "--model",
+                quantized.toString(),
+                "--prompt",
+                "x",
+                "--output",
+                out.toString());
         assertFalse(Files.exists(out));
 
         Path partly = tmp.resolve("partly");
-        CliRun q = CliRun.of("quantize", "--model", model(), "--layers", "double_blocks\\..*", "--output",
-                partly.toString());
+        CliRun q = CliRun.of(
+                "quantize", "--model", model(), "--layers", "double_blocks\\..*", "--output", partly.toString());
         assertEquals(0, q.exitCode(), q.err());
-        CliRun run = CliRun.of("calibrate", "--model", partly.toString(), "--prompt", "a red circle", "--steps", "2",
-                "--output", out.toString());
+        CliRun run = CliRun.of(
+                "calibrate",
+                "--model",
+                partly.toString(),
+                "--prompt",
+                "a red circle",
+                "--steps",
+                "2",
+                "--output",
+                out.toString());
         assertEquals(0, run.exitCode(), run.err());
         CalibrationFile.Contents c = CalibrationFile.read(out);
-        assertTrue(c.stats().layers().keySet().stream().allMatch(l -> l.startsWith("single_blocks.")),
+        assertTrue(
+                c.stats().layers().keySet().stream().allMatch(l -> l.startsWith("single_blocks.")),
                 c.stats().layers().keySet().toString());
         assertFalse(c.stats().layers().isEmpty());
     }
 
     private static CliRun run(String master, String promptsPerPartition, String batchSize, String output) {
-        return CliRun.of("calibrate", "--master", master, "--model", model(), "--prompt", "a red circle",
-                "--prompt", "a blue square", "--prompt", "a green triangle", "--prompt", "a yellow star",
-                "--steps", "2", "--gram", "--prompts-per-partition", promptsPerPartition, "--batch-size", batchSize,
-                "--output", output);
+        return CliRun.of(
+                "calibrate",
+                "--master",
+                master,
+                "--model",
+                model(),
+                "--prompt",
+                "a red circle",
+                "--prompt",
+                "a blue square",
+                "--prompt",
+                "a green triangle",
+                "--prompt",
+                "a yellow star",
+                "--steps",
+                "2",
+                "--gram",
+                "--prompts-per-partition",
+                promptsPerPartition,
+                "--batch-size",
+                batchSize,
+                "--output",
+                output);
     }
 
     private static CalibrationStats calibrate(String master, String promptsPerPartition, String batchSize, Path out) {

@@ -7,7 +7,8 @@ import java.io.StringWriter;
 record CliRun(int exitCode, String out, String err) {
     static CliRun of(String... args) {
         StringWriter out = new StringWriter(), err = new StringWriter();
-        int code = FluxbatchCommand.commandLine(new PrintWriter(out, true), new PrintWriter(err, true)).execute(args);
+        int code = FluxbatchCommand.commandLine(new PrintWriter(out, true), new PrintWriter(err, true))
+                .execute(args);
         return new CliRun(code, out.toString(), err.toString());
     }
 }

@@ -22,8 +22,15 @@ class DebugTextEncoderCommandsTest {
     Path tmp;
 
     private CliRun run(String command, Path model, Path input, Path output) {
-        return CliRun.of("debug", command, "--model", model.toString(), "--input", input.toString(),
-                "--output", output.toString());
+        return CliRun.of(
+                "debug",
+                command,
+                "--model",
+                model.toString(),
+                "--input",
+                input.toString(),
+                "--output",
+                output.toString());
     }
 
     @Test
@@ -45,7 +52,8 @@ class DebugTextEncoderCommandsTest {
     }
 
     private static void assertMatches(Path actualFile, Path goldenFile, String... names) {
-        try (TensorSource actual = SafetensorsFile.open(actualFile); TensorSource golden = SafetensorsFile.open(goldenFile)) {
+        try (TensorSource actual = SafetensorsFile.open(actualFile);
+                TensorSource golden = SafetensorsFile.open(goldenFile)) {
             for (String name : names) {
                 assertArrayEquals(golden.info(name).shape(), actual.info(name).shape(), name);
                 double err = Golden.relL2(actual.floats(name), golden.floats(name));
@@ -57,14 +65,23 @@ class DebugTextEncoderCommandsTest {
     @Test
     void idsOutsideTheVocabularyAreRejectedByName() {
         Path input = tmp.resolve("ids.safetensors");
-        new SafetensorsWriter().addI64("input_ids", new long[] {1, 3}, new long[] {5, 1600, 1}).write(input);
-        assertFails("t5", Golden.path("flux-tiny-dev"), input, "'input_ids'", "id 1600 at [0, 1] is outside the vocabulary");
+        new SafetensorsWriter()
+                .addI64("input_ids", new long[] {1, 3}, new long[] {5, 1600, 1})
+                .write(input);
+        assertFails(
+                "t5",
+                Golden.path("flux-tiny-dev"),
+                input,
+                "'input_ids'",
+                "id 1600 at [0, 1] is outside the vocabulary");
     }
 
     @Test
     void inputWithoutIdsIsRejected() {
         Path input = tmp.resolve("none.safetensors");
-        new SafetensorsWriter().addI64("tokens", new long[] {1, 1}, new long[] {5}).write(input);
+        new SafetensorsWriter()
+                .addI64("tokens", new long[] {1, 1}, new long[] {5})
+                .write(input);
         assertFails("clip", Golden.path("flux-tiny-dev"), input, "no tensor named '*input_ids'");
     }
 
@@ -72,18 +89,25 @@ class DebugTextEncoderCommandsTest {
     void configThatDisagreesWithTheWeights() throws IOException {
         Path model = tmp.resolve("model");
         Path encoder = Files.createDirectories(model.resolve("text_encoder_2"));
-        Files.copy(Golden.path("flux-tiny-dev", "text_encoder_2", "model.safetensors"), encoder.resolve("model.safetensors"));
-        Files.writeString(encoder.resolve("config.json"), Files.readString(
-                Golden.path("flux-tiny-dev", "text_encoder_2", "config.json")).replace("\"d_ff\": 64", "\"d_ff\": 128"));
-        assertFails("t5", model, Golden.path("cases", "flux-tiny-dev", "t5.safetensors"),
+        Files.copy(
+                Golden.path("flux-tiny-dev", "text_encoder_2", "model.safetensors"),
+                encoder.resolve("model.safetensors"));
+        Files.writeString(
+                encoder.resolve("config.json"),
+                Files.readString(Golden.path("flux-tiny-dev", "text_encoder_2", "config.json"))
+                        .replace("\"d_ff\": 64", "\"d_ff\": 128"));
+        assertFails(
+                "t5",
+                model,
+                Golden.path("cases", "flux-tiny-dev", "t5.safetensors"),
                 "d_ff is 128 but the checkpoint gives 64");
     }
 
     @Test
     void missingTextEncoderFolder() throws IOException {
         Path model = Files.createDirectories(tmp.resolve("empty-model"));
-        assertFails("clip", model, Golden.path("cases", "flux-tiny-dev", "clip.safetensors"),
-                "text_encoder is missing");
+        assertFails(
+                "clip", model, Golden.path("cases", "flux-tiny-dev", "clip.safetensors"), "text_encoder is missing");
     }
 
     private void assertFails(String command, Path model, Path input, String... expected) {

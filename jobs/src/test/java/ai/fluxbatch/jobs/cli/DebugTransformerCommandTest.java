@@ -29,15 +29,25 @@ class DebugTransformerCommandTest {
     Path tmp;
 
     @ParameterizedTest(name = "{0} {1}")
-    @CsvSource({"flux-tiny-dev,forward-1", "flux-tiny-dev,forward-2",
-                "flux-tiny-schnell,forward-1", "flux-tiny-schnell,forward-2"})
+    @CsvSource({
+        "flux-tiny-dev,forward-1", "flux-tiny-dev,forward-2",
+        "flux-tiny-schnell,forward-1", "flux-tiny-schnell,forward-2"
+    })
     void writesOutWithinToleranceOfTheReference(String model, String caseName) {
         Path in = Golden.path("cases", model, caseName + ".safetensors");
         Path out = tmp.resolve("out.safetensors");
-        CliRun run = CliRun.of("debug", "transformer", "--model", Golden.path(model).toString(),
-                "--input", in.toString(), "--output", out.toString());
+        CliRun run = CliRun.of(
+                "debug",
+                "transformer",
+                "--model",
+                Golden.path(model).toString(),
+                "--input",
+                in.toString(),
+                "--output",
+                out.toString());
         assertEquals(0, run.exitCode(), run.err());
-        try (TensorSource actual = SafetensorsFile.open(out); TensorSource golden = SafetensorsFile.open(in)) {
+        try (TensorSource actual = SafetensorsFile.open(out);
+                TensorSource golden = SafetensorsFile.open(in)) {
             assertEquals(DType.F32, actual.info("out").dtype());
             assertArrayEquals(golden.info("out").shape(), actual.info("out").shape());
             double err = Golden.relL2(actual.floats("out"), golden.floats("out"));
@@ -50,9 +60,15 @@ class DebugTransformerCommandTest {
     void runsTheShippedModelOnTheShippedExample() {
         Path root = Path.of(System.getProperty("fluxbatch.root", ".."));
         Path out = tmp.resolve("out.safetensors");
-        CliRun run = CliRun.of("debug", "transformer", "--model", root.resolve("models/flux-shapes-dev").toString(),
-                "--input", root.resolve("conf/examples/transformer-input.safetensors").toString(),
-                "--output", out.toString());
+        CliRun run = CliRun.of(
+                "debug",
+                "transformer",
+                "--model",
+                root.resolve("models/flux-shapes-dev").toString(),
+                "--input",
+                root.resolve("conf/examples/transformer-input.safetensors").toString(),
+                "--output",
+                out.toString());
         assertEquals(0, run.exitCode(), run.err());
         try (TensorSource actual = SafetensorsFile.open(out)) {
             assertArrayEquals(new long[] {1, 16, 64}, actual.info("out").shape());
@@ -100,7 +116,8 @@ class DebugTransformerCommandTest {
     void shapeDisagreesWithConfig() throws IOException {
         Path model = copyModel(name -> true);
         Path config = model.resolve("transformer/config.json");
-        Files.writeString(config, Files.readString(config).replace("\"num_attention_heads\": 4", "\"num_attention_heads\": 8"));
+        Files.writeString(
+                config, Files.readString(config).replace("\"num_attention_heads\": 4", "\"num_attention_heads\": 8"));
         assertFails(model, forwardCase(), "num_attention_heads is 8 but the checkpoint gives 4");
     }
 
@@ -117,8 +134,15 @@ class DebugTransformerCommandTest {
     private void assertFails(Path model, Path input, String expectedMessage) {
         Path out = tmp.resolve("out.safetensors");
         List<Path> before = listing(tmp);
-        CliRun run = CliRun.of("debug", "transformer", "--model", model.toString(), "--input", input.toString(),
-                "--output", out.toString());
+        CliRun run = CliRun.of(
+                "debug",
+                "transformer",
+                "--model",
+                model.toString(),
+                "--input",
+                input.toString(),
+                "--output",
+                out.toString());
         assertEquals(1, run.exitCode(), run.err());
         assertTrue(run.err().contains(expectedMessage), "expected '" + expectedMessage + "' in: " + run.err());
         assertEquals(before, listing(tmp), "nothing written");
@@ -135,7 +159,8 @@ class DebugTransformerCommandTest {
             for (String name : in.names()) {
                 if (keep.test(name)) {
                     TensorInfo info = in.info(name);
-                    ByteBuffer data = ByteBuffer.allocate((int) info.byteLength()).order(ByteOrder.LITTLE_ENDIAN);
+                    ByteBuffer data =
+                            ByteBuffer.allocate((int) info.byteLength()).order(ByteOrder.LITTLE_ENDIAN);
                     data.put(in.bytes(name, 0, (int) info.byteLength())).flip();
                     writer.add(name, info.dtype(), info.shape(), data);
                 }

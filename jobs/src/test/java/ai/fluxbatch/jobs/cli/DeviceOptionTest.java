@@ -46,7 +46,8 @@ class DeviceOptionTest {
         CliRun run = transformer(in, out, ("--device " + options).split(" "));
         assertEquals(0, run.exitCode(), run.err());
         assertTrue(run.err().contains("debug transformer: device cpu ("), run.err());
-        try (TensorSource actual = SafetensorsFile.open(out); TensorSource golden = SafetensorsFile.open(in)) {
+        try (TensorSource actual = SafetensorsFile.open(out);
+                TensorSource golden = SafetensorsFile.open(in)) {
             assertArrayEquals(golden.info("out").shape(), actual.info("out").shape());
             double err = Golden.relL2(actual.floats("out"), golden.floats("out"));
             assertTrue(err < 1e-4, "relative L2 " + err);
@@ -57,19 +58,24 @@ class DeviceOptionTest {
     @ValueSource(strings = {"", "auto"})
     void autoIsTheDefaultAndSaysWhy(String device) {
         Path in = Golden.path("cases", "flux-tiny-dev", "forward-1.safetensors");
-        CliRun run = device.isEmpty() ? transformer(in, tmp.resolve("out.safetensors"))
+        CliRun run = device.isEmpty()
+                ? transformer(in, tmp.resolve("out.safetensors"))
                 : transformer(in, tmp.resolve("out.safetensors"), "--device", device);
         assertEquals(0, run.exitCode(), run.err());
         assertTrue(run.err().contains("debug transformer: device cpu (auto: "), run.err());
-        assertTrue(run.err().contains("debug transformer: device cpu (auto: no NVIDIA GPU visible, using the CPU"
-                + " backend)"), run.err());
+        assertTrue(
+                run.err()
+                        .contains("debug transformer: device cpu (auto: no NVIDIA GPU visible, using the CPU"
+                                + " backend)"),
+                run.err());
     }
 
     @ParameterizedTest
     @ValueSource(strings = {"cuda", "CUDA"})
     void cudaFailsNamingWhy(String device) {
         Path out = tmp.resolve("out.safetensors");
-        CliRun run = transformer(Golden.path("cases", "flux-tiny-dev", "forward-1.safetensors"), out, "--device", device);
+        CliRun run =
+                transformer(Golden.path("cases", "flux-tiny-dev", "forward-1.safetensors"), out, "--device", device);
         assertEquals(1, run.exitCode(), run.err());
         assertTrue(run.err().contains("fluxbatch: error: --device cuda: no NVIDIA GPU is visible"), run.err());
         assertTrue(run.err().contains("use --device cpu or auto"), run.err());
@@ -99,10 +105,13 @@ class DeviceOptionTest {
     void aLocalSparkJobDecidesOnTheDriver(String master) {
         StringWriter err = new StringWriter();
         parsed().checkForSpark("generate", master, new PrintWriter(err, true));
-        assertEquals("generate: device cpu (auto: no NVIDIA GPU visible, using the CPU backend)",
+        assertEquals(
+                "generate: device cpu (auto: no NVIDIA GPU visible, using the CPU backend)",
                 err.toString().strip());
-        assertThrows(IllegalArgumentException.class, () -> parsed("--device", "cuda")
-                .checkForSpark("generate", master, new PrintWriter(new StringWriter(), true)));
+        assertThrows(
+                IllegalArgumentException.class,
+                () -> parsed("--device", "cuda")
+                        .checkForSpark("generate", master, new PrintWriter(new StringWriter(), true)));
     }
 
     @ParameterizedTest
@@ -110,24 +119,30 @@ class DeviceOptionTest {
     void aClusterJobLeavesTheChoiceToEachTask(String master) {
         StringWriter err = new StringWriter();
         parsed().checkForSpark("calibrate", master, new PrintWriter(err, true));
-        assertEquals("calibrate: device auto, resolved by each task on its executor (the GPU Spark assigned it,"
-                + " else the CPU)", err.toString().strip());
+        assertEquals(
+                "calibrate: device auto, resolved by each task on its executor (the GPU Spark assigned it,"
+                        + " else the CPU)",
+                err.toString().strip());
 
         err = new StringWriter();
         parsed("--device", "cpu").checkForSpark("calibrate", master, new PrintWriter(err, true));
-        assertEquals("calibrate: device cpu (requested with --device cpu)", err.toString().strip());
+        assertEquals(
+                "calibrate: device cpu (requested with --device cpu)",
+                err.toString().strip());
 
         // the driver has no GPU, which does not matter on a cluster; what this build lacks does
         Optional<String> missing = CudaAvailability.missing();
         StringWriter cudaErr = new StringWriter();
         DeviceOption cuda = parsed("--device", "cuda");
         if (missing.isPresent()) {
-            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+            IllegalArgumentException e = assertThrows(
+                    IllegalArgumentException.class,
                     () -> cuda.checkForSpark("calibrate", master, new PrintWriter(cudaErr, true)));
             assertEquals("--device cuda: " + missing.get() + "; use --device cpu or auto", e.getMessage());
         } else {
             cuda.checkForSpark("calibrate", master, new PrintWriter(cudaErr, true));
-            assertTrue(cudaErr.toString().contains("calibrate: device cuda, resolved by each task on its executor"),
+            assertTrue(
+                    cudaErr.toString().contains("calibrate: device cuda, resolved by each task on its executor"),
                     cudaErr.toString());
         }
     }
@@ -160,8 +175,16 @@ class DeviceOptionTest {
     }
 
     private static CliRun transformer(Path in, Path out, String... more) {
-        String[] base = {"debug", "transformer", "--model", Golden.path("flux-tiny-dev").toString(),
-            "--input", in.toString(), "--output", out.toString()};
+        String[] base = {
+            "debug",
+            "transformer",
+            "--model",
+            Golden.path("flux-tiny-dev").toString(),
+            "--input",
+            in.toString(),
+            "--output",
+            out.toString()
+        };
         String[] args = java.util.Arrays.copyOf(base, base.length + more.length);
         System.arraycopy(more, 0, args, base.length, more.length);
         return CliRun.of(args);

@@ -30,29 +30,66 @@ class GenerateCommandTest {
         try (TensorSource g = SafetensorsFile.open(Golden.path("cases", "flux-tiny-dev", caseName + ".safetensors"))) {
             Map<String, String> m = g.metadata();
             Path out = tmp.resolve("out");
-            CliRun run = CliRun.of("generate", "--model", Golden.path("flux-tiny-dev").toString(),
-                    "--prompt", m.get("prompt"), "--seed", m.get("seed"), "--height", m.get("height"),
-                    "--width", m.get("width"), "--steps", m.get("steps"), "--guidance", m.get("guidance"),
-                    "--output", out.toString());
+            CliRun run = CliRun.of(
+                    "generate",
+                    "--model",
+                    Golden.path("flux-tiny-dev").toString(),
+                    "--prompt",
+                    m.get("prompt"),
+                    "--seed",
+                    m.get("seed"),
+                    "--height",
+                    m.get("height"),
+                    "--width",
+                    m.get("width"),
+                    "--steps",
+                    m.get("steps"),
+                    "--guidance",
+                    m.get("guidance"),
+                    "--output",
+                    out.toString());
             assertEquals(0, run.exitCode(), run.err() + run.out());
             List<Path> pngs = pngs(out);
             assertEquals(1, pngs.size(), pngs.toString());
             PngDecoder.Decoded png = PngDecoder.decode(Files.readAllBytes(pngs.get(0)));
-            Golden.assertPixelsClose(caseName, g.bytes("rgb_u8", 0, (int) g.info("rgb_u8").byteLength()),
+            Golden.assertPixelsClose(
+                    caseName,
+                    g.bytes("rgb_u8", 0, (int) g.info("rgb_u8").byteLength()),
                     png.image().rgb());
             assertEquals(m.get("prompt"), png.text().get("prompt"));
             assertEquals(m.get("seed"), png.text().get("seed"));
-            assertTrue(png.text().get("parameters").contains("Seed: " + m.get("seed") + ", Size: " + m.get("width")
-                    + "x" + m.get("height")), png.text().get("parameters"));
+            assertTrue(
+                    png.text()
+                            .get("parameters")
+                            .contains("Seed: " + m.get("seed") + ", Size: " + m.get("width") + "x" + m.get("height")),
+                    png.text().get("parameters"));
         }
     }
 
     @Test
     void reRunSkipsWhatExistsAndLoadsTheEngineOncePerJvm() throws IOException {
         Path out = tmp.resolve("out");
-        String[] args = {"generate", "--model", Golden.path("flux-tiny-dev").toString(), "--prompt", "a red circle",
-            "--prompt", "a blue square", "--images-per-prompt", "2", "--steps", "2", "--height", "32", "--width", "48",
-            "--batch-size", "2", "--output", out.toString()};
+        String[] args = {
+            "generate",
+            "--model",
+            Golden.path("flux-tiny-dev").toString(),
+            "--prompt",
+            "a red circle",
+            "--prompt",
+            "a blue square",
+            "--images-per-prompt",
+            "2",
+            "--steps",
+            "2",
+            "--height",
+            "32",
+            "--width",
+            "48",
+            "--batch-size",
+            "2",
+            "--output",
+            out.toString()
+        };
         int loadsBefore = Engines.loads();
         CliRun first = CliRun.of(args);
         assertEquals(0, first.exitCode(), first.err());
@@ -85,13 +122,27 @@ class GenerateCommandTest {
     @Test
     void aModelWithAMissingComponentFailsBeforeAnyWork() throws IOException {
         Path model = tmp.resolve("model");
-        for (String f : List.of("flux1-dev.safetensors", "transformer/config.json", "text_encoder/config.json",
-                "text_encoder/model.safetensors", "text_encoder_2/config.json", "text_encoder_2/model.safetensors",
-                "tokenizer/vocab.json", "tokenizer/merges.txt", "tokenizer_2/spiece.model", "vae/config.json")) {
+        for (String f : List.of(
+                "flux1-dev.safetensors",
+                "transformer/config.json",
+                "text_encoder/config.json",
+                "text_encoder/model.safetensors",
+                "text_encoder_2/config.json",
+                "text_encoder_2/model.safetensors",
+                "tokenizer/vocab.json",
+                "tokenizer/merges.txt",
+                "tokenizer_2/spiece.model",
+                "vae/config.json")) {
             Files.createDirectories(model.resolve(f).getParent());
             Files.copy(Golden.path("flux-tiny-dev").resolve(f), model.resolve(f));
         }
-        CliRun run = CliRun.of("generate", "--model", model.toString(), "--prompt", "x", "--output",
+        CliRun run = CliRun.of(
+                "generate",
+                "--model",
+                model.toString(),
+                "--prompt",
+                "x",
+                "--output",
                 tmp.resolve("out").toString());
         assertEquals(1, run.exitCode(), run.out());
         assertTrue(run.err().contains("ae.safetensors is missing"), run.err());

@@ -24,8 +24,16 @@ class GenerateDatasetTest {
     Path tmp;
 
     private CliRun generate(String... args) {
-        List<String> all = new ArrayList<>(List.of("generate", "--model", Golden.path("flux-tiny-dev").toString(),
-                "--steps", "1", "--height", "32", "--width", "32"));
+        List<String> all = new ArrayList<>(List.of(
+                "generate",
+                "--model",
+                Golden.path("flux-tiny-dev").toString(),
+                "--steps",
+                "1",
+                "--height",
+                "32",
+                "--width",
+                "32"));
         all.addAll(Arrays.asList(args));
         return CliRun.of(all.toArray(String[]::new));
     }
@@ -44,17 +52,23 @@ class GenerateDatasetTest {
 
     @Test
     void badRowsBecomeErrorRowsAndTheJobGoesOn() throws IOException {
-        Path prompts = Files.writeString(tmp.resolve("p.jsonl"), String.join("\n",
-                "{\"prompt\": \"a red circle\", \"style\": \"flat\"}",
-                "{\"prompt\": \"a blue square\", \"seed\": \"twelve\"}",
-                "{\"prompt\": \"\"}",
-                "{\"prompt\": \"a green triangle\", \"seed\": 5}") + "\n");
+        Path prompts = Files.writeString(
+                tmp.resolve("p.jsonl"),
+                String.join(
+                                "\n",
+                                "{\"prompt\": \"a red circle\", \"style\": \"flat\"}",
+                                "{\"prompt\": \"a blue square\", \"seed\": \"twelve\"}",
+                                "{\"prompt\": \"\"}",
+                                "{\"prompt\": \"a green triangle\", \"seed\": 5}")
+                        + "\n");
         Path out = tmp.resolve("out");
         CliRun run = generate("--prompts", prompts.toString(), "--output", out.toString());
         assertEquals(0, run.exitCode(), run.err());
         assertTrue(run.out().contains("4 images: 2 written, 0 skipped (already there), 2 failed"), run.out());
         List<JsonNode> rows = metadata(out);
-        assertEquals(List.of("ok", "error", "error", "ok"), rows.stream().map(r -> r.get("status").asText()).toList());
+        assertEquals(
+                List.of("ok", "error", "error", "ok"),
+                rows.stream().map(r -> r.get("status").asText()).toList());
         assertEquals("seed 'twelve' is not an integer", rows.get(1).get("error").asText());
         assertEquals("empty prompt", rows.get(2).get("error").asText());
         assertEquals(5, rows.get(3).get("seed").asLong(), "the seed column wins");
@@ -70,8 +84,16 @@ class GenerateDatasetTest {
     @Test
     void aReRunAfterAnInterruptionMakesEachImageExactlyOnce() throws IOException {
         Path out = tmp.resolve("out");
-        String[] args = {"--prompts", Golden.dir().resolveSibling("prompts").resolve("shapes/eval.txt").toString(),
-            "--limit", "6", "--output", out.toString(), "--images-per-partition", "2"};
+        String[] args = {
+            "--prompts",
+            Golden.dir().resolveSibling("prompts").resolve("shapes/eval.txt").toString(),
+            "--limit",
+            "6",
+            "--output",
+            out.toString(),
+            "--images-per-partition",
+            "2"
+        };
         assertEquals(0, generate(args).exitCode());
         List<Path> pngs = pngs(out);
         assertEquals(6, pngs.size());
@@ -90,12 +112,27 @@ class GenerateDatasetTest {
     @Test
     void genevalLayout() throws IOException {
         Path out = tmp.resolve("geneval");
-        CliRun run = generate("--prompts", Golden.dir().resolveSibling("prompts").resolve(
-                "geneval/evaluation_metadata.jsonl").toString(), "--limit", "2", "--images-per-prompt", "2",
-                "--layout", "geneval", "--output", out.toString());
+        CliRun run = generate(
+                "--prompts",
+                Golden.dir()
+                        .resolveSibling("prompts")
+                        .resolve("geneval/evaluation_metadata.jsonl")
+                        .toString(),
+                "--limit",
+                "2",
+                "--images-per-prompt",
+                "2",
+                "--layout",
+                "geneval",
+                "--output",
+                out.toString());
         assertEquals(0, run.exitCode(), run.err());
-        for (String p : List.of("00000/metadata.jsonl", "00000/samples/00000.png", "00000/samples/00001.png",
-                "00001/metadata.jsonl", "00001/samples/00001.png")) {
+        for (String p : List.of(
+                "00000/metadata.jsonl",
+                "00000/samples/00000.png",
+                "00000/samples/00001.png",
+                "00001/metadata.jsonl",
+                "00001/samples/00001.png")) {
             assertTrue(Files.isRegularFile(out.resolve(p)), p);
         }
         JsonNode meta = JSON.readTree(Files.readString(out.resolve("00001/metadata.jsonl")));
@@ -106,8 +143,17 @@ class GenerateDatasetTest {
     @Test
     void t2iCompbenchLayout() {
         Path out = tmp.resolve("t2i");
-        CliRun run = generate("--prompts", Golden.dir().resolveSibling("prompts").resolve(
-                "t2i-compbench/color_val.txt").toString(), "--limit", "1", "--layout", "t2i-compbench", "--output",
+        CliRun run = generate(
+                "--prompts",
+                Golden.dir()
+                        .resolveSibling("prompts")
+                        .resolve("t2i-compbench/color_val.txt")
+                        .toString(),
+                "--limit",
+                "1",
+                "--layout",
+                "t2i-compbench",
+                "--output",
                 out.toString());
         assertEquals(0, run.exitCode(), run.err());
         assertTrue(Files.isRegularFile(out.resolve("color/samples/a green bench and a blue bowl_000000.png")));
@@ -116,7 +162,8 @@ class GenerateDatasetTest {
     @Test
     void malformedDatasetFailsBeforeAnyWork() throws IOException {
         Path bad = Files.writeString(tmp.resolve("bad.jsonl"), "{\"prompt\": \"ok\"}\nnot json\n");
-        CliRun run = generate("--prompts", bad.toString(), "--output", tmp.resolve("o").toString());
+        CliRun run = generate(
+                "--prompts", bad.toString(), "--output", tmp.resolve("o").toString());
         assertEquals(1, run.exitCode());
         assertTrue(run.err().contains("bad.jsonl line 2 is not valid JSON"), run.err());
         assertTrue(!Files.exists(tmp.resolve("o/images")), "no image work started");

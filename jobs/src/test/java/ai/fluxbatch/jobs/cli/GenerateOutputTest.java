@@ -33,8 +33,16 @@ class GenerateOutputTest {
     }
 
     private static CliRun generate(String... args) {
-        List<String> all = new ArrayList<>(List.of("generate", "--model", Golden.path("flux-tiny-dev").toString(),
-                "--steps", "1", "--height", "32", "--width", "32"));
+        List<String> all = new ArrayList<>(List.of(
+                "generate",
+                "--model",
+                Golden.path("flux-tiny-dev").toString(),
+                "--steps",
+                "1",
+                "--height",
+                "32",
+                "--width",
+                "32"));
         all.addAll(Arrays.asList(args));
         return CliRun.of(all.toArray(String[]::new));
     }
@@ -54,45 +62,60 @@ class GenerateOutputTest {
     @Test
     void t2iCompbenchNamesFromTheDataStayUnderTheOutput() throws IOException {
         Path prompts = Files.createDirectories(tmp.resolve("prompts"));
-        List<String> color = Files.readAllLines(Golden.dir().resolveSibling("prompts").resolve(
-                "t2i-compbench/color_val.txt"));
+        List<String> color =
+                Files.readAllLines(Golden.dir().resolveSibling("prompts").resolve("t2i-compbench/color_val.txt"));
         Files.writeString(prompts.resolve("color_val.txt"), color.get(294) + "\n"); // "... reads 11:44."
-        Files.writeString(prompts.resolve("x.jsonl"), String.join("\n",
-                "{\"prompt\": \"a\", \"category\": \"../../../escaped\"}",
-                "{\"prompt\": \"red/circle\", \"category\": \"/abs\"}",
-                "{\"prompt\": \"red circle\", \"category\": \"/abs\"}",
-                "{\"prompt\": \"b\", \"category\": \"file:/x\"}",
-                "{\"prompt\": \"c\", \"category\": \"a:b\"}") + "\n");
+        Files.writeString(
+                prompts.resolve("x.jsonl"),
+                String.join(
+                                "\n",
+                                "{\"prompt\": \"a\", \"category\": \"../../../escaped\"}",
+                                "{\"prompt\": \"red/circle\", \"category\": \"/abs\"}",
+                                "{\"prompt\": \"red circle\", \"category\": \"/abs\"}",
+                                "{\"prompt\": \"b\", \"category\": \"file:/x\"}",
+                                "{\"prompt\": \"c\", \"category\": \"a:b\"}")
+                        + "\n");
         Path out = tmp.resolve("a/b/c/out");
-        CliRun run = generate("--prompts", prompts.toString(), "--layout", "t2i-compbench", "--output",
-                out.toString());
+        CliRun run = generate("--prompts", prompts.toString(), "--layout", "t2i-compbench", "--output", out.toString());
         assertEquals(0, run.exitCode(), run.err());
         assertTrue(run.out().contains("6 images: 6 written, 0 skipped (already there), 0 failed"), run.out());
-        for (String p : List.of("color/samples/The white and yellow clock with a red roof reads 11%3A44._000000.png",
-                "%2E.%2F..%2F..%2Fescaped/samples/a_000000.png", "%2Fabs/samples/red%2Fcircle_000000.png",
-                "%2Fabs/samples/red circle_000000.png", "file%3A%2Fx/samples/b_000000.png",
+        for (String p : List.of(
+                "color/samples/The white and yellow clock with a red roof reads 11%3A44._000000.png",
+                "%2E.%2F..%2F..%2Fescaped/samples/a_000000.png",
+                "%2Fabs/samples/red%2Fcircle_000000.png",
+                "%2Fabs/samples/red circle_000000.png",
+                "file%3A%2Fx/samples/b_000000.png",
                 "a%3Ab/samples/c_000000.png")) {
             assertTrue(Files.isRegularFile(out.resolve(p)), p);
         }
-        List<Path> outside = filesUnder(tmp).stream().filter(p -> !p.startsWith(out) && !p.startsWith(prompts))
+        List<Path> outside = filesUnder(tmp).stream()
+                .filter(p -> !p.startsWith(out) && !p.startsWith(prompts))
                 .toList();
         assertEquals(List.of(), outside, "written outside --output");
     }
 
     @Test
     void theSeedColumnMakesDistinctImagesAndARepeatedRowIsMadeOnce() throws IOException {
-        Path prompts = Files.writeString(tmp.resolve("p.jsonl"), String.join("\n",
-                "{\"prompt\": \"a red circle\", \"seed\": 1}",
-                "{\"prompt\": \"a red circle\", \"seed\": 2}",
-                "{\"prompt\": \"a red circle\", \"seed\": 1}") + "\n");
+        Path prompts = Files.writeString(
+                tmp.resolve("p.jsonl"),
+                String.join(
+                                "\n",
+                                "{\"prompt\": \"a red circle\", \"seed\": 1}",
+                                "{\"prompt\": \"a red circle\", \"seed\": 2}",
+                                "{\"prompt\": \"a red circle\", \"seed\": 1}")
+                        + "\n");
         Path out = tmp.resolve("out");
         CliRun run = generate("--prompts", prompts.toString(), "--output", out.toString());
         assertEquals(0, run.exitCode(), run.err());
-        assertTrue(run.err().contains("generate: 1 rows repeat an earlier row (same source, prompt and seed), so their"
-                + " images are made and listed once: p.jsonl row 2 (as row 0)"), run.err());
+        assertTrue(
+                run.err()
+                        .contains("generate: 1 rows repeat an earlier row (same source, prompt and seed), so their"
+                                + " images are made and listed once: p.jsonl row 2 (as row 0)"),
+                run.err());
         assertTrue(run.out().contains("2 images: 2 written"), run.out());
         List<JsonNode> rows = GenerateDatasetTest.metadata(out);
-        assertEquals(List.of(1L, 2L), rows.stream().map(r -> r.get("seed").asLong()).toList());
+        assertEquals(
+                List.of(1L, 2L), rows.stream().map(r -> r.get("seed").asLong()).toList());
         assertEquals(2, rows.stream().map(r -> r.get("id").asText()).distinct().count(), rows.toString());
         assertEquals(2, filesUnder(out.resolve("images")).size());
     }
@@ -105,13 +128,19 @@ class GenerateOutputTest {
         FaultyFileSystem.pngLimit = 1; // room for one image
         CliRun run = generateOnFaultyFs("--prompts", prompts.toString(), "--output", uri);
         assertEquals(1, run.exitCode(), run.err() + run.out());
-        List<String> errors = run.err().lines().filter(l -> l.startsWith("fluxbatch: error:")).toList();
-        assertEquals(List.of("fluxbatch: error: cannot write " + uri + ": No space left on device (1 of 3 images"
-                + " written; the metadata table of the run is in " + uri + "/metadata/)"), errors, run.err());
+        List<String> errors =
+                run.err().lines().filter(l -> l.startsWith("fluxbatch: error:")).toList();
+        assertEquals(
+                List.of("fluxbatch: error: cannot write " + uri + ": No space left on device (1 of 3 images"
+                        + " written; the metadata table of the run is in " + uri + "/metadata/)"),
+                errors,
+                run.err());
         assertFalse(run.err().contains("\tat "), "a stack trace: " + run.err());
         assertTrue(run.err().contains("(1 written, 0 skipped, 2 failed)"), "progress: " + run.err());
         List<JsonNode> rows = GenerateDatasetTest.metadata(out);
-        assertEquals(List.of("ok", "error", "error"), rows.stream().map(r -> r.get("status").asText()).toList());
+        assertEquals(
+                List.of("ok", "error", "error"),
+                rows.stream().map(r -> r.get("status").asText()).toList());
         assertTrue(rows.get(1).get("error").asText().endsWith("No space left on device"), rows.toString());
         assertFalse(Files.exists(out.resolve("_tmp")), "temporary folder left");
         assertEquals(1, filesUnder(out.resolve("images")).size());
@@ -126,16 +155,19 @@ class GenerateOutputTest {
         FaultyFileSystem.fillsUp = true;
         CliRun run = generateOnFaultyFs("--prompts", prompts.toString(), "--output", uri);
         assertEquals(1, run.exitCode(), run.err() + run.out());
-        List<String> errors = run.err().lines().filter(l -> l.startsWith("fluxbatch: error:")).toList();
+        List<String> errors =
+                run.err().lines().filter(l -> l.startsWith("fluxbatch: error:")).toList();
         assertEquals(1, errors.size(), run.err());
         String expected = "fluxbatch: error: cannot write " + uri + ": No space left on device (1 of 2 images"
                 + " written; the metadata table could not be written either: No space left on device; its rows are in ";
         assertTrue(errors.get(0).startsWith(expected) && errors.get(0).endsWith(".jsonl)"), errors.get(0));
-        Path kept = Path.of(errors.get(0).substring(expected.length(), errors.get(0).length() - 1));
+        Path kept =
+                Path.of(errors.get(0).substring(expected.length(), errors.get(0).length() - 1));
         try {
             List<String> rows = Files.readAllLines(kept);
             assertEquals(2, rows.size(), "the record of what was written is not lost: " + rows);
-            assertTrue(rows.get(0).contains("\"status\":\"ok\"") && rows.get(1).contains("\"status\":\"error\""),
+            assertTrue(
+                    rows.get(0).contains("\"status\":\"ok\"") && rows.get(1).contains("\"status\":\"error\""),
                     rows.toString());
         } finally {
             Files.deleteIfExists(kept);
@@ -158,7 +190,9 @@ class GenerateOutputTest {
         CliRun again = generateOnFaultyFs(args);
         assertEquals(0, again.exitCode(), again.err());
         assertTrue(again.out().contains("1 images: 1 written, 0 skipped"), again.out());
-        assertEquals("a red circle", PngDecoder.decode(Files.readAllBytes(png)).text().get("prompt"));
+        assertEquals(
+                "a red circle",
+                PngDecoder.decode(Files.readAllBytes(png)).text().get("prompt"));
     }
 
     @Test

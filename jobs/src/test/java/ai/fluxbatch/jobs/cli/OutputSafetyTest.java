@@ -24,11 +24,11 @@ class OutputSafetyTest {
     void debugOutputsReplaceOnlyRegularFiles() throws IOException {
         // a fifo stands for /dev/null and the other device nodes: a test that fails must not replace a real one
         Path fifo = fifo("out.safetensors");
-        CliRun run = CliRun.of("debug", "noise", "--seed", "1", "--height", "16", "--width", "16", "--output",
-                fifo.toString());
+        CliRun run = CliRun.of(
+                "debug", "noise", "--seed", "1", "--height", "16", "--width", "16", "--output", fifo.toString());
         assertEquals(2, run.exitCode(), run.err());
-        assertTrue(run.err().contains("--output " + fifo + " is a device, fifo or socket, not a regular file"),
-                run.err());
+        assertTrue(
+                run.err().contains("--output " + fifo + " is a device, fifo or socket, not a regular file"), run.err());
         assertTrue(Files.exists(fifo) && !Files.isRegularFile(fifo), fifo + " was replaced");
 
         Path folder = Files.createDirectories(tmp.resolve("folder.safetensors"));
@@ -36,7 +36,8 @@ class OutputSafetyTest {
         for (Path out : List.of(folder, link)) {
             run = vaeDecode(vaeCase, out);
             assertEquals(2, run.exitCode(), run.err());
-            assertTrue(run.err().contains("--output " + out + " is a " + (out == link ? "link to a " : "") + "folder"),
+            assertTrue(
+                    run.err().contains("--output " + out + " is a " + (out == link ? "link to a " : "") + "folder"),
                     run.err());
         }
         assertTrue(Files.isDirectory(folder) && Files.isSymbolicLink(link));
@@ -49,7 +50,8 @@ class OutputSafetyTest {
         Path symlink = Files.createSymbolicLink(tmp.resolve("sym.safetensors"), in);
         Path hardlink = Files.createLink(tmp.resolve("hard.safetensors"), in);
         Files.createDirectories(tmp.resolve("x"));
-        for (Path out : List.of(in, symlink, hardlink, tmp.resolve("x").resolve("..").resolve("in.safetensors"))) {
+        for (Path out :
+                List.of(in, symlink, hardlink, tmp.resolve("x").resolve("..").resolve("in.safetensors"))) {
             CliRun run = vaeDecode(in, out);
             assertEquals(2, run.exitCode(), run.err());
             assertTrue(run.err().contains("--output " + out + " is the --input " + in), run.err());
@@ -64,11 +66,15 @@ class OutputSafetyTest {
         Path model = copyOf(Golden.path("flux-tiny-schnell"), tmp.resolve("model"));
         Path link = Files.createSymbolicLink(tmp.resolve("model-link"), model);
         List<String> before = listing(model);
-        for (String out : List.of(model.toString(), link.toString(), model.resolve("q").toString(), tmp.toString())) {
+        for (String out :
+                List.of(model.toString(), link.toString(), model.resolve("q").toString(), tmp.toString())) {
             CliRun run = CliRun.of("quantize", "--model", model.toString(), "--output", out, "--overwrite");
             assertEquals(2, run.exitCode(), run.err());
-            assertTrue(run.err().contains("--output " + out) && run.err().contains("--model " + model)
-                    && run.err().contains("would replace the source"), run.err());
+            assertTrue(
+                    run.err().contains("--output " + out)
+                            && run.err().contains("--model " + model)
+                            && run.err().contains("would replace the source"),
+                    run.err());
         }
         assertEquals(before, listing(model));
     }
@@ -80,12 +86,18 @@ class OutputSafetyTest {
         String model = Golden.path("flux-tiny-schnell").toString();
         CliRun run = CliRun.of("quantize", "--model", model, "--output", mine.toString(), "--overwrite");
         assertEquals(2, run.exitCode(), run.err());
-        assertTrue(run.err().contains("--output " + mine + " exists and was not made by fluxbatch (it has no "
-                + OutputFolders.MARKER + " file)"), run.err());
+        assertTrue(
+                run.err()
+                        .contains("--output " + mine + " exists and was not made by fluxbatch (it has no "
+                                + OutputFolders.MARKER + " file)"),
+                run.err());
         assertEquals("precious", Files.readString(mine.resolve("holiday.jpg")));
 
         Path q = tmp.resolve("q");
-        assertEquals(0, CliRun.of("quantize", "--model", model, "--output", q.toString()).exitCode());
+        assertEquals(
+                0,
+                CliRun.of("quantize", "--model", model, "--output", q.toString())
+                        .exitCode());
         assertTrue(OutputFolders.isMarked(q), "no marker in " + q);
         run = CliRun.of("quantize", "--model", model, "--output", q.toString(), "--overwrite");
         assertEquals(0, run.exitCode(), run.err());
@@ -96,26 +108,64 @@ class OutputSafetyTest {
     void calibrateAndEvaluateReportsReplaceOnlyRegularFilesThatAreNoInput() throws IOException {
         String model = Golden.path("flux-tiny-dev").toString();
         Path prompts = Files.writeString(tmp.resolve("prompts.txt"), "a red circle\n");
-        CliRun run = CliRun.of("calibrate", "--model", model, "--prompts", prompts.toString(), "--output",
-                prompts.toString(), "--overwrite", "--steps", "1");
+        CliRun run = CliRun.of(
+                "calibrate",
+                "--model",
+                model,
+                "--prompts",
+                prompts.toString(),
+                "--output",
+                prompts.toString(),
+                "--overwrite",
+                "--steps",
+                "1");
         assertEquals(2, run.exitCode(), run.err());
         assertTrue(run.err().contains("--output " + prompts + " is the --prompts " + prompts), run.err());
         Path fifo = fifo("stats.safetensors");
-        run = CliRun.of("calibrate", "--model", model, "--prompt", "x", "--output", fifo.toString(), "--overwrite",
-                "--steps", "1");
+        run = CliRun.of(
+                "calibrate",
+                "--model",
+                model,
+                "--prompt",
+                "x",
+                "--output",
+                fifo.toString(),
+                "--overwrite",
+                "--steps",
+                "1");
         assertEquals(2, run.exitCode(), run.err());
         assertTrue(run.err().contains("--output " + fifo + " is a device"), run.err());
         assertTrue(!Files.isRegularFile(fifo), fifo + " was replaced");
         assertEquals("a red circle\n", Files.readString(prompts));
 
         Files.createDirectories(tmp.resolve("report.md"));
-        run = CliRun.of("evaluate", "--reference", model, "--quantized", model, "--prompt", "x", "--steps", "1",
-                "--output", tmp.resolve("report").toString());
+        run = CliRun.of(
+                "evaluate",
+                "--reference",
+                model,
+                "--quantized",
+                model,
+                "--prompt",
+                "x",
+                "--steps",
+                "1",
+                "--output",
+                tmp.resolve("report").toString());
         assertEquals(2, run.exitCode(), run.err());
         assertTrue(run.err().contains("--output " + tmp.resolve("report.md") + " is a folder"), run.err());
         Path json = Files.createSymbolicLink(tmp.resolve("r.json"), prompts);
-        run = CliRun.of("evaluate", "--reference", model, "--quantized", model, "--prompts", prompts.toString(),
-                "--steps", "1", "--output", tmp.resolve("r").toString());
+        run = CliRun.of(
+                "evaluate",
+                "--reference",
+                model,
+                "--quantized",
+                model,
+                "--prompts",
+                prompts.toString(),
+                "--steps",
+                "1",
+                "--output",
+                tmp.resolve("r").toString());
         assertEquals(2, run.exitCode(), run.err());
         assertTrue(run.err().contains("--output " + json + " is the --prompts " + prompts), run.err());
         assertEquals("a red circle\n", Files.readString(prompts));
@@ -124,7 +174,12 @@ class OutputSafetyTest {
     private Path fifo(String name) throws IOException {
         Path fifo = tmp.resolve(name);
         try {
-            assertEquals(0, new ProcessBuilder("mkfifo", fifo.toString()).inheritIO().start().waitFor());
+            assertEquals(
+                    0,
+                    new ProcessBuilder("mkfifo", fifo.toString())
+                            .inheritIO()
+                            .start()
+                            .waitFor());
         } catch (InterruptedException e) {
             throw new IOException(e);
         }
@@ -132,8 +187,15 @@ class OutputSafetyTest {
     }
 
     private CliRun vaeDecode(Path in, Path out) {
-        return CliRun.of("debug", "vae-decode", "--model", Golden.path("flux-tiny-dev").toString(), "--input",
-                in.toString(), "--output", out.toString());
+        return CliRun.of(
+                "debug",
+                "vae-decode",
+                "--model",
+                Golden.path("flux-tiny-dev").toString(),
+                "--input",
+                in.toString(),
+                "--output",
+                out.toString());
     }
 
     private static Path copyOf(Path from, Path to) throws IOException {
@@ -152,8 +214,10 @@ class OutputSafetyTest {
 
     private static List<String> listing(Path dir) throws IOException {
         try (Stream<Path> s = Files.walk(dir)) {
-            return s.map(p -> dir.relativize(p) + ":" + (Files.isRegularFile(p) ? p.toFile().length() : -1))
-                    .sorted().toList();
+            return s.map(p -> dir.relativize(p) + ":"
+                            + (Files.isRegularFile(p) ? p.toFile().length() : -1))
+                    .sorted()
+                    .toList();
         }
     }
 }

@@ -16,7 +16,9 @@ class PromptOptionsTest {
         options.prompts.add(" ");
         List<PromptRow> rows = options.rows(null, new CommandLine(CommandLine.Model.CommandSpec.create()));
         assertEquals(null, rows.get(0).error());
-        assertEquals("prompt has 10,001 characters, more than the limit of 10,000", rows.get(1).error());
+        assertEquals(
+                "prompt has 10,001 characters, more than the limit of 10,000",
+                rows.get(1).error());
         assertEquals(PromptRow.MAX_PROMPT_CHARS, rows.get(1).prompt().length());
         assertEquals("empty prompt", rows.get(2).error());
     }

@@ -24,15 +24,24 @@ class QuantizeCommandTest {
     @Test
     void quantizeThenDebugTransformerReproducesTheReference() {
         Path q = tmp.resolve("q");
-        CliRun run = CliRun.of("quantize", "--model", Golden.path("flux-tiny-dev").toString(), "--output", q.toString());
+        CliRun run =
+                CliRun.of("quantize", "--model", Golden.path("flux-tiny-dev").toString(), "--output", q.toString());
         assertEquals(0, run.exitCode(), run.err());
         assertTrue(run.err().contains("quantize: double_blocks.0") && run.err().contains("ETA"), run.err());
         Path out = tmp.resolve("out.safetensors");
-        run = CliRun.of("debug", "transformer", "--model", q.toString(), "--input",
-                Golden.path("cases", "flux-tiny-dev", "forward-1.safetensors").toString(), "--output", out.toString());
+        run = CliRun.of(
+                "debug",
+                "transformer",
+                "--model",
+                q.toString(),
+                "--input",
+                Golden.path("cases", "flux-tiny-dev", "forward-1.safetensors").toString(),
+                "--output",
+                out.toString());
         assertEquals(0, run.exitCode(), run.err());
         try (TensorSource a = SafetensorsFile.open(out);
-             TensorSource g = SafetensorsFile.open(Golden.path("cases", "flux-tiny-dev", "quant-absmean.safetensors"))) {
+                TensorSource g =
+                        SafetensorsFile.open(Golden.path("cases", "flux-tiny-dev", "quant-absmean.safetensors"))) {
             double err = Golden.relL2(a.floats("out"), g.floats("out"));
             assertTrue(err < 1e-4, "relative L2 " + err);
         }
@@ -41,10 +50,24 @@ class QuantizeCommandTest {
     @Test
     void generateRunsAQuantizedModelEndToEnd() throws IOException {
         Path q = tmp.resolve("q");
-        assertEquals(0, CliRun.of("quantize", "--model", Golden.path("flux-tiny-dev").toString(), "--output",
-                q.toString()).exitCode());
-        CliRun run = CliRun.of("generate", "--model", q.toString(), "--prompt", "a photo of a cat", "--steps", "2",
-                "--height", "32", "--width", "32", "--output", tmp.resolve("images").toString());
+        assertEquals(
+                0,
+                CliRun.of("quantize", "--model", Golden.path("flux-tiny-dev").toString(), "--output", q.toString())
+                        .exitCode());
+        CliRun run = CliRun.of(
+                "generate",
+                "--model",
+                q.toString(),
+                "--prompt",
+                "a photo of a cat",
+                "--steps",
+                "2",
+                "--height",
+                "32",
+                "--width",
+                "32",
+                "--output",
+                tmp.resolve("images").toString());
         assertEquals(0, run.exitCode(), run.err());
         try (Stream<Path> s = Files.list(tmp.resolve("images/images"))) {
             assertEquals(1, s.filter(p -> p.toString().endsWith(".png")).count());
@@ -54,12 +77,18 @@ class QuantizeCommandTest {
     @Test
     void refusesAnExistingOutputAndAnUnknownMethod() throws IOException {
         Path exists = Files.createDirectories(tmp.resolve("exists"));
-        CliRun run = CliRun.of("quantize", "--model", Golden.path("flux-tiny-schnell").toString(), "--output",
-                exists.toString());
+        CliRun run = CliRun.of(
+                "quantize", "--model", Golden.path("flux-tiny-schnell").toString(), "--output", exists.toString());
         assertEquals(1, run.exitCode());
         assertTrue(run.err().contains("exists"), run.err());
-        run = CliRun.of("quantize", "--model", Golden.path("flux-tiny-schnell").toString(), "--output",
-                tmp.resolve("x").toString(), "--method", "gptq9");
+        run = CliRun.of(
+                "quantize",
+                "--model",
+                Golden.path("flux-tiny-schnell").toString(),
+                "--output",
+                tmp.resolve("x").toString(),
+                "--method",
+                "gptq9");
         assertEquals(2, run.exitCode());
         assertTrue(run.err().contains("--method is 'gptq9'"), run.err());
     }
@@ -77,20 +106,38 @@ class QuantizeCommandTest {
         Path layoutFile = tmp.resolve("layout.json");
         json.writeValue(layoutFile.toFile(), layout);
         Path synth = tmp.resolve("synth");
-        CliRun run = CliRun.of("debug", "synth-checkpoint", "--layout", layoutFile.toString(), "--output",
-                synth.toString(), "--axes", "4,6,6");
+        CliRun run = CliRun.of(
+                "debug",
+                "synth-checkpoint",
+                "--layout",
+                layoutFile.toString(),
+                "--output",
+                synth.toString(),
+                "--axes",
+                "4,6,6");
         assertEquals(0, run.exitCode(), run.err());
         try (TensorSource a = SafetensorsFile.open(synth.resolve("flux1-dev.safetensors"));
-             TensorSource g = SafetensorsFile.open(Golden.path("flux-tiny-dev", "flux1-dev.safetensors"))) {
+                TensorSource g = SafetensorsFile.open(Golden.path("flux-tiny-dev", "flux1-dev.safetensors"))) {
             assertEquals(g.names(), a.names());
             for (String name : g.names()) {
                 assertArrayEquals(g.info(name).shape(), a.info(name).shape(), name);
             }
         }
-        run = CliRun.of("quantize", "--model", synth.toString(), "--output", tmp.resolve("synth-q").toString());
+        run = CliRun.of(
+                "quantize",
+                "--model",
+                synth.toString(),
+                "--output",
+                tmp.resolve("synth-q").toString());
         assertEquals(0, run.exitCode(), run.err());
-        run = CliRun.of("debug", "transformer", "--model", tmp.resolve("synth-q").toString(), "--input",
-                Golden.path("cases", "flux-tiny-dev", "forward-2.safetensors").toString(), "--output",
+        run = CliRun.of(
+                "debug",
+                "transformer",
+                "--model",
+                tmp.resolve("synth-q").toString(),
+                "--input",
+                Golden.path("cases", "flux-tiny-dev", "forward-2.safetensors").toString(),
+                "--output",
                 tmp.resolve("o.safetensors").toString());
         assertEquals(0, run.exitCode(), run.err());
     }

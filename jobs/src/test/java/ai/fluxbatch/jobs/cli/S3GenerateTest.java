@@ -48,6 +48,7 @@ class S3GenerateTest {
 
     @TempDir
     static Path tmp;
+
     private static Process s3proxy;
     private static Path s3proxyLog;
     private static String endpoint;
@@ -59,22 +60,36 @@ class S3GenerateTest {
         assertNotNull(jar, "fluxbatch.s3proxy.jar is not set: run the tests through Maven (jobs/pom.xml sets it)");
         int port = freePort();
         endpoint = "http://127.0.0.1:" + port;
-        Path conf = Files.writeString(tmp.resolve("s3proxy.properties"), String.join("\n",
-                "s3proxy.endpoint=" + endpoint,
-                "s3proxy.authorization=aws-v2-or-v4",
-                "s3proxy.identity=" + ACCESS_KEY,
-                "s3proxy.credential=" + SECRET_KEY,
-                "jclouds.provider=transient",
-                "jclouds.identity=unused",
-                "jclouds.credential=unused", ""));
+        Path conf = Files.writeString(
+                tmp.resolve("s3proxy.properties"),
+                String.join(
+                        "\n",
+                        "s3proxy.endpoint=" + endpoint,
+                        "s3proxy.authorization=aws-v2-or-v4",
+                        "s3proxy.identity=" + ACCESS_KEY,
+                        "s3proxy.credential=" + SECRET_KEY,
+                        "jclouds.provider=transient",
+                        "jclouds.identity=unused",
+                        "jclouds.credential=unused",
+                        ""));
         s3proxyLog = tmp.resolve("s3proxy.log");
-        s3proxy = new ProcessBuilder(Path.of(System.getProperty("java.home"), "bin", "java").toString(), "-Xmx256m",
-                "-jar", jar, "--properties", conf.toString())
-                .redirectErrorStream(true).redirectOutput(s3proxyLog.toFile()).start();
+        s3proxy = new ProcessBuilder(
+                        Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+                        "-Xmx256m",
+                        "-jar",
+                        jar,
+                        "--properties",
+                        conf.toString())
+                .redirectErrorStream(true)
+                .redirectOutput(s3proxyLog.toFile())
+                .start();
         waitForPort(port, s3proxy, s3proxyLog);
-        try (S3Client s3 = S3Client.builder().endpointOverride(URI.create(endpoint)).region(Region.US_EAST_1)
+        try (S3Client s3 = S3Client.builder()
+                .endpointOverride(URI.create(endpoint))
+                .region(Region.US_EAST_1)
                 .forcePathStyle(true)
-                .credentialsProvider(StaticCredentialsProvider.create(AwsBasicCredentials.create(ACCESS_KEY, SECRET_KEY)))
+                .credentialsProvider(
+                        StaticCredentialsProvider.create(AwsBasicCredentials.create(ACCESS_KEY, SECRET_KEY)))
                 .build()) {
             s3.createBucket(b -> b.bucket("images"));
             s3.createBucket(b -> b.bucket("locked"));
@@ -85,7 +100,8 @@ class S3GenerateTest {
     static void stopS3Proxy() throws Exception {
         try {
             for (String bucket : OPENED) { // S3A instances from the FileSystem cache: their thread pools
-                FileSystem.get(URI.create("s3a://" + bucket + "/"), s3aConf(s3aSettings())).close();
+                FileSystem.get(URI.create("s3a://" + bucket + "/"), s3aConf(s3aSettings()))
+                        .close();
             }
         } finally {
             if (s3proxy != null) {
@@ -99,8 +115,21 @@ class S3GenerateTest {
 
     @Test
     void writesImagesAndMetadataThroughS3aAndSkipsThemOnReRun() throws IOException {
-        String[] args = {"generate", "--model", Golden.path("flux-tiny-dev").toString(), "--prompt", "a red circle",
-            "--steps", "1", "--height", "32", "--width", "32", "--output", "s3a://images/run1"};
+        String[] args = {
+            "generate",
+            "--model",
+            Golden.path("flux-tiny-dev").toString(),
+            "--prompt",
+            "a red circle",
+            "--steps",
+            "1",
+            "--height",
+            "32",
+            "--width",
+            "32",
+            "--output",
+            "s3a://images/run1"
+        };
         CliRun first = runWith(s3aSettings(), "images", args);
         assertEquals(0, first.exitCode(), first.err() + first.out());
         assertTrue(first.out().contains("1 images: 1 written, 0 skipped"), first.out());
@@ -119,10 +148,16 @@ class S3GenerateTest {
         assertEquals("a red circle", decoded.text().get("prompt"));
         assertTrue(keys.stream().anyMatch(k -> k.matches(".*/metadata/parquet/part-.*\\.parquet")), keys.toString());
         assertTrue(keys.contains("s3a://images/run1/metadata/parquet/_SUCCESS"), keys.toString());
-        List<String> json = keys.stream().filter(k -> k.matches(".*/metadata/jsonl/part-.*\\.json")).toList();
+        List<String> json = keys.stream()
+                .filter(k -> k.matches(".*/metadata/jsonl/part-.*\\.json"))
+                .toList();
         assertEquals(1, json.size(), keys.toString());
-        assertFalse(keys.stream().anyMatch(k -> k.contains("/_tmp/") || k.contains("_fluxbatch-write-check")
-                || k.contains("/_temporary/")), "left-overs: " + keys);
+        assertFalse(
+                keys.stream()
+                        .anyMatch(k -> k.contains("/_tmp/")
+                                || k.contains("_fluxbatch-write-check")
+                                || k.contains("/_temporary/")),
+                "left-overs: " + keys);
         String jsonl;
         try (InputStream in = fs.open(new org.apache.hadoop.fs.Path(json.get(0)))) {
             jsonl = new String(in.readAllBytes(), StandardCharsets.UTF_8);
@@ -134,7 +169,11 @@ class S3GenerateTest {
         CliRun second = runWith(s3aSettings(), "images", args);
         assertEquals(0, second.exitCode(), second.err() + second.out());
         assertTrue(second.out().contains("1 images: 0 written, 1 skipped"), second.out());
-        assertEquals(pngs, list(fs, "s3a://images/run1/").stream().filter(k -> k.endsWith(".png")).toList());
+        assertEquals(
+                pngs,
+                list(fs, "s3a://images/run1/").stream()
+                        .filter(k -> k.endsWith(".png"))
+                        .toList());
     }
 
     @Test
@@ -171,9 +210,22 @@ class S3GenerateTest {
         Map<String, String> nowhere = s3aSettings();
         nowhere.put("fs.s3a.endpoint", "http://127.0.0.1:" + freePort()); // nothing listens there
         long start = System.nanoTime();
-        CliRun run = runWith(nowhere, "unreachable-prompts", "generate", "--model",
-                Golden.path("flux-tiny-dev").toString(), "--prompts", "s3a://unreachable-prompts/p.txt", "--steps", "1",
-                "--height", "32", "--width", "32", "--output", tmp.resolve("never").toString());
+        CliRun run = runWith(
+                nowhere,
+                "unreachable-prompts",
+                "generate",
+                "--model",
+                Golden.path("flux-tiny-dev").toString(),
+                "--prompts",
+                "s3a://unreachable-prompts/p.txt",
+                "--steps",
+                "1",
+                "--height",
+                "32",
+                "--width",
+                "32",
+                "--output",
+                tmp.resolve("never").toString());
         double seconds = (System.nanoTime() - start) / 1e9;
         assertEquals(1, run.exitCode(), run.err() + run.out());
         assertTrue(seconds < 40, "took " + seconds + " s: " + run.err());
@@ -187,10 +239,18 @@ class S3GenerateTest {
         nowhere.put("fs.s3a.endpoint", "http://127.0.0.1:" + 1); // nothing listens there
         String uri = "s3a://AKIAEXAMPLEKEY:wJalrXUtnFEMIsecretEXAMPLEKEY@secret-bucket/p.txt";
         String local = tmp.resolve("never").toString();
-        for (List<String> io : List.of(List.of("--prompts", uri, "--output", local),
-                List.of("--prompt", "a red circle", "--output", uri))) {
-            List<String> args = new ArrayList<>(List.of("generate", "--model", Golden.path("flux-tiny-dev").toString(),
-                    "--steps", "1", "--height", "32", "--width", "32"));
+        for (List<String> io : List.of(
+                List.of("--prompts", uri, "--output", local), List.of("--prompt", "a red circle", "--output", uri))) {
+            List<String> args = new ArrayList<>(List.of(
+                    "generate",
+                    "--model",
+                    Golden.path("flux-tiny-dev").toString(),
+                    "--steps",
+                    "1",
+                    "--height",
+                    "32",
+                    "--width",
+                    "32"));
             args.addAll(io);
             CliRun run = runWith(nowhere, "secret-bucket", args.toArray(String[]::new));
             assertEquals(2, run.exitCode(), run.err() + run.out());
@@ -210,8 +270,22 @@ class S3GenerateTest {
     }
 
     private CliRun assertFailsNamingOutput(Map<String, String> settings, String bucket, String output) {
-        CliRun run = runWith(settings, bucket, "generate", "--model", Golden.path("flux-tiny-dev").toString(),
-                "--prompt", "a red circle", "--steps", "1", "--height", "32", "--width", "32", "--output", output);
+        CliRun run = runWith(
+                settings,
+                bucket,
+                "generate",
+                "--model",
+                Golden.path("flux-tiny-dev").toString(),
+                "--prompt",
+                "a red circle",
+                "--steps",
+                "1",
+                "--height",
+                "32",
+                "--width",
+                "32",
+                "--output",
+                output);
         assertEquals(1, run.exitCode(), run.err() + run.out());
         assertTrue(run.err().contains("cannot write to the output " + output), run.err());
         assertFalse(run.err().contains("prompts x"), "image work started: " + run.err());
@@ -279,8 +353,8 @@ class S3GenerateTest {
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
         while (System.nanoTime() < deadline) {
             if (!process.isAlive()) {
-                throw new IllegalStateException("S3Proxy exited with " + process.exitValue() + ": "
-                        + Files.readString(log));
+                throw new IllegalStateException(
+                        "S3Proxy exited with " + process.exitValue() + ": " + Files.readString(log));
             }
             try (Socket s = new Socket()) {
                 s.connect(new InetSocketAddress("127.0.0.1", port), 500);
@@ -289,7 +363,7 @@ class S3GenerateTest {
                 Thread.sleep(200);
             }
         }
-        throw new IllegalStateException("S3Proxy did not listen on port " + port + " within 60 s: "
-                + Files.readString(log));
+        throw new IllegalStateException(
+                "S3Proxy did not listen on port " + port + " within 60 s: " + Files.readString(log));
     }
 }

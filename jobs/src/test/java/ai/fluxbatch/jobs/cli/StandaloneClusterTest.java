@@ -42,6 +42,7 @@ import org.junit.jupiter.api.io.TempDir;
 class StandaloneClusterTest {
     @TempDir
     static Path tmp;
+
     private static final List<Process> PROCESSES = new ArrayList<>();
     private static final Map<String, Path> LOGS = new LinkedHashMap<>();
     private static String masterUrl;
@@ -55,22 +56,47 @@ class StandaloneClusterTest {
         }
         // A worker launches executors with $SPARK_HOME/jars/* on their class path: an empty folder here, since
         // spark.executor.extraClassPath gives them this JVM's class path (everything runs on this machine).
-        Path sparkHome = Files.createDirectories(tmp.resolve("spark-home").resolve("jars")).getParent();
+        Path sparkHome = Files.createDirectories(tmp.resolve("spark-home").resolve("jars"))
+                .getParent();
         int port = freePort();
         masterUrl = "spark://127.0.0.1:" + port;
-        start("master", sparkHome, "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1", "--port",
-                Integer.toString(port), "--webui-port", "0");
+        start(
+                "master",
+                sparkHome,
+                "org.apache.spark.deploy.master.Master",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                Integer.toString(port),
+                "--webui-port",
+                "0");
         waitFor("master", () -> listening(port), "listening on port " + port);
         for (int i = 1; i <= 2; i++) {
             Path work = Files.createDirectories(tmp.resolve("work-" + i));
             String name = "worker-" + i;
-            start(name, sparkHome, "org.apache.spark.deploy.worker.Worker", masterUrl, "--host", "127.0.0.1",
-                    "--port", "0", "--webui-port", "0", "--cores", "1", "--memory", "1500m", "--work-dir",
+            start(
+                    name,
+                    sparkHome,
+                    "org.apache.spark.deploy.worker.Worker",
+                    masterUrl,
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    "0",
+                    "--webui-port",
+                    "0",
+                    "--cores",
+                    "1",
+                    "--memory",
+                    "1500m",
+                    "--work-dir",
                     work.toString());
         }
         for (int i = 1; i <= 2; i++) {
             String name = "worker-" + i;
-            waitFor(name, () -> Files.readString(LOGS.get(name)).contains("Successfully registered with master"),
+            waitFor(
+                    name,
+                    () -> Files.readString(LOGS.get(name)).contains("Successfully registered with master"),
                     "registered with the master");
         }
     }
@@ -91,17 +117,44 @@ class StandaloneClusterTest {
     @Test
     void twoExecutorsWriteEveryImageOnceAndLoadTheEngineOnceEach() throws Exception {
         Path out = tmp.resolve("out");
-        CliRun run = withSystemProperties(clusterConf(), () -> CliRun.of("generate", "--master", masterUrl,
-                "--model", Golden.path("flux-tiny-dev").toString(),
-                "--prompt", "a red circle", "--prompt", "a blue square", "--prompt", "a green triangle",
-                "--prompt", "a yellow star", "--images-per-prompt", "2", "--images-per-partition", "2",
-                "--steps", "1", "--height", "32", "--width", "32", "--output", out.toString()));
+        CliRun run = withSystemProperties(
+                clusterConf(),
+                () -> CliRun.of(
+                        "generate",
+                        "--master",
+                        masterUrl,
+                        "--model",
+                        Golden.path("flux-tiny-dev").toString(),
+                        "--prompt",
+                        "a red circle",
+                        "--prompt",
+                        "a blue square",
+                        "--prompt",
+                        "a green triangle",
+                        "--prompt",
+                        "a yellow star",
+                        "--images-per-prompt",
+                        "2",
+                        "--images-per-partition",
+                        "2",
+                        "--steps",
+                        "1",
+                        "--height",
+                        "32",
+                        "--width",
+                        "32",
+                        "--output",
+                        out.toString()));
         assertEquals(0, run.exitCode(), run.err() + run.out() + logs());
-        assertTrue(run.out().contains("8 images: 8 written, 0 skipped") && run.out().contains(", 0 failed"), run.out());
+        assertTrue(
+                run.out().contains("8 images: 8 written, 0 skipped")
+                        && run.out().contains(", 0 failed"),
+                run.out());
 
         List<JsonNode> rows = new ArrayList<>();
         try (Stream<Path> files = Files.list(out.resolve("metadata").resolve("jsonl"))) {
-            for (Path f : files.filter(p -> p.getFileName().toString().matches("part-.*\\.json")).toList()) {
+            for (Path f : files.filter(p -> p.getFileName().toString().matches("part-.*\\.json"))
+                    .toList()) {
                 for (String line : Files.readAllLines(f)) {
                     if (!line.isBlank()) {
                         rows.add(new ObjectMapper().readTree(line));
@@ -137,16 +190,37 @@ class StandaloneClusterTest {
      */
     @Test
     void calibrateOverTwoExecutorsGivesTheLocalStatistics() throws Exception {
-        String[] args = {"--model", Golden.path("flux-tiny-dev").toString(), "--prompt", "a red circle",
-            "--prompt", "a blue square", "--prompt", "a green triangle", "--prompt", "a yellow star", "--steps", "1",
-            "--height", "32", "--width", "32", "--batch-size", "1", "--prompts-per-partition", "1"};
+        String[] args = {
+            "--model",
+            Golden.path("flux-tiny-dev").toString(),
+            "--prompt",
+            "a red circle",
+            "--prompt",
+            "a blue square",
+            "--prompt",
+            "a green triangle",
+            "--prompt",
+            "a yellow star",
+            "--steps",
+            "1",
+            "--height",
+            "32",
+            "--width",
+            "32",
+            "--batch-size",
+            "1",
+            "--prompts-per-partition",
+            "1"
+        };
         Path cluster = tmp.resolve("cluster.safetensors");
         Path local = tmp.resolve("local.safetensors");
-        CliRun run = withSystemProperties(clusterConf(), () -> CliRun.of(concat(new String[] {"calibrate", "--master",
-            masterUrl, "--output", cluster.toString()}, args)));
+        CliRun run = withSystemProperties(
+                clusterConf(),
+                () -> CliRun.of(concat(
+                        new String[] {"calibrate", "--master", masterUrl, "--output", cluster.toString()}, args)));
         assertEquals(0, run.exitCode(), run.err() + run.out() + logs());
-        CliRun ref = CliRun.of(concat(new String[] {"calibrate", "--master", "local[1]", "--output", local.toString()},
-                args));
+        CliRun ref = CliRun.of(
+                concat(new String[] {"calibrate", "--master", "local[1]", "--output", local.toString()}, args));
         assertEquals(0, ref.exitCode(), ref.err() + ref.out());
         CalibrationStats a = CalibrationFile.read(cluster).stats();
         CalibrationStats b = CalibrationFile.read(local).stats();
@@ -157,7 +231,10 @@ class StandaloneClusterTest {
             for (int i = 0; i < b.get(l).inFeatures(); i++) {
                 double sq = b.get(l).sumSq()[i];
                 assertEquals(sq, a.get(l).sumSq()[i], 1e-5 * sq, l + " sum of squares " + i);
-                assertEquals(b.get(l).sum()[i], a.get(l).sum()[i], 1e-5 * Math.sqrt(sq * b.get(l).tokens()),
+                assertEquals(
+                        b.get(l).sum()[i],
+                        a.get(l).sum()[i],
+                        1e-5 * Math.sqrt(sq * b.get(l).tokens()),
                         l + " sum " + i);
             }
         }
@@ -181,8 +258,9 @@ class StandaloneClusterTest {
         // start the tasks only once both executors are there, so that both get some
         conf.put("spark.scheduler.minRegisteredResourcesRatio", "1.0");
         conf.put("spark.scheduler.maxRegisteredResourcesWaitingTime", "120s");
-        conf.put("spark.executor.extraJavaOptions", jvmOptions + " -Dlog4j2.configurationFile="
-                + System.getProperty("log4j2.configurationFile"));
+        conf.put(
+                "spark.executor.extraJavaOptions",
+                jvmOptions + " -Dlog4j2.configurationFile=" + System.getProperty("log4j2.configurationFile"));
         conf.put("spark.executor.extraClassPath", System.getProperty("java.class.path"));
         return conf;
     }
@@ -246,14 +324,18 @@ class StandaloneClusterTest {
         StringBuilder sb = new StringBuilder();
         List<Path> all = new ArrayList<>(LOGS.values());
         try (Stream<Path> s = Files.walk(tmp)) {
-            all.addAll(s.filter(p -> p.getFileName().toString().equals("stderr")).sorted().toList());
+            all.addAll(s.filter(p -> p.getFileName().toString().equals("stderr"))
+                    .sorted()
+                    .toList());
         } catch (IOException e) {
             sb.append("\n(cannot list executor logs: ").append(e).append(')');
         }
         for (Path log : all) {
             try {
                 List<String> lines = Files.readAllLines(log);
-                sb.append("\n--- ").append(tmp.relativize(log)).append(" (last 30 lines)\n")
+                sb.append("\n--- ")
+                        .append(tmp.relativize(log))
+                        .append(" (last 30 lines)\n")
                         .append(String.join("\n", lines.subList(Math.max(0, lines.size() - 30), lines.size())));
             } catch (IOException e) {
                 sb.append("\n--- ").append(log).append(": ").append(e);

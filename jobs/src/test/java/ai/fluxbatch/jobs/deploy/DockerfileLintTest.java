@@ -39,11 +39,15 @@ class DockerfileLintTest {
                 start = i + 1;
             }
             boolean continues = line.endsWith("\\");
-            current.append(continues ? line.substring(0, line.length() - 1) : line).append(' ');
+            current.append(continues ? line.substring(0, line.length() - 1) : line)
+                    .append(' ');
             if (!continues) {
                 String text = current.toString().strip();
                 int space = text.indexOf(' ');
-                out.add(new Instruction(start, text.substring(0, space).toUpperCase(), text.substring(space + 1).strip()));
+                out.add(new Instruction(
+                        start,
+                        text.substring(0, space).toUpperCase(),
+                        text.substring(space + 1).strip()));
                 current = null;
             }
         }
@@ -75,7 +79,8 @@ class DockerfileLintTest {
         List<Instruction> all = instructions();
         Instruction first = all.get(0);
         assertEquals("FROM", first.keyword(), "the first instruction must be FROM");
-        assertTrue(first.args().matches("nvidia/cuda:\\d+\\.\\d+\\.\\d+-runtime-ubuntu\\d+\\.\\d+( AS \\w+)?"),
+        assertTrue(
+                first.args().matches("nvidia/cuda:\\d+\\.\\d+\\.\\d+-runtime-ubuntu\\d+\\.\\d+( AS \\w+)?"),
                 "line " + first.line() + ": expected a pinned nvidia/cuda runtime image, got " + first.args());
         Set<String> stages = new HashSet<>();
         for (Instruction i : all) {
@@ -85,7 +90,8 @@ class DockerfileLintTest {
             List<String> w = words(i.args());
             String image = w.get(0);
             if (!stages.contains(image)) {
-                assertTrue(image.contains(":") && !image.endsWith(":latest") && !image.contains("$"),
+                assertTrue(
+                        image.contains(":") && !image.endsWith(":latest") && !image.contains("$"),
                         "line " + i.line() + ": base image without a pinned tag: " + image);
             }
             if (w.size() == 3 && w.get(1).equalsIgnoreCase("AS")) {
@@ -115,15 +121,18 @@ class DockerfileLintTest {
         }
         assertTrue(user.isPresent(), "the final stage needs a USER before its ENTRYPOINT");
         String name = user.get().args().split(":")[0];
-        assertFalse(name.equals("root") || name.equals("0"), "line " + user.get().line() + ": runs as root");
-        assertTrue(entrypoint.isPresent() && entrypoint.get().args().startsWith("["),
+        assertFalse(
+                name.equals("root") || name.equals("0"), "line " + user.get().line() + ": runs as root");
+        assertTrue(
+                entrypoint.isPresent() && entrypoint.get().args().startsWith("["),
                 "expected an ENTRYPOINT in exec form, got " + entrypoint);
     }
 
     @Test
     void sparkDownloadIsVerified() throws Exception {
         String text = Files.readString(Scripts.file(DOCKERFILE));
-        assertTrue(text.contains("ARG SPARK_SHA512") && text.contains("sha512sum -c"),
+        assertTrue(
+                text.contains("ARG SPARK_SHA512") && text.contains("sha512sum -c"),
                 "the Spark download must be checked against SPARK_SHA512");
         assertTrue(text.contains("ARG SPARK_VERSION=4.0.1"), "Spark 4.0.1, as the build uses");
     }
@@ -151,12 +160,17 @@ class DockerfileLintTest {
             copies++;
             for (String source : w.subList(0, w.size() - 1)) {
                 if (source.startsWith("jobs/target/")) {
-                    assertTrue(header.contains(source), "line " + i.line() + ": build output " + source
-                            + " is not named in the Dockerfile's header");
+                    assertTrue(
+                            header.contains(source),
+                            "line " + i.line() + ": build output " + source
+                                    + " is not named in the Dockerfile's header");
                 } else {
-                    assertTrue(Files.exists(root.resolve(source)), "line " + i.line() + ": " + source + " is not in the repository");
+                    assertTrue(
+                            Files.exists(root.resolve(source)),
+                            "line " + i.line() + ": " + source + " is not in the repository");
                 }
-                assertTrue(allowed.stream().anyMatch(a -> source.equals(a) || source.startsWith(a + "/")),
+                assertTrue(
+                        allowed.stream().anyMatch(a -> source.equals(a) || source.startsWith(a + "/")),
                         "line " + i.line() + ": Dockerfile.dockerignore keeps " + source + " out of the build context");
             }
         }
@@ -165,11 +179,16 @@ class DockerfileLintTest {
 
     @Test
     void discoveryScriptLandsWhereTheTemplateLooks() throws Exception {
-        Map<String, String> expected = Map.of("deploy/spark", "/opt/fluxbatch/deploy/spark",
-                "jobs/target/fluxbatch-jobs.jar", "/opt/fluxbatch/jobs/target/fluxbatch-jobs.jar");
+        Map<String, String> expected = Map.of(
+                "deploy/spark",
+                "/opt/fluxbatch/deploy/spark",
+                "jobs/target/fluxbatch-jobs.jar",
+                "/opt/fluxbatch/jobs/target/fluxbatch-jobs.jar");
         for (var e : expected.entrySet()) {
-            assertTrue(instructions().stream().anyMatch(i -> i.keyword().equals("COPY")
-                            && i.args().equals(e.getKey() + " " + e.getValue())),
+            assertTrue(
+                    instructions().stream()
+                            .anyMatch(i ->
+                                    i.keyword().equals("COPY") && i.args().equals(e.getKey() + " " + e.getValue())),
                     "expected COPY " + e.getKey() + " " + e.getValue()
                             + " (conf/spark-defaults-gpu.conf.template and deploy/spark-submit-fluxbatch use that path)");
         }
@@ -177,8 +196,11 @@ class DockerfileLintTest {
 
     @Test
     void parserJoinsContinuationsAndSkipsComments() {
-        List<Instruction> parsed = parse(List.of("# c", "FROM a:1 AS b", "", "RUN x \\", "  # inside", "  && y", "USER 185"));
-        assertEquals(List.of("FROM", "RUN", "USER"), parsed.stream().map(Instruction::keyword).toList());
+        List<Instruction> parsed =
+                parse(List.of("# c", "FROM a:1 AS b", "", "RUN x \\", "  # inside", "  && y", "USER 185"));
+        assertEquals(
+                List.of("FROM", "RUN", "USER"),
+                parsed.stream().map(Instruction::keyword).toList());
         assertEquals("x && y", parsed.get(1).args().replaceAll("\\s+", " "));
         assertEquals(4, parsed.get(1).line());
     }
@@ -187,8 +209,13 @@ class DockerfileLintTest {
     void hadolint() throws Exception {
         Optional<Path> hadolint = ShellScriptsTest.onPath("hadolint");
         assumeTrue(hadolint.isPresent(), "hadolint is not installed on this machine: Dockerfile not linted by it");
-        Scripts.Result r = Scripts.run(List.of(hadolint.get().toString(), "--failure-threshold", "warning",
-                Scripts.file(DOCKERFILE).toString()), System.getenv());
+        Scripts.Result r = Scripts.run(
+                List.of(
+                        hadolint.get().toString(),
+                        "--failure-threshold",
+                        "warning",
+                        Scripts.file(DOCKERFILE).toString()),
+                System.getenv());
         assertEquals(0, r.exit(), r::toString);
     }
 }

@@ -52,7 +52,8 @@ class GpuDiscoveryScriptTest {
     private static void assertAddresses(Scripts.Result r, String... expected) throws Exception {
         assertEquals(0, r.exit(), r::toString);
         String line = r.stdout().strip();
-        assertEquals("{\"name\":\"gpu\",\"addresses\":[" + String.join(",", quoted(expected)) + "]}", line, r::toString);
+        assertEquals(
+                "{\"name\":\"gpu\",\"addresses\":[" + String.join(",", quoted(expected)) + "]}", line, r::toString);
         JsonNode json = new ObjectMapper().readTree(line);
         assertEquals("gpu", json.get("name").asText());
         List<String> addresses = new ArrayList<>();
@@ -69,7 +70,9 @@ class GpuDiscoveryScriptTest {
 
     @Test
     void scriptIsExecutable() {
-        assertTrue(Files.isExecutable(Scripts.file(SCRIPT)), SCRIPT + " must be executable (chmod +x; git keeps the mode)");
+        assertTrue(
+                Files.isExecutable(Scripts.file(SCRIPT)),
+                SCRIPT + " must be executable (chmod +x; git keeps the mode)");
     }
 
     @Test
@@ -107,7 +110,8 @@ class GpuDiscoveryScriptTest {
     void noNvidiaSmiMeansNoGpus() throws Exception {
         // Only an empty folder on PATH, so a real nvidia-smi on this machine cannot be found; bash is named directly.
         Path empty = Files.createDirectories(dir.resolve("empty"));
-        Scripts.Result r = Scripts.run(List.of(Scripts.bash(), Scripts.file(SCRIPT).toString()), Map.of("PATH", empty.toString()));
+        Scripts.Result r =
+                Scripts.run(List.of(Scripts.bash(), Scripts.file(SCRIPT).toString()), Map.of("PATH", empty.toString()));
         assertAddresses(r);
         assertTrue(r.stderr().contains("nvidia-smi not found"), r::toString);
     }
@@ -118,7 +122,10 @@ class GpuDiscoveryScriptTest {
         Scripts.Result r = discover(fakeNvidiaSmi(driver + "\n", 9), null);
         assertNotEquals(0, r.exit(), r::toString);
         assertEquals("", r.stdout(), "no JSON on failure: " + r);
-        assertTrue(r.stderr().contains("nvidia-smi") && r.stderr().contains("exit code 9") && r.stderr().contains(driver),
+        assertTrue(
+                r.stderr().contains("nvidia-smi")
+                        && r.stderr().contains("exit code 9")
+                        && r.stderr().contains(driver),
                 r::toString);
     }
 

@@ -18,14 +18,17 @@ class PodTemplatesTest {
         assertEquals("v1", pod.path("apiVersion").asText(), relative + ": apiVersion");
         assertEquals("Pod", pod.path("kind").asText(), relative + ": kind");
         JsonNode containers = pod.path("spec").path("containers");
-        assertTrue(containers.isArray() && containers.size() == 1, relative + ": expected one container, got " + containers);
+        assertTrue(
+                containers.isArray() && containers.size() == 1,
+                relative + ": expected one container, got " + containers);
         assertFalse(containers.get(0).path("name").asText().isEmpty(), relative + ": the container needs a name");
         return pod;
     }
 
     /** The uid the image runs as (deploy/docker/Dockerfile's last USER). */
     private static int imageUser() throws Exception {
-        Matcher m = Pattern.compile("(?m)^USER\\s+(\\d+)").matcher(Files.readString(Scripts.file("deploy/docker/Dockerfile")));
+        Matcher m = Pattern.compile("(?m)^USER\\s+(\\d+)")
+                .matcher(Files.readString(Scripts.file("deploy/docker/Dockerfile")));
         int uid = -1;
         while (m.find()) {
             uid = Integer.parseInt(m.group(1));
@@ -44,11 +47,17 @@ class PodTemplatesTest {
 
         boolean tolerates = false;
         for (JsonNode t : pod.path("spec").path("tolerations")) {
-            tolerates |= t.path("key").asText().equals("nvidia.com/gpu") && t.path("effect").asText().equals("NoSchedule");
+            tolerates |= t.path("key").asText().equals("nvidia.com/gpu")
+                    && t.path("effect").asText().equals("NoSchedule");
         }
-        assertTrue(tolerates, "executor: expected a NoSchedule toleration for nvidia.com/gpu, got " + pod.path("spec").path("tolerations"));
+        assertTrue(
+                tolerates,
+                "executor: expected a NoSchedule toleration for nvidia.com/gpu, got "
+                        + pod.path("spec").path("tolerations"));
         assertTrue(pod.path("spec").path("nodeSelector").size() > 0, "executor: expected a nodeSelector example");
-        assertEquals(imageUser(), pod.path("spec").path("securityContext").path("runAsUser").asInt(),
+        assertEquals(
+                imageUser(),
+                pod.path("spec").path("securityContext").path("runAsUser").asInt(),
                 "executor: runAsUser should be the image's user");
     }
 
@@ -57,10 +66,17 @@ class PodTemplatesTest {
         JsonNode pod = read("deploy/k8s/driver-pod-template.yaml");
         JsonNode container = pod.path("spec").path("containers").get(0);
         assertEquals("spark-kubernetes-driver", container.path("name").asText());
-        assertTrue(container.path("resources").path("limits").path("nvidia.com/gpu").isMissingNode(),
+        assertTrue(
+                container
+                        .path("resources")
+                        .path("limits")
+                        .path("nvidia.com/gpu")
+                        .isMissingNode(),
                 "driver: must not take a GPU");
         assertTrue(pod.path("spec").path("tolerations").isMissingNode(), "driver: should stay off tainted GPU nodes");
-        assertEquals(imageUser(), pod.path("spec").path("securityContext").path("runAsUser").asInt(),
+        assertEquals(
+                imageUser(),
+                pod.path("spec").path("securityContext").path("runAsUser").asInt(),
                 "driver: runAsUser should be the image's user");
     }
 }

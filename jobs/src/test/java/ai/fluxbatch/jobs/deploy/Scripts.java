@@ -21,8 +21,10 @@ final class Scripts {
     /** The repository root: the parent of the jobs module, where surefire runs the tests. */
     static Path root() {
         Path root = Path.of("").toAbsolutePath().getParent();
-        assertTrue(Files.isDirectory(root.resolve("deploy")) && Files.isRegularFile(root.resolve("jobs/pom.xml")),
-                "expected the repository root (with deploy/ and jobs/pom.xml) above the working directory, got " + root);
+        assertTrue(
+                Files.isDirectory(root.resolve("deploy")) && Files.isRegularFile(root.resolve("jobs/pom.xml")),
+                "expected the repository root (with deploy/ and jobs/pom.xml) above the working directory, got "
+                        + root);
         return root;
     }
 

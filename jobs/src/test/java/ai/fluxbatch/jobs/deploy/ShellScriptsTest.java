@@ -14,8 +14,11 @@ import org.junit.jupiter.api.Test;
 
 /** The shipped shell scripts parse, and pass shellcheck where it is installed. */
 class ShellScriptsTest {
-    static final List<String> SCRIPTS = List.of("deploy/spark/getGpusResources.sh", "deploy/spark-submit-fluxbatch",
-            "bin/fluxbatch", "bin/fluxbatch-sequential-quantize");
+    static final List<String> SCRIPTS = List.of(
+            "deploy/spark/getGpusResources.sh",
+            "deploy/spark-submit-fluxbatch",
+            "bin/fluxbatch",
+            "bin/fluxbatch-sequential-quantize");
 
     static Optional<Path> onPath(String tool) {
         return Stream.of(System.getenv().getOrDefault("PATH", "").split(File.pathSeparator))
@@ -28,7 +31,8 @@ class ShellScriptsTest {
     @Test
     void bashParsesThem() throws Exception {
         for (String script : SCRIPTS) {
-            Scripts.Result r = Scripts.run(List.of(Scripts.bash(), "-n", Scripts.file(script).toString()), System.getenv());
+            Scripts.Result r = Scripts.run(
+                    List.of(Scripts.bash(), "-n", Scripts.file(script).toString()), System.getenv());
             assertEquals(0, r.exit(), script + ": " + r);
         }
     }

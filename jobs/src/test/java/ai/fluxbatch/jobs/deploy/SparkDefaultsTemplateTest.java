@@ -17,7 +17,8 @@ import org.junit.jupiter.api.Test;
 class SparkDefaultsTemplateTest {
     private static Properties template() throws Exception {
         Properties p = new Properties();
-        try (Reader r = Files.newBufferedReader(Scripts.file("conf/spark-defaults-gpu.conf.template"), StandardCharsets.UTF_8)) {
+        try (Reader r = Files.newBufferedReader(
+                Scripts.file("conf/spark-defaults-gpu.conf.template"), StandardCharsets.UTF_8)) {
             p.load(r);
         }
         return p;
@@ -37,7 +38,9 @@ class SparkDefaultsTemplateTest {
         assertEquals(get(p, "spark.executor.cores"), get(p, "spark.task.cpus"), "executor cores must equal task cpus");
         assertEquals("nvidia.com", get(p, "spark.executor.resource.gpu.vendor"));
         assertEquals("false", get(p, "spark.speculation"));
-        assertTrue(p.stringPropertyNames().stream().noneMatch(k -> k.startsWith("spark.rapids") || k.equals("spark.plugins")),
+        assertTrue(
+                p.stringPropertyNames().stream()
+                        .noneMatch(k -> k.startsWith("spark.rapids") || k.equals("spark.plugins")),
                 "no GPU SQL plugin: " + p.stringPropertyNames());
     }
 
@@ -57,7 +60,9 @@ class SparkDefaultsTemplateTest {
             build = new String(in.readAllBytes(), StandardCharsets.UTF_8).strip();
         }
         List<String> options = List.of(build.split("\\s+"));
-        assertTrue(options.contains("--add-modules=jdk.incubator.vector") && options.size() > 5, "unexpected jvm.options: " + build);
+        assertTrue(
+                options.contains("--add-modules=jdk.incubator.vector") && options.size() > 5,
+                "unexpected jvm.options: " + build);
         Properties p = template();
         for (String key : List.of("spark.driver.extraJavaOptions", "spark.executor.extraJavaOptions")) {
             List<String> template = List.of(get(p, key).split("\\s+"));

@@ -32,7 +32,8 @@ class SparkSubmitWrapperTest {
     void fakes() throws Exception {
         sparkHome = dir.resolve("spark");
         argsFile = dir.resolve("spark-submit.args");
-        Scripts.executable(sparkHome.resolve("bin/spark-submit"),
+        Scripts.executable(
+                sparkHome.resolve("bin/spark-submit"),
                 "for a in \"$@\"; do printf '%s\\n' \"$a\"; done > '" + argsFile + "'\n");
         Files.createDirectories(sparkHome.resolve("jars"));
         Files.createFile(sparkHome.resolve("jars/jackson-core-2.18.2.jar"));
@@ -40,12 +41,16 @@ class SparkSubmitWrapperTest {
         fluxbatchHome = dir.resolve("fluxbatch");
         Path lib = Files.createDirectories(fluxbatchHome.resolve("jobs/target/lib"));
         Files.createFile(fluxbatchHome.resolve("jobs/target/fluxbatch-jobs.jar"));
-        for (String jar : List.of("fluxbatch-model-0.1.0-SNAPSHOT.jar", "picocli-4.7.7.jar",
-                "spark-core_2.13-4.0.1.jar", "jackson-core-2.18.2.jar")) {
+        for (String jar : List.of(
+                "fluxbatch-model-0.1.0-SNAPSHOT.jar",
+                "picocli-4.7.7.jar",
+                "spark-core_2.13-4.0.1.jar",
+                "jackson-core-2.18.2.jar")) {
             Files.createFile(lib.resolve(jar));
         }
         Files.createDirectories(fluxbatchHome.resolve("conf"));
-        Files.writeString(fluxbatchHome.resolve("conf/spark-defaults-gpu.conf.template"), "spark.task.resource.gpu.amount 1\n");
+        Files.writeString(
+                fluxbatchHome.resolve("conf/spark-defaults-gpu.conf.template"), "spark.task.resource.gpu.amount 1\n");
     }
 
     private Map<String, String> env() {
@@ -73,35 +78,72 @@ class SparkSubmitWrapperTest {
 
     @Test
     void wrapperIsExecutable() {
-        assertTrue(Files.isExecutable(Scripts.file(WRAPPER)), WRAPPER + " must be executable (chmod +x; git keeps the mode)");
+        assertTrue(
+                Files.isExecutable(Scripts.file(WRAPPER)),
+                WRAPPER + " must be executable (chmod +x; git keeps the mode)");
     }
 
     @Test
     void runsSparkSubmitWithClassJarsPropertiesAndTheFluxbatchArguments() throws Exception {
-        Scripts.Result r = wrapper(env(), "--master", "spark://h:7077", "--conf", "spark.executor.instances=2", "--",
-                "generate", "--prompt", "a red circle, it's round", "--output", "s3a://bucket/run");
+        Scripts.Result r = wrapper(
+                env(),
+                "--master",
+                "spark://h:7077",
+                "--conf",
+                "spark.executor.instances=2",
+                "--",
+                "generate",
+                "--prompt",
+                "a red circle, it's round",
+                "--output",
+                "s3a://bucket/run");
         assertEquals(0, r.exit(), r::toString);
         String appJar = fluxbatchHome.resolve("jobs/target/fluxbatch-jobs.jar").toString();
-        assertEquals(List.of(
-                "--class", "ai.fluxbatch.jobs.Main",
-                "--properties-file", fluxbatchHome.resolve("conf/spark-defaults-gpu.conf.template").toString(),
-                // not Spark's own modules, not what $SPARK_HOME/jars already has
-                "--jars", jar("fluxbatch-model-0.1.0-SNAPSHOT.jar") + "," + jar("picocli-4.7.7.jar"),
-                "--master", "spark://h:7077", "--conf", "spark.executor.instances=2",
-                appJar,
-                "generate", "--prompt", "a red circle, it's round", "--output", "s3a://bucket/run"),
+        assertEquals(
+                List.of(
+                        "--class",
+                        "ai.fluxbatch.jobs.Main",
+                        "--properties-file",
+                        fluxbatchHome
+                                .resolve("conf/spark-defaults-gpu.conf.template")
+                                .toString(),
+                        // not Spark's own modules, not what $SPARK_HOME/jars already has
+                        "--jars",
+                        jar("fluxbatch-model-0.1.0-SNAPSHOT.jar") + "," + jar("picocli-4.7.7.jar"),
+                        "--master",
+                        "spark://h:7077",
+                        "--conf",
+                        "spark.executor.instances=2",
+                        appJar,
+                        "generate",
+                        "--prompt",
+                        "a red circle, it's round",
+                        "--output",
+                        "s3a://bucket/run"),
                 submittedArgs());
     }
 
     @Test
     void dryRunPrintsTheCommandAndRunsNothing() throws Exception {
-        Scripts.Result r = wrapper(env(), "--dry-run", "--master", "spark://h:7077", "--",
-                "generate", "--prompt", "it's round", "--output", "out");
+        Scripts.Result r = wrapper(
+                env(),
+                "--dry-run",
+                "--master",
+                "spark://h:7077",
+                "--",
+                "generate",
+                "--prompt",
+                "it's round",
+                "--output",
+                "out");
         assertEquals(0, r.exit(), r::toString);
         assertFalse(Files.exists(argsFile), "--dry-run must not run spark-submit");
         String line = r.stdout().strip();
         assertTrue(line.startsWith(sparkHome.resolve("bin/spark-submit") + " --class ai.fluxbatch.jobs.Main "), line);
-        assertTrue(line.contains(" --properties-file " + fluxbatchHome.resolve("conf/spark-defaults-gpu.conf.template") + " "), line);
+        assertTrue(
+                line.contains(
+                        " --properties-file " + fluxbatchHome.resolve("conf/spark-defaults-gpu.conf.template") + " "),
+                line);
         String appJar = fluxbatchHome.resolve("jobs/target/fluxbatch-jobs.jar").toString();
         assertTrue(line.endsWith(" " + appJar + " generate --prompt 'it'\\''s round' --output out"), line);
 
@@ -109,7 +151,8 @@ class SparkSubmitWrapperTest {
         Scripts.Result ran = Scripts.run(List.of(Scripts.bash(), "-c", line), env());
         assertEquals(0, ran.exit(), ran::toString);
         List<String> args = submittedArgs();
-        assertEquals(List.of(appJar, "generate", "--prompt", "it's round", "--output", "out"),
+        assertEquals(
+                List.of(appJar, "generate", "--prompt", "it's round", "--output", "out"),
                 args.subList(args.size() - 6, args.size()));
     }
 
@@ -122,7 +165,10 @@ class SparkSubmitWrapperTest {
         assertEquals(edited.toString(), args.get(args.indexOf("--properties-file") + 1));
 
         Path mine = Files.writeString(dir.resolve("mine.conf"), "spark.executor.memory 4g\n");
-        assertEquals(0, wrapper(env(), "--properties-file", mine.toString(), "--", "generate").exit());
+        assertEquals(
+                0,
+                wrapper(env(), "--properties-file", mine.toString(), "--", "generate")
+                        .exit());
         args = submittedArgs();
         assertEquals(1, args.stream().filter("--properties-file"::equals).count(), args::toString);
         assertEquals(mine.toString(), args.get(args.indexOf("--properties-file") + 1));
@@ -134,7 +180,8 @@ class SparkSubmitWrapperTest {
         assertEquals(0, r.exit(), r::toString);
         List<String> args = submittedArgs();
         assertFalse(args.contains("--jars"), args::toString);
-        assertEquals(List.of("local:///opt/fluxbatch/jobs/target/fluxbatch-jobs.jar", "generate"),
+        assertEquals(
+                List.of("local:///opt/fluxbatch/jobs/target/fluxbatch-jobs.jar", "generate"),
                 args.subList(args.size() - 2, args.size()));
     }
 
@@ -168,7 +215,8 @@ class SparkSubmitWrapperTest {
         Files.delete(fluxbatchHome.resolve("jobs/target/fluxbatch-jobs.jar"));
         r = wrapper(env(), "--", "generate");
         assertEquals(1, r.exit(), r::toString);
-        assertTrue(r.stderr().contains("no application jar at " + fluxbatchHome.resolve("jobs/target/fluxbatch-jobs.jar")),
+        assertTrue(
+                r.stderr().contains("no application jar at " + fluxbatchHome.resolve("jobs/target/fluxbatch-jobs.jar")),
                 r::toString);
         assertFalse(Files.exists(argsFile));
     }

@@ -23,6 +23,7 @@ public final class FaultyFileSystem extends RawLocalFileSystem {
     public static volatile boolean renameKeepsExisting;
     /** Whether, once the PNG limit is reached, every later file fails too (the metadata table included). */
     public static volatile boolean fillsUp;
+
     private static volatile boolean full;
     private static final AtomicInteger PNGS = new AtomicInteger();
 

@@ -38,8 +38,16 @@ class ImageStoreTest {
     void pathsThatLeaveTheOutputAreRefused() throws IOException {
         Path out = tmp.resolve("out");
         ImageStore store = new ImageStore(out.toString(), new Configuration());
-        for (String bad : List.of("../x.png", "a/../../x.png", "/abs.png", "file:/tmp/x.png", "a:b/x.png", "a//x.png",
-                "./x.png", "a\\..\\x.png", "")) {
+        for (String bad : List.of(
+                "../x.png",
+                "a/../../x.png",
+                "/abs.png",
+                "file:/tmp/x.png",
+                "a:b/x.png",
+                "a//x.png",
+                "./x.png",
+                "a\\..\\x.png",
+                "")) {
             IOException e = assertThrows(IOException.class, () -> store.write(bad, png(), false), bad);
             assertTrue(e.getMessage().contains("refusing the path"), e.getMessage());
         }
@@ -53,17 +61,23 @@ class ImageStoreTest {
         Path out = tmp.resolve("out");
         ImageStore store = new ImageStore(out.toString(), new Configuration());
         for (String category : List.of("../../../../tmp/x", "/abs", "file:/x", "..", "a:b")) {
-            ImageTask t = new ImageTask("id", "p.jsonl", 0, 0, "red/circle: ../x", 0, 0,
-                    Map.of("category", category), null);
+            ImageTask t =
+                    new ImageTask("id", "p.jsonl", 0, 0, "red/circle: ../x", 0, 0, Map.of("category", category), null);
             String written = store.write(OutputLayout.T2I_COMPBENCH.path(t), png(), false);
-            assertTrue(Path.of(new org.apache.hadoop.fs.Path(written).toUri().getPath()).normalize().startsWith(out),
+            assertTrue(
+                    Path.of(new org.apache.hadoop.fs.Path(written).toUri().getPath())
+                            .normalize()
+                            .startsWith(out),
                     written);
         }
         try (Stream<Path> all = Files.walk(tmp)) {
             List<Path> files = all.filter(Files::isRegularFile).toList();
             assertEquals(5, files.size(), files.toString());
-            assertTrue(files.stream().allMatch(p -> p.startsWith(out) && p.getParent().getFileName().toString()
-                    .equals("samples")), files.toString());
+            assertTrue(
+                    files.stream()
+                            .allMatch(p -> p.startsWith(out)
+                                    && p.getParent().getFileName().toString().equals("samples")),
+                    files.toString());
         }
         assertTrue(Files.isRegularFile(out.resolve("a%3Ab/samples/red%2Fcircle%3A ..%2Fx_000000.png")));
     }
@@ -95,8 +109,7 @@ class ImageStoreTest {
         FaultyFileSystem.pngLimit = 0;
         ImageStore store = new ImageStore(FaultyFileSystem.uri(out), FaultyFileSystem.conf());
         IOException e = assertThrows(IOException.class, () -> store.write("images/a.png", png(), false));
-        assertEquals("cannot write faulty:" + out + "/images/a.png: No space left on device",
-                e.getMessage());
+        assertEquals("cannot write faulty:" + out + "/images/a.png: No space left on device", e.getMessage());
         try (Stream<Path> all = Files.walk(tmp)) {
             assertEquals(List.of(), all.filter(Files::isRegularFile).toList(), "no part file left");
         }

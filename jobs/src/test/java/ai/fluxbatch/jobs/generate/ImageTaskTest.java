@@ -26,7 +26,9 @@ class ImageTaskTest {
     @Test
     void rowsWithoutASeedKeepTheirIds() {
         // sha256("p.jsonl\0a red circle\00"), as every earlier version named this image: re-runs still skip it
-        assertEquals("b010bd99ef1240a7e84c", ImageTask.of(row(0, "a red circle", null, Map.of()), 0, 7).id());
+        assertEquals(
+                "b010bd99ef1240a7e84c",
+                ImageTask.of(row(0, "a red circle", null, Map.of()), 0, 7).id());
     }
 
     @Test
@@ -41,14 +43,19 @@ class ImageTaskTest {
         List<ImageTask> todo = GenerateJob.oneTaskPerFile(tasks, OutputLayout.DEFAULT, new PrintWriter(said, true));
         assertEquals(List.of(0L, 1L, 3L, 4L), todo.stream().map(ImageTask::row).toList());
         assertTrue(todo.stream().allMatch(t -> t.error() == null));
-        assertEquals("generate: 1 rows repeat an earlier row (same source, prompt and seed), so their images are made"
-                + " and listed once: p.jsonl row 2 (as row 0)\n", said.toString());
+        assertEquals(
+                "generate: 1 rows repeat an earlier row (same source, prompt and seed), so their images are made"
+                        + " and listed once: p.jsonl row 2 (as row 0)\n",
+                said.toString());
 
-        List<ImageTask> t2i = GenerateJob.oneTaskPerFile(tasks, OutputLayout.T2I_COMPBENCH, new PrintWriter(
-                new StringWriter(), true));
+        List<ImageTask> t2i = GenerateJob.oneTaskPerFile(
+                tasks, OutputLayout.T2I_COMPBENCH, new PrintWriter(new StringWriter(), true));
         assertEquals(List.of(0L, 1L, 3L, 4L), t2i.stream().map(ImageTask::row).toList());
-        assertEquals("the t2i-compbench layout puts this image in prompts/samples/a_000000.png, the file of p.jsonl"
-                + " row 0 (seed 1)", t2i.get(1).error(), "seed 2 would overwrite seed 1's file");
+        assertEquals(
+                "the t2i-compbench layout puts this image in prompts/samples/a_000000.png, the file of p.jsonl"
+                        + " row 0 (seed 1)",
+                t2i.get(1).error(),
+                "seed 2 would overwrite seed 1's file");
         assertEquals(null, t2i.get(2).error(), "red/circle and red circle are different files");
         assertEquals(null, t2i.get(3).error());
     }
@@ -60,7 +67,8 @@ class ImageTaskTest {
         assertEquals(null, first.error());
         ImageTask second = ImageTask.of(row(0, "a", Long.MAX_VALUE, Map.of()), 1, 0);
         assertTrue(second.seed() >= 0, "never a wrapped, negative seed");
-        assertEquals("seed 9223372036854775807 + image index 1 is more than the largest seed, 9223372036854775807",
+        assertEquals(
+                "seed 9223372036854775807 + image index 1 is more than the largest seed, 9223372036854775807",
                 second.error());
     }
 }

@@ -40,12 +40,17 @@ class OutputFolderTest {
         Path home = Files.createDirectories(tmp.resolve("home"));
         Files.writeString(home.resolve("thesis.tex"), "years of work");
         OutputFolder.Refused e = assertThrows(OutputFolder.Refused.class, () -> claim(home));
-        assertTrue(e.getMessage().startsWith("--output " + home + " is a folder that fluxbatch did not make (it has"
-                + " files and no _fluxbatch marker): refusing"), e.getMessage());
+        assertTrue(
+                e.getMessage()
+                        .startsWith("--output " + home + " is a folder that fluxbatch did not make (it has"
+                                + " files and no _fluxbatch marker): refusing"),
+                e.getMessage());
         try (Stream<Path> s = Files.list(home)) {
             assertEquals(List.of(home.resolve("thesis.tex")), s.toList());
         }
         Path file = Files.writeString(tmp.resolve("f"), "x");
-        assertTrue(assertThrows(OutputFolder.Refused.class, () -> claim(file)).getMessage().contains("is a file"));
+        assertTrue(assertThrows(OutputFolder.Refused.class, () -> claim(file))
+                .getMessage()
+                .contains("is a file"));
     }
 }

@@ -26,11 +26,15 @@ class BuiltInPromptsTest {
     void holdsThePapersCountWithKnownPromptsOfBothSources() {
         assertEquals(7232, paper.size());
         assertEquals(1632 + 5600, paper.size());
-        assertTrue(paper.contains("A robot painted as graffiti on a brick wall. The words \"Fly an airplane\" are"
-                + " written on the wall. A sidewalk is in front of the wall, and grass is growing out of cracks in the"
-                + " concrete."), "a PartiPrompt, its quotes kept");
-        assertTrue(paper.contains("\"G I G G L E\" painted in thick colorful lettering as graffiti on a faded red brick"
-                + " wall with a splotch of exploding white paint."), "a PartiPrompt that starts with a quote");
+        assertTrue(
+                paper.contains("A robot painted as graffiti on a brick wall. The words \"Fly an airplane\" are"
+                        + " written on the wall. A sidewalk is in front of the wall, and grass is growing out of cracks in the"
+                        + " concrete."),
+                "a PartiPrompt, its quotes kept");
+        assertTrue(
+                paper.contains("\"G I G G L E\" painted in thick colorful lettering as graffiti on a faded red brick"
+                        + " wall with a splotch of exploding white paint."),
+                "a PartiPrompt that starts with a quote");
         assertTrue(paper.contains("a green bench and a red car"), "a T2I-CompBench color_train prompt");
         assertFalse(paper.contains("a red circle on the left"), "not a shapes prompt");
     }
@@ -98,7 +102,8 @@ class BuiltInPromptsTest {
 
     @Test
     void anUnknownNameIsRefusedNamingTheKnownOnes() {
-        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> BuiltInPrompts.prompts("paper"));
+        IllegalArgumentException e =
+                assertThrows(IllegalArgumentException.class, () -> BuiltInPrompts.prompts("paper"));
         assertTrue(e.getMessage().contains("paper-7232"), e.getMessage());
     }
 

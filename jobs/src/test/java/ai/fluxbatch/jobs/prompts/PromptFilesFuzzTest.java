@@ -29,11 +29,30 @@ class PromptFilesFuzzTest {
     private static final int CASES = Integer.getInteger("fluxbatch.fuzz.cases", 300);
     private static final long SEED = Long.getLong("fluxbatch.fuzz.seed", 20240613L);
     private static final byte[][] TOKENS = {
-        {0}, {(byte) 0xFF}, {(byte) 0xC3}, {(byte) 0xEF, (byte) 0xBB, (byte) 0xBF}, {'"'}, {'"', '"'}, {'\t'}, {','},
-        {'\n'}, {'\r'}, {'\r', '\n'}, {'{'}, {'}'}, {'['}, {'\\'}, {':'}, {0x1B}, {0x0C},
-        "\u00e9".getBytes(StandardCharsets.UTF_8), "\uD83D\uDE00".getBytes(StandardCharsets.UTF_8),
-        "\"prompt\"".getBytes(StandardCharsets.UTF_8), "seed".getBytes(StandardCharsets.UTF_8),
-        "-1".getBytes(StandardCharsets.UTF_8), "1e999".getBytes(StandardCharsets.UTF_8),
+        {0},
+        {(byte) 0xFF},
+        {(byte) 0xC3},
+        {(byte) 0xEF, (byte) 0xBB, (byte) 0xBF},
+        {'"'},
+        {'"', '"'},
+        {'\t'},
+        {','},
+        {'\n'},
+        {'\r'},
+        {'\r', '\n'},
+        {'{'},
+        {'}'},
+        {'['},
+        {'\\'},
+        {':'},
+        {0x1B},
+        {0x0C},
+        "\u00e9".getBytes(StandardCharsets.UTF_8),
+        "\uD83D\uDE00".getBytes(StandardCharsets.UTF_8),
+        "\"prompt\"".getBytes(StandardCharsets.UTF_8),
+        "seed".getBytes(StandardCharsets.UTF_8),
+        "-1".getBytes(StandardCharsets.UTF_8),
+        "1e999".getBytes(StandardCharsets.UTF_8),
     };
 
     @TempDir
@@ -43,13 +62,19 @@ class PromptFilesFuzzTest {
     void mutatedPromptFilesParseOrFailClearly() throws IOException {
         Path prompts = Golden.dir().resolveSibling("prompts");
         Map<String, List<byte[]>> seeds = new TreeMap<>(Map.of(
-                "txt", List.of(bytes("a red circle\n\n  two  \nthree"), head(prompts.resolve(
-                        "t2i-compbench/color_val.txt"), 20)),
-                "jsonl", List.of(bytes("{\"prompt\": \"a\", \"seed\": 3}\n{\"prompt\": \"b\", \"tags\": [1, {}]}\n"),
-                        head(prompts.resolve("geneval/evaluation_metadata.jsonl"), 10)),
+                "txt",
+                        List.of(
+                                bytes("a red circle\n\n  two  \nthree"),
+                                head(prompts.resolve("t2i-compbench/color_val.txt"), 20)),
+                "jsonl",
+                        List.of(
+                                bytes("{\"prompt\": \"a\", \"seed\": 3}\n{\"prompt\": \"b\", \"tags\": [1, {}]}\n"),
+                                head(prompts.resolve("geneval/evaluation_metadata.jsonl"), 10)),
                 "csv", List.of(bytes("id,prompt,seed\n1,\"a, b\",7\n2,\"say \"\"hi\"\"\nloud\",x\n3,,\n")),
-                "tsv", List.of(bytes("prompt\tseed\nplain\t1\n\"quoted\"\t\n"), head(prompts.resolve(
-                        "PartiPrompts.tsv"), 20))));
+                "tsv",
+                        List.of(
+                                bytes("prompt\tseed\nplain\t1\n\"quoted\"\t\n"),
+                                head(prompts.resolve("PartiPrompts.tsv"), 20))));
         List<String> extensions = List.copyOf(seeds.keySet());
         Map<String, int[]> counts = new TreeMap<>(); // per extension: parsed files, rows, error rows, refused files
         long start = System.nanoTime();
@@ -63,8 +88,8 @@ class PromptFilesFuzzTest {
             int[] count = counts.computeIfAbsent(ext, e -> new int[4]);
             String what = "case " + i + " (seed " + SEED + ", " + file.getFileName() + ")";
             try {
-                List<PromptRow> rows = assertTimeoutPreemptively(Duration.ofSeconds(10),
-                        () -> PromptFilesTest.read(file, null), what + " hangs");
+                List<PromptRow> rows = assertTimeoutPreemptively(
+                        Duration.ofSeconds(10), () -> PromptFilesTest.read(file, null), what + " hangs");
                 count[0]++;
                 for (int r = 0; r < rows.size(); r++) {
                     PromptRow row = rows.get(r);
@@ -76,7 +101,8 @@ class PromptFilesFuzzTest {
                     count[2] += row.error() != null ? 1 : 0;
                 }
             } catch (PromptFormatException e) {
-                assertTrue(e.getMessage().contains(file.getFileName().toString()),
+                assertTrue(
+                        e.getMessage().contains(file.getFileName().toString()),
                         what + ": the message does not name the file: " + e.getMessage());
                 count[3]++;
             } catch (Throwable t) {
@@ -87,10 +113,10 @@ class PromptFilesFuzzTest {
             }
             Files.delete(file);
         }
-        StringBuilder report = new StringBuilder(String.format("prompt file fuzz: %d cases (seed %d) in %.1f s:",
-                CASES, SEED, (System.nanoTime() - start) / 1e9));
-        counts.forEach((ext, c) -> report.append(String.format(" %s %d parsed (%d rows, %d error rows), %d refused;",
-                ext, c[0], c[1], c[2], c[3])));
+        StringBuilder report = new StringBuilder(String.format(
+                "prompt file fuzz: %d cases (seed %d) in %.1f s:", CASES, SEED, (System.nanoTime() - start) / 1e9));
+        counts.forEach((ext, c) -> report.append(
+                String.format(" %s %d parsed (%d rows, %d error rows), %d refused;", ext, c[0], c[1], c[2], c[3])));
         System.out.println(report);
         assertEquals(CASES, counts.values().stream().mapToInt(c -> c[0] + c[3]).sum());
     }
@@ -120,7 +146,8 @@ class PromptFilesFuzzTest {
                     int to = Math.min(out.length, at + random.nextInt(40));
                     out = insert(Arrays.copyOf(out, at), at, Arrays.copyOfRange(out, to, out.length));
                 }
-                case 3 -> out = insert(out, at, Arrays.copyOfRange(out, at, Math.min(out.length, at + random.nextInt(80))));
+                case 3 ->
+                    out = insert(out, at, Arrays.copyOfRange(out, at, Math.min(out.length, at + random.nextInt(80))));
                 case 4 -> out = random.nextInt(4) == 0 ? Arrays.copyOf(out, at) : out;
                 default -> {
                     if (random.nextInt(20) == 0) { // a long run: over the prompt limit, sometimes over the line limit

@@ -47,15 +47,17 @@ class PromptFilesTest {
         for (int i = 1; i < lines.size(); i++) {
             assertEquals(lines.get(i).split("\t", -1)[0], rows.get(i - 1).prompt(), "line " + (i + 1));
         }
-        assertEquals("\"G I G G L E\" painted in thick colorful lettering as graffiti on a faded red brick wall with"
-                + " a splotch of exploding white paint.", rows.get(1562 - 2).prompt());
+        assertEquals(
+                "\"G I G G L E\" painted in thick colorful lettering as graffiti on a faded red brick wall with"
+                        + " a splotch of exploding white paint.",
+                rows.get(1562 - 2).prompt());
         assertEquals("Illustrations", rows.get(1562 - 2).fields().get("Category"));
     }
 
     @Test
     void tsvQuotesAndBackslashesAreText() throws IOException {
-        Path tsv = Files.writeString(tmp.resolve("q.tsv"),
-                "prompt\tseed\n\"a stray quote\t1\nsecond\t2\nC:\\new\\table \\t \"x\"\t3\n");
+        Path tsv = Files.writeString(
+                tmp.resolve("q.tsv"), "prompt\tseed\n\"a stray quote\t1\nsecond\t2\nC:\\new\\table \\t \"x\"\t3\n");
         List<PromptRow> rows = read(tsv, null);
         assertEquals(List.of("\"a stray quote", "second", "C:\\new\\table \\t \"x\""), prompts(rows));
         assertEquals(List.of(1L, 2L, 3L), rows.stream().map(PromptRow::seed).toList());
@@ -64,25 +66,31 @@ class PromptFilesTest {
 
     @Test
     void aLineStartingWithAHashIsAPromptNotAComment() throws IOException {
-        assertEquals(List.of("#1 a cat", "b"), prompts(read(Files.writeString(tmp.resolve("h.csv"),
-                "prompt\n#1 a cat\nb\n"), null)));
-        assertEquals(List.of("#1 a cat", "b"), prompts(read(Files.writeString(tmp.resolve("h.tsv"),
-                "prompt\n#1 a cat\nb\n"), null)));
+        assertEquals(
+                List.of("#1 a cat", "b"),
+                prompts(read(Files.writeString(tmp.resolve("h.csv"), "prompt\n#1 a cat\nb\n"), null)));
+        assertEquals(
+                List.of("#1 a cat", "b"),
+                prompts(read(Files.writeString(tmp.resolve("h.tsv"), "prompt\n#1 a cat\nb\n"), null)));
     }
 
     @Test
     void aByteOrderMarkIsDroppedInEveryTextFormat() throws IOException {
         String bom = "\uFEFF";
         assertEquals(List.of("one"), prompts(read(Files.writeString(tmp.resolve("b.txt"), bom + "one\n"), null)));
-        assertEquals(List.of("two"), prompts(read(Files.writeString(tmp.resolve("b.jsonl"),
-                bom + "{\"prompt\": \"two\"}\n"), null)));
-        assertEquals(List.of("three"), prompts(read(Files.writeString(tmp.resolve("b.csv"),
-                bom + "prompt,x\nthree,1\n"), null)));
-        assertEquals(List.of("four"), prompts(read(Files.writeString(tmp.resolve("b.tsv"),
-                bom + "prompt\tx\nfour\t1\n"), null)));
+        assertEquals(
+                List.of("two"),
+                prompts(read(Files.writeString(tmp.resolve("b.jsonl"), bom + "{\"prompt\": \"two\"}\n"), null)));
+        assertEquals(
+                List.of("three"),
+                prompts(read(Files.writeString(tmp.resolve("b.csv"), bom + "prompt,x\nthree,1\n"), null)));
+        assertEquals(
+                List.of("four"),
+                prompts(read(Files.writeString(tmp.resolve("b.tsv"), bom + "prompt\tx\nfour\t1\n"), null)));
         // only at the start of the file: elsewhere it is text
-        assertEquals(List.of("a", bom + "b"), prompts(read(Files.writeString(tmp.resolve("c.txt"),
-                "a\n" + bom + "b\n"), null)));
+        assertEquals(
+                List.of("a", bom + "b"),
+                prompts(read(Files.writeString(tmp.resolve("c.txt"), "a\n" + bom + "b\n"), null)));
     }
 
     @Test
@@ -91,31 +99,38 @@ class PromptFilesTest {
         assertMessage(nul, "nul.txt line 2 (byte 5) holds the control byte 0x00: a binary file?");
         byte[] png = {(byte) 0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n', 0, 0, 0, 13};
         assertMessage(Files.write(tmp.resolve("image.csv"), png), "image.csv line 1 (byte 0) is not valid UTF-8");
-        Path latin1 = Files.write(tmp.resolve("latin1.jsonl"), "{\"prompt\": \"caf\u00e9\"}\n{\"prompt\": \"na\u00efve\"}\n"
-                .getBytes(StandardCharsets.ISO_8859_1));
+        Path latin1 = Files.write(
+                tmp.resolve("latin1.jsonl"),
+                "{\"prompt\": \"caf\u00e9\"}\n{\"prompt\": \"na\u00efve\"}\n".getBytes(StandardCharsets.ISO_8859_1));
         assertMessage(latin1, "latin1.jsonl line 1 (byte 15) is not valid UTF-8");
-        assertMessage(Files.write(tmp.resolve("esc.tsv"), "prompt\n\u001b[2J\n".getBytes(StandardCharsets.UTF_8)),
+        assertMessage(
+                Files.write(tmp.resolve("esc.tsv"), "prompt\n\u001b[2J\n".getBytes(StandardCharsets.UTF_8)),
                 "esc.tsv line 2 (byte 7) holds the control byte 0x1B");
         // tabs, form feeds and CR LF line ends are text
-        assertEquals(List.of("a\tb\fc", "d"), prompts(read(Files.writeString(tmp.resolve("ok.txt"), "a\tb\fc\r\nd"),
-                null)));
+        assertEquals(
+                List.of("a\tb\fc", "d"), prompts(read(Files.writeString(tmp.resolve("ok.txt"), "a\tb\fc\r\nd"), null)));
     }
 
     @Test
     void aLinkToDevZeroOrAHugeLineFailsFastWithoutReadingIt() throws IOException {
         Path zero = Files.createSymbolicLink(tmp.resolve("zero.txt"), Path.of("/dev/zero"));
-        assertTimeoutPreemptively(Duration.ofSeconds(10),
+        assertTimeoutPreemptively(
+                Duration.ofSeconds(10),
                 () -> assertMessage(zero, "zero.txt line 1 (byte 0) holds the control byte 0x00"));
         byte[] huge = new byte[TextLines.MAX_LINE_BYTES + 1];
         java.util.Arrays.fill(huge, (byte) 'a');
         Path big = Files.write(tmp.resolve("big.jsonl"), huge);
-        assertMessage(big, "big.jsonl line 1 is longer than 1,048,576 bytes, the most one line of a prompt file may"
-                + " hold (a prompt may have at most 10,000 characters)");
+        assertMessage(
+                big,
+                "big.jsonl line 1 is longer than 1,048,576 bytes, the most one line of a prompt file may"
+                        + " hold (a prompt may have at most 10,000 characters)");
         // a quoted CSV field of many short lines is bounded too
-        Path quoted = Files.writeString(tmp.resolve("quoted.csv"), "prompt\n\"" + "x".repeat(999).concat("\n")
-                .repeat(1100));
-        assertMessage(quoted, "quoted.csv line 1050: a field is longer than 1,048,576 characters (a quote never"
-                + " closed?)");
+        Path quoted = Files.writeString(
+                tmp.resolve("quoted.csv"),
+                "prompt\n\"" + "x".repeat(999).concat("\n").repeat(1100));
+        assertMessage(
+                quoted,
+                "quoted.csv line 1050: a field is longer than 1,048,576 characters (a quote never" + " closed?)");
     }
 
     @Test
@@ -124,7 +139,9 @@ class PromptFilesTest {
         Path txt = Files.writeString(tmp.resolve("long.txt"), limit + "\n" + limit + "xy\nshort\n");
         List<PromptRow> rows = read(txt, null);
         assertNull(rows.get(0).error());
-        assertEquals("prompt has 10,002 characters, more than the limit of 10,000", rows.get(1).error());
+        assertEquals(
+                "prompt has 10,002 characters, more than the limit of 10,000",
+                rows.get(1).error());
         assertEquals(limit, rows.get(1).prompt());
         assertNull(rows.get(2).error());
     }
@@ -140,7 +157,8 @@ class PromptFilesTest {
 
     @Test
     void jsonlErrorsNameTheFileAndLine() throws IOException {
-        Path two = Files.writeString(tmp.resolve("two.jsonl"), "{\"prompt\": \"a\"}\n{\"prompt\": \"b\"} {\"prompt\": \"c\"}\n");
+        Path two = Files.writeString(
+                tmp.resolve("two.jsonl"), "{\"prompt\": \"a\"}\n{\"prompt\": \"b\"} {\"prompt\": \"c\"}\n");
         assertMessage(two, "two.jsonl line 2 is not valid JSON");
         Path number = Files.writeString(tmp.resolve("number.jsonl"), "{\"prompt\": 7}\n");
         assertMessage(number, "number.jsonl line 1: field 'prompt' is number, expected a string");
@@ -156,12 +174,14 @@ class PromptFilesTest {
             assertEquals(List.of("in " + folder), prompts(read(file, null)), folder);
             assertEquals(List.of("in " + folder), prompts(read(file.getParent() + "/*.txt", null)), folder);
             String absent = file.resolveSibling("absent.txt").toString();
-            assertEquals("no prompt file at " + absent + ": expected a file, a folder or a glob",
+            assertEquals(
+                    "no prompt file at " + absent + ": expected a file, a folder or a glob",
                     assertMessage(absent, "no prompt file").getMessage());
         }
         // with a scheme it is a URI, escapes and all: %2520 is the folder a%20b
         assertEquals(List.of("in a%20b"), prompts(read("file://" + tmp + "/a%2520b/p.txt", null)));
-        assertMessage("file://" + tmp + "/50%/p.txt", "--prompts file://" + tmp + "/50%/p.txt is neither a path nor"
-                + " a URI: Malformed escape pair");
+        assertMessage(
+                "file://" + tmp + "/50%/p.txt",
+                "--prompts file://" + tmp + "/50%/p.txt is neither a path nor" + " a URI: Malformed escape pair");
     }
 }

@@ -30,8 +30,12 @@ class PromptSourcesTest {
 
     @BeforeAll
     static void start() {
-        spark = SparkSession.builder().master("local[1]").appName("prompt sources test")
-                .config("spark.ui.enabled", "false").config("spark.driver.host", "127.0.0.1").getOrCreate();
+        spark = SparkSession.builder()
+                .master("local[1]")
+                .appName("prompt sources test")
+                .config("spark.ui.enabled", "false")
+                .config("spark.driver.host", "127.0.0.1")
+                .getOrCreate();
         prompts = Golden.dir().resolveSibling("prompts");
     }
 
@@ -65,7 +69,8 @@ class PromptSourcesTest {
     @Test
     void t2iCompbenchGlobGivesCategoriesFromFileNames() {
         List<PromptRow> rows = read(prompts.resolve("t2i-compbench") + "/*_val.txt", null);
-        assertEquals(8, rows.stream().map(r -> r.fields().get("category")).distinct().count());
+        assertEquals(
+                8, rows.stream().map(r -> r.fields().get("category")).distinct().count());
         assertTrue(rows.stream().anyMatch(r -> "3d_spatial".equals(r.fields().get("category"))));
         assertTrue(rows.stream().allMatch(r -> r.source().endsWith("_val.txt")));
     }
@@ -75,14 +80,16 @@ class PromptSourcesTest {
         Files.writeString(tmp.resolve("a.txt"), "one\n\n  two  \n");
         Files.writeString(tmp.resolve("b.txt"), "three\n");
         List<PromptRow> rows = read(tmp, null);
-        assertEquals(List.of("one", "two", "three"), rows.stream().map(PromptRow::prompt).toList());
+        assertEquals(
+                List.of("one", "two", "three"),
+                rows.stream().map(PromptRow::prompt).toList());
         assertEquals(List.of(0L, 1L, 2L), rows.stream().map(PromptRow::index).toList());
     }
 
     @Test
     void csvWithQuotesAndAChosenColumnAndSeeds() throws IOException {
-        Path csv = Files.writeString(tmp.resolve("p.csv"),
-                "id,text,seed\n1,\"a cat, sitting\",7\n2,\"say \"\"hi\"\"\nloudly\",x\n3,,\n");
+        Path csv = Files.writeString(
+                tmp.resolve("p.csv"), "id,text,seed\n1,\"a cat, sitting\",7\n2,\"say \"\"hi\"\"\nloudly\",x\n3,,\n");
         List<PromptRow> rows = read(csv, "text");
         assertEquals("a cat, sitting", rows.get(0).prompt());
         assertEquals(7L, rows.get(0).seed());
@@ -126,15 +133,21 @@ class PromptSourcesTest {
     void aTruncatedParquetFileFailsWithOneLineNamingIt() throws IOException {
         StructType schema = new StructType().add("prompt", DataTypes.StringType);
         String folder = tmp.resolve("whole.parquet").toString();
-        spark.createDataFrame(List.of(RowFactory.create("a red circle")), schema).coalesce(1).write().parquet(folder);
+        spark.createDataFrame(List.of(RowFactory.create("a red circle")), schema)
+                .coalesce(1)
+                .write()
+                .parquet(folder);
         Path part;
         try (var files = Files.list(Path.of(folder))) {
-            part = files.filter(p -> p.getFileName().toString().endsWith(".parquet")).findFirst().orElseThrow();
+            part = files.filter(p -> p.getFileName().toString().endsWith(".parquet"))
+                    .findFirst()
+                    .orElseThrow();
         }
         byte[] whole = Files.readAllBytes(part);
         Path cut = Files.write(tmp.resolve("cut.parquet"), java.util.Arrays.copyOf(whole, whole.length / 2));
         PromptFormatException e = assertThrows(PromptFormatException.class, () -> read(cut, null));
-        assertTrue(e.getMessage().startsWith("cannot read Parquet file file:" + cut + " (truncated, or not Parquet?): "),
+        assertTrue(
+                e.getMessage().startsWith("cannot read Parquet file file:" + cut + " (truncated, or not Parquet?): "),
                 e.getMessage());
         assertFalse(e.getMessage().contains("\n"), e.getMessage());
     }

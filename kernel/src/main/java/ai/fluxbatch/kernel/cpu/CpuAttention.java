@@ -5,11 +5,20 @@ package ai.fluxbatch.kernel.cpu;
  * {@code [L, D]} blocks once, then query rows run in parallel with a numerically stable softmax.
  */
 final class CpuAttention {
-    private CpuAttention() {
-    }
+    private CpuAttention() {}
 
-    static float[] attend(ParallelFor parallel, float[] q, float[] k, float[] v, int b, int l, int h, int d,
-                          float scale, float[] bias, boolean causal) {
+    static float[] attend(
+            ParallelFor parallel,
+            float[] q,
+            float[] k,
+            float[] v,
+            int b,
+            int l,
+            int h,
+            int d,
+            float scale,
+            float[] bias,
+            boolean causal) {
         float[] out = new float[b * l * h * d];
         int rowStride = h * d;
         for (int bi = 0; bi < b; bi++) {

@@ -65,8 +65,8 @@ public final class CpuBackend implements Backend {
     @Override
     public Tensor ternaryLinear(Tensor x, Tensor ternaryWeight, Tensor bias) {
         if (!(ternaryWeight instanceof CpuTernaryTensor w)) {
-            throw new IllegalArgumentException("ternaryLinear: weight must be a ternary tensor made by uploadTernary,"
-                    + " got " + ternaryWeight);
+            throw new IllegalArgumentException(
+                    "ternaryLinear: weight must be a ternary tensor made by uploadTernary," + " got " + ternaryWeight);
         }
         CpuTensor xt = cpu(x);
         Shapes.requireEqual("ternaryLinear", "input features", Shapes.last(xt.shapeRef()), w.in);
@@ -297,20 +297,28 @@ public final class CpuBackend implements Backend {
         OpChecks.attention(qt.shapeRef(), kt.shapeRef(), vt.shapeRef(), heads, bt == null ? null : bt.shapeRef());
         int bs = qt.shapeRef()[0], l = qt.shapeRef()[1], c = qt.shapeRef()[2];
         float[] biasData = bt == null ? null : bt.data;
-        float[] out = CpuAttention.attend(parallel, qt.data, kt.data, vt.data, bs, l, heads, c / heads, scale,
-                biasData, causal);
+        float[] out = CpuAttention.attend(
+                parallel, qt.data, kt.data, vt.data, bs, l, heads, c / heads, scale, biasData, causal);
         return new CpuTensor(out, qt.shapeRef());
     }
 
     @Override
-    public Tensor conv2d(Tensor x, Tensor weight, Tensor bias, int stride, int padTop, int padBottom, int padLeft,
-                         int padRight) {
+    public Tensor conv2d(
+            Tensor x, Tensor weight, Tensor bias, int stride, int padTop, int padBottom, int padLeft, int padRight) {
         CpuTensor xt = cpu(x), wt = cpu(weight);
         float[] bd = bias == null ? null : cpu(bias).data;
-        OpChecks.Conv g = OpChecks.conv2d(xt.shapeRef(), wt.shapeRef(), bd == null ? -1 : bd.length, stride, padTop,
-                padBottom, padLeft, padRight);
-        float[] out = CpuConv2d.conv(parallel, xt.data, g.b(), g.c(), g.h(), g.w(), wt.data, bd, g.o(), g.kh(), g.kw(),
-                stride, padTop, padLeft, g.ho(), g.wo());
+        OpChecks.Conv g = OpChecks.conv2d(
+                xt.shapeRef(),
+                wt.shapeRef(),
+                bd == null ? -1 : bd.length,
+                stride,
+                padTop,
+                padBottom,
+                padLeft,
+                padRight);
+        float[] out = CpuConv2d.conv(
+                parallel, xt.data, g.b(), g.c(), g.h(), g.w(), wt.data, bd, g.o(), g.kh(), g.kw(), stride, padTop,
+                padLeft, g.ho(), g.wo());
         return new CpuTensor(out, new int[] {g.b(), g.o(), g.ho(), g.wo()});
     }
 

@@ -20,18 +20,33 @@ import jdk.incubator.vector.VectorSpecies;
 final class CpuConv2d {
     /** About how many floats the patches of one tile hold. */
     static final int TILE_FLOATS = 1 << 17;
+
     private static final int MIN_TILE = 32;
     private static final ParallelFor SERIAL = new ParallelFor(1);
     private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
     /** Positions per task of the 1 x 1 kernel: a multiple of every vector length, a few KiB of each channel. */
     private static final int POINTWISE_CHUNK = 512;
 
-    private CpuConv2d() {
-    }
+    private CpuConv2d() {}
 
     /** Output {@code [b, o, ho, wo]} of {@code x [b, c, h, w]} and {@code weight [o, c, kh, kw]}. */
-    static float[] conv(ParallelFor parallel, float[] x, int b, int c, int h, int w, float[] weight, float[] bias,
-                        int o, int kh, int kw, int stride, int padTop, int padLeft, int ho, int wo) {
+    static float[] conv(
+            ParallelFor parallel,
+            float[] x,
+            int b,
+            int c,
+            int h,
+            int w,
+            float[] weight,
+            float[] bias,
+            int o,
+            int kh,
+            int kw,
+            int stride,
+            int padTop,
+            int padLeft,
+            int ho,
+            int wo) {
         int positions = ho * wo;
         float[] out = new float[Math.toIntExact((long) b * o * positions)];
         if (kh == 1 && kw == 1 && stride == 1 && padTop == 0 && padLeft == 0 && ho == h && wo == w) {
@@ -76,8 +91,23 @@ final class CpuConv2d {
      * {@code first, first + 1, ...} of {@code patches} ({@code k} floats each, in the order channel, dy, dx), zeros
      * where a patch overhangs the image.
      */
-    private static void im2colRun(float[] x, int xBase, int c, int h, int w, int kh, int kw, int stride, int padTop,
-                                  int padLeft, int oy, int ox0, int run, float[] patches, int first, int k) {
+    private static void im2colRun(
+            float[] x,
+            int xBase,
+            int c,
+            int h,
+            int w,
+            int kh,
+            int kw,
+            int stride,
+            int padTop,
+            int padLeft,
+            int oy,
+            int ox0,
+            int run,
+            float[] patches,
+            int first,
+            int k) {
         for (int ci = 0; ci < c; ci++) {
             int plane = xBase + ci * h * w;
             for (int dy = 0; dy < kh; dy++) {
@@ -112,8 +142,16 @@ final class CpuConv2d {
      * {@code out[b, o, p] = sum_c weight[o, c] * x[b, c, p] + bias[o]}: a 4-channel x 2-vector register tile, the
      * channel loop innermost, so each loaded vector of x serves four output channels.
      */
-    static void pointwise(ParallelFor parallel, float[] x, float[] weight, float[] bias, float[] out,
-                          int b, int c, int o, int positions) {
+    static void pointwise(
+            ParallelFor parallel,
+            float[] x,
+            float[] weight,
+            float[] bias,
+            float[] out,
+            int b,
+            int c,
+            int o,
+            int positions) {
         int chunks = (positions + POINTWISE_CHUNK - 1) / POINTWISE_CHUNK;
         long flopsPerTask = 2L * c * o * Math.min(positions, POINTWISE_CHUNK);
         int grain = (int) Math.max(1, 2_000_000 / Math.max(1, flopsPerTask));
@@ -127,8 +165,18 @@ final class CpuConv2d {
         });
     }
 
-    private static void pointwiseTile(float[] x, int xBase, float[] w, float[] bias, float[] out, int outBase,
-                                      int c, int o, int positions, int p0, int p1) {
+    private static void pointwiseTile(
+            float[] x,
+            int xBase,
+            float[] w,
+            float[] bias,
+            float[] out,
+            int outBase,
+            int c,
+            int o,
+            int positions,
+            int p0,
+            int p1) {
         int len = S.length();
         int oc = 0;
         for (; oc + 4 <= o; oc += 4) {
@@ -169,8 +217,18 @@ final class CpuConv2d {
                 a31.intoArray(out, o3 + p + len);
             }
             for (int r = 0; r < 4; r++) {
-                pointwiseScalar(x, xBase, w, (oc + r) * c, biasAt(bias, oc + r), out, outBase + (oc + r) * positions,
-                        c, positions, p, p1);
+                pointwiseScalar(
+                        x,
+                        xBase,
+                        w,
+                        (oc + r) * c,
+                        biasAt(bias, oc + r),
+                        out,
+                        outBase + (oc + r) * positions,
+                        c,
+                        positions,
+                        p,
+                        p1);
             }
         }
         for (; oc < o; oc++) {
@@ -188,8 +246,18 @@ final class CpuConv2d {
         }
     }
 
-    private static void pointwiseScalar(float[] x, int xBase, float[] w, int wo, float bias, float[] out, int oo,
-                                        int c, int positions, int p0, int p1) {
+    private static void pointwiseScalar(
+            float[] x,
+            int xBase,
+            float[] w,
+            int wo,
+            float bias,
+            float[] out,
+            int oo,
+            int c,
+            int positions,
+            int p0,
+            int p1) {
         for (int p = p0; p < p1; p++) {
             float s = bias;
             for (int ci = 0; ci < c; ci++) {

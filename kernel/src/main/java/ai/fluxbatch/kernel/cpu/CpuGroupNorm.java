@@ -13,11 +13,18 @@ final class CpuGroupNorm {
     private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
     private static final int CHUNK = 4096;
 
-    private CpuGroupNorm() {
-    }
+    private CpuGroupNorm() {}
 
-    static float[] apply(ParallelFor parallel, float[] x, int b, int c, int spatial, int groups, float[] weight,
-                         float[] bias, float eps) {
+    static float[] apply(
+            ParallelFor parallel,
+            float[] x,
+            int b,
+            int c,
+            int spatial,
+            int groups,
+            float[] weight,
+            float[] bias,
+            float eps) {
         float[] out = new float[x.length];
         int perGroup = c / groups;
         long groupLen = (long) perGroup * spatial;
@@ -40,7 +47,13 @@ final class CpuGroupNorm {
                 double rstd = 1.0 / Math.sqrt(var + eps);
                 for (int ch = 0; ch < perGroup; ch++) {
                     int channel = g * perGroup + ch;
-                    scaleShift(x, out, off + ch * spatial, spatial, (float) mean, (float) (rstd * weight[channel]),
+                    scaleShift(
+                            x,
+                            out,
+                            off + ch * spatial,
+                            spatial,
+                            (float) mean,
+                            (float) (rstd * weight[channel]),
                             bias[channel]);
                 }
             }

@@ -24,6 +24,7 @@ final class CpuTernaryTensor implements Tensor {
     final int chunks;
     /** Panels including the padding of the last group: {@code 4 ceil(out / 64)}. */
     final int panels;
+
     final int[] codes;
     /** Per output row, padded with zeros to {@code panels * 16}. */
     final float[] scale;
@@ -52,8 +53,8 @@ final class CpuTernaryTensor implements Tensor {
             throw new IllegalArgumentException("ternary weight [" + out + ", " + in + "] is too large for one array");
         }
         checkCodes(packed, out, in, rows);
-        CpuTernaryTensor t = new CpuTernaryTensor(out, in, new int[(int) padded],
-                new float[(out + GROUP - 1) / GROUP * GROUP]);
+        CpuTernaryTensor t =
+                new CpuTernaryTensor(out, in, new int[(int) padded], new float[(out + GROUP - 1) / GROUP * GROUP]);
         System.arraycopy(scale, 0, t.scale, 0, out);
         int[] codes = t.codes;
         parallel.run(out, Math.max(1, (1 << 16) / in), (from, to) -> {

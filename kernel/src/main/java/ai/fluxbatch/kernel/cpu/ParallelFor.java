@@ -30,8 +30,10 @@ final class ParallelFor {
         }
         int step = (n + chunks - 1) / chunks;
         int tasks = (n + step - 1) / step;
-        pool.submit(() -> IntStream.range(0, tasks).parallel()
-                .forEach(t -> body.run(t * step, Math.min(n, (t + 1) * step)))).join();
+        pool.submit(() -> IntStream.range(0, tasks)
+                        .parallel()
+                        .forEach(t -> body.run(t * step, Math.min(n, (t + 1) * step))))
+                .join();
     }
 
     void shutdown() {

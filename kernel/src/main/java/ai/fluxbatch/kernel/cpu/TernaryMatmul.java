@@ -29,7 +29,9 @@ import jdk.incubator.vector.VectorSpecies;
 final class TernaryMatmul {
     /** At most 16 lanes, so a 16-row panel is a whole number of vectors. */
     private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED.length() <= CpuTernaryTensor.PANEL
-            ? FloatVector.SPECIES_PREFERRED : FloatVector.SPECIES_512;
+            ? FloatVector.SPECIES_PREFERRED
+            : FloatVector.SPECIES_512;
+
     private static final VectorSpecies<Integer> I = S.withLanes(int.class);
     private static final int L = S.length();
     /** Vectors per 16-row panel. */
@@ -38,9 +40,11 @@ final class TernaryMatmul {
     private static final int STRIDE = CpuTernaryTensor.GROUP;
     /** Vector columns (groups of L output rows) per tile: the register tile's width. */
     private static final int NV = 4;
+
     private static final int NW = NV * L;
     /** Up to this many rows of x the weights are decoded in registers; above, into the per-thread buffer. */
     static final int DIRECT_MAX_ROWS = 8;
+
     private static final int KB = 128;
     private static final int M_STEP = 256;
     private static final int[] SHIFTS = new int[CpuTernaryTensor.PANEL * L];
@@ -53,8 +57,7 @@ final class TernaryMatmul {
         }
     }
 
-    private TernaryMatmul() {
-    }
+    private TernaryMatmul() {}
 
     static void matmul(ParallelFor parallel, float[] x, CpuTernaryTensor w, float[] bias, float[] out, int m) {
         int n = w.out, k = w.in;
@@ -88,8 +91,19 @@ final class TernaryMatmul {
             float[][] scratch = SCRATCH.get();
             for (int t = from; t < to; t++) {
                 int v0 = (t % nTiles) * NV, m0 = (t / nTiles) * M_STEP;
-                decoded(x, w, bias, out, n, k, m0, Math.min(m, m0 + M_STEP), v0, Math.min(NV, nvAll - v0),
-                        scratch[0], scratch[1]);
+                decoded(
+                        x,
+                        w,
+                        bias,
+                        out,
+                        n,
+                        k,
+                        m0,
+                        Math.min(m, m0 + M_STEP),
+                        v0,
+                        Math.min(NV, nvAll - v0),
+                        scratch[0],
+                        scratch[1]);
             }
         });
     }
@@ -104,7 +118,8 @@ final class TernaryMatmul {
 
     /** The weights of input {@code 16 kc + c} of 16 rows (or L of them) from their block {@code q} of chunk kc. */
     private static FloatVector decode(IntVector q, IntVector shift) {
-        return (FloatVector) q.lanewise(VectorOperators.LSHL, shift).lanewise(VectorOperators.ASHR, 30)
+        return (FloatVector) q.lanewise(VectorOperators.LSHL, shift)
+                .lanewise(VectorOperators.ASHR, 30)
                 .convert(VectorOperators.I2F, 0);
     }
 
@@ -140,8 +155,7 @@ final class TernaryMatmul {
      * {@code rows} (2 to 4) rows of x from {@code row} against {@code nv} vector columns; a missing row or column
      * repeats the last one and is not stored. One decode serves four rows.
      */
-    private static void direct4(float[] x, CpuTernaryTensor w, int k, int row, int rows, int v0, int nv,
-                                float[] tile) {
+    private static void direct4(float[] x, CpuTernaryTensor w, int k, int row, int rows, int v0, int nv, float[] tile) {
         int[] codes = w.codes;
         int b0 = codeBase(w, v0), b1 = codeBase(w, v0 + Math.min(1, nv - 1));
         int b2 = codeBase(w, v0 + Math.min(2, nv - 1)), b3 = codeBase(w, v0 + Math.min(3, nv - 1));
@@ -203,8 +217,8 @@ final class TernaryMatmul {
      * The epilogue: {@code out[m0 + r, j] = tile[r, j - 16 v0...] * scale[j] + bias[j]} for {@code rows} rows of the
      * accumulator tile ([rows][NW] floats) and its first {@code nv} vector columns; rows past n are dropped.
      */
-    private static void epilogue(float[] tile, int rows, float[] scale, float[] bias, float[] out, int n, int m0,
-                                 int v0, int nv) {
+    private static void epilogue(
+            float[] tile, int rows, float[] scale, float[] bias, float[] out, int n, int m0, int v0, int nv) {
         int j0 = v0 * L, j1 = Math.min(n, (v0 + nv) * L);
         for (int r = 0; r < rows; r++) {
             int to = r * NW - j0, oo = (m0 + r) * n;
@@ -229,8 +243,19 @@ final class TernaryMatmul {
      * repeats its last row (which then stores equal values twice); columns past {@code nv} compute on stale buffer
      * values and are never stored.
      */
-    private static void decoded(float[] x, CpuTernaryTensor w, float[] bias, float[] out, int n, int k, int m0,
-                                int m1, int v0, int nv, float[] wbuf, float[] acc) {
+    private static void decoded(
+            float[] x,
+            CpuTernaryTensor w,
+            float[] bias,
+            float[] out,
+            int n,
+            int k,
+            int m0,
+            int m1,
+            int v0,
+            int nv,
+            float[] wbuf,
+            float[] acc) {
         int rows = m1 - m0;
         Arrays.fill(acc, 0, rows * NW, 0f);
         int[] codes = w.codes;
@@ -239,15 +264,31 @@ final class TernaryMatmul {
             for (int i = 0; i < nv; i++) {
                 int base = codeBase(w, v0 + i) + (kb0 >> 4) * STRIDE;
                 for (int kk = 0, o = i * L; kk < kn; kk++, o += NW) {
-                    decode(IntVector.fromArray(I, codes, base + (kk >> 4) * STRIDE), shift(kk & 15)).intoArray(wbuf, o);
+                    decode(IntVector.fromArray(I, codes, base + (kk >> 4) * STRIDE), shift(kk & 15))
+                            .intoArray(wbuf, o);
                 }
             }
             for (int r = 0; r < rows; r += 6) {
                 int r1 = Math.min(r + 1, rows - 1), r2 = Math.min(r + 2, rows - 1), r3 = Math.min(r + 3, rows - 1);
                 int r4 = Math.min(r + 4, rows - 1), r5 = Math.min(r + 5, rows - 1);
                 int xo = m0 * k + kb0;
-                tile6x4(x, xo + r * k, xo + r1 * k, xo + r2 * k, xo + r3 * k, xo + r4 * k, xo + r5 * k, kn, wbuf, acc,
-                        r * NW, r1 * NW, r2 * NW, r3 * NW, r4 * NW, r5 * NW);
+                tile6x4(
+                        x,
+                        xo + r * k,
+                        xo + r1 * k,
+                        xo + r2 * k,
+                        xo + r3 * k,
+                        xo + r4 * k,
+                        xo + r5 * k,
+                        kn,
+                        wbuf,
+                        acc,
+                        r * NW,
+                        r1 * NW,
+                        r2 * NW,
+                        r3 * NW,
+                        r4 * NW,
+                        r5 * NW);
             }
         }
         epilogue(acc, rows, w.scale, bias, out, n, m0, v0, nv);
@@ -257,8 +298,23 @@ final class TernaryMatmul {
      * Six rows of x (offsets at the block's first input) times the decoded block: {@code acc[c_r + i*L ..] +=} over
      * the block's {@code kn} inputs in order. Rows may repeat (a short last group); a repeated row stores equal values.
      */
-    private static void tile6x4(float[] x, int x0, int x1, int x2, int x3, int x4, int x5, int kn, float[] wbuf,
-                                float[] acc, int c0, int c1, int c2, int c3, int c4, int c5) {
+    private static void tile6x4(
+            float[] x,
+            int x0,
+            int x1,
+            int x2,
+            int x3,
+            int x4,
+            int x5,
+            int kn,
+            float[] wbuf,
+            float[] acc,
+            int c0,
+            int c1,
+            int c2,
+            int c3,
+            int c4,
+            int c5) {
         FloatVector a00 = FloatVector.fromArray(S, acc, c0);
         FloatVector a01 = FloatVector.fromArray(S, acc, c0 + L);
         FloatVector a02 = FloatVector.fromArray(S, acc, c0 + 2 * L);

@@ -17,8 +17,7 @@ final class VectorMath {
     private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
     private static final float SQRT_2_OVER_PI = (float) Math.sqrt(2.0 / Math.PI);
 
-    private VectorMath() {
-    }
+    private VectorMath() {}
 
     /**
      * The sum of the lanes of {@code v} in one fixed pairwise order (lane i + lane i + L/2, then + L/4, ...), the same
@@ -144,7 +143,8 @@ final class VectorMath {
     static void affineRow(float[] x, int off, int len, float[] w, float[] b) {
         int i = 0;
         for (int bound = S.loopBound(len); i < bound; i += S.length()) {
-            FloatVector.fromArray(S, x, off + i).fma(FloatVector.fromArray(S, w, i), FloatVector.fromArray(S, b, i))
+            FloatVector.fromArray(S, x, off + i)
+                    .fma(FloatVector.fromArray(S, w, i), FloatVector.fromArray(S, b, i))
                     .intoArray(x, off + i);
         }
         for (; i < len; i++) {
@@ -178,7 +178,9 @@ final class VectorMath {
         int i = 0;
         for (int bound = S.loopBound(len); i < bound; i += S.length()) {
             FloatVector s = FloatVector.fromArray(S, scale, so + i).add(1f);
-            FloatVector.fromArray(S, x, xo + i).fma(s, FloatVector.fromArray(S, shift, so + i)).intoArray(out, xo + i);
+            FloatVector.fromArray(S, x, xo + i)
+                    .fma(s, FloatVector.fromArray(S, shift, so + i))
+                    .intoArray(out, xo + i);
         }
         for (; i < len; i++) {
             out[xo + i] = Math.fma(x[xo + i], scale[so + i] + 1f, shift[so + i]);
@@ -189,8 +191,9 @@ final class VectorMath {
     static void gatedAddRow(float[] x, float[] gate, int go, float[] y, int xo, int len, float[] out) {
         int i = 0;
         for (int bound = S.loopBound(len); i < bound; i += S.length()) {
-            FloatVector.fromArray(S, y, xo + i).fma(FloatVector.fromArray(S, gate, go + i),
-                    FloatVector.fromArray(S, x, xo + i)).intoArray(out, xo + i);
+            FloatVector.fromArray(S, y, xo + i)
+                    .fma(FloatVector.fromArray(S, gate, go + i), FloatVector.fromArray(S, x, xo + i))
+                    .intoArray(out, xo + i);
         }
         for (; i < len; i++) {
             out[xo + i] = Math.fma(y[xo + i], gate[go + i], x[xo + i]);
@@ -215,13 +218,15 @@ final class VectorMath {
         p = p.fma(r, FloatVector.broadcast(S, 1.6666665459e-1f));
         p = p.fma(r, FloatVector.broadcast(S, 5.0000001201e-1f));
         p = p.fma(r.mul(r), r).add(1f);
-        IntVector bits = ((IntVector) n.convert(VectorOperators.F2I, 0)).add(127).lanewise(VectorOperators.LSHL, 23);
+        IntVector bits =
+                ((IntVector) n.convert(VectorOperators.F2I, 0)).add(127).lanewise(VectorOperators.LSHL, 23);
         return p.mul(bits.reinterpretAsFloats());
     }
 
     /** tanh(x) = 1 - 2 / (e^{2x} + 1), deterministic like {@link #exp}. */
     static FloatVector tanh(FloatVector x) {
-        return FloatVector.broadcast(S, 1f).sub(FloatVector.broadcast(S, 2f).div(exp(x.add(x)).add(1f)));
+        return FloatVector.broadcast(S, 1f)
+                .sub(FloatVector.broadcast(S, 2f).div(exp(x.add(x)).add(1f)));
     }
 
     /** One lane of {@link #exp(FloatVector)}, bit for bit: the same operations in the same order. */
@@ -266,7 +271,8 @@ final class VectorMath {
     static void axpy(float p, float[] v, int vo, float[] acc, int ao, int len) {
         int i = 0;
         for (int bound = S.loopBound(len); i < bound; i += S.length()) {
-            FloatVector.fromArray(S, v, vo + i).fma(FloatVector.broadcast(S, p), FloatVector.fromArray(S, acc, ao + i))
+            FloatVector.fromArray(S, v, vo + i)
+                    .fma(FloatVector.broadcast(S, p), FloatVector.fromArray(S, acc, ao + i))
                     .intoArray(acc, ao + i);
         }
         for (; i < len; i++) {

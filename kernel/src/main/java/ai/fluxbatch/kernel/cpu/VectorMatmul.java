@@ -13,8 +13,7 @@ final class VectorMatmul {
     private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
     private static final int W_ROWS_PER_TASK = 32;
 
-    private VectorMatmul() {
-    }
+    private VectorMatmul() {}
 
     static void matmul(ParallelFor parallel, float[] x, float[] w, float[] bias, float[] out, int m, int n, int k) {
         int nTiles = (n + W_ROWS_PER_TASK - 1) / W_ROWS_PER_TASK;
@@ -31,8 +30,8 @@ final class VectorMatmul {
         });
     }
 
-    private static void tile(float[] x, float[] w, float[] bias, float[] out,
-                             int m0, int m1, int n0, int n1, int n, int k) {
+    private static void tile(
+            float[] x, float[] w, float[] bias, float[] out, int m0, int m1, int n0, int n1, int n, int k) {
         float[] lanes = VectorMath.laneScratch();
         int m = m0;
         for (; m + 4 <= m1; m += 4) {
@@ -53,8 +52,8 @@ final class VectorMatmul {
         }
     }
 
-    private static void block4x2(float[] x, float[] w, float[] bias, float[] out, int m, int j, int n, int k,
-                                 float[] lanes) {
+    private static void block4x2(
+            float[] x, float[] w, float[] bias, float[] out, int m, int j, int n, int k, float[] lanes) {
         int x0 = m * k, x1 = x0 + k, x2 = x1 + k, x3 = x2 + k;
         int w0 = j * k, w1 = w0 + k;
         FloatVector a00 = FloatVector.zero(S), a01 = FloatVector.zero(S);

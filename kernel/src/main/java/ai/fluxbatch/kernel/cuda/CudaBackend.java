@@ -107,8 +107,8 @@ public final class CudaBackend implements Backend {
     @Override
     public Tensor upload(float[] data, int... shape) {
         if (Shapes.numel(shape) != data.length) {
-            throw new IllegalArgumentException("upload: " + data.length + " values do not fill shape "
-                    + Tensor.describe(shape));
+            throw new IllegalArgumentException(
+                    "upload: " + data.length + " values do not fill shape " + Tensor.describe(shape));
         }
         CudaTensor t = empty(shape);
         if (data.length > 0) {
@@ -145,7 +145,10 @@ public final class CudaBackend implements Backend {
         CudaTensor out = empty(cuda(x).shapeRef());
         int n = n(out);
         if (n > 0) {
-            launch(kernel, OpsKernels.elementwise(n), new KernelArgs().ptr(ptr(x)).ptr(out.pointer()).i(n));
+            launch(
+                    kernel,
+                    OpsKernels.elementwise(n),
+                    new KernelArgs().ptr(ptr(x)).ptr(out.pointer()).i(n));
         }
         return out;
     }
@@ -155,7 +158,9 @@ public final class CudaBackend implements Backend {
         CudaTensor out = empty(cuda(a).shapeRef());
         int n = n(out);
         if (n > 0) {
-            launch(kernel, OpsKernels.elementwise(n),
+            launch(
+                    kernel,
+                    OpsKernels.elementwise(n),
                     new KernelArgs().ptr(ptr(a)).ptr(ptr(b)).ptr(out.pointer()).i(n));
         }
         return out;
@@ -171,7 +176,9 @@ public final class CudaBackend implements Backend {
 
     private void addBiasRows(CudaTensor out, Tensor bias, int rows, int cols) {
         Shapes.requireEqual("linear", "bias length", n(cuda(bias)), cols);
-        launch(OpsKernels.ADD_BIAS_ROWS, OpsKernels.elementwise((long) rows * cols),
+        launch(
+                OpsKernels.ADD_BIAS_ROWS,
+                OpsKernels.elementwise((long) rows * cols),
                 new KernelArgs().ptr(out.pointer()).ptr(ptr(bias)).i(rows).i(cols));
     }
 
@@ -232,9 +239,19 @@ public final class CudaBackend implements Backend {
             for (int m0 = 0; m0 < m; m0 += TernaryLaunch.MAX_ROWS_PER_LAUNCH) {
                 int rows = Math.min(TernaryLaunch.MAX_ROWS_PER_LAUNCH, m - m0);
                 TernaryLaunch plan = TernaryLaunch.plan(rows, w.out, w.in);
-                device.launch(CudaModules.TERNARY_MATMUL, plan.kernel(), plan.geometry(), new KernelArgs()
-                        .ptr(xt.pointer() + 4L * m0 * w.in).ptr(w.codes.pointer(w)).ptr(w.scale.pointer(w))
-                        .ptr(biasPointer).ptr(out.pointer() + 4L * m0 * w.out).i(rows).i(w.out).i(w.in));
+                device.launch(
+                        CudaModules.TERNARY_MATMUL,
+                        plan.kernel(),
+                        plan.geometry(),
+                        new KernelArgs()
+                                .ptr(xt.pointer() + 4L * m0 * w.in)
+                                .ptr(w.codes.pointer(w))
+                                .ptr(w.scale.pointer(w))
+                                .ptr(biasPointer)
+                                .ptr(out.pointer() + 4L * m0 * w.out)
+                                .i(rows)
+                                .i(w.out)
+                                .i(w.in));
             }
         }
         return out;
@@ -246,11 +263,24 @@ public final class CudaBackend implements Backend {
         DeviceStorage decoded = storage(4 * weights);
         try {
             long scratch = decoded.pointer("decoded ternary weight");
-            launch(OpsKernels.TERNARY_DECODE, OpsKernels.elementwise(weights),
-                    new KernelArgs().ptr(w.codes.pointer(w)).ptr(scratch).i(w.out).i(w.in));
+            launch(
+                    OpsKernels.TERNARY_DECODE,
+                    OpsKernels.elementwise(weights),
+                    new KernelArgs()
+                            .ptr(w.codes.pointer(w))
+                            .ptr(scratch)
+                            .i(w.out)
+                            .i(w.in));
             matmulNt(x.pointer(), scratch, out.pointer(), m, w.out, w.in);
-            launch(OpsKernels.SCALE_BIAS_ROWS, OpsKernels.elementwise((long) m * w.out), new KernelArgs()
-                    .ptr(out.pointer()).ptr(w.scale.pointer(w)).ptr(biasPointer).i(m).i(w.out));
+            launch(
+                    OpsKernels.SCALE_BIAS_ROWS,
+                    OpsKernels.elementwise((long) m * w.out),
+                    new KernelArgs()
+                            .ptr(out.pointer())
+                            .ptr(w.scale.pointer(w))
+                            .ptr(biasPointer)
+                            .i(m)
+                            .i(w.out));
         } finally {
             decoded.release();
         }
@@ -328,8 +358,15 @@ public final class CudaBackend implements Backend {
             DeviceStorage idBuffer = storage(4L * ids.length);
             try {
                 device.upload(idBuffer.pointer("token ids"), ids);
-                launch(OpsKernels.EMBEDDING, OpsKernels.elementwise((long) ids.length * c), new KernelArgs()
-                        .ptr(tt.pointer()).ptr(idBuffer.pointer("token ids")).ptr(out.pointer()).i(ids.length).i(c));
+                launch(
+                        OpsKernels.EMBEDDING,
+                        OpsKernels.elementwise((long) ids.length * c),
+                        new KernelArgs()
+                                .ptr(tt.pointer())
+                                .ptr(idBuffer.pointer("token ids"))
+                                .ptr(out.pointer())
+                                .i(ids.length)
+                                .i(c));
             } finally {
                 idBuffer.release();
             }
@@ -419,8 +456,17 @@ public final class CudaBackend implements Backend {
         CudaTensor out = empty(s);
         long pairs = n(out) / 2;
         if (pairs > 0) {
-            launch(OpsKernels.ROPE, OpsKernels.elementwise(pairs), new KernelArgs().ptr(xt.pointer())
-                    .ptr(pt.pointer()).ptr(out.pointer()).i(s[0]).i(s[1]).i(s[2]).i(s[3]));
+            launch(
+                    OpsKernels.ROPE,
+                    OpsKernels.elementwise(pairs),
+                    new KernelArgs()
+                            .ptr(xt.pointer())
+                            .ptr(pt.pointer())
+                            .ptr(out.pointer())
+                            .i(s[0])
+                            .i(s[1])
+                            .i(s[2])
+                            .i(s[3]));
         }
         return out;
     }
@@ -458,13 +504,53 @@ public final class CudaBackend implements Backend {
                 for (int h0 = 0; h0 < heads; h0 += chunk) {
                     int hc = Math.min(chunk, heads - h0);
                     long head = rowBase + 4L * h0 * d;
-                    device.gemm(true, false, l, l, d, scale, kt.pointer() + head, c, d, qt.pointer() + head, c, d,
-                            0f, s, l, scoresPerHead, hc);
+                    device.gemm(
+                            true,
+                            false,
+                            l,
+                            l,
+                            d,
+                            scale,
+                            kt.pointer() + head,
+                            c,
+                            d,
+                            qt.pointer() + head,
+                            c,
+                            d,
+                            0f,
+                            s,
+                            l,
+                            scoresPerHead,
+                            hc);
                     long biasPointer = bt == null ? 0 : bt.pointer() + 4 * h0 * scoresPerHead;
-                    launch(OpsKernels.SOFTMAX_ROWS, OpsKernels.rows(hc * l), new KernelArgs().ptr(s).ptr(biasPointer)
-                            .i(hc * l).i(l).i(l).i(causal ? 1 : 0));
-                    device.gemm(false, false, d, l, l, 1f, vt.pointer() + head, c, d, s, l, scoresPerHead, 0f,
-                            out.pointer() + head, c, d, hc);
+                    launch(
+                            OpsKernels.SOFTMAX_ROWS,
+                            OpsKernels.rows(hc * l),
+                            new KernelArgs()
+                                    .ptr(s)
+                                    .ptr(biasPointer)
+                                    .i(hc * l)
+                                    .i(l)
+                                    .i(l)
+                                    .i(causal ? 1 : 0));
+                    device.gemm(
+                            false,
+                            false,
+                            d,
+                            l,
+                            l,
+                            1f,
+                            vt.pointer() + head,
+                            c,
+                            d,
+                            s,
+                            l,
+                            scoresPerHead,
+                            0f,
+                            out.pointer() + head,
+                            c,
+                            d,
+                            hc);
                 }
             }
         } finally {
@@ -479,25 +565,29 @@ public final class CudaBackend implements Backend {
      * image directly. Bias last, over all positions.
      */
     @Override
-    public Tensor conv2d(Tensor x, Tensor weight, Tensor bias, int stride, int padTop, int padBottom, int padLeft,
-                         int padRight) {
+    public Tensor conv2d(
+            Tensor x, Tensor weight, Tensor bias, int stride, int padTop, int padBottom, int padLeft, int padRight) {
         CudaTensor xt = cuda(x), wt = cuda(weight);
         CudaTensor bt = bias == null ? null : cuda(bias);
-        OpChecks.Conv g = OpChecks.conv2d(xt.shapeRef(), wt.shapeRef(), bt == null ? -1 : n(bt), stride, padTop,
-                padBottom, padLeft, padRight);
+        OpChecks.Conv g = OpChecks.conv2d(
+                xt.shapeRef(), wt.shapeRef(), bt == null ? -1 : n(bt), stride, padTop, padBottom, padLeft, padRight);
         CudaTensor out = empty(g.b(), g.o(), g.ho(), g.wo());
         int positions = g.ho() * g.wo(), k = g.c() * g.kh() * g.kw();
         if (n(out) == 0) {
             return out;
         }
         if (k == 0) {
-            throw new IllegalArgumentException("conv2d: a convolution over 0 input channels is not supported on the"
-                    + " CUDA backend");
+            throw new IllegalArgumentException(
+                    "conv2d: a convolution over 0 input channels is not supported on the" + " CUDA backend");
         }
-        boolean direct = g.kh() == 1 && g.kw() == 1 && stride == 1 && padTop == 0 && padBottom == 0 && padLeft == 0
+        boolean direct = g.kh() == 1
+                && g.kw() == 1
+                && stride == 1
+                && padTop == 0
+                && padBottom == 0
+                && padLeft == 0
                 && padRight == 0;
-        int chunk = direct ? positions
-                : (int) Math.max(1, Math.min(positions, workspace.im2colBytes() / (4L * k)));
+        int chunk = direct ? positions : (int) Math.max(1, Math.min(positions, workspace.im2colBytes() / (4L * k)));
         DeviceStorage col = direct ? null : storage(4L * k * chunk);
         try {
             for (int b = 0; b < g.b(); b++) {
@@ -508,12 +598,42 @@ public final class CudaBackend implements Backend {
                     long columns = image;
                     if (!direct) {
                         columns = col.pointer("im2col workspace");
-                        launch(OpsKernels.IM2COL, OpsKernels.elementwise((long) k * pc), new KernelArgs().ptr(image)
-                                .ptr(columns).i(g.c()).i(g.h()).i(g.w()).i(g.kh()).i(g.kw()).i(stride).i(padTop)
-                                .i(padLeft).i(g.wo()).i(p0).i(pc));
+                        launch(
+                                OpsKernels.IM2COL,
+                                OpsKernels.elementwise((long) k * pc),
+                                new KernelArgs()
+                                        .ptr(image)
+                                        .ptr(columns)
+                                        .i(g.c())
+                                        .i(g.h())
+                                        .i(g.w())
+                                        .i(g.kh())
+                                        .i(g.kw())
+                                        .i(stride)
+                                        .i(padTop)
+                                        .i(padLeft)
+                                        .i(g.wo())
+                                        .i(p0)
+                                        .i(pc));
                     }
-                    device.gemm(false, false, pc, g.o(), k, 1f, columns, pc, 0, wt.pointer(), k, 0, 0f,
-                            target + 4L * p0, positions, 0, 1);
+                    device.gemm(
+                            false,
+                            false,
+                            pc,
+                            g.o(),
+                            k,
+                            1f,
+                            columns,
+                            pc,
+                            0,
+                            wt.pointer(),
+                            k,
+                            0,
+                            0f,
+                            target + 4L * p0,
+                            positions,
+                            0,
+                            1);
                 }
             }
         } finally {
@@ -522,8 +642,15 @@ public final class CudaBackend implements Backend {
             }
         }
         if (bt != null) {
-            launch(OpsKernels.ADD_BIAS_CHANNELS, OpsKernels.elementwise(n(out)), new KernelArgs().ptr(out.pointer())
-                    .ptr(bt.pointer()).i(g.b()).i(g.o()).i(positions));
+            launch(
+                    OpsKernels.ADD_BIAS_CHANNELS,
+                    OpsKernels.elementwise(n(out)),
+                    new KernelArgs()
+                            .ptr(out.pointer())
+                            .ptr(bt.pointer())
+                            .i(g.b())
+                            .i(g.o())
+                            .i(positions));
         }
         return out;
     }
@@ -535,9 +662,19 @@ public final class CudaBackend implements Backend {
         int spatial = OpChecks.groupNorm(s, groups, n(wt), n(bt));
         CudaTensor out = empty(s);
         if (n(out) > 0) {
-            launch(OpsKernels.GROUP_NORM, LaunchGeometry.of(s[0] * groups, OpsKernels.BLOCK), new KernelArgs()
-                    .ptr(xt.pointer()).ptr(wt.pointer()).ptr(bt.pointer()).ptr(out.pointer()).i(s[0]).i(s[1])
-                    .i(spatial).i(groups).f(eps));
+            launch(
+                    OpsKernels.GROUP_NORM,
+                    LaunchGeometry.of(s[0] * groups, OpsKernels.BLOCK),
+                    new KernelArgs()
+                            .ptr(xt.pointer())
+                            .ptr(wt.pointer())
+                            .ptr(bt.pointer())
+                            .ptr(out.pointer())
+                            .i(s[0])
+                            .i(s[1])
+                            .i(spatial)
+                            .i(groups)
+                            .f(eps));
         }
         return out;
     }
@@ -549,8 +686,15 @@ public final class CudaBackend implements Backend {
         int[] s = xt.shapeRef();
         CudaTensor out = empty(s[0], s[1], 2 * s[2], 2 * s[3]);
         if (n(out) > 0) {
-            launch(OpsKernels.UPSAMPLE_NEAREST_2X, OpsKernels.elementwise(n(out)), new KernelArgs().ptr(xt.pointer())
-                    .ptr(out.pointer()).i(s[0] * s[1]).i(s[2]).i(s[3]));
+            launch(
+                    OpsKernels.UPSAMPLE_NEAREST_2X,
+                    OpsKernels.elementwise(n(out)),
+                    new KernelArgs()
+                            .ptr(xt.pointer())
+                            .ptr(out.pointer())
+                            .i(s[0] * s[1])
+                            .i(s[2])
+                            .i(s[3]));
         }
         return out;
     }
@@ -569,8 +713,14 @@ public final class CudaBackend implements Backend {
         for (int b0 = 0; b0 < matrices; b0 += LaunchGeometry.MAX_GRID_YZ) {
             int count = Math.min(LaunchGeometry.MAX_GRID_YZ, matrices - b0);
             long offset = 4L * b0 * m * n;
-            launch(OpsKernels.TRANSPOSE_LAST2, OpsKernels.transpose(count, m, n), new KernelArgs()
-                    .ptr(xt.pointer() + offset).ptr(out.pointer() + offset).i(m).i(n));
+            launch(
+                    OpsKernels.TRANSPOSE_LAST2,
+                    OpsKernels.transpose(count, m, n),
+                    new KernelArgs()
+                            .ptr(xt.pointer() + offset)
+                            .ptr(out.pointer() + offset)
+                            .i(m)
+                            .i(n));
         }
         return out;
     }

@@ -1,9 +1,9 @@
 package ai.fluxbatch.kernel.cuda;
 
+import static ai.fluxbatch.kernel.cuda.CudaErrors.cString;
 import static ai.fluxbatch.kernel.cuda.CudaErrors.check;
 import static ai.fluxbatch.kernel.cuda.CudaErrors.checkCublas;
 import static ai.fluxbatch.kernel.cuda.CudaErrors.checkNvrtc;
-import static ai.fluxbatch.kernel.cuda.CudaErrors.cString;
 import static ai.fluxbatch.kernel.cuda.CudaErrors.driverError;
 import static ai.fluxbatch.kernel.cuda.CudaErrors.errorName;
 import static ai.fluxbatch.kernel.cuda.CudaErrors.errorString;
@@ -64,13 +64,17 @@ import org.bytedeco.javacpp.SizeTPointer;
 public final class CudaDriverDevice implements Device {
     /** Bytes of one pinned staging buffer at most; larger copies go in chunks. */
     static final long STAGING_CHUNK_BYTES = 32L << 20;
+
     private static final long STAGING_MIN_BYTES = 1L << 20;
     /** Dynamic shared memory a block may use without opting in. */
     private static final int DEFAULT_SHARED_LIMIT = 48 * 1024;
+
     private static final double GIB = 1024.0 * 1024 * 1024;
     /** cuModuleLoadData's answers for a fatbin without code for this GPU: compile the source with NVRTC instead. */
-    private static final Set<Integer> NO_CODE_FOR_THIS_GPU = Set.of(cudart.CUDA_ERROR_NO_BINARY_FOR_GPU,
-            cudart.CUDA_ERROR_INVALID_PTX, cudart.CUDA_ERROR_UNSUPPORTED_PTX_VERSION,
+    private static final Set<Integer> NO_CODE_FOR_THIS_GPU = Set.of(
+            cudart.CUDA_ERROR_NO_BINARY_FOR_GPU,
+            cudart.CUDA_ERROR_INVALID_PTX,
+            cudart.CUDA_ERROR_UNSUPPORTED_PTX_VERSION,
             cudart.CUDA_ERROR_JIT_COMPILER_NOT_FOUND);
     /** Which device's context each thread has made current (a token per device, so a thread holds no device). */
     private static final ThreadLocal<Object> CURRENT = new ThreadLocal<>();
@@ -95,6 +99,7 @@ public final class CudaDriverDevice implements Device {
     private final Map<String, Kernel> kernels = new HashMap<>();
     /** Launch parameters: 8-byte slots (one per argument, read through three typed views) and pointers to them. */
     private LongPointer paramSlots;
+
     private IntPointer paramInts;
     private FloatPointer paramFloats;
     private PointerPointer<Pointer> params;
@@ -157,12 +162,14 @@ public final class CudaDriverDevice implements Device {
         Objects.requireNonNull(nvrtcCacheDir, "nvrtcCacheDir");
         bind(cudart.class, "the CUDA driver API binding (JavaCPP's jnicudart)");
         int init = cudart.cuInit(0);
-        if (init == cudart.CUDA_ERROR_NO_DEVICE || init == cudart.CUDA_ERROR_STUB_LIBRARY
+        if (init == cudart.CUDA_ERROR_NO_DEVICE
+                || init == cudart.CUDA_ERROR_STUB_LIBRARY
                 || init == cudart.CUDA_ERROR_SYSTEM_DRIVER_MISMATCH
                 || init == cudart.CUDA_ERROR_COMPAT_NOT_SUPPORTED_ON_DEVICE) {
             CudaException cause = driverError(init, "cuInit", "initialising the CUDA driver");
-            throw new IllegalStateException("CUDA is not usable on this machine: " + cause.getMessage()
-                    + visibleDevices() + ". " + NEEDS + ".", cause);
+            throw new IllegalStateException(
+                    "CUDA is not usable on this machine: " + cause.getMessage() + visibleDevices() + ". " + NEEDS + ".",
+                    cause);
         }
         check(init, "cuInit", "initialising the CUDA driver");
         int[] count = new int[1];
@@ -185,13 +192,17 @@ public final class CudaDriverDevice implements Device {
         check(cudart.cuDeviceGet(dev, ordinal), "cuDeviceGet", "getting CUDA device " + ordinal);
         this.device = dev[0];
         byte[] nameBytes = new byte[256];
-        check(cudart.cuDeviceGetName(nameBytes, nameBytes.length, device), "cuDeviceGetName",
+        check(
+                cudart.cuDeviceGetName(nameBytes, nameBytes.length, device),
+                "cuDeviceGetName",
                 "reading the name of CUDA device " + ordinal);
         this.name = cString(nameBytes);
         this.ccMajor = attribute(cudart.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, "compute capability (major)");
         this.ccMinor = attribute(cudart.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, "compute capability (minor)");
         try (SizeTPointer total = new SizeTPointer(1)) {
-            check(cudart.cuDeviceTotalMem(total, device), "cuDeviceTotalMem",
+            check(
+                    cudart.cuDeviceTotalMem(total, device),
+                    "cuDeviceTotalMem",
                     "reading the memory size of CUDA device " + ordinal);
             this.totalBytes = total.get();
         }
@@ -199,28 +210,40 @@ public final class CudaDriverDevice implements Device {
         boolean ready = false;
         try {
             CUctx_st ctx = new CUctx_st();
-            check(cudart.cuDevicePrimaryCtxRetain(ctx, device), "cuDevicePrimaryCtxRetain",
+            check(
+                    cudart.cuDevicePrimaryCtxRetain(ctx, device),
+                    "cuDevicePrimaryCtxRetain",
                     "retaining the primary context of " + label);
             context = ctx;
             makeCurrent();
             CUstream_st s = new CUstream_st();
-            check(cudart.cuStreamCreate(s, cudart.CU_STREAM_NON_BLOCKING), "cuStreamCreate",
+            check(
+                    cudart.cuStreamCreate(s, cudart.CU_STREAM_NON_BLOCKING),
+                    "cuStreamCreate",
                     "creating the stream of " + label);
             stream = s;
             for (Staging slot : staging) {
                 CUevent_st event = new CUevent_st();
-                check(cudart.cuEventCreate(event, cudart.CU_EVENT_DISABLE_TIMING), "cuEventCreate",
+                check(
+                        cudart.cuEventCreate(event, cudart.CU_EVENT_DISABLE_TIMING),
+                        "cuEventCreate",
                         "creating a staging event on " + label);
                 slot.event = event;
             }
             cublasContext handle = new cublasContext();
             checkCublas(cublas.cublasCreate_v2(handle), "cublasCreate_v2", "creating the cuBLAS handle of " + label);
             cublasHandle = handle;
-            checkCublas(cublas.cublasSetStream_v2(handle, stream), "cublasSetStream_v2",
+            checkCublas(
+                    cublas.cublasSetStream_v2(handle, stream),
+                    "cublasSetStream_v2",
                     "putting cuBLAS on the stream of " + label);
-            checkCublas(cublas.cublasSetPointerMode_v2(handle, cublas.CUBLAS_POINTER_MODE_HOST),
-                    "cublasSetPointerMode_v2", "setting host alpha/beta on " + label);
-            checkCublas(cublas.cublasSetMathMode(handle, cublas.CUBLAS_DEFAULT_MATH), "cublasSetMathMode",
+            checkCublas(
+                    cublas.cublasSetPointerMode_v2(handle, cublas.CUBLAS_POINTER_MODE_HOST),
+                    "cublasSetPointerMode_v2",
+                    "setting host alpha/beta on " + label);
+            checkCublas(
+                    cublas.cublasSetMathMode(handle, cublas.CUBLAS_DEFAULT_MATH),
+                    "cublasSetMathMode",
                     "setting cuBLAS's default math mode on " + label);
             alphaHost = new FloatPointer(1);
             betaHost = new FloatPointer(1);
@@ -243,7 +266,9 @@ public final class CudaDriverDevice implements Device {
 
     private int attribute(int attribute, String what) {
         int[] value = new int[1];
-        check(cudart.cuDeviceGetAttribute(value, attribute, device), "cuDeviceGetAttribute",
+        check(
+                cudart.cuDeviceGetAttribute(value, attribute, device),
+                "cuDeviceGetAttribute",
                 "reading the " + what + " of CUDA device " + ordinal);
         return value[0];
     }
@@ -281,8 +306,11 @@ public final class CudaDriverDevice implements Device {
 
     private void makeCurrent() {
         if (CURRENT.get() != contextToken) {
-            check(cudart.cuCtxSetCurrent(context), "cuCtxSetCurrent",
-                    "making the context of " + label + " current on thread " + Thread.currentThread().getName());
+            check(
+                    cudart.cuCtxSetCurrent(context),
+                    "cuCtxSetCurrent",
+                    "making the context of " + label + " current on thread "
+                            + Thread.currentThread().getName());
             CURRENT.set(contextToken);
         }
     }
@@ -303,12 +331,22 @@ public final class CudaDriverDevice implements Device {
     }
 
     private String outOfMemory(long bytes) {
-        StringBuilder m = new StringBuilder(label).append(" is out of memory: cannot allocate ").append(bytes)
-                .append(" bytes (").append(String.format(Locale.ROOT, "%.2f GiB", bytes / GIB)).append(')');
-        try (SizeTPointer free = new SizeTPointer(1); SizeTPointer total = new SizeTPointer(1)) {
+        StringBuilder m = new StringBuilder(label)
+                .append(" is out of memory: cannot allocate ")
+                .append(bytes)
+                .append(" bytes (")
+                .append(String.format(Locale.ROOT, "%.2f GiB", bytes / GIB))
+                .append(')');
+        try (SizeTPointer free = new SizeTPointer(1);
+                SizeTPointer total = new SizeTPointer(1)) {
             if (cudart.cuMemGetInfo(free, total) == cudart.CUDA_SUCCESS) {
-                m.append(String.format(Locale.ROOT, "; %.2f GiB free of %.2f GiB (%d of %d bytes)",
-                        free.get() / GIB, total.get() / GIB, free.get(), total.get()));
+                m.append(String.format(
+                        Locale.ROOT,
+                        "; %.2f GiB free of %.2f GiB (%d of %d bytes)",
+                        free.get() / GIB,
+                        total.get() / GIB,
+                        free.get(),
+                        total.get()));
             }
         }
         return m.toString();
@@ -321,8 +359,10 @@ public final class CudaDriverDevice implements Device {
             return;
         }
         enter();
-        check(cudart.cuMemFree(pointer), "cuMemFree", "freeing device memory at 0x" + Long.toHexString(pointer)
-                + " on " + label);
+        check(
+                cudart.cuMemFree(pointer),
+                "cuMemFree",
+                "freeing device memory at 0x" + Long.toHexString(pointer) + " on " + label);
     }
 
     @Override
@@ -359,7 +399,9 @@ public final class CudaDriverDevice implements Device {
     }
 
     private void queueUpload(long dst, Staging slot, long bytes) {
-        check(cudart.cuMemcpyHtoDAsync(dst, slot.host, bytes, stream), "cuMemcpyHtoDAsync",
+        check(
+                cudart.cuMemcpyHtoDAsync(dst, slot.host, bytes, stream),
+                "cuMemcpyHtoDAsync",
                 "queueing an upload of " + bytes + " bytes to 0x" + Long.toHexString(dst) + " on " + label);
         check(cudart.cuEventRecord(slot.event, stream), "cuEventRecord", "recording a staging event on " + label);
         slot.pending = true;
@@ -376,7 +418,9 @@ public final class CudaDriverDevice implements Device {
         for (long done = 0; done < total; ) {
             long n = Math.min(total - done, STAGING_CHUNK_BYTES);
             Staging slot = stagingFor(n);
-            check(cudart.cuMemcpyDtoHAsync(slot.host, src + done, n, stream), "cuMemcpyDtoHAsync",
+            check(
+                    cudart.cuMemcpyDtoHAsync(slot.host, src + done, n, stream),
+                    "cuMemcpyDtoHAsync",
                     "queueing a download of " + n + " bytes from 0x" + Long.toHexString(src + done) + " on " + label);
             synchronizeStream("downloading " + n + " bytes from 0x" + Long.toHexString(src + done));
             new FloatPointer(slot.host).capacity(n / 4).get(dst, (int) (done / 4), (int) (n / 4));
@@ -392,7 +436,9 @@ public final class CudaDriverDevice implements Device {
         Staging slot = staging[nextStaging];
         nextStaging = (nextStaging + 1) % staging.length;
         if (slot.pending) {
-            check(cudart.cuEventSynchronize(slot.event), "cuEventSynchronize",
+            check(
+                    cudart.cuEventSynchronize(slot.event),
+                    "cuEventSynchronize",
                     "waiting for a staged copy on " + label + " (an error here may come from any earlier queued work)");
             slot.pending = false;
         }
@@ -405,7 +451,9 @@ public final class CudaDriverDevice implements Device {
                 check(cudart.cuMemFreeHost(old), "cuMemFreeHost", "freeing a pinned staging buffer of " + label);
             }
             Pointer host = new Pointer();
-            check(cudart.cuMemAllocHost(host, size), "cuMemAllocHost",
+            check(
+                    cudart.cuMemAllocHost(host, size),
+                    "cuMemAllocHost",
                     "allocating " + size + " bytes of pinned host memory to stage copies for " + label);
             slot.host = host;
             slot.bytes = size;
@@ -414,8 +462,10 @@ public final class CudaDriverDevice implements Device {
     }
 
     private void synchronizeStream(String doing) {
-        check(cudart.cuStreamSynchronize(stream), "cuStreamSynchronize", doing + " on " + label
-                + " (an error here may come from any earlier queued kernel, copy or GEMM)");
+        check(
+                cudart.cuStreamSynchronize(stream),
+                "cuStreamSynchronize",
+                doing + " on " + label + " (an error here may come from any earlier queued kernel, copy or GEMM)");
         for (Staging slot : staging) {
             slot.pending = false;
         }
@@ -430,8 +480,11 @@ public final class CudaDriverDevice implements Device {
             return;
         }
         enter();
-        check(cudart.cuMemcpyDtoDAsync(dst, src, bytes, stream), "cuMemcpyDtoDAsync", "queueing a copy of " + bytes
-                + " bytes from 0x" + Long.toHexString(src) + " to 0x" + Long.toHexString(dst) + " on " + label);
+        check(
+                cudart.cuMemcpyDtoDAsync(dst, src, bytes, stream),
+                "cuMemcpyDtoDAsync",
+                "queueing a copy of " + bytes + " bytes from 0x" + Long.toHexString(src) + " to 0x"
+                        + Long.toHexString(dst) + " on " + label);
     }
 
     @Override
@@ -446,13 +499,26 @@ public final class CudaDriverDevice implements Device {
         }
         enter();
         CUDA_MEMCPY2D_v2 d = copy2dDescriptor;
-        d.srcXInBytes(0).srcY(0).srcMemoryType(cudart.CU_MEMORYTYPE_DEVICE).srcHost(null).srcDevice(src)
-                .srcArray(null).srcPitch(srcPitch);
-        d.dstXInBytes(0).dstY(0).dstMemoryType(cudart.CU_MEMORYTYPE_DEVICE).dstHost(null).dstDevice(dst)
-                .dstArray(null).dstPitch(dstPitch);
+        d.srcXInBytes(0)
+                .srcY(0)
+                .srcMemoryType(cudart.CU_MEMORYTYPE_DEVICE)
+                .srcHost(null)
+                .srcDevice(src)
+                .srcArray(null)
+                .srcPitch(srcPitch);
+        d.dstXInBytes(0)
+                .dstY(0)
+                .dstMemoryType(cudart.CU_MEMORYTYPE_DEVICE)
+                .dstHost(null)
+                .dstDevice(dst)
+                .dstArray(null)
+                .dstPitch(dstPitch);
         d.WidthInBytes(widthBytes).Height(height);
-        check(cudart.cuMemcpy2DAsync(d, stream), "cuMemcpy2DAsync", "queueing a 2-D copy of " + height + " rows of "
-                + widthBytes + " bytes (pitches " + srcPitch + " -> " + dstPitch + ") on " + label);
+        check(
+                cudart.cuMemcpy2DAsync(d, stream),
+                "cuMemcpy2DAsync",
+                "queueing a 2-D copy of " + height + " rows of " + widthBytes + " bytes (pitches " + srcPitch + " -> "
+                        + dstPitch + ") on " + label);
     }
 
     // ---- kernels -------------------------------------------------------------------------------------------------
@@ -479,21 +545,34 @@ public final class CudaDriverDevice implements Device {
         }
         int shared = geometry.sharedBytes();
         if (shared > k.sharedOptIn) {
-            check(cudart.cuFuncSetAttribute(k.function, cudart.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, shared),
-                    "cuFuncSetAttribute", "allowing " + module + "." + kernel + " " + shared
-                            + " bytes of dynamic shared memory on " + label);
+            check(
+                    cudart.cuFuncSetAttribute(
+                            k.function, cudart.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, shared),
+                    "cuFuncSetAttribute",
+                    "allowing " + module + "." + kernel + " " + shared + " bytes of dynamic shared memory on " + label);
             k.sharedOptIn = shared;
         }
-        check(cudart.cuLaunchKernel(k.function, geometry.gridX(), geometry.gridY(), geometry.gridZ(),
-                        geometry.blockX(), geometry.blockY(), geometry.blockZ(), shared, stream, params,
-                        (PointerPointer<?>) null), "cuLaunchKernel",
+        check(
+                cudart.cuLaunchKernel(
+                        k.function,
+                        geometry.gridX(),
+                        geometry.gridY(),
+                        geometry.gridZ(),
+                        geometry.blockX(),
+                        geometry.blockY(),
+                        geometry.blockZ(),
+                        shared,
+                        stream,
+                        params,
+                        (PointerPointer<?>) null),
+                "cuLaunchKernel",
                 "launching " + module + "." + kernel + " (" + geometry + ", " + n + " arguments) on " + label);
     }
 
     private static void checkArguments(String module, String kernel, int[] sizes, KernelArgs args) {
         if (sizes.length != args.size()) {
-            throw new IllegalArgumentException(module + "." + kernel + " takes " + sizes.length
-                    + " parameters; the launch passes " + args.size());
+            throw new IllegalArgumentException(
+                    module + "." + kernel + " takes " + sizes.length + " parameters; the launch passes " + args.size());
         }
         for (int i = 0; i < sizes.length; i++) {
             KernelArgs.Kind kind = args.get(i).kind();
@@ -533,7 +612,9 @@ public final class CudaDriverDevice implements Device {
         }
         CUmod_st mod = module(module);
         CUfunc_st function = new CUfunc_st();
-        check(cudart.cuModuleGetFunction(function, mod, kernel), "cuModuleGetFunction",
+        check(
+                cudart.cuModuleGetFunction(function, mod, kernel),
+                "cuModuleGetFunction",
                 "looking up kernel " + kernel + " (an extern \"C\" __global__ function) in module " + module + " on "
                         + label);
         k = new Kernel(function, paramSizes(function));
@@ -554,7 +635,8 @@ public final class CudaDriverDevice implements Device {
     /** The sizes of a kernel's parameters (cuFuncGetParamInfo), or null when the driver does not tell. */
     private static int[] paramSizes(CUfunc_st function) {
         List<Integer> sizes = new ArrayList<>();
-        try (SizeTPointer offset = new SizeTPointer(1); SizeTPointer size = new SizeTPointer(1)) {
+        try (SizeTPointer offset = new SizeTPointer(1);
+                SizeTPointer size = new SizeTPointer(1)) {
             for (int i = 0; i < 1024; i++) {
                 int result = cudart.cuFuncGetParamInfo(function, i, offset, size);
                 if (result == cudart.CUDA_ERROR_INVALID_VALUE) {
@@ -566,7 +648,9 @@ public final class CudaDriverDevice implements Device {
                 sizes.add((int) size.get());
             }
         }
-        return sizes.isEmpty() ? null : sizes.stream().mapToInt(Integer::intValue).toArray();
+        return sizes.isEmpty()
+                ? null
+                : sizes.stream().mapToInt(Integer::intValue).toArray();
     }
 
     private CUmod_st module(String module) {
@@ -616,19 +700,23 @@ public final class CudaDriverDevice implements Device {
 
     /** The NVRTC fallback: the module's source compiled for this GPU's architecture, through the disk cache. */
     private CUmod_st loadWithNvrtc(String module, String whyNvrtc) {
-        byte[] source = CudaModules.source(module).orElseThrow(() -> new IllegalStateException("cannot load CUDA"
-                + " module " + module + " on " + label + ": " + whyNvrtc + "; and there is no source to compile with"
-                + " NVRTC: resource " + CudaModules.sourcePath(module) + " is absent"));
-        bind(nvrtc.class, "NVRTC (JavaCPP's jninvrtc), needed to compile module " + module + " for " + arch()
-                + " because " + whyNvrtc);
+        byte[] source = CudaModules.source(module)
+                .orElseThrow(() -> new IllegalStateException("cannot load CUDA"
+                        + " module " + module + " on " + label + ": " + whyNvrtc
+                        + "; and there is no source to compile with"
+                        + " NVRTC: resource " + CudaModules.sourcePath(module) + " is absent"));
+        bind(
+                nvrtc.class,
+                "NVRTC (JavaCPP's jninvrtc), needed to compile module " + module + " for " + arch() + " because "
+                        + whyNvrtc);
         int[] major = new int[1];
         int[] minor = new int[1];
         checkNvrtc(nvrtc.nvrtcVersion(major, minor), "nvrtcVersion", "reading NVRTC's version");
         String version = major[0] + "." + minor[0];
         List<String> options = NvrtcCompiler.nvrtcOptions(arch());
         String key = NvrtcCache.key(module, source, options, arch(), version);
-        String doing = "compiling module " + module + " for " + arch() + " with NVRTC " + version + " (" + whyNvrtc
-                + ")";
+        String doing =
+                "compiling module " + module + " for " + arch() + " with NVRTC " + version + " (" + whyNvrtc + ")";
         boolean[] compiled = {false};
         NvrtcCache.Compiler compiler = () -> {
             compiled[0] = true;
@@ -643,8 +731,10 @@ public final class CudaDriverDevice implements Device {
             cubin = nvrtcCache.getOrCompile(key, compiler);
             result = loadData(mod, cubin);
         }
-        check(result, "cuModuleLoadData", "loading module " + module + "'s CUBIN from NVRTC " + version + " for "
-                + arch() + " on " + label);
+        check(
+                result,
+                "cuModuleLoadData",
+                "loading module " + module + "'s CUBIN from NVRTC " + version + " for " + arch() + " on " + label);
         return mod;
     }
 
@@ -657,12 +747,27 @@ public final class CudaDriverDevice implements Device {
     // ---- GEMM ----------------------------------------------------------------------------------------------------
 
     @Override
-    public synchronized void gemm(boolean transA, boolean transB, int m, int n, int k, float alpha, long a, int lda,
-                                  long strideA, long b, int ldb, long strideB, float beta, long c, int ldc,
-                                  long strideC, int batch) {
+    public synchronized void gemm(
+            boolean transA,
+            boolean transB,
+            int m,
+            int n,
+            int k,
+            float alpha,
+            long a,
+            int lda,
+            long strideA,
+            long b,
+            int ldb,
+            long strideB,
+            float beta,
+            long c,
+            int ldc,
+            long strideC,
+            int batch) {
         if (m < 0 || n < 0 || k < 0 || batch < 0) {
-            throw new IllegalArgumentException("GEMM m = " + m + ", n = " + n + ", k = " + k + ", batch = " + batch
-                    + ": must not be negative");
+            throw new IllegalArgumentException(
+                    "GEMM m = " + m + ", n = " + n + ", k = " + k + ", batch = " + batch + ": must not be negative");
         }
         if (m == 0 || n == 0 || batch == 0) {
             return;
@@ -670,20 +775,58 @@ public final class CudaDriverDevice implements Device {
         enter();
         alphaHost.put(0, alpha);
         betaHost.put(0, beta);
-        int computeType = precision == GemmPrecision.BF16
-                ? cublas.CUBLAS_COMPUTE_32F_FAST_16BF : cublas.CUBLAS_COMPUTE_32F;
+        int computeType =
+                precision == GemmPrecision.BF16 ? cublas.CUBLAS_COMPUTE_32F_FAST_16BF : cublas.CUBLAS_COMPUTE_32F;
         int opA = transA ? cublas.CUBLAS_OP_T : cublas.CUBLAS_OP_N;
         int opB = transB ? cublas.CUBLAS_OP_T : cublas.CUBLAS_OP_N;
-        int status = cublas.cublasGemmStridedBatchedEx(cublasHandle, opA, opB, m, n, k, alphaHost,
-                gemmA.at(a), cudart.CUDA_R_32F, lda, strideA,
-                gemmB.at(b), cudart.CUDA_R_32F, ldb, strideB, betaHost,
-                gemmC.at(c), cudart.CUDA_R_32F, ldc, strideC,
-                batch, computeType, cublas.CUBLAS_GEMM_DEFAULT);
+        int status = cublas.cublasGemmStridedBatchedEx(
+                cublasHandle,
+                opA,
+                opB,
+                m,
+                n,
+                k,
+                alphaHost,
+                gemmA.at(a),
+                cudart.CUDA_R_32F,
+                lda,
+                strideA,
+                gemmB.at(b),
+                cudart.CUDA_R_32F,
+                ldb,
+                strideB,
+                betaHost,
+                gemmC.at(c),
+                cudart.CUDA_R_32F,
+                ldc,
+                strideC,
+                batch,
+                computeType,
+                cublas.CUBLAS_GEMM_DEFAULT);
         if (status != cublas.CUBLAS_STATUS_SUCCESS) {
-            checkCublas(status, "cublasGemmStridedBatchedEx", String.format(Locale.ROOT, "queueing a %s GEMM"
-                            + " op(A)%s [%d x %d] op(B)%s [%d x %d] x %d (lda %d, ldb %d, ldc %d, strides %d, %d, %d)"
-                            + " on %s", precision.optionName(), transA ? "=A^T" : "=A", m, k, transB ? "=B^T" : "=B",
-                    k, n, batch, lda, ldb, ldc, strideA, strideB, strideC, label));
+            checkCublas(
+                    status,
+                    "cublasGemmStridedBatchedEx",
+                    String.format(
+                            Locale.ROOT,
+                            "queueing a %s GEMM"
+                                    + " op(A)%s [%d x %d] op(B)%s [%d x %d] x %d (lda %d, ldb %d, ldc %d, strides %d, %d, %d)"
+                                    + " on %s",
+                            precision.optionName(),
+                            transA ? "=A^T" : "=A",
+                            m,
+                            k,
+                            transB ? "=B^T" : "=B",
+                            k,
+                            n,
+                            batch,
+                            lda,
+                            ldb,
+                            ldc,
+                            strideA,
+                            strideB,
+                            strideC,
+                            label));
         }
     }
 
@@ -715,8 +858,12 @@ public final class CudaDriverDevice implements Device {
             attempt(errors, this::makeCurrent);
         }
         if (stream != null) {
-            attempt(errors, () -> check(cudart.cuStreamSynchronize(stream), "cuStreamSynchronize",
-                    "waiting for the queued work before closing " + label));
+            attempt(
+                    errors,
+                    () -> check(
+                            cudart.cuStreamSynchronize(stream),
+                            "cuStreamSynchronize",
+                            "waiting for the queued work before closing " + label));
         }
         for (Staging slot : staging) {
             Pointer host = slot.host;
@@ -726,36 +873,55 @@ public final class CudaDriverDevice implements Device {
             slot.event = null;
             slot.pending = false;
             if (host != null) {
-                attempt(errors, () -> check(cudart.cuMemFreeHost(host), "cuMemFreeHost",
-                        "freeing a staging buffer of " + label));
+                attempt(
+                        errors,
+                        () -> check(
+                                cudart.cuMemFreeHost(host), "cuMemFreeHost", "freeing a staging buffer of " + label));
             }
             if (event != null) {
-                attempt(errors, () -> check(cudart.cuEventDestroy(event), "cuEventDestroy",
-                        "destroying a staging event of " + label));
+                attempt(
+                        errors,
+                        () -> check(
+                                cudart.cuEventDestroy(event),
+                                "cuEventDestroy",
+                                "destroying a staging event of " + label));
             }
         }
         if (cublasHandle != null) {
             cublasContext handle = cublasHandle;
             cublasHandle = null;
-            attempt(errors, () -> checkCublas(cublas.cublasDestroy_v2(handle), "cublasDestroy_v2",
-                    "destroying the cuBLAS handle of " + label));
+            attempt(
+                    errors,
+                    () -> checkCublas(
+                            cublas.cublasDestroy_v2(handle),
+                            "cublasDestroy_v2",
+                            "destroying the cuBLAS handle of " + label));
         }
         for (Map.Entry<String, CUmod_st> m : modules.entrySet()) {
-            attempt(errors, () -> check(cudart.cuModuleUnload(m.getValue()), "cuModuleUnload",
-                    "unloading module " + m.getKey() + " from " + label));
+            attempt(
+                    errors,
+                    () -> check(
+                            cudart.cuModuleUnload(m.getValue()),
+                            "cuModuleUnload",
+                            "unloading module " + m.getKey() + " from " + label));
         }
         modules.clear();
         kernels.clear();
         if (stream != null) {
             CUstream_st s = stream;
             stream = null;
-            attempt(errors, () -> check(cudart.cuStreamDestroy(s), "cuStreamDestroy",
-                    "destroying the stream of " + label));
+            attempt(
+                    errors,
+                    () -> check(cudart.cuStreamDestroy(s), "cuStreamDestroy", "destroying the stream of " + label));
         }
         if (context != null) {
             context = null;
-            attempt(errors, () -> check(cudart.cuDevicePrimaryCtxRelease(device), "cuDevicePrimaryCtxRelease",
-                    "releasing the primary context of " + label));
+            attempt(
+                    errors,
+                    () -> check(
+                            cudart.cuDevicePrimaryCtxRelease(device),
+                            "cuDevicePrimaryCtxRelease",
+                            "releasing the primary context of " + label));
             if (CURRENT.get() == contextToken) {
                 CURRENT.remove();
             }

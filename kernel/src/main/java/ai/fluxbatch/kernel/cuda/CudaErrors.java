@@ -9,8 +9,7 @@ import org.bytedeco.javacpp.PointerPointer;
 
 /** Checks of driver, cuBLAS and NVRTC results: a failure becomes a {@link CudaException} with the error's name. */
 final class CudaErrors {
-    private CudaErrors() {
-    }
+    private CudaErrors() {}
 
     static void check(int result, String call, String doing) {
         if (result != cudart.CUDA_SUCCESS) {
@@ -50,9 +49,12 @@ final class CudaErrors {
         if (status != cublas.CUBLAS_STATUS_SUCCESS) {
             BytePointer statusName = cublas.cublasGetStatusName(status);
             BytePointer statusString = cublas.cublasGetStatusString(status);
-            throw CudaException.of(call, status,
+            throw CudaException.of(
+                    call,
+                    status,
                     statusName == null || statusName.isNull() ? "cublasStatus " + status : statusName.getString(),
-                    statusString == null || statusString.isNull() ? null : statusString.getString(), doing);
+                    statusString == null || statusString.isNull() ? null : statusString.getString(),
+                    doing);
         }
     }
 

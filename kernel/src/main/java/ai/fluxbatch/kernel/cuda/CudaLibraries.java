@@ -54,7 +54,10 @@ final class CudaLibraries {
             diagnosis = earlierDiagnosis(e);
         }
         StringBuilder m = new StringBuilder("CUDA is not available: cannot load ").append(what);
-        m.append(diagnosis != null ? ": " + diagnosis : ": " + e).append(". ").append(NEEDS).append('.');
+        m.append(diagnosis != null ? ": " + diagnosis : ": " + e)
+                .append(". ")
+                .append(NEEDS)
+                .append('.');
         return new IllegalStateException(m.toString(), e);
     }
 
@@ -130,6 +133,5 @@ final class CudaLibraries {
         return visible == null ? "" : " (CUDA_VISIBLE_DEVICES=" + visible + ")";
     }
 
-    private CudaLibraries() {
-    }
+    private CudaLibraries() {}
 }

@@ -21,8 +21,7 @@ public final class CudaModules {
     /** The first four bytes of a fatbin, {@code 0xBA55ED50} little-endian. */
     public static final int FATBIN_MAGIC = 0xBA55ED50;
 
-    private CudaModules() {
-    }
+    private CudaModules() {}
 
     /** A module's image, or why there is none. */
     public static final class Image {
@@ -90,9 +89,12 @@ public final class CudaModules {
         String path = resourcePath(name);
         try (InputStream in = CudaModules.class.getResourceAsStream(path)) {
             if (in == null) {
-                return new Image(name, null, "this build has no CUDA kernels: resource " + path + " is absent (nvcc was"
-                        + " not found at build time, or the build ran with -Dfluxbatch.skipCuda=true; build where"
-                        + " /usr/local/cuda/bin/nvcc exists or pass -Dnvcc=/path/to/nvcc)");
+                return new Image(
+                        name,
+                        null,
+                        "this build has no CUDA kernels: resource " + path + " is absent (nvcc was"
+                                + " not found at build time, or the build ran with -Dfluxbatch.skipCuda=true; build where"
+                                + " /usr/local/cuda/bin/nvcc exists or pass -Dnvcc=/path/to/nvcc)");
             }
             byte[] bytes = in.readAllBytes();
             if (!isFatbin(bytes)) {

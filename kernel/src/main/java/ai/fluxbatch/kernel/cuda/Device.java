@@ -48,8 +48,24 @@ public interface Device extends AutoCloseable {
      * in elements, column-major). Storage and accumulation are float32; the arithmetic follows the device's
      * {@link GemmPrecision}.
      */
-    void gemm(boolean transA, boolean transB, int m, int n, int k, float alpha, long a, int lda, long strideA,
-              long b, int ldb, long strideB, float beta, long c, int ldc, long strideC, int batch);
+    void gemm(
+            boolean transA,
+            boolean transB,
+            int m,
+            int n,
+            int k,
+            float alpha,
+            long a,
+            int lda,
+            long strideA,
+            long b,
+            int ldb,
+            long strideB,
+            float beta,
+            long c,
+            int ldc,
+            long strideC,
+            int batch);
 
     /** Waits for all queued work. */
     void synchronize();

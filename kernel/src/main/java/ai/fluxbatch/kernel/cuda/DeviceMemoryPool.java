@@ -18,8 +18,8 @@ public final class DeviceMemoryPool implements AutoCloseable {
     public static final long GRANULE = 512;
 
     /** What the pool holds. */
-    public record Stats(long deviceAllocations, long inUseBytes, long cachedBytes, long peakInUseBytes,
-                        long peakDeviceBytes) {
+    public record Stats(
+            long deviceAllocations, long inUseBytes, long cachedBytes, long peakInUseBytes, long peakDeviceBytes) {
         public long deviceBytes() {
             return inUseBytes + cachedBytes;
         }
@@ -74,8 +74,10 @@ public final class DeviceMemoryPool implements AutoCloseable {
             try {
                 pointer = device.allocate(size);
             } catch (DeviceOutOfMemoryException stillFull) {
-                throw new DeviceOutOfMemoryException(stillFull.getMessage() + "; the pool holds " + inUse
-                        + " bytes in live tensors (peak " + peakInUse + ")", size);
+                throw new DeviceOutOfMemoryException(
+                        stillFull.getMessage() + "; the pool holds " + inUse + " bytes in live tensors (peak "
+                                + peakInUse + ")",
+                        size);
             }
         }
         deviceAllocations++;
@@ -90,8 +92,8 @@ public final class DeviceMemoryPool implements AutoCloseable {
             return;
         }
         if (!owned.contains(pointer)) {
-            throw new IllegalStateException("released 0x" + Long.toHexString(pointer) + ", which this pool did not"
-                    + " allocate");
+            throw new IllegalStateException(
+                    "released 0x" + Long.toHexString(pointer) + ", which this pool did not" + " allocate");
         }
         long size = rounded(bytes);
         free.computeIfAbsent(size, s -> new ArrayDeque<>()).push(pointer);

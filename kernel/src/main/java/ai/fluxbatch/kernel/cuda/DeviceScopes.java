@@ -2,7 +2,6 @@ package ai.fluxbatch.kernel.cuda;
 
 import ai.fluxbatch.kernel.Tensor;
 import ai.fluxbatch.kernel.TensorScope;
-
 import java.util.ArrayDeque;
 import java.util.Collections;
 import java.util.IdentityHashMap;

@@ -6,7 +6,8 @@ package ai.fluxbatch.kernel.cuda;
  * accumulates in float32 on the tensor cores ({@code CUBLAS_COMPUTE_32F_FAST_16BF}), the precision FLUX.1 is run at.
  */
 public enum GemmPrecision {
-    FP32("fp32"), BF16("bf16");
+    FP32("fp32"),
+    BF16("bf16");
 
     private final String optionName;
 

@@ -17,8 +17,7 @@ public final class GpuTernaryLayout {
     /** Inputs per chunk: one bit of each 32-bit plane per input. */
     public static final int CHUNK = 32;
 
-    private GpuTernaryLayout() {
-    }
+    private GpuTernaryLayout() {}
 
     /** {@code ceil(in / 32)}: chunks per output row. */
     public static int chunks(int in) {
@@ -100,15 +99,15 @@ public final class GpuTernaryLayout {
      */
     public static byte[] toHfPacked(int[] w, int out, int in) {
         if (w.length != words(out, in)) {
-            throw new IllegalArgumentException("ternary weight [" + out + ", " + in + "]: " + w.length
-                    + " ints, expected " + words(out, in));
+            throw new IllegalArgumentException(
+                    "ternary weight [" + out + ", " + in + "]: " + w.length + " ints, expected " + words(out, in));
         }
         int kw = chunks(in);
         for (int i = 0; i < w.length; i += 2) {
             if ((w[i] & w[i + 1]) != 0) {
                 int o = i / 2 / kw, k = (i / 2 % kw) * CHUNK + Integer.numberOfTrailingZeros(w[i] & w[i + 1]);
-                throw new IllegalArgumentException("ternary weight [" + out + ", " + in + "]: row " + o + ", column "
-                        + k + " is both +1 and -1");
+                throw new IllegalArgumentException(
+                        "ternary weight [" + out + ", " + in + "]: row " + o + ", column " + k + " is both +1 and -1");
             }
         }
         int rows = (out + 3) / 4;

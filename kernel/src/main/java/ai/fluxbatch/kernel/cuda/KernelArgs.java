@@ -24,7 +24,11 @@ public final class KernelArgs {
         }
     }
 
-    public enum Kind { POINTER, INT, FLOAT }
+    public enum Kind {
+        POINTER,
+        INT,
+        FLOAT
+    }
 
     private final List<Arg> args = new ArrayList<>();
 

@@ -11,12 +11,12 @@ public record LaunchGeometry(int gridX, int gridY, int gridZ, int blockX, int bl
                     + ") block (" + blockX + ", " + blockY + ", " + blockZ + ") shared " + sharedBytes);
         }
         if (gridY > MAX_GRID_YZ || gridZ > MAX_GRID_YZ) {
-            throw new IllegalArgumentException("grid (" + gridX + ", " + gridY + ", " + gridZ + ") exceeds CUDA's "
-                    + MAX_GRID_YZ + " in y or z");
+            throw new IllegalArgumentException(
+                    "grid (" + gridX + ", " + gridY + ", " + gridZ + ") exceeds CUDA's " + MAX_GRID_YZ + " in y or z");
         }
         if ((long) blockX * blockY * blockZ > 1024) {
-            throw new IllegalArgumentException("block (" + blockX + ", " + blockY + ", " + blockZ
-                    + ") has more than 1024 threads");
+            throw new IllegalArgumentException(
+                    "block (" + blockX + ", " + blockY + ", " + blockZ + ") has more than 1024 threads");
         }
     }
 

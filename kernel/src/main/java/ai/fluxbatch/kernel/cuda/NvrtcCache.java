@@ -38,6 +38,7 @@ import java.util.regex.Pattern;
 public final class NvrtcCache {
     /** System property naming the cache folder. */
     public static final String DIR_PROPERTY = "fluxbatch.cuda.cache";
+
     static final byte[] MAGIC = "FBCUBIN1".getBytes(StandardCharsets.US_ASCII);
     static final int HEADER_BYTES = MAGIC.length + 8 + 32;
     private static final Pattern NAME_PART = Pattern.compile("[A-Za-z0-9_.]+");
@@ -92,13 +93,14 @@ public final class NvrtcCache {
             sha.update((byte) 0);
             sha.update(option.getBytes(StandardCharsets.UTF_8));
         }
-        return module + "-" + arch + "-nvrtc" + nvrtcVersion + "-" + HexFormat.of().formatHex(sha.digest()) + ".cubin";
+        return module + "-" + arch + "-nvrtc" + nvrtcVersion + "-"
+                + HexFormat.of().formatHex(sha.digest()) + ".cubin";
     }
 
     private static void checkPart(String what, String value) {
         if (value == null || !NAME_PART.matcher(value).matches()) {
-            throw new IllegalArgumentException("NVRTC cache key: " + what + " '" + value
-                    + "' must be letters, digits, '_' and '.'");
+            throw new IllegalArgumentException(
+                    "NVRTC cache key: " + what + " '" + value + "' must be letters, digits, '_' and '.'");
         }
     }
 
@@ -123,8 +125,10 @@ public final class NvrtcCache {
         }
         byte[] payload = decode(bytes);
         if (payload == null) {
-            LOG.log(System.Logger.Level.WARNING, "ignoring the invalid NVRTC cache entry " + file + " (" + bytes.length
-                    + " bytes: truncated or corrupt); compiling again");
+            LOG.log(
+                    System.Logger.Level.WARNING,
+                    "ignoring the invalid NVRTC cache entry " + file + " (" + bytes.length
+                            + " bytes: truncated or corrupt); compiling again");
             invalidate(key);
             return Optional.empty();
         }
@@ -141,8 +145,8 @@ public final class NvrtcCache {
         try {
             Files.createDirectories(dir);
             tmp = Files.createTempFile(dir, key + ".", ".tmp");
-            try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.WRITE,
-                    StandardOpenOption.TRUNCATE_EXISTING)) {
+            try (FileChannel ch =
+                    FileChannel.open(tmp, StandardOpenOption.WRITE, StandardOpenOption.TRUNCATE_EXISTING)) {
                 ByteBuffer buf = ByteBuffer.wrap(encode(cubin));
                 while (buf.hasRemaining()) {
                     ch.write(buf);
@@ -157,8 +161,10 @@ public final class NvrtcCache {
             tmp = null;
             return true;
         } catch (IOException | UnsupportedOperationException e) {
-            LOG.log(System.Logger.Level.WARNING, "cannot write the NVRTC cache entry " + file + " (the kernel is"
-                    + " compiled again next time): " + e);
+            LOG.log(
+                    System.Logger.Level.WARNING,
+                    "cannot write the NVRTC cache entry " + file + " (the kernel is" + " compiled again next time): "
+                            + e);
             return false;
         } finally {
             if (tmp != null) {

@@ -1,7 +1,7 @@
 package ai.fluxbatch.kernel.cuda;
 
-import static ai.fluxbatch.kernel.cuda.CudaErrors.checkNvrtc;
 import static ai.fluxbatch.kernel.cuda.CudaErrors.cString;
+import static ai.fluxbatch.kernel.cuda.CudaErrors.checkNvrtc;
 import static ai.fluxbatch.kernel.cuda.CudaErrors.nvrtcError;
 
 import java.util.Arrays;
@@ -14,8 +14,7 @@ import org.bytedeco.javacpp.SizeTPointer;
 
 /** Compiles a module's CUDA source to a CUBIN with NVRTC, the fallback for a GPU the fatbins have no code for. */
 final class NvrtcCompiler {
-    private NvrtcCompiler() {
-    }
+    private NvrtcCompiler() {}
 
     /** NVRTC's options: the real architecture, C++17, and exact math (no --use_fast_math), as nvcc builds them. */
     static List<String> nvrtcOptions(String arch) {
@@ -25,24 +24,30 @@ final class NvrtcCompiler {
     static byte[] nvrtcCompile(String module, byte[] source, List<String> options, String doing) {
         _nvrtcProgram program = new _nvrtcProgram();
         try (BytePointer text = new BytePointer(Arrays.copyOf(source, source.length + 1)); // NUL-terminated
-             BytePointer fileName = new BytePointer(module + ".cu")) {
-            checkNvrtc(nvrtc.nvrtcCreateProgram(program, text, fileName, 0, (PointerPointer<?>) null,
-                    (PointerPointer<?>) null), "nvrtcCreateProgram", doing);
+                BytePointer fileName = new BytePointer(module + ".cu")) {
+            checkNvrtc(
+                    nvrtc.nvrtcCreateProgram(
+                            program, text, fileName, 0, (PointerPointer<?>) null, (PointerPointer<?>) null),
+                    "nvrtcCreateProgram",
+                    doing);
             int result;
             try (PointerPointer<BytePointer> opts = new PointerPointer<>(options.toArray(new String[0]))) {
                 result = nvrtc.nvrtcCompileProgram(program, options.size(), opts);
             }
             if (result != nvrtc.NVRTC_SUCCESS) {
                 String log = programLog(program);
-                throw new CudaException("nvrtcCompileProgram failed: " + nvrtcError(result) + " while " + doing
-                        + " with options " + options + "; NVRTC's log:\n" + log, "nvrtcCompileProgram", result,
+                throw new CudaException(
+                        "nvrtcCompileProgram failed: " + nvrtcError(result) + " while " + doing + " with options "
+                                + options + "; NVRTC's log:\n" + log,
+                        "nvrtcCompileProgram",
+                        result,
                         nvrtcError(result));
             }
             try (SizeTPointer size = new SizeTPointer(1)) {
                 checkNvrtc(nvrtc.nvrtcGetCUBINSize(program, size), "nvrtcGetCUBINSize", doing);
                 if (size.get() <= 0 || size.get() > Integer.MAX_VALUE - 8) {
-                    throw new IllegalStateException("NVRTC produced a CUBIN of " + size.get() + " bytes while "
-                            + doing);
+                    throw new IllegalStateException(
+                            "NVRTC produced a CUBIN of " + size.get() + " bytes while " + doing);
                 }
                 byte[] cubin = new byte[(int) size.get()];
                 checkNvrtc(nvrtc.nvrtcGetCUBIN(program, cubin), "nvrtcGetCUBIN", doing);

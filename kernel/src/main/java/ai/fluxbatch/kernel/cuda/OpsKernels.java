@@ -16,6 +16,7 @@ public final class OpsKernels {
     public static final int BLOCK = 256;
     /** Blocks of an element-wise launch at most; the grid-stride loop covers the rest. */
     public static final int MAX_ELEMENTWISE_BLOCKS = 65535 * 8;
+
     public static final int TRANSPOSE_TILE = 32;
     public static final int TRANSPOSE_ROWS = 8;
 
@@ -119,8 +120,7 @@ public final class OpsKernels {
      */
     public static final String TRANSPOSE_LAST2 = "fb_transpose_last2";
 
-    private OpsKernels() {
-    }
+    private OpsKernels() {}
 
     /** Blocks for {@code n} elements, capped at {@link #MAX_ELEMENTWISE_BLOCKS}. */
     public static LaunchGeometry elementwise(long n) {
@@ -141,7 +141,13 @@ public final class OpsKernels {
 
     /** Transpose tiles of {@code [batch, M, N]}. */
     public static LaunchGeometry transpose(int batch, int m, int n) {
-        return new LaunchGeometry((n + TRANSPOSE_TILE - 1) / TRANSPOSE_TILE, (m + TRANSPOSE_TILE - 1) / TRANSPOSE_TILE,
-                batch, TRANSPOSE_TILE, TRANSPOSE_ROWS, 1, 0);
+        return new LaunchGeometry(
+                (n + TRANSPOSE_TILE - 1) / TRANSPOSE_TILE,
+                (m + TRANSPOSE_TILE - 1) / TRANSPOSE_TILE,
+                batch,
+                TRANSPOSE_TILE,
+                TRANSPOSE_ROWS,
+                1,
+                0);
     }
 }

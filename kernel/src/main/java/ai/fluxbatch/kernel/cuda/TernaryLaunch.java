@@ -20,6 +20,7 @@ public final class TernaryLaunch {
     public static final String TILED_KERNEL = "ternary_matmul_tiled";
     /** The largest M the small-M kernel handles (its per-thread accumulators); FB_SMALL_M_MAX in the .cu. */
     public static final int SMALL_M_MAX = 16;
+
     public static final int SMALL_M_WARPS = 8;
     public static final int TILE_M = 64;
     public static final int TILE_N = 64;
@@ -63,8 +64,8 @@ public final class TernaryLaunch {
      */
     public static TernaryLaunch plan(int m, int n, int k) {
         if (m < 1 || n < 1 || k < 1) {
-            throw new IllegalArgumentException("ternary matmul: M = " + m + ", N = " + n + ", K = " + k
-                    + " must all be positive");
+            throw new IllegalArgumentException(
+                    "ternary matmul: M = " + m + ", N = " + n + ", K = " + k + " must all be positive");
         }
         if (m <= SMALL_M_MAX) {
             return new TernaryLaunch(SMALL_M_KERNEL, ceilDiv(n, SMALL_M_WARPS), 1, 32 * SMALL_M_WARPS, 0);

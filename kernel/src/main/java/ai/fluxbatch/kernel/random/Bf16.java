@@ -2,8 +2,7 @@ package ai.fluxbatch.kernel.random;
 
 /** float -> bfloat16 rounding as c10::BFloat16 does it; kernel cannot see model's HalfFloats, so a copy of the one line. */
 final class Bf16 {
-    private Bf16() {
-    }
+    private Bf16() {}
 
     /** Round to nearest, ties to even (the inputs here are never NaN). */
     static short bits(float f) {

@@ -10,6 +10,7 @@ package ai.fluxbatch.kernel.random;
 public final class TorchCpuGenerator {
     /** Below this many elements (or for a non-contiguous tensor) torch draws serially in double. */
     private static final int FILL_MIN = 16;
+
     private static final float MEAN = 0f;
     private static final float STD = 1f;
     private static final float TWO_PI_F = (float) (2.0 * Math.PI);
@@ -83,7 +84,8 @@ public final class TorchCpuGenerator {
         short[] bits = new short[n];
         if (n < FILL_MIN) {
             for (int i = 0; i < n; i++) {
-                bits[i] = Bf16.bits((float) normalDouble()); // double -> float -> bf16, as static_cast<BFloat16>(double)
+                bits[i] =
+                        Bf16.bits((float) normalDouble()); // double -> float -> bf16, as static_cast<BFloat16>(double)
             }
             return bits;
         }

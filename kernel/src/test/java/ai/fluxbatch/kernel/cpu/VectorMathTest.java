@@ -22,7 +22,8 @@ class VectorMathTest {
             for (int i = 0; i < LANES; i++) {
                 x[i] = v + i * 1e-3f;
             }
-            VectorMath.exp(FloatVector.fromArray(FloatVector.SPECIES_PREFERRED, x, 0)).intoArray(y, 0);
+            VectorMath.exp(FloatVector.fromArray(FloatVector.SPECIES_PREFERRED, x, 0))
+                    .intoArray(y, 0);
             for (int i = 0; i < LANES; i++) {
                 double exact = Math.exp(x[i]);
                 worst = Math.max(worst, Math.abs(y[i] - exact) / Math.ulp((float) exact));
@@ -36,12 +37,15 @@ class VectorMathTest {
         float[] x = new float[LANES];
         float[] y = new float[LANES];
         java.util.Arrays.fill(x, -200f);
-        VectorMath.exp(FloatVector.fromArray(FloatVector.SPECIES_PREFERRED, x, 0)).intoArray(y, 0);
+        VectorMath.exp(FloatVector.fromArray(FloatVector.SPECIES_PREFERRED, x, 0))
+                .intoArray(y, 0);
         assertTrue(y[0] >= 0 && y[0] < 1e-37f, "exp(-200) = " + y[0]);
-        VectorMath.tanh(FloatVector.fromArray(FloatVector.SPECIES_PREFERRED, x, 0)).intoArray(y, 0);
+        VectorMath.tanh(FloatVector.fromArray(FloatVector.SPECIES_PREFERRED, x, 0))
+                .intoArray(y, 0);
         assertEquals(-1f, y[0]);
         java.util.Arrays.fill(x, 200f);
-        VectorMath.tanh(FloatVector.fromArray(FloatVector.SPECIES_PREFERRED, x, 0)).intoArray(y, 0);
+        VectorMath.tanh(FloatVector.fromArray(FloatVector.SPECIES_PREFERRED, x, 0))
+                .intoArray(y, 0);
         assertEquals(1f, y[0]);
     }
 
@@ -54,12 +58,18 @@ class VectorMathTest {
             for (int i = 0; i < LANES; i++) {
                 x[i] = v + i * 1.1e-4f;
             }
-            VectorMath.exp(FloatVector.fromArray(FloatVector.SPECIES_PREFERRED, x, 0)).intoArray(e, 0);
-            VectorMath.tanh(FloatVector.fromArray(FloatVector.SPECIES_PREFERRED, x, 0)).intoArray(t, 0);
+            VectorMath.exp(FloatVector.fromArray(FloatVector.SPECIES_PREFERRED, x, 0))
+                    .intoArray(e, 0);
+            VectorMath.tanh(FloatVector.fromArray(FloatVector.SPECIES_PREFERRED, x, 0))
+                    .intoArray(t, 0);
             for (int i = 0; i < LANES; i++) {
-                assertEquals(Float.floatToRawIntBits(e[i]), Float.floatToRawIntBits(VectorMath.exp(x[i])),
+                assertEquals(
+                        Float.floatToRawIntBits(e[i]),
+                        Float.floatToRawIntBits(VectorMath.exp(x[i])),
                         "exp(" + x[i] + ")");
-                assertEquals(Float.floatToRawIntBits(t[i]), Float.floatToRawIntBits(VectorMath.tanh(x[i])),
+                assertEquals(
+                        Float.floatToRawIntBits(t[i]),
+                        Float.floatToRawIntBits(VectorMath.tanh(x[i])),
                         "tanh(" + x[i] + ")");
             }
         }
@@ -80,8 +90,10 @@ class VectorMathTest {
                 }
             }
             float got = VectorMath.sumLanes(FloatVector.fromArray(FloatVector.SPECIES_PREFERRED, lanes, 0));
-            assertEquals(Float.floatToRawIntBits(t[0]), Float.floatToRawIntBits(got), "lanes " + java.util.Arrays
-                    .toString(lanes));
+            assertEquals(
+                    Float.floatToRawIntBits(t[0]),
+                    Float.floatToRawIntBits(got),
+                    "lanes " + java.util.Arrays.toString(lanes));
         }
     }
 
@@ -95,7 +107,8 @@ class VectorMathTest {
         for (int i = 0; i < x.length; i += 7) {
             x[i] *= 12f; // reach the saturated ends of exp and tanh too
         }
-        try (CpuBackend one = new CpuBackend(1); CpuBackend three = new CpuBackend(3)) {
+        try (CpuBackend one = new CpuBackend(1);
+                CpuBackend three = new CpuBackend(3)) {
             Tensor a = one.upload(x, x.length), b = three.upload(x, x.length);
             assertArrayEquals(one.download(one.gelu(a)), three.download(three.gelu(b)), "gelu");
             assertArrayEquals(one.download(one.silu(a)), three.download(three.silu(b)), "silu");

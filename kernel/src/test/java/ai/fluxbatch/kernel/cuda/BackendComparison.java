@@ -14,8 +14,13 @@ import java.util.function.BiFunction;
 record BackendComparison(double relativeL2, float[] want, float[] got) {
 
     /** {@code what} names the operation in the failures. */
-    static BackendComparison run(String what, Backend reference, Backend other, float[][] inputs, int[][] shapes,
-                                 BiFunction<Backend, Tensor[], Tensor> op) {
+    static BackendComparison run(
+            String what,
+            Backend reference,
+            Backend other,
+            float[][] inputs,
+            int[][] shapes,
+            BiFunction<Backend, Tensor[], Tensor> op) {
         Tensor[] a = new Tensor[inputs.length];
         Tensor[] b = new Tensor[inputs.length];
         for (int i = 0; i < inputs.length; i++) {

@@ -5,8 +5,8 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import ai.fluxbatch.kernel.Backend;
-import ai.fluxbatch.kernel.TestData;
 import ai.fluxbatch.kernel.Tensor;
+import ai.fluxbatch.kernel.TestData;
 import ai.fluxbatch.kernel.cpu.CpuBackend;
 import java.util.Random;
 import java.util.function.BiFunction;
@@ -40,8 +40,8 @@ class CudaBackendTest {
     /** Runs {@code op} on both backends with the same uploaded inputs and compares the downloads. */
     private void same(String what, float[][] inputs, int[][] shapes, BiFunction<Backend, Tensor[], Tensor> op) {
         BackendComparison c = BackendComparison.run(what, cpu, gpu, inputs, shapes, op);
-        assertTrue(c.relativeL2() <= TOL, what + ": relative L2 error " + c.relativeL2() + " (" + c.firstValues()
-                + ")");
+        assertTrue(
+                c.relativeL2() <= TOL, what + ": relative L2 error " + c.relativeL2() + " (" + c.firstValues() + ")");
     }
 
     private void same(String what, int[] shape, BiFunction<Backend, Tensor, Tensor> op) {
@@ -63,12 +63,18 @@ class CudaBackendTest {
         int[] s = {2, 5, 40};
         int[] c = {40};
         same("layerNorm", s, (be, t) -> be.layerNorm(t, 1e-6f));
-        same("layerNorm affine", new float[][] {data(s), data(c), data(c)}, new int[][] {s, c, c},
+        same(
+                "layerNorm affine",
+                new float[][] {data(s), data(c), data(c)},
+                new int[][] {s, c, c},
                 (be, t) -> be.layerNorm(t[0], t[1], t[2], 1e-5f));
         same("rmsNorm", new float[][] {data(s), data(c)}, new int[][] {s, c}, (be, t) -> be.rmsNorm(t[0], t[1], 1e-6f));
         int[] img = {2, 8, 3, 5};
         int[] ch = {8};
-        same("groupNorm", new float[][] {data(img), data(ch), data(ch)}, new int[][] {img, ch, ch},
+        same(
+                "groupNorm",
+                new float[][] {data(img), data(ch), data(ch)},
+                new int[][] {img, ch, ch},
                 (be, t) -> be.groupNorm(t[0], 4, t[1], t[2], 1e-6f));
     }
 
@@ -76,9 +82,15 @@ class CudaBackendTest {
     void perSampleOps() {
         int[] x = {2, 7, 12};
         int[] v = {2, 12};
-        same("modulate", new float[][] {data(x), data(v), data(v)}, new int[][] {x, v, v},
+        same(
+                "modulate",
+                new float[][] {data(x), data(v), data(v)},
+                new int[][] {x, v, v},
                 (be, t) -> be.modulate(t[0], t[1], t[2]));
-        same("gatedAdd", new float[][] {data(x), data(v), data(x)}, new int[][] {x, v, x},
+        same(
+                "gatedAdd",
+                new float[][] {data(x), data(v), data(x)},
+                new int[][] {x, v, x},
                 (be, t) -> be.gatedAdd(t[0], t[1], t[2]));
     }
 
@@ -90,7 +102,10 @@ class CudaBackendTest {
         int[] y = {2, 3, 12};
         same("concatRows", new float[][] {data(x), data(y)}, new int[][] {x, y}, (be, t) -> be.concatRows(t[0], t[1]));
         int[] z = {2, 5, 4};
-        same("concatColumns", new float[][] {data(x), data(z)}, new int[][] {x, z},
+        same(
+                "concatColumns",
+                new float[][] {data(x), data(z)},
+                new int[][] {x, z},
                 (be, t) -> be.concatColumns(t[0], t[1]));
         same("transposeLast2", new int[] {3, 33, 70}, Backend::transposeLast2);
         same("upsampleNearest2x", new int[] {2, 3, 4, 5}, Backend::upsampleNearest2x);
@@ -111,9 +126,15 @@ class CudaBackendTest {
         int[] x = {2, 3, 20};
         int[] w = {9, 20};
         int[] b = {9};
-        same("linear", new float[][] {data(x), data(w), data(b)}, new int[][] {x, w, b},
+        same(
+                "linear",
+                new float[][] {data(x), data(w), data(b)},
+                new int[][] {x, w, b},
                 (be, t) -> be.linear(t[0], t[1], t[2]));
-        same("linear without bias", new float[][] {data(x), data(w)}, new int[][] {x, w},
+        same(
+                "linear without bias",
+                new float[][] {data(x), data(w)},
+                new int[][] {x, w},
                 (be, t) -> be.linear(t[0], t[1], null));
     }
 
@@ -129,7 +150,10 @@ class CudaBackendTest {
         int[] b = {out};
         for (int m : new int[] {1, 16, 17, 70, TernaryLaunch.DENSE_FROM_M, TernaryLaunch.DENSE_FROM_M + 3}) {
             int[] x = {m, in};
-            same("ternaryLinear M=" + m, new float[][] {data(x), data(b)}, new int[][] {x, b},
+            same(
+                    "ternaryLinear M=" + m,
+                    new float[][] {data(x), data(b)},
+                    new int[][] {x, b},
                     (be, t) -> be.ternaryLinear(t[0], be.uploadTernary(packed, out, in, scale), t[1]));
         }
         assertTrue(device.launchedKernels().contains(OpsKernels.TERNARY_DECODE), "the GEMM path ran");
@@ -140,12 +164,19 @@ class CudaBackendTest {
     @Test
     void attentionInChunksOfHeads() {
         int[] s = {2, 9, 12};
-        same("attention", new float[][] {data(s), data(s), data(s)}, new int[][] {s, s, s},
+        same(
+                "attention",
+                new float[][] {data(s), data(s), data(s)},
+                new int[][] {s, s, s},
                 (be, t) -> be.attention(t[0], t[1], t[2], 3));
         int[] bias = {3, 9, 9};
-        same("attention with bias, causal", new float[][] {data(s), data(s), data(s), data(bias)},
-                new int[][] {s, s, s, bias}, (be, t) -> be.attention(t[0], t[1], t[2], 3, 0.7f, t[3], true));
-        long softmaxLaunches = device.launches().stream().filter(l -> l.kernel().equals(OpsKernels.SOFTMAX_ROWS))
+        same(
+                "attention with bias, causal",
+                new float[][] {data(s), data(s), data(s), data(bias)},
+                new int[][] {s, s, s, bias},
+                (be, t) -> be.attention(t[0], t[1], t[2], 3, 0.7f, t[3], true));
+        long softmaxLaunches = device.launches().stream()
+                .filter(l -> l.kernel().equals(OpsKernels.SOFTMAX_ROWS))
                 .count();
         assertEquals(2 * 2 * 2, softmaxLaunches, "3 heads in chunks of 2, 2 samples, 2 calls");
     }
@@ -155,12 +186,21 @@ class CudaBackendTest {
         int[] x = {2, 3, 6, 7};
         int[] w = {4, 3, 3, 3};
         int[] b = {4};
-        same("conv2d 3x3 pad 1", new float[][] {data(x), data(w), data(b)}, new int[][] {x, w, b},
+        same(
+                "conv2d 3x3 pad 1",
+                new float[][] {data(x), data(w), data(b)},
+                new int[][] {x, w, b},
                 (be, t) -> be.conv2d(t[0], t[1], t[2], 1, 1));
-        same("conv2d 3x3 stride 2, asymmetric padding", new float[][] {data(x), data(w), data(b)},
-                new int[][] {x, w, b}, (be, t) -> be.conv2d(t[0], t[1], t[2], 2, 0, 1, 0, 1));
+        same(
+                "conv2d 3x3 stride 2, asymmetric padding",
+                new float[][] {data(x), data(w), data(b)},
+                new int[][] {x, w, b},
+                (be, t) -> be.conv2d(t[0], t[1], t[2], 2, 0, 1, 0, 1));
         int[] w1 = {5, 3, 1, 1};
-        same("conv2d 1x1", new float[][] {data(x), data(w1)}, new int[][] {x, w1},
+        same(
+                "conv2d 1x1",
+                new float[][] {data(x), data(w1)},
+                new int[][] {x, w1},
                 (be, t) -> be.conv2d(t[0], t[1], null, 1, 0));
     }
 
@@ -168,17 +208,22 @@ class CudaBackendTest {
     void badArgumentsGetTheCpuBackendsMessages() {
         Tensor a = gpu.upload(data(2, 3), 2, 3);
         Tensor b = gpu.upload(data(3, 2), 3, 2);
-        String m = assertThrows(IllegalArgumentException.class, () -> gpu.add(a, b)).getMessage();
+        String m = assertThrows(IllegalArgumentException.class, () -> gpu.add(a, b))
+                .getMessage();
         assertTrue(m.contains("shapes differ"), m);
-        m = assertThrows(IllegalArgumentException.class, () -> gpu.columns(a, 2, 2)).getMessage();
+        m = assertThrows(IllegalArgumentException.class, () -> gpu.columns(a, 2, 2))
+                .getMessage();
         assertTrue(m.contains("outside"), m);
         Tensor table = gpu.upload(data(4, 2), 4, 2);
-        m = assertThrows(IllegalArgumentException.class, () -> gpu.embedding(table, new int[] {4})).getMessage();
+        m = assertThrows(IllegalArgumentException.class, () -> gpu.embedding(table, new int[] {4}))
+                .getMessage();
         assertTrue(m.contains("outside the vocabulary of 4"), m);
         Tensor onCpu = cpu.upload(data(2, 3), 2, 3);
-        m = assertThrows(IllegalArgumentException.class, () -> gpu.add(a, onCpu)).getMessage();
+        m = assertThrows(IllegalArgumentException.class, () -> gpu.add(a, onCpu))
+                .getMessage();
         assertTrue(m.contains("another backend"), m);
-        m = assertThrows(IllegalArgumentException.class, () -> gpu.upload(new float[5], 2, 3)).getMessage();
+        m = assertThrows(IllegalArgumentException.class, () -> gpu.upload(new float[5], 2, 3))
+                .getMessage();
         assertTrue(m.contains("5 values"), m);
     }
 }

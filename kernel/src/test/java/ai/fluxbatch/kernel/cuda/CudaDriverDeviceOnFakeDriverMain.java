@@ -1,9 +1,9 @@
 package ai.fluxbatch.kernel.cuda;
 
 import ai.fluxbatch.kernel.Backend;
-import ai.fluxbatch.kernel.TestData;
 import ai.fluxbatch.kernel.Tensor;
 import ai.fluxbatch.kernel.TensorScope;
+import ai.fluxbatch.kernel.TestData;
 import ai.fluxbatch.kernel.cpu.CpuBackend;
 import java.io.IOException;
 import java.io.PrintWriter;
@@ -66,7 +66,12 @@ final class CudaDriverDeviceOnFakeDriverMain {
         } catch (Throwable t) {
             m.fail("mode " + mode + " aborted", t);
         }
-        System.out.printf(Locale.ROOT, "%s: %d checks, %d failed, %.1f s%n", mode, m.checks, m.failures,
+        System.out.printf(
+                Locale.ROOT,
+                "%s: %d checks, %d failed, %.1f s%n",
+                mode,
+                m.checks,
+                m.failures,
                 (System.nanoTime() - t0) / 1e9);
         System.out.flush();
         System.exit(m.failures == 0 ? 0 : 1);
@@ -136,18 +141,18 @@ final class CudaDriverDeviceOnFakeDriverMain {
     }
 
     /** Runs op on the CPU backend and on gpu with the same inputs; the relative L2 error of the downloads. */
-    private double compare(String what, Backend gpu, float[][] inputs, int[][] shapes,
-                           BiFunction<Backend, Tensor[], Tensor> op) {
+    private double compare(
+            String what, Backend gpu, float[][] inputs, int[][] shapes, BiFunction<Backend, Tensor[], Tensor> op) {
         BackendComparison c = BackendComparison.run(what, cpu, gpu, inputs, shapes, op);
         if (!(c.relativeL2() <= TOL)) {
-            throw new AssertionError(String.format(Locale.ROOT, "relative L2 error %.3g > %.1g; %s", c.relativeL2(),
-                    TOL, c.firstValues()));
+            throw new AssertionError(String.format(
+                    Locale.ROOT, "relative L2 error %.3g > %.1g; %s", c.relativeL2(), TOL, c.firstValues()));
         }
         return c.relativeL2();
     }
 
-    private void same(Backend gpu, String what, float[][] inputs, int[][] shapes,
-                      BiFunction<Backend, Tensor[], Tensor> op) {
+    private void same(
+            Backend gpu, String what, float[][] inputs, int[][] shapes, BiFunction<Backend, Tensor[], Tensor> op) {
         check(what, () -> String.format(Locale.ROOT, "rel %.2e", compare(what, gpu, inputs, shapes, op)));
     }
 
@@ -160,7 +165,10 @@ final class CudaDriverDeviceOnFakeDriverMain {
         List<String[]> names = new ArrayList<>();
         for (Field f : OpsKernels.class.getDeclaredFields()) {
             int mod = f.getModifiers();
-            if (Modifier.isPublic(mod) && Modifier.isStatic(mod) && Modifier.isFinal(mod) && f.getType() == String.class
+            if (Modifier.isPublic(mod)
+                    && Modifier.isStatic(mod)
+                    && Modifier.isFinal(mod)
+                    && f.getType() == String.class
                     && !f.getName().equals("MODULE")) {
                 names.add(new String[] {OpsKernels.MODULE, (String) f.get(null)});
             }
@@ -182,7 +190,9 @@ final class CudaDriverDeviceOnFakeDriverMain {
             expect(dev.arch().equals("sm_90"), "arch " + dev.arch());
             expect(dev.totalBytes() == 16L << 30, "totalBytes " + dev.totalBytes());
             expect(dev.precision() == GemmPrecision.FP32, "precision " + dev.precision());
-            expect(dev.nvrtcCache().dir().equals(NvrtcCache.defaultDir()), "NVRTC cache " + dev.nvrtcCache().dir());
+            expect(
+                    dev.nvrtcCache().dir().equals(NvrtcCache.defaultDir()),
+                    "NVRTC cache " + dev.nvrtcCache().dir());
             return dev.describe();
         });
         CudaDriverDevice dev = holder[0];
@@ -190,9 +200,10 @@ final class CudaDriverDeviceOnFakeDriverMain {
             return;
         }
         check("open CUDA device 1 (there is one device)", () -> {
-            IllegalArgumentException e = expectThrows(IllegalArgumentException.class,
-                    () -> CudaDriverDevice.open(1, GemmPrecision.FP32), "open(1)");
-            expect(e.getMessage().contains("there is no CUDA device 1: this machine shows 1 CUDA device (0..0)"),
+            IllegalArgumentException e = expectThrows(
+                    IllegalArgumentException.class, () -> CudaDriverDevice.open(1, GemmPrecision.FP32), "open(1)");
+            expect(
+                    e.getMessage().contains("there is no CUDA device 1: this machine shows 1 CUDA device (0..0)"),
                     e.getMessage());
             return e.getMessage();
         });
@@ -221,14 +232,20 @@ final class CudaDriverDeviceOnFakeDriverMain {
         check("an operation on another thread (the context made current there)", () -> {
             double[] rel = {-1};
             Throwable[] error = new Throwable[1];
-            Thread t = new Thread(() -> {
-                try {
-                    rel[0] = compare("silu on a second thread", gpu, new float[][] {data(3, 20)}, new int[][] {{3, 20}},
-                            (be, in) -> be.silu(in[0]));
-                } catch (Throwable e) {
-                    error[0] = e;
-                }
-            }, "second-thread");
+            Thread t = new Thread(
+                    () -> {
+                        try {
+                            rel[0] = compare(
+                                    "silu on a second thread",
+                                    gpu,
+                                    new float[][] {data(3, 20)},
+                                    new int[][] {{3, 20}},
+                                    (be, in) -> be.silu(in[0]));
+                        } catch (Throwable e) {
+                            error[0] = e;
+                        }
+                    },
+                    "second-thread");
             t.start();
             t.join();
             if (error[0] != null) {
@@ -241,7 +258,7 @@ final class CudaDriverDeviceOnFakeDriverMain {
         // BF16: a second device object on the same GPU (the primary context is shared)
         check("BF16 linear (CUBLAS_COMPUTE_32F_FAST_16BF, inputs rounded to bfloat16)", () -> {
             try (CudaDriverDevice bf = CudaDriverDevice.open(0, GemmPrecision.BF16);
-                 CudaBackend bgpu = new CudaBackend(bf)) {
+                    CudaBackend bgpu = new CudaBackend(bf)) {
                 float[] x = data(4, 64), w = data(32, 64), b = data(32);
                 Tensor xc = cpu.upload(x, 4, 64), wc = cpu.upload(w, 32, 64), bc = cpu.upload(b, 32);
                 Tensor xg = bgpu.upload(x, 4, 64), wg = bgpu.upload(w, 32, 64), bg = bgpu.upload(b, 32);
@@ -258,8 +275,11 @@ final class CudaDriverDeviceOnFakeDriverMain {
             }
         });
         check("FP32 GEMMs use CUBLAS_COMPUTE_32F without TF32", () -> {
-            List<String> gemms = logLines().stream().filter(l -> l.startsWith("gemm ")).toList();
-            long fp32 = gemms.stream().filter(l -> l.contains("compute=68") && l.contains("rounding=none")).count();
+            List<String> gemms =
+                    logLines().stream().filter(l -> l.startsWith("gemm ")).toList();
+            long fp32 = gemms.stream()
+                    .filter(l -> l.contains("compute=68") && l.contains("rounding=none"))
+                    .count();
             long bf16 = gemms.stream().filter(l -> l.contains("compute=75")).count();
             expect(fp32 + bf16 == gemms.size(), "GEMMs of other compute types or roundings: " + gemms);
             expect(fp32 > 0, "no FP32 GEMM");
@@ -285,15 +305,20 @@ final class CudaDriverDeviceOnFakeDriverMain {
             return logCount("launch ") + " launches, " + logCount("gemm ") + " GEMMs";
         });
         check("the context was destroyed with nothing left behind", () -> {
-            List<String> destroyed = logLines().stream().filter(l -> l.startsWith("context destroyed")).toList();
+            List<String> destroyed = logLines().stream()
+                    .filter(l -> l.startsWith("context destroyed"))
+                    .toList();
             expect(destroyed.size() == 1, "context destroyed lines: " + destroyed);
             String d = destroyed.get(0);
-            expect(d.startsWith("context destroyed: 0 device allocations (0 bytes) still allocated, 0 modules still"
-                    + " loaded, 0 streams and 0 events still alive, 0 faults"), d);
+            expect(
+                    d.startsWith("context destroyed: 0 device allocations (0 bytes) still allocated, 0 modules still"
+                            + " loaded, 0 streams and 0 events still alive, 0 faults"),
+                    d);
             return d.substring(0, d.indexOf("; launches"));
         });
         check("no FAULT in the fake driver's log", () -> {
-            List<String> faults = logLines().stream().filter(l -> l.startsWith("FAULT")).toList();
+            List<String> faults =
+                    logLines().stream().filter(l -> l.startsWith("FAULT")).toList();
             expect(faults.isEmpty(), String.join("\n", faults));
             return "";
         });
@@ -330,12 +355,24 @@ final class CudaDriverDeviceOnFakeDriverMain {
         same(gpu, "mul", new float[][] {data(s), data(s)}, new int[][] {s, s}, (be, t) -> be.mul(t[0], t[1]));
 
         int[] x = {2, 3, 20}, w = {9, 20}, b = {9};
-        same(gpu, "linear with bias (cuBLAS, then fb_add_bias_rows)", new float[][] {data(x), data(w), data(b)},
-                new int[][] {x, w, b}, (be, t) -> be.linear(t[0], t[1], t[2]));
-        same(gpu, "linear without bias", new float[][] {data(x), data(w)}, new int[][] {x, w},
+        same(
+                gpu,
+                "linear with bias (cuBLAS, then fb_add_bias_rows)",
+                new float[][] {data(x), data(w), data(b)},
+                new int[][] {x, w, b},
+                (be, t) -> be.linear(t[0], t[1], t[2]));
+        same(
+                gpu,
+                "linear without bias",
+                new float[][] {data(x), data(w)},
+                new int[][] {x, w},
                 (be, t) -> be.linear(t[0], t[1], null));
         int[] x2 = {5, 64}, w2 = {48, 64};
-        same(gpu, "linear 5 x 64 -> 48", new float[][] {data(x2), data(w2)}, new int[][] {x2, w2},
+        same(
+                gpu,
+                "linear 5 x 64 -> 48",
+                new float[][] {data(x2), data(w2)},
+                new int[][] {x2, w2},
                 (be, t) -> be.linear(t[0], t[1], null));
 
         int out = 70, in = 45;
@@ -347,49 +384,93 @@ final class CudaDriverDeviceOnFakeDriverMain {
         float[] scale = data(out);
         int[] bias = {out};
         for (int m : new int[] {1, 16, 17, TernaryLaunch.DENSE_FROM_M}) {
-            String path = m >= TernaryLaunch.DENSE_FROM_M ? "decode + GEMM + scale_bias_rows"
+            String path = m >= TernaryLaunch.DENSE_FROM_M
+                    ? "decode + GEMM + scale_bias_rows"
                     : TernaryLaunch.plan(m, out, in).kernel();
             int[] xs = {m, in};
-            same(gpu, "ternaryLinear M=" + m + " (" + path + ")", new float[][] {data(xs), data(bias)},
-                    new int[][] {xs, bias}, (be, t) -> be.ternaryLinear(t[0], be.uploadTernary(packed, out, in, scale),
-                            t[1]));
+            same(
+                    gpu,
+                    "ternaryLinear M=" + m + " (" + path + ")",
+                    new float[][] {data(xs), data(bias)},
+                    new int[][] {xs, bias},
+                    (be, t) -> be.ternaryLinear(t[0], be.uploadTernary(packed, out, in, scale), t[1]));
         }
         for (int m : new int[] {1, 17, TernaryLaunch.DENSE_FROM_M}) {
             int[] xs = {m, in};
-            same(gpu, "ternaryLinear M=" + m + " without bias", new float[][] {data(xs)}, new int[][] {xs},
+            same(
+                    gpu,
+                    "ternaryLinear M=" + m + " without bias",
+                    new float[][] {data(xs)},
+                    new int[][] {xs},
                     (be, t) -> be.ternaryLinear(t[0], be.uploadTernary(packed, out, in, scale), null));
         }
 
         int[] ns = {2, 5, 40}, c = {40};
         same(gpu, "layerNorm", ns, (be, t) -> be.layerNorm(t, 1e-6f));
-        same(gpu, "layerNorm affine", new float[][] {data(ns), data(c), data(c)}, new int[][] {ns, c, c},
+        same(
+                gpu,
+                "layerNorm affine",
+                new float[][] {data(ns), data(c), data(c)},
+                new int[][] {ns, c, c},
                 (be, t) -> be.layerNorm(t[0], t[1], t[2], 1e-5f));
-        same(gpu, "rmsNorm", new float[][] {data(ns), data(c)}, new int[][] {ns, c},
+        same(
+                gpu,
+                "rmsNorm",
+                new float[][] {data(ns), data(c)},
+                new int[][] {ns, c},
                 (be, t) -> be.rmsNorm(t[0], t[1], 1e-6f));
         // a large eps changes the result visibly: a float argument in the wrong launch slot would show
-        same(gpu, "layerNorm affine, eps 0.5", new float[][] {data(ns), data(c), data(c)}, new int[][] {ns, c, c},
+        same(
+                gpu,
+                "layerNorm affine, eps 0.5",
+                new float[][] {data(ns), data(c), data(c)},
+                new int[][] {ns, c, c},
                 (be, t) -> be.layerNorm(t[0], t[1], t[2], 0.5f));
-        same(gpu, "rmsNorm, eps 0.5", new float[][] {data(ns), data(c)}, new int[][] {ns, c},
+        same(
+                gpu,
+                "rmsNorm, eps 0.5",
+                new float[][] {data(ns), data(c)},
+                new int[][] {ns, c},
                 (be, t) -> be.rmsNorm(t[0], t[1], 0.5f));
         int[] wide = {2, 300};
         int[] cw = {300};
-        same(gpu, "layerNorm affine, 300 columns", new float[][] {data(wide), data(cw), data(cw)},
-                new int[][] {wide, cw, cw}, (be, t) -> be.layerNorm(t[0], t[1], t[2], 1e-6f));
+        same(
+                gpu,
+                "layerNorm affine, 300 columns",
+                new float[][] {data(wide), data(cw), data(cw)},
+                new int[][] {wide, cw, cw},
+                (be, t) -> be.layerNorm(t[0], t[1], t[2], 1e-6f));
 
         int[] px = {2, 7, 12}, pv = {2, 12};
-        same(gpu, "modulate", new float[][] {data(px), data(pv), data(pv)}, new int[][] {px, pv, pv},
+        same(
+                gpu,
+                "modulate",
+                new float[][] {data(px), data(pv), data(pv)},
+                new int[][] {px, pv, pv},
                 (be, t) -> be.modulate(t[0], t[1], t[2]));
-        same(gpu, "gatedAdd", new float[][] {data(px), data(pv), data(px)}, new int[][] {px, pv, px},
+        same(
+                gpu,
+                "gatedAdd",
+                new float[][] {data(px), data(pv), data(px)},
+                new int[][] {px, pv, px},
                 (be, t) -> be.gatedAdd(t[0], t[1], t[2]));
 
         int[] lx = {2, 5, 12};
         same(gpu, "columns (cuMemcpy2DAsync)", lx, (be, t) -> be.columns(t, 3, 7));
         same(gpu, "sliceRows (cuMemcpy2DAsync)", lx, (be, t) -> be.sliceRows(t, 1, 3));
         int[] ly = {2, 3, 12};
-        same(gpu, "concatRows (cuMemcpy2DAsync)", new float[][] {data(lx), data(ly)}, new int[][] {lx, ly},
+        same(
+                gpu,
+                "concatRows (cuMemcpy2DAsync)",
+                new float[][] {data(lx), data(ly)},
+                new int[][] {lx, ly},
                 (be, t) -> be.concatRows(t[0], t[1]));
         int[] lz = {2, 5, 4};
-        same(gpu, "concatColumns (cuMemcpy2DAsync)", new float[][] {data(lx), data(lz)}, new int[][] {lx, lz},
+        same(
+                gpu,
+                "concatColumns (cuMemcpy2DAsync)",
+                new float[][] {data(lx), data(lz)},
+                new int[][] {lx, lz},
                 (be, t) -> be.concatColumns(t[0], t[1]));
         same(gpu, "reshape", lx, (be, t) -> be.add(be.reshape(t, 10, 12), be.reshape(t, 10, 12)));
 
@@ -397,32 +478,72 @@ final class CudaDriverDeviceOnFakeDriverMain {
         same(gpu, "rope", new float[][] {data(rx), data(pe)}, new int[][] {rx, pe}, (be, t) -> be.rope(t[0], t[1]));
 
         int[] as = {2, 9, 12};
-        same(gpu, "attention (3 heads in chunks of 2)", new float[][] {data(as), data(as), data(as)},
-                new int[][] {as, as, as}, (be, t) -> be.attention(t[0], t[1], t[2], 3));
+        same(
+                gpu,
+                "attention (3 heads in chunks of 2)",
+                new float[][] {data(as), data(as), data(as)},
+                new int[][] {as, as, as},
+                (be, t) -> be.attention(t[0], t[1], t[2], 3));
         int[] ab = {3, 9, 9};
-        same(gpu, "attention with bias, causal", new float[][] {data(as), data(as), data(as), data(ab)},
-                new int[][] {as, as, as, ab}, (be, t) -> be.attention(t[0], t[1], t[2], 3, 0.7f, t[3], true));
-        same(gpu, "attention with bias", new float[][] {data(as), data(as), data(as), data(ab)},
-                new int[][] {as, as, as, ab}, (be, t) -> be.attention(t[0], t[1], t[2], 3, 0.4f, t[3], false));
-        same(gpu, "attention causal", new float[][] {data(as), data(as), data(as)}, new int[][] {as, as, as},
+        same(
+                gpu,
+                "attention with bias, causal",
+                new float[][] {data(as), data(as), data(as), data(ab)},
+                new int[][] {as, as, as, ab},
+                (be, t) -> be.attention(t[0], t[1], t[2], 3, 0.7f, t[3], true));
+        same(
+                gpu,
+                "attention with bias",
+                new float[][] {data(as), data(as), data(as), data(ab)},
+                new int[][] {as, as, as, ab},
+                (be, t) -> be.attention(t[0], t[1], t[2], 3, 0.4f, t[3], false));
+        same(
+                gpu,
+                "attention causal",
+                new float[][] {data(as), data(as), data(as)},
+                new int[][] {as, as, as},
                 (be, t) -> be.attention(t[0], t[1], t[2], 3, 0.3f, null, true));
 
         int[] cx = {2, 3, 6, 7}, cwt = {4, 3, 3, 3}, cb = {4};
-        same(gpu, "conv2d 3x3 pad 1 (im2col in chunks + GEMM + bias)", new float[][] {data(cx), data(cwt), data(cb)},
-                new int[][] {cx, cwt, cb}, (be, t) -> be.conv2d(t[0], t[1], t[2], 1, 1));
-        same(gpu, "conv2d 3x3 stride 2, asymmetric padding", new float[][] {data(cx), data(cwt), data(cb)},
-                new int[][] {cx, cwt, cb}, (be, t) -> be.conv2d(t[0], t[1], t[2], 2, 0, 1, 0, 1));
+        same(
+                gpu,
+                "conv2d 3x3 pad 1 (im2col in chunks + GEMM + bias)",
+                new float[][] {data(cx), data(cwt), data(cb)},
+                new int[][] {cx, cwt, cb},
+                (be, t) -> be.conv2d(t[0], t[1], t[2], 1, 1));
+        same(
+                gpu,
+                "conv2d 3x3 stride 2, asymmetric padding",
+                new float[][] {data(cx), data(cwt), data(cb)},
+                new int[][] {cx, cwt, cb},
+                (be, t) -> be.conv2d(t[0], t[1], t[2], 2, 0, 1, 0, 1));
         int[] c1 = {5, 3, 1, 1};
-        same(gpu, "conv2d 1x1 (direct GEMM)", new float[][] {data(cx), data(c1)}, new int[][] {cx, c1},
+        same(
+                gpu,
+                "conv2d 1x1 (direct GEMM)",
+                new float[][] {data(cx), data(c1)},
+                new int[][] {cx, c1},
                 (be, t) -> be.conv2d(t[0], t[1], null, 1, 0));
         int[] c1b = {5};
-        same(gpu, "conv2d 1x1 with bias", new float[][] {data(cx), data(c1), data(c1b)}, new int[][] {cx, c1, c1b},
+        same(
+                gpu,
+                "conv2d 1x1 with bias",
+                new float[][] {data(cx), data(c1), data(c1b)},
+                new int[][] {cx, c1, c1b},
                 (be, t) -> be.conv2d(t[0], t[1], t[2], 1, 0));
 
         int[] img = {2, 8, 3, 5}, ch = {8};
-        same(gpu, "groupNorm", new float[][] {data(img), data(ch), data(ch)}, new int[][] {img, ch, ch},
+        same(
+                gpu,
+                "groupNorm",
+                new float[][] {data(img), data(ch), data(ch)},
+                new int[][] {img, ch, ch},
                 (be, t) -> be.groupNorm(t[0], 4, t[1], t[2], 1e-6f));
-        same(gpu, "groupNorm, eps 0.5", new float[][] {data(img), data(ch), data(ch)}, new int[][] {img, ch, ch},
+        same(
+                gpu,
+                "groupNorm, eps 0.5",
+                new float[][] {data(img), data(ch), data(ch)},
+                new int[][] {img, ch, ch},
                 (be, t) -> be.groupNorm(t[0], 2, t[1], t[2], 0.5f));
         same(gpu, "upsampleNearest2x", new int[] {2, 3, 4, 5}, Backend::upsampleNearest2x);
         same(gpu, "transposeLast2", new int[] {3, 33, 70}, Backend::transposeLast2);
@@ -477,36 +598,58 @@ final class CudaDriverDeviceOnFakeDriverMain {
             }
         });
         check("a kernel the module lacks: CUDA_ERROR_NOT_FOUND through cuGetErrorName/String", () -> {
-            CudaException e = expectThrows(CudaException.class, () -> dev.launch(OpsKernels.MODULE,
-                    "fb_no_such_kernel", LaunchGeometry.of(1, 32), new KernelArgs()), "launch");
+            CudaException e = expectThrows(
+                    CudaException.class,
+                    () -> dev.launch(
+                            OpsKernels.MODULE, "fb_no_such_kernel", LaunchGeometry.of(1, 32), new KernelArgs()),
+                    "launch");
             expect(e.errorName().equals("CUDA_ERROR_NOT_FOUND"), e.errorName());
             expect(e.call().equals("cuModuleGetFunction"), e.call());
             expect(e.getMessage().contains("(named symbol not found)"), e.getMessage());
             return e.getMessage();
         });
         check("a launch with the wrong number of arguments (cuFuncGetParamInfo sizes)", () -> {
-            IllegalArgumentException e = expectThrows(IllegalArgumentException.class, () -> dev.launch(
-                    OpsKernels.MODULE, OpsKernels.ADD, LaunchGeometry.of(1, 256), new KernelArgs().ptr(0).i(1)),
+            IllegalArgumentException e = expectThrows(
+                    IllegalArgumentException.class,
+                    () -> dev.launch(
+                            OpsKernels.MODULE,
+                            OpsKernels.ADD,
+                            LaunchGeometry.of(1, 256),
+                            new KernelArgs().ptr(0).i(1)),
                     "launch");
             expect(e.getMessage().contains("takes 4 parameters; the launch passes 2"), e.getMessage());
-            IllegalArgumentException kind = expectThrows(IllegalArgumentException.class, () -> dev.launch(
-                    OpsKernels.MODULE, OpsKernels.ADD, LaunchGeometry.of(1, 256),
-                    new KernelArgs().ptr(0).ptr(0).i(1).i(1)), "launch");
+            IllegalArgumentException kind = expectThrows(
+                    IllegalArgumentException.class,
+                    () -> dev.launch(
+                            OpsKernels.MODULE,
+                            OpsKernels.ADD,
+                            LaunchGeometry.of(1, 256),
+                            new KernelArgs().ptr(0).ptr(0).i(1).i(1)),
+                    "launch");
             expect(kind.getMessage().contains("parameter 2 is 8 bytes"), kind.getMessage());
             return e.getMessage() + " / " + kind.getMessage();
         });
         check("a block above the kernel's __launch_bounds__: cuLaunchKernel's error", () -> {
-            CudaException e = expectThrows(CudaException.class, () -> dev.launch(OpsKernels.MODULE,
-                    OpsKernels.ADD, LaunchGeometry.of(1, 512), new KernelArgs().ptr(0).ptr(0).ptr(0).i(0)), "launch");
-            expect(e.errorName().equals("CUDA_ERROR_INVALID_VALUE") && e.call().equals("cuLaunchKernel"),
+            CudaException e = expectThrows(
+                    CudaException.class,
+                    () -> dev.launch(
+                            OpsKernels.MODULE,
+                            OpsKernels.ADD,
+                            LaunchGeometry.of(1, 512),
+                            new KernelArgs().ptr(0).ptr(0).ptr(0).i(0)),
+                    "launch");
+            expect(
+                    e.errorName().equals("CUDA_ERROR_INVALID_VALUE") && e.call().equals("cuLaunchKernel"),
                     e.getMessage());
             return e.getMessage();
         });
         check("an invalid GEMM: cuBLAS's status through cublasGetStatusName/String", () -> {
             long a = dev.allocate(4 * 16), b = dev.allocate(4 * 16), y = dev.allocate(4 * 16);
             try {
-                CudaException e = expectThrows(CudaException.class, () -> dev.gemm(false, false, 4, 4, 4, 1f, a, 2, 0,
-                        b, 4, 0, 0f, y, 4, 0, 1), "gemm");
+                CudaException e = expectThrows(
+                        CudaException.class,
+                        () -> dev.gemm(false, false, 4, 4, 4, 1f, a, 2, 0, b, 4, 0, 0f, y, 4, 0, 1),
+                        "gemm");
                 expect(e.errorName().equals("CUBLAS_STATUS_INVALID_VALUE"), e.errorName());
                 expect(e.getMessage().contains("an invalid numeric value was used as an argument"), e.getMessage());
                 expect(e.getMessage().contains("lda 2"), e.getMessage());
@@ -548,8 +691,8 @@ final class CudaDriverDeviceOnFakeDriverMain {
             }
         });
         check("an allocation beyond the device: DeviceOutOfMemoryException", () -> {
-            DeviceOutOfMemoryException e = expectThrows(DeviceOutOfMemoryException.class,
-                    () -> dev.allocate(1L << 40), "allocate");
+            DeviceOutOfMemoryException e =
+                    expectThrows(DeviceOutOfMemoryException.class, () -> dev.allocate(1L << 40), "allocate");
             expect(e.requestedBytes() == 1L << 40, "requestedBytes " + e.requestedBytes());
             expect(e.getMessage().contains("is out of memory: cannot allocate 1099511627776 bytes"), e.getMessage());
             expect(e.getMessage().contains("GiB free of 16.00 GiB"), e.getMessage());
@@ -587,8 +730,8 @@ final class CudaDriverDeviceOnFakeDriverMain {
             return gpu.memory().toString();
         });
         check("no room even after trimming: DeviceOutOfMemoryException", () -> {
-            DeviceOutOfMemoryException e = expectThrows(DeviceOutOfMemoryException.class,
-                    () -> gpu.upload(new float[fiveMb], fiveMb), "upload");
+            DeviceOutOfMemoryException e = expectThrows(
+                    DeviceOutOfMemoryException.class, () -> gpu.upload(new float[fiveMb], fiveMb), "upload");
             expect(e.getMessage().contains("is out of memory: cannot allocate 5000192 bytes"), e.getMessage());
             expect(e.getMessage().contains("the pool holds 5000192 bytes in live tensors"), e.getMessage());
             expect(e.getMessage().contains("free of 0.01 GiB"), e.getMessage());
@@ -596,20 +739,28 @@ final class CudaDriverDeviceOnFakeDriverMain {
         });
         same(gpu, "the device still works after running out of memory", new int[] {3, 40}, Backend::silu);
         check("a failing cublasCreate_v2 (FAKE_CUBLAS_CREATE_FAIL_AT=2): open releases what it made", () -> {
-            CudaException e = expectThrows(CudaException.class, () -> CudaDriverDevice.open(0, GemmPrecision.FP32),
-                    "open");
-            expect(e.call().equals("cublasCreate_v2") && e.errorName().equals("CUBLAS_STATUS_NOT_INITIALIZED"),
+            CudaException e =
+                    expectThrows(CudaException.class, () -> CudaDriverDevice.open(0, GemmPrecision.FP32), "open");
+            expect(
+                    e.call().equals("cublasCreate_v2") && e.errorName().equals("CUBLAS_STATUS_NOT_INITIALIZED"),
                     e.getMessage());
-            List<String> released = logLines().stream().filter(l -> l.startsWith("context released")).toList();
-            expect(!released.isEmpty() && released.get(released.size() - 1)
-                    .equals("context released refs=1 streams=1 events=2"), "after the failed open: " + released);
+            List<String> released = logLines().stream()
+                    .filter(l -> l.startsWith("context released"))
+                    .toList();
+            expect(
+                    !released.isEmpty()
+                            && released.get(released.size() - 1).equals("context released refs=1 streams=1 events=2"),
+                    "after the failed open: " + released);
             return e.getMessage();
         });
 
         // a GPU fault: a kernel given an address outside every allocation
         check("a fault in a queued kernel surfaces at the next synchronization", () -> {
             long y = dev.allocate(4 * 64);
-            dev.launch(OpsKernels.MODULE, OpsKernels.ADD, LaunchGeometry.of(1, 256),
+            dev.launch(
+                    OpsKernels.MODULE,
+                    OpsKernels.ADD,
+                    LaunchGeometry.of(1, 256),
                     new KernelArgs().ptr(y).ptr(0x1000).ptr(y).i(64));
             CudaException e = expectThrows(CudaException.class, dev::synchronize, "synchronize");
             expect(e.errorName().equals("CUDA_ERROR_ILLEGAL_ADDRESS"), e.getMessage());
@@ -636,10 +787,13 @@ final class CudaDriverDeviceOnFakeDriverMain {
 
     private void noLibraries() {
         check("cuInit answers CUDA_ERROR_NO_DEVICE: IllegalStateException", () -> {
-            IllegalStateException e = expectThrows(IllegalStateException.class,
-                    () -> CudaDriverDevice.open(0, GemmPrecision.FP32), "open");
-            expect(e.getMessage().startsWith("CUDA is not usable on this machine: cuInit failed: CUDA_ERROR_NO_DEVICE"
-                    + " (no CUDA-capable device is detected) while initialising the CUDA driver"), e.getMessage());
+            IllegalStateException e = expectThrows(
+                    IllegalStateException.class, () -> CudaDriverDevice.open(0, GemmPrecision.FP32), "open");
+            expect(
+                    e.getMessage()
+                            .startsWith("CUDA is not usable on this machine: cuInit failed: CUDA_ERROR_NO_DEVICE"
+                                    + " (no CUDA-capable device is detected) while initialising the CUDA driver"),
+                    e.getMessage());
             expect(e.getMessage().contains("libcublas.so.13"), "says what is needed: " + e.getMessage());
             return e.getMessage();
         });
@@ -653,9 +807,11 @@ final class CudaDriverDeviceOnFakeDriverMain {
                     e = ise;
                 }
                 String m = e.getMessage();
-                expect(m.startsWith("CUDA is not available: cannot load the cuBLAS binding (JavaCPP's jnicublas): "
-                        + "libcublas.so.13 is missing (a CUDA 13 library: put the folder holding it on"
-                        + " LD_LIBRARY_PATH)"), m);
+                expect(
+                        m.startsWith("CUDA is not available: cannot load the cuBLAS binding (JavaCPP's jnicublas): "
+                                + "libcublas.so.13 is missing (a CUDA 13 library: put the folder holding it on"
+                                + " LD_LIBRARY_PATH)"),
+                        m);
                 return m;
             });
         }
@@ -673,8 +829,12 @@ final class CudaDriverDeviceOnFakeDriverMain {
             check("CUBINs for sm_80 in the cache", () -> {
                 NvrtcCache cache = NvrtcCache.atDefaultDir();
                 for (String module : new String[] {CudaModules.OPS, CudaModules.TERNARY_MATMUL}) {
-                    String key = NvrtcCache.key(module, CudaModules.source(module).orElseThrow(),
-                            NvrtcCompiler.nvrtcOptions("sm_90"), "sm_90", "13.1");
+                    String key = NvrtcCache.key(
+                            module,
+                            CudaModules.source(module).orElseThrow(),
+                            NvrtcCompiler.nvrtcOptions("sm_90"),
+                            "sm_90",
+                            "13.1");
                     byte[] old = ("FAKECUBIN\narch=sm_80\nname=" + module + ".cu\nkernels=\n\0")
                             .getBytes(java.nio.charset.StandardCharsets.US_ASCII);
                     cache.getOrCompile(key, () -> old);
@@ -686,7 +846,10 @@ final class CudaDriverDeviceOnFakeDriverMain {
         CudaDriverDevice dev = CudaDriverDevice.open(0, GemmPrecision.FP32);
         CudaBackend gpu = new CudaBackend(dev);
         same(gpu, "gelu (module fluxbatch_ops through NVRTC)", new int[] {3, 50}, Backend::gelu);
-        same(gpu, "layerNorm (module fluxbatch_ops through NVRTC)", new int[] {3, 50},
+        same(
+                gpu,
+                "layerNorm (module fluxbatch_ops through NVRTC)",
+                new int[] {3, 50},
                 (be, t) -> be.layerNorm(t, 1e-6f));
         int out = 20, in = 40;
         byte[] codes = new byte[out * in];
@@ -696,29 +859,45 @@ final class CudaDriverDeviceOnFakeDriverMain {
         byte[] packed = TestData.hfPack(codes, out, in);
         float[] scale = data(out);
         int[] xs = {2, in};
-        same(gpu, "ternaryLinear M=2 (module ternary_matmul through NVRTC)", new float[][] {data(xs)},
-                new int[][] {xs}, (be, t) -> be.ternaryLinear(t[0], be.uploadTernary(packed, out, in, scale), null));
+        same(
+                gpu,
+                "ternaryLinear M=2 (module ternary_matmul through NVRTC)",
+                new float[][] {data(xs)},
+                new int[][] {xs},
+                (be, t) -> be.ternaryLinear(t[0], be.uploadTernary(packed, out, in, scale), null));
         check("both modules came from the NVRTC cache folder", () -> {
             List<String> lines = logLines();
-            long cubins = lines.stream().filter(l -> l.startsWith("module loaded kind=cubin")).count();
-            long fatbins = lines.stream().filter(l -> l.startsWith("module loaded kind=fatbin")).count();
-            long refused = lines.stream().filter(l -> l.startsWith("module fatbin refused")).count();
+            long cubins = lines.stream()
+                    .filter(l -> l.startsWith("module loaded kind=cubin"))
+                    .count();
+            long fatbins = lines.stream()
+                    .filter(l -> l.startsWith("module loaded kind=fatbin"))
+                    .count();
+            long refused = lines.stream()
+                    .filter(l -> l.startsWith("module fatbin refused"))
+                    .count();
             expect(cubins == 2 && fatbins == 0, cubins + " CUBIN and " + fatbins + " fatbin loads");
             List<String> files;
             try (Stream<Path> s = Files.list(dev.nvrtcCache().dir())) {
                 files = s.map(p -> p.getFileName().toString()).sorted().toList();
             }
-            expect(files.size() == 2 && files.get(0).startsWith("fluxbatch_ops-sm_90-nvrtc13.1-")
-                    && files.get(1).startsWith("ternary_matmul-sm_90-nvrtc13.1-")
-                    && files.stream().allMatch(f -> f.endsWith(".cubin")), "cache folder: " + files);
+            expect(
+                    files.size() == 2
+                            && files.get(0).startsWith("fluxbatch_ops-sm_90-nvrtc13.1-")
+                            && files.get(1).startsWith("ternary_matmul-sm_90-nvrtc13.1-")
+                            && files.stream().allMatch(f -> f.endsWith(".cubin")),
+                    "cache folder: " + files);
             long compiles = logCount("nvrtc-compile") - compilesBefore;
-            List<String> bad = lines.stream().filter(l -> l.startsWith("nvrtc-compile")
-                    && !(l.contains("options=[--gpu-architecture=sm_90 -std=c++17]") && !l.contains("FAILED")))
+            List<String> bad = lines.stream()
+                    .filter(l -> l.startsWith("nvrtc-compile")
+                            && !(l.contains("options=[--gpu-architecture=sm_90 -std=c++17]") && !l.contains("FAILED")))
                     .toList();
             expect(bad.isEmpty(), "NVRTC compiles with other options or a failed host check: " + bad);
             if (stale) {
-                long refusedCubins = lines.stream().filter(l -> l.startsWith("error cuModuleLoadData")
-                        && l.contains("a CUBIN for sm_80 on an sm_90 device")).count();
+                long refusedCubins = lines.stream()
+                        .filter(l -> l.startsWith("error cuModuleLoadData")
+                                && l.contains("a CUBIN for sm_80 on an sm_90 device"))
+                        .count();
                 expect(refusedCubins == 2, refusedCubins + " stale CUBINs refused (expected 2, then compiled anew)");
             }
             System.out.println("nvrtc-compiles " + compiles);

@@ -54,13 +54,17 @@ class CudaDriverDeviceOnFakeDriverTest {
     static void buildTheFakes() throws Exception {
         gpp = HostTools.onPath("g++");
         Assumptions.assumeTrue(gpp != null, "g++ not found: the fake CUDA libraries cannot be compiled");
-        Assumptions.assumeTrue(Files.isRegularFile(CUDART), CUDART + " not found: JavaCPP's libjnicudart.so links"
-                + " the real CUDA runtime, which the fake driver does not replace");
-        Assumptions.assumeTrue(Files.isRegularFile(CUDA_H), CUDA_H + " not found: the fake driver compiles against"
-                + " the real driver API header");
+        Assumptions.assumeTrue(
+                Files.isRegularFile(CUDART),
+                CUDART + " not found: JavaCPP's libjnicudart.so links"
+                        + " the real CUDA runtime, which the fake driver does not replace");
+        Assumptions.assumeTrue(
+                Files.isRegularFile(CUDA_H),
+                CUDA_H + " not found: the fake driver compiles against" + " the real driver API header");
         Path src = Path.of("src", "test", "fake-cuda").toAbsolutePath();
-        assertTrue(Files.isRegularFile(src.resolve("fake_libcuda.cpp")), "no fake_libcuda.cpp in " + src
-                + " (the test runs in the kernel module's folder)");
+        assertTrue(
+                Files.isRegularFile(src.resolve("fake_libcuda.cpp")),
+                "no fake_libcuda.cpp in " + src + " (the test runs in the kernel module's folder)");
         Path hostDir = Path.of("src", "test", "cuda-host").toAbsolutePath();
         Path cudaDir = Path.of("src", "main", "cuda").toAbsolutePath();
         fakeDir = HostTools.buildDir().resolve("fake-cuda");
@@ -82,20 +86,53 @@ class CudaDriverDeviceOnFakeDriverTest {
                 newestInput = t;
             }
         }
-        String[] common = {gpp.toString(), "-std=c++20", "-O1", "-pthread", "-shared", "-fPIC", "-Wall",
-            "-Wno-unknown-pragmas"};
+        String[] common = {
+            gpp.toString(), "-std=c++20", "-O1", "-pthread", "-shared", "-fPIC", "-Wall", "-Wno-unknown-pragmas"
+        };
         Map<String, List<String>> first = new LinkedHashMap<>();
-        first.put("libcuda.so.1", args(common, "-I" + CUDA.resolve("include"), "-I" + hostDir, "-I" + cudaDir,
-                "-o", "libcuda.so.1", "-Wl,-soname,libcuda.so.1", src.resolve("fake_libcuda.cpp").toString(),
-                src.resolve("fake_kernels.cpp").toString()));
-        first.put("libcublasLt.so.13", args(common, "-o", "libcublasLt.so.13", "-Wl,-soname,libcublasLt.so.13",
-                "-Wl,--version-script=" + src.resolve("libcublasLt.map"), src.resolve("fake_cublasLt.cpp").toString()));
-        first.put("libnvrtc.so.13", args(common, "-o", "libnvrtc.so.13", "-Wl,-soname,libnvrtc.so.13",
-                "-Wl,--version-script=" + src.resolve("libnvrtc.map"), src.resolve("fake_nvrtc.cpp").toString()));
+        first.put(
+                "libcuda.so.1",
+                args(
+                        common,
+                        "-I" + CUDA.resolve("include"),
+                        "-I" + hostDir,
+                        "-I" + cudaDir,
+                        "-o",
+                        "libcuda.so.1",
+                        "-Wl,-soname,libcuda.so.1",
+                        src.resolve("fake_libcuda.cpp").toString(),
+                        src.resolve("fake_kernels.cpp").toString()));
+        first.put(
+                "libcublasLt.so.13",
+                args(
+                        common,
+                        "-o",
+                        "libcublasLt.so.13",
+                        "-Wl,-soname,libcublasLt.so.13",
+                        "-Wl,--version-script=" + src.resolve("libcublasLt.map"),
+                        src.resolve("fake_cublasLt.cpp").toString()));
+        first.put(
+                "libnvrtc.so.13",
+                args(
+                        common,
+                        "-o",
+                        "libnvrtc.so.13",
+                        "-Wl,-soname,libnvrtc.so.13",
+                        "-Wl,--version-script=" + src.resolve("libnvrtc.map"),
+                        src.resolve("fake_nvrtc.cpp").toString()));
         Map<String, List<String>> second = new LinkedHashMap<>();
-        second.put("libcublas.so.13", args(common, "-o", "libcublas.so.13", "-Wl,-soname,libcublas.so.13",
-                "-Wl,--version-script=" + src.resolve("libcublas.map"), src.resolve("fake_cublas.cpp").toString(),
-                "-L" + fakeDir, "-l:libcuda.so.1", "-Wl,-rpath,$ORIGIN"));
+        second.put(
+                "libcublas.so.13",
+                args(
+                        common,
+                        "-o",
+                        "libcublas.so.13",
+                        "-Wl,-soname,libcublas.so.13",
+                        "-Wl,--version-script=" + src.resolve("libcublas.map"),
+                        src.resolve("fake_cublas.cpp").toString(),
+                        "-L" + fakeDir,
+                        "-l:libcuda.so.1",
+                        "-Wl,-rpath,$ORIGIN"));
         compile(first, newestInput);
         compile(second, newestInput);
     }
@@ -115,8 +152,13 @@ class CudaDriverDeviceOnFakeDriverTest {
                 continue;
             }
             Files.deleteIfExists(lib);
-            running.put(e.getKey(), new ProcessBuilder(e.getValue()).directory(fakeDir.toFile())
-                    .redirectErrorStream(true).redirectOutput(fakeDir.resolve(e.getKey() + ".log").toFile()).start());
+            running.put(
+                    e.getKey(),
+                    new ProcessBuilder(e.getValue())
+                            .directory(fakeDir.toFile())
+                            .redirectErrorStream(true)
+                            .redirectOutput(fakeDir.resolve(e.getKey() + ".log").toFile())
+                            .start());
         }
         for (Map.Entry<String, Process> e : running.entrySet()) {
             Process p = e.getValue();
@@ -143,7 +185,8 @@ class CudaDriverDeviceOnFakeDriverTest {
         Run r = child("oom", Map.of("FAKE_CUDA_CAPACITY", "8M", "FAKE_CUBLAS_CREATE_FAIL_AT", "2"));
         assertEquals(0, r.exitCode, "the child failed (exit " + r.exitCode + "):\n" + r);
         List<String> faults = r.faults();
-        assertTrue(faults.size() == 1 && faults.get(0).contains("is not inside a live device allocation"),
+        assertTrue(
+                faults.size() == 1 && faults.get(0).contains("is not inside a live device allocation"),
                 "expected exactly the provoked FAULT:\n" + r);
         System.out.println("CudaDriverDeviceOnFakeDriverTest oom: " + r.lastLine());
     }
@@ -173,8 +216,13 @@ class CudaDriverDeviceOnFakeDriverTest {
         Path onlyDriver = runs.resolve("only-libcuda");
         Files.createDirectories(onlyDriver);
         Files.createSymbolicLink(onlyDriver.resolve("libcuda.so.1"), fakeDir.resolve("libcuda.so.1"));
-        Run r = child("nolibs", Map.of("FAKE_CUDA_INIT_RESULT", "100",
-                "LD_LIBRARY_PATH", onlyDriver + File.pathSeparator + CUDART.getParent()));
+        Run r = child(
+                "nolibs",
+                Map.of(
+                        "FAKE_CUDA_INIT_RESULT",
+                        "100",
+                        "LD_LIBRARY_PATH",
+                        onlyDriver + File.pathSeparator + CUDART.getParent()));
         assertEquals(0, r.exitCode, "the child failed (exit " + r.exitCode + "):\n" + r);
         assertTrue(r.faults().isEmpty(), "the fake driver saw FAULTs:\n" + r);
         System.out.println("CudaDriverDeviceOnFakeDriverTest nolibs: " + r.lastLine());
@@ -199,9 +247,13 @@ class CudaDriverDeviceOnFakeDriverTest {
         @Override
         public String toString() {
             List<String> interesting = log.stream()
-                    .filter(l -> l.startsWith("FAULT") || l.startsWith("error") || l.startsWith("context")
-                            || l.startsWith("module") || l.startsWith("nvrtc"))
-                    .limit(60).toList();
+                    .filter(l -> l.startsWith("FAULT")
+                            || l.startsWith("error")
+                            || l.startsWith("context")
+                            || l.startsWith("module")
+                            || l.startsWith("nvrtc"))
+                    .limit(60)
+                    .toList();
             return "---- " + name + " output ----\n" + output + "\n---- fake driver log (FAULT, error, context, module,"
                     + " nvrtc lines; " + log.size() + " lines in all) ----\n" + String.join("\n", interesting);
         }
@@ -213,24 +265,37 @@ class CudaDriverDeviceOnFakeDriverTest {
 
     private Run child(String mode, Map<String, String> env, String name, String cacheName, String... more)
             throws Exception {
-        String java = ProcessHandle.current().info().command().orElse(
-                Path.of(System.getProperty("java.home"), "bin", "java").toString());
+        String java = ProcessHandle.current()
+                .info()
+                .command()
+                .orElse(Path.of(System.getProperty("java.home"), "bin", "java").toString());
         String classPath = System.getProperty("java.class.path");
         Path out = runs.resolve(name + ".out");
         Path log = runs.resolve(name + ".log");
         Files.deleteIfExists(log);
-        List<String> command = new ArrayList<>(List.of(java, "--add-modules=jdk.incubator.vector", "-Xmx2g",
+        List<String> command = new ArrayList<>(List.of(
+                java,
+                "--add-modules=jdk.incubator.vector",
+                "-Xmx2g",
                 "-Dorg.bytedeco.javacpp.cachedir=" + HostTools.buildDir().resolve("javacpp-cache"),
                 "-D" + NvrtcCache.DIR_PROPERTY + "=" + runs.resolve(cacheName),
-                "-cp", classPath, MAIN, mode));
+                "-cp",
+                classPath,
+                MAIN,
+                mode));
         command.addAll(List.of(more));
-        ProcessBuilder pb = new ProcessBuilder(command).redirectErrorStream(true).redirectOutput(out.toFile());
+        ProcessBuilder pb =
+                new ProcessBuilder(command).redirectErrorStream(true).redirectOutput(out.toFile());
         Map<String, String> e = pb.environment();
         e.put("LD_LIBRARY_PATH", fakeDir + File.pathSeparator + CUDART.getParent());
         e.put("FAKE_CUDA_LOG", log.toString());
         e.put("FAKE_CUDA_STREAM_DELAY_US", "20"); // the streams lag the host a little more, as a GPU does
         e.put("FAKE_NVRTC_CXX", gpp.toString());
-        e.put("FAKE_NVRTC_CUDA_HOST_H", Path.of("src", "test", "cuda-host", "cuda_host.h").toAbsolutePath().toString());
+        e.put(
+                "FAKE_NVRTC_CUDA_HOST_H",
+                Path.of("src", "test", "cuda-host", "cuda_host.h")
+                        .toAbsolutePath()
+                        .toString());
         e.remove("CUDA_VISIBLE_DEVICES");
         e.putAll(env);
         Process p = pb.start();

@@ -26,6 +26,7 @@ class CudaDriverDeviceTest {
     /** A GPU is here, or the run says there must be one (-Dfluxbatch.requireGpu=true: then nothing is skipped). */
     private static final boolean GPU =
             new File("/dev/nvidiactl").exists() || Boolean.getBoolean("fluxbatch.requireGpu");
+
     private static final String NO_GPU = "no NVIDIA GPU here (/dev/nvidiactl is absent): the CUDA device is not run";
 
     @TempDir
@@ -35,11 +36,13 @@ class CudaDriverDeviceTest {
 
     @Test
     void openWithoutTheDriverSaysWhatIsMissing() {
-        Assumptions.assumeFalse(GPU, "a GPU is present (/dev/nvidiactl) or required (-Dfluxbatch.requireGpu): the"
-                + " no-driver failure is not seen here");
+        Assumptions.assumeFalse(
+                GPU,
+                "a GPU is present (/dev/nvidiactl) or required (-Dfluxbatch.requireGpu): the"
+                        + " no-driver failure is not seen here");
         for (int attempt = 0; attempt < 2; attempt++) { // the second one meets a class that failed to initialise
-            IllegalStateException e = assertThrows(IllegalStateException.class,
-                    () -> CudaDriverDevice.open(0, GemmPrecision.FP32, cacheDir));
+            IllegalStateException e = assertThrows(
+                    IllegalStateException.class, () -> CudaDriverDevice.open(0, GemmPrecision.FP32, cacheDir));
             String m = e.getMessage();
             assertTrue(m.contains("libcuda.so.1"), "attempt " + attempt + ": " + m);
             assertTrue(m.contains("NVIDIA driver"), m);
@@ -50,8 +53,8 @@ class CudaDriverDeviceTest {
 
     @Test
     void openRejectsANegativeOrdinalBeforeLoadingAnything() {
-        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
-                () -> CudaDriverDevice.open(-1, GemmPrecision.FP32, cacheDir));
+        IllegalArgumentException e = assertThrows(
+                IllegalArgumentException.class, () -> CudaDriverDevice.open(-1, GemmPrecision.FP32, cacheDir));
         assertTrue(e.getMessage().contains("-1"), e.getMessage());
     }
 
@@ -65,16 +68,21 @@ class CudaDriverDeviceTest {
         assertTrue(d.startsWith("libcublasLt.so.13 is missing"), d);
         assertTrue(d.contains("LD_LIBRARY_PATH"), d);
 
-        UnsatisfiedLinkError driver = new UnsatisfiedLinkError("/tmp/libjnicudart.so: libcuda.so.1: cannot open"
-                + " shared object file: No such file or directory");
+        UnsatisfiedLinkError driver = new UnsatisfiedLinkError(
+                "/tmp/libjnicudart.so: libcuda.so.1: cannot open" + " shared object file: No such file or directory");
         assertTrue(CudaLibraries.diagnose(driver).contains("NVIDIA driver"), CudaLibraries.diagnose(driver));
 
         NoClassDefFoundError noJars = new NoClassDefFoundError("org/bytedeco/cuda/global/cudart");
         assertTrue(CudaLibraries.diagnose(noJars).contains("class path"), CudaLibraries.diagnose(noJars));
 
-        assertEquals(null, CudaLibraries.diagnose(new NoClassDefFoundError(
-                "Could not initialize class org.bytedeco.cuda.global.nvrtc")), "a second attempt does not say");
-        IllegalStateException later = CudaLibraries.unavailable("org.example.Never", "a binding",
+        assertEquals(
+                null,
+                CudaLibraries.diagnose(
+                        new NoClassDefFoundError("Could not initialize class org.bytedeco.cuda.global.nvrtc")),
+                "a second attempt does not say");
+        IllegalStateException later = CudaLibraries.unavailable(
+                "org.example.Never",
+                "a binding",
                 new NoClassDefFoundError("Could not initialize class org.example.Never"));
         assertTrue(later.getMessage().contains("org.example.Never failed to load earlier"), later.getMessage());
         assertTrue(later.getMessage().contains("libcuda.so.1"), "still says what is needed: " + later.getMessage());
@@ -83,8 +91,9 @@ class CudaDriverDeviceTest {
     @Test
     void sourcesShipForNvrtc() {
         assertEquals(OpsKernels.MODULE, CudaModules.OPS);
-        byte[] source = CudaModules.source(CudaModules.TERNARY_MATMUL).orElseThrow(
-                () -> new AssertionError("resource " + CudaModules.sourcePath(CudaModules.TERNARY_MATMUL) + " absent"));
+        byte[] source = CudaModules.source(CudaModules.TERNARY_MATMUL)
+                .orElseThrow(() -> new AssertionError(
+                        "resource " + CudaModules.sourcePath(CudaModules.TERNARY_MATMUL) + " absent"));
         String text = new String(source, StandardCharsets.UTF_8);
         assertTrue(text.contains(TernaryLaunch.SMALL_M_KERNEL) && text.contains(TernaryLaunch.TILED_KERNEL));
         assertTrue(text.contains("#ifdef __CUDACC_RTC__"), "NVRTC has no <stdint.h>: the include must be guarded");
@@ -163,9 +172,19 @@ class CudaDriverDeviceTest {
             device.upload(db, bias, 0, out);
             TernaryLaunch plan = TernaryLaunch.plan(1, out, in);
             assertEquals(TernaryLaunch.SMALL_M_KERNEL, plan.kernel());
-            device.launch(CudaModules.TERNARY_MATMUL, plan.kernel(),
+            device.launch(
+                    CudaModules.TERNARY_MATMUL,
+                    plan.kernel(),
                     new LaunchGeometry(plan.gridX(), plan.gridY(), 1, plan.blockX(), 1, 1, plan.dynamicSharedBytes()),
-                    new KernelArgs().ptr(dx).ptr(dw).ptr(ds).ptr(db).ptr(dy).i(1).i(out).i(in));
+                    new KernelArgs()
+                            .ptr(dx)
+                            .ptr(dw)
+                            .ptr(ds)
+                            .ptr(db)
+                            .ptr(dy)
+                            .i(1)
+                            .i(out)
+                            .i(in));
             float[] y = new float[out];
             device.download(dy, y);
             assertArrayEquals(ternaryByHand(x, codes, scale, bias), y, 0f);
@@ -214,8 +233,8 @@ class CudaDriverDeviceTest {
             runTernary(device, 20, 77); // padding of the last chunk, more than one block of outputs
 
             // the device has no room for a petabyte, and says how much it has
-            DeviceOutOfMemoryException oom = assertThrows(DeviceOutOfMemoryException.class,
-                    () -> device.allocate(1L << 50));
+            DeviceOutOfMemoryException oom =
+                    assertThrows(DeviceOutOfMemoryException.class, () -> device.allocate(1L << 50));
             assertTrue(oom.getMessage().contains("free of"), oom.getMessage());
             assertEquals(1L << 50, oom.requestedBytes());
 
@@ -225,8 +244,13 @@ class CudaDriverDeviceTest {
                     + java.util.Arrays.toString(sizes));
             if (sizes != null) {
                 assertArrayEquals(new int[] {8, 8, 8, 8, 8, 4, 4, 4}, sizes);
-                assertThrows(IllegalArgumentException.class, () -> device.launch(CudaModules.TERNARY_MATMUL,
-                        TernaryLaunch.SMALL_M_KERNEL, LaunchGeometry.of(1, 256), new KernelArgs().ptr(0).i(1)));
+                assertThrows(
+                        IllegalArgumentException.class,
+                        () -> device.launch(
+                                CudaModules.TERNARY_MATMUL,
+                                TernaryLaunch.SMALL_M_KERNEL,
+                                LaunchGeometry.of(1, 256),
+                                new KernelArgs().ptr(0).i(1)));
             }
             device.synchronize();
         }
@@ -245,15 +269,16 @@ class CudaDriverDeviceTest {
             entries = files.toList();
         }
         assertEquals(1, entries.size(), "one CUBIN cached: " + entries);
-        assertTrue(entries.get(0).getFileName().toString().startsWith(CudaModules.TERNARY_MATMUL + "-sm_"),
+        assertTrue(
+                entries.get(0).getFileName().toString().startsWith(CudaModules.TERNARY_MATMUL + "-sm_"),
                 entries.toString());
         long modified = Files.getLastModifiedTime(entries.get(0)).toMillis();
         try (CudaDriverDevice device = CudaDriverDevice.open(0, GemmPrecision.FP32, cacheDir)) {
             device.useNvrtcOnly();
             assertArrayEquals(first, runTernary(device, 5, 64), 0f);
         }
-        assertEquals(modified, Files.getLastModifiedTime(entries.get(0)).toMillis(),
-                "the second device read the cache");
+        assertEquals(
+                modified, Files.getLastModifiedTime(entries.get(0)).toMillis(), "the second device read the cache");
     }
 
     @Test
@@ -289,15 +314,34 @@ class CudaDriverDeviceTest {
                     float[] init = new float[2 * expected.length];
                     java.util.Arrays.fill(init, 1f);
                     device.upload(c, init, 0, init.length);
-                    device.gemm(true, true, 3, 2, 4, 2f, b, 4, bColumns.length, a, 2, aColumns.length, 1f, c, 3,
-                            expected.length, 2);
+                    device.gemm(
+                            true,
+                            true,
+                            3,
+                            2,
+                            4,
+                            2f,
+                            b,
+                            4,
+                            bColumns.length,
+                            a,
+                            2,
+                            aColumns.length,
+                            1f,
+                            c,
+                            3,
+                            expected.length,
+                            2);
                     float[] batch = new float[init.length];
                     device.download(c, batch);
                     for (int i = 0; i < 2; i++) {
                         for (int r = 0; r < 3; r++) {
                             for (int col = 0; col < 2; col++) {
                                 float want = 2f * (i + 1) * expected[r * 2 + col] + 1f; // C^T[r][col] = C[col][r]
-                                assertEquals(want, batch[i * expected.length + col * 3 + r], 0f,
+                                assertEquals(
+                                        want,
+                                        batch[i * expected.length + col * 3 + r],
+                                        0f,
                                         precision + " batch " + i + " [" + r + "][" + col + "]");
                             }
                         }

@@ -36,15 +36,25 @@ class CudaKernelsOnHostTest {
         Assumptions.assumeTrue(gpp != null, "g++ not found: the CUDA kernels' host emulation cannot be compiled");
 
         Path src = Path.of("src", "test", "cuda-host").toAbsolutePath();
-        assertTrue(Files.isRegularFile(src.resolve("kernels_on_host.cpp")),
+        assertTrue(
+                Files.isRegularFile(src.resolve("kernels_on_host.cpp")),
                 "no kernels_on_host.cpp in " + src + " (the test runs in the kernel module's folder)");
         Path out = HostTools.buildDir().resolve("cuda-host");
         Files.createDirectories(out);
         Path bin = out.resolve("kernels_on_host");
         Files.deleteIfExists(bin);
 
-        Run compile = run(src, out.resolve("compile.log"), COMPILE_TIMEOUT_S, gpp.toString(), "-std=c++20", "-O1",
-                "-pthread", "-o", bin.toString(), "kernels_on_host.cpp");
+        Run compile = run(
+                src,
+                out.resolve("compile.log"),
+                COMPILE_TIMEOUT_S,
+                gpp.toString(),
+                "-std=c++20",
+                "-O1",
+                "-pthread",
+                "-o",
+                bin.toString(),
+                "kernels_on_host.cpp");
         assertFalse(compile.timedOut, "g++ ran past " + COMPILE_TIMEOUT_S + " s:\n" + compile.output);
         assertEquals(0, compile.exitCode, "g++ failed on the CUDA kernels' host emulation:\n" + compile.output);
 
@@ -55,12 +65,16 @@ class CudaKernelsOnHostTest {
         List<String> kernels = kernelNames();
         List<String> unchecked = new ArrayList<>();
         for (String k : kernels) {
-            if (!Pattern.compile("(?m)^ok\\s+" + Pattern.quote(k) + "\\s").matcher(run.output).find()) {
+            if (!Pattern.compile("(?m)^ok\\s+" + Pattern.quote(k) + "\\s")
+                    .matcher(run.output)
+                    .find()) {
                 unchecked.add(k);
             }
         }
-        assertTrue(unchecked.isEmpty(), "kernels_on_host.cpp checks no " + unchecked
-                + ": add a host check for every kernel OpsKernels and TernaryLaunch name\n" + run.output);
+        assertTrue(
+                unchecked.isEmpty(),
+                "kernels_on_host.cpp checks no " + unchecked
+                        + ": add a host check for every kernel OpsKernels and TernaryLaunch name\n" + run.output);
         String[] lines = run.output.strip().split("\n");
         System.out.println("CudaKernelsOnHostTest: " + kernels.size() + " kernels; " + lines[lines.length - 1]);
     }
@@ -70,7 +84,10 @@ class CudaKernelsOnHostTest {
         List<String> names = new ArrayList<>();
         for (Field f : OpsKernels.class.getDeclaredFields()) {
             int mod = f.getModifiers();
-            if (Modifier.isPublic(mod) && Modifier.isStatic(mod) && Modifier.isFinal(mod) && f.getType() == String.class
+            if (Modifier.isPublic(mod)
+                    && Modifier.isStatic(mod)
+                    && Modifier.isFinal(mod)
+                    && f.getType() == String.class
                     && !f.getName().equals("MODULE")) {
                 names.add((String) f.get(null));
             }
@@ -81,14 +98,16 @@ class CudaKernelsOnHostTest {
         return names;
     }
 
-    private record Run(int exitCode, boolean timedOut, String output) {
-    }
+    private record Run(int exitCode, boolean timedOut, String output) {}
 
     /** Runs a command in dir, stdout and stderr together into log; kills it (and its children) after timeoutS. */
     private static Run run(Path dir, Path log, long timeoutS, String... command)
             throws IOException, InterruptedException {
-        Process p = new ProcessBuilder(command).directory(dir.toFile()).redirectErrorStream(true)
-                .redirectOutput(log.toFile()).start();
+        Process p = new ProcessBuilder(command)
+                .directory(dir.toFile())
+                .redirectErrorStream(true)
+                .redirectOutput(log.toFile())
+                .start();
         boolean done = p.waitFor(timeoutS, TimeUnit.SECONDS);
         if (!done) {
             p.descendants().forEach(ProcessHandle::destroyForcibly);

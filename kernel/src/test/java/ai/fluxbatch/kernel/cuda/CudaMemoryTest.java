@@ -54,7 +54,8 @@ class CudaMemoryTest {
                 dropped = gpu.upload(new float[] {3, 4}, 2);
             }
             assertArrayEquals(new float[] {1, 2}, gpu.download(kept));
-            String m = assertThrows(IllegalStateException.class, () -> gpu.download(dropped)).getMessage();
+            String m = assertThrows(IllegalStateException.class, () -> gpu.download(dropped))
+                    .getMessage();
             assertTrue(m.contains("used after it was freed"), m);
         }
         assertThrows(IllegalStateException.class, () -> gpu.download(kept));
@@ -74,7 +75,8 @@ class CudaMemoryTest {
     @Test
     void retainedTensorsOutliveEveryScope() {
         Tensor cached;
-        try (TensorScope outer = gpu.openScope(); TensorScope inner = gpu.openScope()) {
+        try (TensorScope outer = gpu.openScope();
+                TensorScope inner = gpu.openScope()) {
             cached = gpu.retain(gpu.upload(new float[] {5}, 1));
         }
         assertArrayEquals(new float[] {5}, gpu.download(cached));
@@ -102,8 +104,8 @@ class CudaMemoryTest {
             Tensor big = b.upload(new float[512], 512);
             assertEquals(4 * DeviceMemoryPool.GRANULE, big.residentBytes());
             assertEquals(0, b.memory().cachedBytes(), "the cached blocks were freed to make room");
-            DeviceOutOfMemoryException e = assertThrows(DeviceOutOfMemoryException.class,
-                    () -> b.upload(new float[1], 1));
+            DeviceOutOfMemoryException e =
+                    assertThrows(DeviceOutOfMemoryException.class, () -> b.upload(new float[1], 1));
             assertTrue(e.getMessage().contains("live tensors"), e.getMessage());
         }
     }

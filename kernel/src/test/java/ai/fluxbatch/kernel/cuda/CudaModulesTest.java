@@ -47,9 +47,13 @@ class CudaModulesTest {
     @Test
     void kernelsOnGpu() {
         boolean gpu = Files.isExecutable(Path.of("/usr/bin/nvidia-smi")) || Files.exists(Path.of("/dev/nvidia0"));
-        Assumptions.assumeTrue(gpu, "no NVIDIA GPU on this machine (nvidia-smi and /dev/nvidia0 absent): the CUDA"
-                + " ternary matmul kernels are not executed here");
-        Assumptions.assumeTrue(false, "an NVIDIA GPU is present, but this build has no CUDA driver binding yet (it"
-                + " comes with the CUDA backend): the kernels are not executed");
+        Assumptions.assumeTrue(
+                gpu,
+                "no NVIDIA GPU on this machine (nvidia-smi and /dev/nvidia0 absent): the CUDA"
+                        + " ternary matmul kernels are not executed here");
+        Assumptions.assumeTrue(
+                false,
+                "an NVIDIA GPU is present, but this build has no CUDA driver binding yet (it"
+                        + " comes with the CUDA backend): the kernels are not executed");
     }
 }

@@ -27,8 +27,7 @@ public class EmulatedDevice implements Device {
     public static final int UNINITIALIZED = 0x7fc00000;
 
     /** One kernel launch, as recorded by {@link #launches()}. */
-    public record Launch(String module, String kernel, LaunchGeometry geometry) {
-    }
+    public record Launch(String module, String kernel, LaunchGeometry geometry) {}
 
     private static final class Region {
         final long id;
@@ -165,15 +164,17 @@ public class EmulatedDevice implements Device {
             throw new IllegalArgumentException("allocate(" + bytes + "): the emulation holds less than 4 GiB a region");
         }
         if (bytes > capacityBytes - liveBytes) {
-            throw new DeviceOutOfMemoryException("emulated CUDA device: out of memory allocating " + bytes + " bytes ("
-                    + liveBytes + " of " + capacityBytes + " bytes in use)", bytes);
+            throw new DeviceOutOfMemoryException(
+                    "emulated CUDA device: out of memory allocating " + bytes + " bytes (" + liveBytes + " of "
+                            + capacityBytes + " bytes in use)",
+                    bytes);
         }
         int[] words;
         try {
             words = new int[(int) ((bytes + 3) / 4)];
         } catch (OutOfMemoryError e) {
-            throw new DeviceOutOfMemoryException("emulated CUDA device: the Java heap has no room for " + bytes
-                    + " bytes", bytes);
+            throw new DeviceOutOfMemoryException(
+                    "emulated CUDA device: the Java heap has no room for " + bytes + " bytes", bytes);
         }
         java.util.Arrays.fill(words, UNINITIALIZED);
         long id = ++counter;
@@ -193,8 +194,8 @@ public class EmulatedDevice implements Device {
                     + (r == null ? "" : " (inside region " + r.id + " of " + r.bytes + " bytes)"));
         }
         if (r.freed) {
-            throw new IllegalStateException("free(" + hex(pointer) + "): double free of region " + r.id + " ("
-                    + r.bytes + " bytes)");
+            throw new IllegalStateException(
+                    "free(" + hex(pointer) + "): double free of region " + r.id + " (" + r.bytes + " bytes)");
         }
         r.freed = true;
         frees++;
@@ -221,12 +222,12 @@ public class EmulatedDevice implements Device {
             throw new IllegalStateException(at + ": region " + id + " (address >>> 32) was never allocated");
         }
         if (r.freed) {
-            throw new IllegalStateException(at + ": use after free of region " + id + " (" + r.bytes
-                    + " bytes, freed)");
+            throw new IllegalStateException(
+                    at + ": use after free of region " + id + " (" + r.bytes + " bytes, freed)");
         }
         if (count < 0 || offset + 4 * count > r.bytes) {
-            throw new IllegalStateException(at + ": out of bounds of region " + id + " (" + r.bytes
-                    + " bytes; offset " + offset + ")");
+            throw new IllegalStateException(
+                    at + ": out of bounds of region " + id + " (" + r.bytes + " bytes; offset " + offset + ")");
         }
         if (offset % 4 != 0) {
             throw new IllegalStateException(at + ": misaligned (offset " + offset + " in region " + id + " of "
@@ -382,11 +383,21 @@ public class EmulatedDevice implements Device {
             throw new IllegalArgumentException("kernel " + sig.kernel + " launched for M = " + m + ", N = " + n
                     + ", K = " + k + ", but TernaryLaunch plans " + plan);
         }
-        LaunchGeometry expected = new LaunchGeometry(plan.gridX(), plan.gridY(), plan.gridZ(), plan.blockX(),
-                plan.blockY(), plan.blockZ(), plan.dynamicSharedBytes());
-        EmulatedOpsKernels.expectGeometry(sig.kernel, expected, g, "M = " + m + ", N = " + n + ", K = " + k
-                + " (TernaryLaunch.plan: " + plan + ")");
-        if ((long) m * k > Integer.MAX_VALUE || (long) m * n > Integer.MAX_VALUE
+        LaunchGeometry expected = new LaunchGeometry(
+                plan.gridX(),
+                plan.gridY(),
+                plan.gridZ(),
+                plan.blockX(),
+                plan.blockY(),
+                plan.blockZ(),
+                plan.dynamicSharedBytes());
+        EmulatedOpsKernels.expectGeometry(
+                sig.kernel,
+                expected,
+                g,
+                "M = " + m + ", N = " + n + ", K = " + k + " (TernaryLaunch.plan: " + plan + ")");
+        if ((long) m * k > Integer.MAX_VALUE
+                || (long) m * n > Integer.MAX_VALUE
                 || GpuTernaryLayout.words(n, k) > Integer.MAX_VALUE) {
             throw new IllegalArgumentException("kernel " + sig.kernel + ": M = " + m + ", N = " + n + ", K = " + k
                     + " are too large for the emulation");
@@ -399,9 +410,12 @@ public class EmulatedDevice implements Device {
         float[] x = words(sig.ptr(a, "x"), (long) m * k, what + "x").toFloats();
         int[] w = words(wp, GpuTernaryLayout.words(n, k), what + "w").toInts();
         float[] scale = words(sig.ptr(a, "scale"), n, what + "scale").toFloats();
-        float[] bias = sig.ptr(a, "bias") == 0 ? null : words(sig.ptr(a, "bias"), n, what + "bias").toFloats();
+        float[] bias = sig.ptr(a, "bias") == 0
+                ? null
+                : words(sig.ptr(a, "bias"), n, what + "bias").toFloats();
         EmulatedOpsKernels.Words y = words(sig.ptr(a, "y"), (long) m * n, what + "y");
-        float[] out = sig == TERNARY_SMALL_M ? KernelPort.smallM(x, w, scale, bias, m, n, k)
+        float[] out = sig == TERNARY_SMALL_M
+                ? KernelPort.smallM(x, w, scale, bias, m, n, k)
                 : KernelPort.tiled(x, w, scale, bias, m, n, k);
         y.set(out);
     }
@@ -423,24 +437,39 @@ public class EmulatedDevice implements Device {
     }
 
     @Override
-    public synchronized void gemm(boolean transA, boolean transB, int m, int n, int k, float alpha, long a, int lda,
-                                  long strideA, long b, int ldb, long strideB, float beta, long c, int ldc,
-                                  long strideC, int batch) {
+    public synchronized void gemm(
+            boolean transA,
+            boolean transB,
+            int m,
+            int n,
+            int k,
+            float alpha,
+            long a,
+            int lda,
+            long strideA,
+            long b,
+            int ldb,
+            long strideB,
+            float beta,
+            long c,
+            int ldc,
+            long strideC,
+            int batch) {
         checkOpen();
-        String call = "gemm(" + (transA ? "T" : "N") + (transB ? "T" : "N") + ", m = " + m + ", n = " + n + ", k = "
-                + k + ", lda = " + lda + ", ldb = " + ldb + ", ldc = " + ldc + ", batch = " + batch + ")";
+        String call = "gemm(" + (transA ? "T" : "N") + (transB ? "T" : "N") + ", m = " + m + ", n = " + n + ", k = " + k
+                + ", lda = " + lda + ", ldb = " + ldb + ", ldc = " + ldc + ", batch = " + batch + ")";
         if (m < 0 || n < 0 || k < 0 || batch < 0) {
             throw new IllegalArgumentException(call + ": negative size");
         }
         int aRows = transA ? k : m, aCols = transA ? m : k;
         int bRows = transB ? n : k, bCols = transB ? k : n;
         if (lda < Math.max(1, aRows)) {
-            throw new IllegalArgumentException(call + ": lda must be at least max(1, " + (transA ? "k" : "m") + ") = "
-                    + Math.max(1, aRows));
+            throw new IllegalArgumentException(
+                    call + ": lda must be at least max(1, " + (transA ? "k" : "m") + ") = " + Math.max(1, aRows));
         }
         if (ldb < Math.max(1, bRows)) {
-            throw new IllegalArgumentException(call + ": ldb must be at least max(1, " + (transB ? "n" : "k") + ") = "
-                    + Math.max(1, bRows));
+            throw new IllegalArgumentException(
+                    call + ": ldb must be at least max(1, " + (transB ? "n" : "k") + ") = " + Math.max(1, bRows));
         }
         if (ldc < Math.max(1, m)) {
             throw new IllegalArgumentException(call + ": ldc must be at least max(1, m) = " + Math.max(1, m));

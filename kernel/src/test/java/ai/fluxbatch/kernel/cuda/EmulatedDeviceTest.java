@@ -47,7 +47,8 @@ class EmulatedDeviceTest {
         assertEquals(expected.length, actual.length, "length");
         for (int i = 0; i < expected.length; i++) {
             double err = Math.abs(expected[i] - actual[i]);
-            assertTrue(err <= tol * (1 + Math.abs(expected[i])),
+            assertTrue(
+                    err <= tol * (1 + Math.abs(expected[i])),
                     "element " + i + ": expected " + expected[i] + ", got " + actual[i]);
         }
     }
@@ -136,31 +137,44 @@ class EmulatedDeviceTest {
         IllegalStateException e = assertThrows(IllegalStateException.class, () -> dev.read(p + 4, 1));
         assertTrue(e.getMessage().contains("use after free"), e.getMessage());
         assertTrue(e.getMessage().contains(Long.toHexString(p + 4)), e.getMessage());
-        assertTrue(e.getMessage().contains("region " + (p >>> 32)) && e.getMessage().contains("12 bytes"),
+        assertTrue(
+                e.getMessage().contains("region " + (p >>> 32))
+                        && e.getMessage().contains("12 bytes"),
                 e.getMessage());
         assertThrows(IllegalStateException.class, () -> dev.free(p));
         assertThrows(IllegalStateException.class, () -> dev.free(77L << 32));
         long q = empty(4);
         assertThrows(IllegalStateException.class, () -> dev.free(q + 4));
         long y = empty(3);
-        assertThrows(IllegalStateException.class, () -> ops(OpsKernels.ADD, OpsKernels.elementwise(3),
-                new KernelArgs().ptr(p).ptr(y).ptr(y).i(3)));
+        assertThrows(
+                IllegalStateException.class,
+                () -> ops(
+                        OpsKernels.ADD,
+                        OpsKernels.elementwise(3),
+                        new KernelArgs().ptr(p).ptr(y).ptr(y).i(3)));
     }
 
     @Test
     void outOfBoundsAndNullAccessesAreCaught() {
         long p = empty(4);
         IllegalStateException e = assertThrows(IllegalStateException.class, () -> dev.read(p, 5));
-        assertTrue(e.getMessage().contains("out of bounds") && e.getMessage().contains("16 bytes")
-                && e.getMessage().contains("region " + (p >>> 32)), e.getMessage());
+        assertTrue(
+                e.getMessage().contains("out of bounds")
+                        && e.getMessage().contains("16 bytes")
+                        && e.getMessage().contains("region " + (p >>> 32)),
+                e.getMessage());
         assertThrows(IllegalStateException.class, () -> dev.read(p + 16, 1));
         assertThrows(IllegalStateException.class, () -> dev.upload(p + 8, new float[3], 0, 3));
         assertThrows(IllegalStateException.class, () -> dev.read(p + 2, 1));
         assertThrows(IllegalStateException.class, () -> dev.read(0, 1));
         assertThrows(IllegalStateException.class, () -> dev.read(99L << 32, 1));
         long x = put(1, 2, 3, 4, 5);
-        assertThrows(IllegalStateException.class, () -> ops(OpsKernels.ADD, OpsKernels.elementwise(5),
-                new KernelArgs().ptr(x).ptr(x).ptr(p).i(5)));
+        assertThrows(
+                IllegalStateException.class,
+                () -> ops(
+                        OpsKernels.ADD,
+                        OpsKernels.elementwise(5),
+                        new KernelArgs().ptr(x).ptr(x).ptr(p).i(5)));
     }
 
     @Test
@@ -198,31 +212,55 @@ class EmulatedDeviceTest {
     void launchesAreCheckedAgainstTheKernelContract() {
         long a = put(1, 2), y = empty(2);
         LaunchGeometry g = OpsKernels.elementwise(2);
-        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+        IllegalArgumentException e = assertThrows(
+                IllegalArgumentException.class,
                 () -> ops(OpsKernels.ADD, g, new KernelArgs().ptr(a).ptr(a).ptr(y)));
         assertTrue(e.getMessage().contains(OpsKernels.ADD), e.getMessage());
-        e = assertThrows(IllegalArgumentException.class,
-                () -> ops(OpsKernels.ADD, g, new KernelArgs().ptr(a).ptr(a).ptr(y).f(2)));
+        e = assertThrows(
+                IllegalArgumentException.class,
+                () -> ops(
+                        OpsKernels.ADD, g, new KernelArgs().ptr(a).ptr(a).ptr(y).f(2)));
         assertTrue(e.getMessage().contains(OpsKernels.ADD), e.getMessage());
-        e = assertThrows(IllegalArgumentException.class,
-                () -> ops(OpsKernels.ADD, g, new KernelArgs().ptr(a).ptr(0).ptr(y).i(2)));
+        e = assertThrows(
+                IllegalArgumentException.class,
+                () -> ops(
+                        OpsKernels.ADD, g, new KernelArgs().ptr(a).ptr(0).ptr(y).i(2)));
         assertTrue(e.getMessage().contains("null"), e.getMessage());
-        e = assertThrows(IllegalArgumentException.class,
-                () -> ops(OpsKernels.ADD, LaunchGeometry.of(2, 256), new KernelArgs().ptr(a).ptr(a).ptr(y).i(2)));
+        e = assertThrows(
+                IllegalArgumentException.class,
+                () -> ops(
+                        OpsKernels.ADD,
+                        LaunchGeometry.of(2, 256),
+                        new KernelArgs().ptr(a).ptr(a).ptr(y).i(2)));
         assertTrue(e.getMessage().contains(OpsKernels.ADD), e.getMessage());
-        assertThrows(IllegalArgumentException.class,
-                () -> ops(OpsKernels.LAYER_NORM, OpsKernels.elementwise(2),
+        assertThrows(
+                IllegalArgumentException.class,
+                () -> ops(
+                        OpsKernels.LAYER_NORM,
+                        OpsKernels.elementwise(2),
                         new KernelArgs().ptr(a).ptr(0).ptr(0).ptr(y).i(2).i(1).f(1e-5f)));
-        assertThrows(IllegalArgumentException.class,
-                () -> ops("fb_nonexistent", g, new KernelArgs().ptr(a).ptr(a).ptr(y).i(2)));
-        assertThrows(IllegalArgumentException.class,
-                () -> dev.launch("no_module", OpsKernels.ADD, g, new KernelArgs().ptr(a).ptr(a).ptr(y).i(2)));
+        assertThrows(
+                IllegalArgumentException.class,
+                () -> ops(
+                        "fb_nonexistent",
+                        g,
+                        new KernelArgs().ptr(a).ptr(a).ptr(y).i(2)));
+        assertThrows(
+                IllegalArgumentException.class,
+                () -> dev.launch(
+                        "no_module",
+                        OpsKernels.ADD,
+                        g,
+                        new KernelArgs().ptr(a).ptr(a).ptr(y).i(2)));
         assertTrue(dev.launches().isEmpty(), "rejected launches are not recorded");
 
         ops(OpsKernels.ADD, g, new KernelArgs().ptr(a).ptr(a).ptr(y).i(2));
         ops(OpsKernels.MUL, g, new KernelArgs().ptr(y).ptr(a).ptr(y).i(2));
-        assertEquals(List.of(new EmulatedDevice.Launch(OpsKernels.MODULE, OpsKernels.ADD, g),
-                new EmulatedDevice.Launch(OpsKernels.MODULE, OpsKernels.MUL, g)), dev.launches());
+        assertEquals(
+                List.of(
+                        new EmulatedDevice.Launch(OpsKernels.MODULE, OpsKernels.ADD, g),
+                        new EmulatedDevice.Launch(OpsKernels.MODULE, OpsKernels.MUL, g)),
+                dev.launches());
         assertEquals(List.of(OpsKernels.ADD, OpsKernels.MUL), dev.launchedKernels());
         assertArrayEquals(new float[] {2, 8}, dev.read(y, 2));
     }
@@ -238,7 +276,10 @@ class EmulatedDeviceTest {
         ops(OpsKernels.MUL, g, new KernelArgs().ptr(a).ptr(b).ptr(y).i(3));
         assertArrayEquals(new float[] {4, 10, -18}, dev.read(y, 3));
         // in place, with pointer offsets: a[1..2] += b[0..1]
-        ops(OpsKernels.ADD, OpsKernels.elementwise(2), new KernelArgs().ptr(a + 4).ptr(b).ptr(a + 4).i(2));
+        ops(
+                OpsKernels.ADD,
+                OpsKernels.elementwise(2),
+                new KernelArgs().ptr(a + 4).ptr(b).ptr(a + 4).i(2));
         assertArrayEquals(new float[] {1, 6, 8}, dev.read(a, 3));
     }
 
@@ -268,13 +309,17 @@ class EmulatedDeviceTest {
         // B = 2, L = 2, C = 2
         long x = put(1, 2, 5, 6, 3, 4, 7, 8), shift = put(10, 20, 30, 40), scale = put(1, 0, -1, 0.5f);
         long y = empty(8);
-        ops(OpsKernels.MODULATE, OpsKernels.elementwise(8),
+        ops(
+                OpsKernels.MODULATE,
+                OpsKernels.elementwise(8),
                 new KernelArgs().ptr(x).ptr(shift).ptr(scale).ptr(y).i(2).i(2).i(2));
         assertArrayEquals(new float[] {12, 22, 20, 26, 30, 46, 30, 52}, dev.read(y, 8));
 
         // B = 2, L = 2, C = 1
         long x2 = put(1, 2, 3, 4), gate = put(2, -1), v = put(10, 20, 30, 40), y2 = empty(4);
-        ops(OpsKernels.GATED_ADD, OpsKernels.elementwise(4),
+        ops(
+                OpsKernels.GATED_ADD,
+                OpsKernels.elementwise(4),
                 new KernelArgs().ptr(x2).ptr(gate).ptr(v).ptr(y2).i(2).i(2).i(1));
         assertArrayEquals(new float[] {21, 42, -27, -36}, dev.read(y2, 4));
     }
@@ -282,12 +327,17 @@ class EmulatedDeviceTest {
     @Test
     void biases() {
         long y = put(0, 1, 2, 3, 4, 5), bias = put(10, 20, 30);
-        ops(OpsKernels.ADD_BIAS_ROWS, OpsKernels.elementwise(6), new KernelArgs().ptr(y).ptr(bias).i(2).i(3));
+        ops(
+                OpsKernels.ADD_BIAS_ROWS,
+                OpsKernels.elementwise(6),
+                new KernelArgs().ptr(y).ptr(bias).i(2).i(3));
         assertArrayEquals(new float[] {10, 21, 32, 13, 24, 35}, dev.read(y, 6));
 
         // B = 2, C = 2, HW = 2
         long y2 = put(0, 0, 0, 0, 0, 0, 0, 0), bias2 = put(1, 2);
-        ops(OpsKernels.ADD_BIAS_CHANNELS, OpsKernels.elementwise(8),
+        ops(
+                OpsKernels.ADD_BIAS_CHANNELS,
+                OpsKernels.elementwise(8),
                 new KernelArgs().ptr(y2).ptr(bias2).i(2).i(2).i(2));
         assertArrayEquals(new float[] {1, 1, 2, 2, 1, 1, 2, 2}, dev.read(y2, 8));
     }
@@ -298,7 +348,9 @@ class EmulatedDeviceTest {
         long x = put(f(1, 2, 3, 4, 5, 6, 7, 8, 1, 2, 3, 4, 5, 6, 7, 8));
         long pe = put(f(0, -1, 1, 0, 2, 0, 0, 2, 0, 1, 1, 0, 1, 0, 0, 1));
         long y = empty(16);
-        ops(OpsKernels.ROPE, OpsKernels.elementwise(1 * 2 * 2 * 2),
+        ops(
+                OpsKernels.ROPE,
+                OpsKernels.elementwise(1 * 2 * 2 * 2),
                 new KernelArgs().ptr(x).ptr(pe).ptr(y).i(1).i(2).i(2).i(4));
         assertArrayEquals(new float[] {-2, 1, 6, 8, -6, 5, 14, 16, 2, 1, 3, 4, 6, 5, 7, 8}, dev.read(y, 16));
     }
@@ -306,19 +358,41 @@ class EmulatedDeviceTest {
     @Test
     void embedding() {
         long table = put(1, 2, 3, 4, 5, 6), ids = putInts(2, 0, 2), y = empty(6);
-        ops(OpsKernels.EMBEDDING, OpsKernels.elementwise(6), new KernelArgs().ptr(table).ptr(ids).ptr(y).i(3).i(2));
+        ops(
+                OpsKernels.EMBEDDING,
+                OpsKernels.elementwise(6),
+                new KernelArgs().ptr(table).ptr(ids).ptr(y).i(3).i(2));
         assertArrayEquals(new float[] {5, 6, 1, 2, 5, 6}, dev.read(y, 6));
         long bad = putInts(3);
-        assertThrows(IllegalStateException.class, () -> ops(OpsKernels.EMBEDDING, OpsKernels.elementwise(2),
-                new KernelArgs().ptr(table).ptr(bad).ptr(y).i(1).i(2)));
+        assertThrows(
+                IllegalStateException.class,
+                () -> ops(
+                        OpsKernels.EMBEDDING,
+                        OpsKernels.elementwise(2),
+                        new KernelArgs().ptr(table).ptr(bad).ptr(y).i(1).i(2)));
     }
 
     @Test
     void im2col() {
         // one 3 x 3 image, 3 x 3 kernel, stride 1, padding 1: 9 output positions
         long x = put(1, 2, 3, 4, 5, 6, 7, 8, 9), col = empty(81);
-        ops(OpsKernels.IM2COL, OpsKernels.elementwise(81),
-                new KernelArgs().ptr(x).ptr(col).i(1).i(3).i(3).i(3).i(3).i(1).i(1).i(1).i(3).i(0).i(9));
+        ops(
+                OpsKernels.IM2COL,
+                OpsKernels.elementwise(81),
+                new KernelArgs()
+                        .ptr(x)
+                        .ptr(col)
+                        .i(1)
+                        .i(3)
+                        .i(3)
+                        .i(3)
+                        .i(3)
+                        .i(1)
+                        .i(1)
+                        .i(1)
+                        .i(3)
+                        .i(0)
+                        .i(9));
         float[] c = dev.read(col, 81);
         float[] tap00 = java.util.Arrays.copyOfRange(c, 0, 9), centre = java.util.Arrays.copyOfRange(c, 36, 45);
         float[] tap22 = java.util.Arrays.copyOfRange(c, 72, 81);
@@ -332,8 +406,23 @@ class EmulatedDeviceTest {
             img[i] = i;
         }
         long x2 = put(img), col2 = empty(8);
-        ops(OpsKernels.IM2COL, OpsKernels.elementwise(8),
-                new KernelArgs().ptr(x2).ptr(col2).i(2).i(4).i(4).i(2).i(2).i(2).i(0).i(0).i(2).i(3).i(1));
+        ops(
+                OpsKernels.IM2COL,
+                OpsKernels.elementwise(8),
+                new KernelArgs()
+                        .ptr(x2)
+                        .ptr(col2)
+                        .i(2)
+                        .i(4)
+                        .i(4)
+                        .i(2)
+                        .i(2)
+                        .i(2)
+                        .i(0)
+                        .i(0)
+                        .i(2)
+                        .i(3)
+                        .i(1));
         // Wo = 2: p = 3 is (oy 1, ox 1): input rows 2..3, columns 2..3
         assertArrayEquals(new float[] {10, 11, 14, 15, 26, 27, 30, 31}, dev.read(col2, 8));
     }
@@ -341,10 +430,16 @@ class EmulatedDeviceTest {
     @Test
     void upsampleNearest2x() {
         long x = put(1, 2), y = empty(8);
-        ops(OpsKernels.UPSAMPLE_NEAREST_2X, OpsKernels.elementwise(8), new KernelArgs().ptr(x).ptr(y).i(1).i(1).i(2));
+        ops(
+                OpsKernels.UPSAMPLE_NEAREST_2X,
+                OpsKernels.elementwise(8),
+                new KernelArgs().ptr(x).ptr(y).i(1).i(1).i(2));
         assertArrayEquals(new float[] {1, 1, 2, 2, 1, 1, 2, 2}, dev.read(y, 8));
         long x2 = put(3, 4), y2 = empty(8);
-        ops(OpsKernels.UPSAMPLE_NEAREST_2X, OpsKernels.elementwise(8), new KernelArgs().ptr(x2).ptr(y2).i(2).i(1).i(1));
+        ops(
+                OpsKernels.UPSAMPLE_NEAREST_2X,
+                OpsKernels.elementwise(8),
+                new KernelArgs().ptr(x2).ptr(y2).i(2).i(1).i(1));
         assertArrayEquals(new float[] {3, 3, 3, 3, 4, 4, 4, 4}, dev.read(y2, 8));
     }
 
@@ -352,23 +447,40 @@ class EmulatedDeviceTest {
     void layerNorm() {
         float eps = 1e-5f;
         long x = put(1, 2, 3, 4, 5, 5, 5, 5), y = empty(8);
-        ops(OpsKernels.LAYER_NORM, OpsKernels.rows(2), new KernelArgs().ptr(x).ptr(0).ptr(0).ptr(y).i(2).i(4).f(eps));
+        ops(
+                OpsKernels.LAYER_NORM,
+                OpsKernels.rows(2),
+                new KernelArgs().ptr(x).ptr(0).ptr(0).ptr(y).i(2).i(4).f(eps));
         double sd = Math.sqrt(1.25 + eps);
         assertClose(f(-1.5 / sd, -0.5 / sd, 0.5 / sd, 1.5 / sd, 0, 0, 0, 0), dev.read(y, 8), 1e-6);
 
         long w = put(1, 2, 1, 1), b = put(0, 0, 1, 0);
-        ops(OpsKernels.LAYER_NORM, OpsKernels.rows(2), new KernelArgs().ptr(x).ptr(w).ptr(b).ptr(y).i(2).i(4).f(eps));
+        ops(
+                OpsKernels.LAYER_NORM,
+                OpsKernels.rows(2),
+                new KernelArgs().ptr(x).ptr(w).ptr(b).ptr(y).i(2).i(4).f(eps));
         assertClose(f(-1.5 / sd, -1 / sd, 0.5 / sd + 1, 1.5 / sd, 0, 0, 1, 0), dev.read(y, 8), 1e-6);
-        assertThrows(IllegalArgumentException.class, () -> ops(OpsKernels.LAYER_NORM, OpsKernels.rows(2),
-                new KernelArgs().ptr(x).ptr(w).ptr(0).ptr(y).i(2).i(4).f(eps)));
-        assertThrows(IllegalArgumentException.class, () -> ops(OpsKernels.LAYER_NORM, OpsKernels.rows(1),
-                new KernelArgs().ptr(x).ptr(w).ptr(b).ptr(y).i(2).i(4).f(eps)));
+        assertThrows(
+                IllegalArgumentException.class,
+                () -> ops(
+                        OpsKernels.LAYER_NORM,
+                        OpsKernels.rows(2),
+                        new KernelArgs().ptr(x).ptr(w).ptr(0).ptr(y).i(2).i(4).f(eps)));
+        assertThrows(
+                IllegalArgumentException.class,
+                () -> ops(
+                        OpsKernels.LAYER_NORM,
+                        OpsKernels.rows(1),
+                        new KernelArgs().ptr(x).ptr(w).ptr(b).ptr(y).i(2).i(4).f(eps)));
     }
 
     @Test
     void rmsNorm() {
         long x = put(3, 4, -1, 1), scale = put(1, 2), y = empty(4);
-        ops(OpsKernels.RMS_NORM, OpsKernels.rows(2), new KernelArgs().ptr(x).ptr(scale).ptr(y).i(2).i(2).f(0f));
+        ops(
+                OpsKernels.RMS_NORM,
+                OpsKernels.rows(2),
+                new KernelArgs().ptr(x).ptr(scale).ptr(y).i(2).i(2).f(0f));
         double r = Math.sqrt(12.5);
         assertClose(f(3 / r, 8 / r, -1, 2), dev.read(y, 4), 1e-6);
     }
@@ -377,13 +489,19 @@ class EmulatedDeviceTest {
     void softmaxRows() {
         // causal, Lq = 2: row 0 sees column 0, row 1 columns 0 and 1
         long s = put(1, 2, 3, 1, 2, 3);
-        ops(OpsKernels.SOFTMAX_ROWS, OpsKernels.rows(2), new KernelArgs().ptr(s).ptr(0).i(2).i(3).i(2).i(1));
+        ops(
+                OpsKernels.SOFTMAX_ROWS,
+                OpsKernels.rows(2),
+                new KernelArgs().ptr(s).ptr(0).i(2).i(3).i(2).i(1));
         double e1 = Math.exp(1), e2 = Math.exp(2);
         assertClose(f(1, 0, 0, e1 / (e1 + e2), e2 / (e1 + e2), 0), dev.read(s, 6), 1e-6);
 
         // bias, not causal; huge scores do not overflow (the max is subtracted)
         long s2 = put(0, 0, 0, 1000, 1000, 1000), bias = put(0, (float) Math.log(2), (float) Math.log(3), 0, 0, 0);
-        ops(OpsKernels.SOFTMAX_ROWS, OpsKernels.rows(2), new KernelArgs().ptr(s2).ptr(bias).i(2).i(3).i(2).i(0));
+        ops(
+                OpsKernels.SOFTMAX_ROWS,
+                OpsKernels.rows(2),
+                new KernelArgs().ptr(s2).ptr(bias).i(2).i(3).i(2).i(0));
         assertClose(f(1 / 6.0, 2 / 6.0, 3 / 6.0, 1 / 3.0, 1 / 3.0, 1 / 3.0), dev.read(s2, 6), 1e-6);
     }
 
@@ -392,30 +510,67 @@ class EmulatedDeviceTest {
         float eps = 1e-5f;
         // B = 1, C = 2, HW = 2
         long x = put(1, 2, 3, 4), w = put(1, 2), b = put(0, 1), y = empty(4);
-        ops(OpsKernels.GROUP_NORM, OpsKernels.rows(1),
+        ops(
+                OpsKernels.GROUP_NORM,
+                OpsKernels.rows(1),
                 new KernelArgs().ptr(x).ptr(w).ptr(b).ptr(y).i(1).i(2).i(2).i(1).f(eps));
         double sd = Math.sqrt(1.25 + eps);
         assertClose(f(-1.5 / sd, -0.5 / sd, 2 * 0.5 / sd + 1, 2 * 1.5 / sd + 1), dev.read(y, 4), 1e-6);
 
         // B = 2, C = 2, groups = 2: each channel on its own
         long x2 = put(1, 2, 3, 4, 0, 10, 7, 7), y2 = empty(8);
-        ops(OpsKernels.GROUP_NORM, OpsKernels.rows(4),
-                new KernelArgs().ptr(x2).ptr(w).ptr(b).ptr(y2).i(2).i(2).i(2).i(2).f(eps));
+        ops(
+                OpsKernels.GROUP_NORM,
+                OpsKernels.rows(4),
+                new KernelArgs()
+                        .ptr(x2)
+                        .ptr(w)
+                        .ptr(b)
+                        .ptr(y2)
+                        .i(2)
+                        .i(2)
+                        .i(2)
+                        .i(2)
+                        .f(eps));
         double s1 = Math.sqrt(0.25 + eps), s25 = Math.sqrt(25 + eps);
         assertClose(f(-0.5 / s1, 0.5 / s1, -1 / s1 + 1, 1 / s1 + 1, -5 / s25, 5 / s25, 1, 1), dev.read(y2, 8), 1e-5);
-        assertThrows(IllegalArgumentException.class, () -> ops(OpsKernels.GROUP_NORM, OpsKernels.rows(2),
-                new KernelArgs().ptr(x2).ptr(w).ptr(b).ptr(y2).i(2).i(2).i(2).i(2).f(eps)));
+        assertThrows(
+                IllegalArgumentException.class,
+                () -> ops(
+                        OpsKernels.GROUP_NORM,
+                        OpsKernels.rows(2),
+                        new KernelArgs()
+                                .ptr(x2)
+                                .ptr(w)
+                                .ptr(b)
+                                .ptr(y2)
+                                .i(2)
+                                .i(2)
+                                .i(2)
+                                .i(2)
+                                .f(eps)));
     }
 
     @Test
     void transposeLast2() {
         long x = put(1, 2, 3, 4, 5, 6, 11, 12, 13, 14, 15, 16), y = empty(12);
-        ops(OpsKernels.TRANSPOSE_LAST2, OpsKernels.transpose(2, 2, 3), new KernelArgs().ptr(x).ptr(y).i(2).i(3));
+        ops(
+                OpsKernels.TRANSPOSE_LAST2,
+                OpsKernels.transpose(2, 2, 3),
+                new KernelArgs().ptr(x).ptr(y).i(2).i(3));
         assertArrayEquals(new float[] {1, 4, 2, 5, 3, 6, 11, 14, 12, 15, 13, 16}, dev.read(y, 12));
-        assertThrows(IllegalArgumentException.class, () -> ops(OpsKernels.TRANSPOSE_LAST2,
-                OpsKernels.transpose(2, 40, 3), new KernelArgs().ptr(x).ptr(y).i(2).i(3)));
-        assertThrows(IllegalArgumentException.class, () -> ops(OpsKernels.TRANSPOSE_LAST2,
-                OpsKernels.transpose(1, 2, 3), new KernelArgs().ptr(x).ptr(x).i(2).i(3)));
+        assertThrows(
+                IllegalArgumentException.class,
+                () -> ops(
+                        OpsKernels.TRANSPOSE_LAST2,
+                        OpsKernels.transpose(2, 40, 3),
+                        new KernelArgs().ptr(x).ptr(y).i(2).i(3)));
+        assertThrows(
+                IllegalArgumentException.class,
+                () -> ops(
+                        OpsKernels.TRANSPOSE_LAST2,
+                        OpsKernels.transpose(1, 2, 3),
+                        new KernelArgs().ptr(x).ptr(x).i(2).i(3)));
     }
 
     // ---- ternary ---------------------------------------------------------------------------------------------
@@ -459,18 +614,46 @@ class EmulatedDeviceTest {
         long xp = put(x), wp = putInts(w), sp = put(scale), bp = withBias ? put(bias) : 0, yp = empty(m * n);
         TernaryLaunch plan = TernaryLaunch.plan(m, n, k);
         LaunchGeometry g = new LaunchGeometry(plan.gridX(), plan.gridY(), 1, plan.blockX(), 1, 1, 0);
-        KernelArgs args = new KernelArgs().ptr(xp).ptr(wp).ptr(sp).ptr(bp).ptr(yp).i(m).i(n).i(k);
+        KernelArgs args = new KernelArgs()
+                .ptr(xp)
+                .ptr(wp)
+                .ptr(sp)
+                .ptr(bp)
+                .ptr(yp)
+                .i(m)
+                .i(n)
+                .i(k);
         dev.launch(CudaModules.TERNARY_MATMUL, plan.kernel(), g, args);
         assertClose(expected, dev.read(yp, m * n), 1e-4);
-        assertEquals(new EmulatedDevice.Launch(CudaModules.TERNARY_MATMUL, plan.kernel(), g), dev.launches().get(0));
+        assertEquals(
+                new EmulatedDevice.Launch(CudaModules.TERNARY_MATMUL, plan.kernel(), g),
+                dev.launches().get(0));
 
-        String other = plan.kernel().equals(TernaryLaunch.SMALL_M_KERNEL) ? TernaryLaunch.TILED_KERNEL
+        String other = plan.kernel().equals(TernaryLaunch.SMALL_M_KERNEL)
+                ? TernaryLaunch.TILED_KERNEL
                 : TernaryLaunch.SMALL_M_KERNEL;
         assertThrows(IllegalArgumentException.class, () -> dev.launch(CudaModules.TERNARY_MATMUL, other, g, args));
-        assertThrows(IllegalArgumentException.class, () -> dev.launch(CudaModules.TERNARY_MATMUL, plan.kernel(),
-                LaunchGeometry.of(plan.gridX() + 1, plan.blockX()), args));
-        assertThrows(IllegalArgumentException.class, () -> dev.launch(CudaModules.TERNARY_MATMUL, plan.kernel(), g,
-                new KernelArgs().ptr(xp).ptr(wp).ptr(sp).ptr(bp).ptr(yp).i(m).i(n)));
+        assertThrows(
+                IllegalArgumentException.class,
+                () -> dev.launch(
+                        CudaModules.TERNARY_MATMUL,
+                        plan.kernel(),
+                        LaunchGeometry.of(plan.gridX() + 1, plan.blockX()),
+                        args));
+        assertThrows(
+                IllegalArgumentException.class,
+                () -> dev.launch(
+                        CudaModules.TERNARY_MATMUL,
+                        plan.kernel(),
+                        g,
+                        new KernelArgs()
+                                .ptr(xp)
+                                .ptr(wp)
+                                .ptr(sp)
+                                .ptr(bp)
+                                .ptr(yp)
+                                .i(m)
+                                .i(n)));
     }
 
     // ---- gemm ------------------------------------------------------------------------------------------------
@@ -532,7 +715,10 @@ class EmulatedDeviceTest {
                     }
                     double expected = alpha * acc + beta * c0[i][r * n + col];
                     float got = out[(int) (i * strideC) + r + col * ldc];
-                    assertEquals(expected, got, 1e-5 * (1 + Math.abs(expected)),
+                    assertEquals(
+                            expected,
+                            got,
+                            1e-5 * (1 + Math.abs(expected)),
                             "batch " + i + ", C[" + r + ", " + col + "]");
                 }
             }
@@ -560,18 +746,24 @@ class EmulatedDeviceTest {
     @Test
     void gemmValidatesLeadingDimensionsAndBounds() {
         long a = empty(64), b = empty(64), c = empty(64);
-        assertThrows(IllegalArgumentException.class,
+        assertThrows(
+                IllegalArgumentException.class,
                 () -> dev.gemm(false, false, 4, 2, 3, 1f, a, 3, 0, b, 3, 0, 0f, c, 4, 0, 1));
-        assertThrows(IllegalArgumentException.class,
+        assertThrows(
+                IllegalArgumentException.class,
                 () -> dev.gemm(true, false, 4, 2, 3, 1f, a, 2, 0, b, 3, 0, 0f, c, 4, 0, 1));
-        assertThrows(IllegalArgumentException.class,
+        assertThrows(
+                IllegalArgumentException.class,
                 () -> dev.gemm(false, false, 4, 2, 3, 1f, a, 4, 0, b, 2, 0, 0f, c, 4, 0, 1));
-        assertThrows(IllegalArgumentException.class,
+        assertThrows(
+                IllegalArgumentException.class,
                 () -> dev.gemm(false, true, 4, 2, 3, 1f, a, 4, 0, b, 1, 0, 0f, c, 4, 0, 1));
-        assertThrows(IllegalArgumentException.class,
+        assertThrows(
+                IllegalArgumentException.class,
                 () -> dev.gemm(false, false, 4, 2, 3, 1f, a, 4, 0, b, 3, 0, 0f, c, 3, 0, 1));
         // valid, but the second batch's C is past the end of c
-        assertThrows(IllegalStateException.class,
+        assertThrows(
+                IllegalStateException.class,
                 () -> dev.gemm(false, false, 4, 2, 3, 1f, a, 4, 0, b, 3, 0, 0f, c, 4, 60, 2));
         dev.gemm(false, false, 4, 2, 3, 0f, a, 4, 0, b, 3, 0, 0f, c, 4, 8, 2);
         assertArrayEquals(new float[16], dev.read(c, 16));

@@ -12,8 +12,7 @@ import java.util.Map;
  * they may differ from the GPU's tree reductions in the last bits.
  */
 final class EmulatedOpsKernels {
-    private EmulatedOpsKernels() {
-    }
+    private EmulatedOpsKernels() {}
 
     /** Device memory as the ports see it. */
     interface Memory {
@@ -127,8 +126,8 @@ final class EmulatedOpsKernels {
         /** @throws IllegalArgumentException naming the kernel when the arguments do not match the parameters */
         void check(KernelArgs args) {
             if (args.size() != kinds.length) {
-                throw new IllegalArgumentException("kernel " + kernel + ": " + args.size() + " arguments " + describe(args)
-                        + ", expected " + kinds.length + ": " + text);
+                throw new IllegalArgumentException("kernel " + kernel + ": " + args.size() + " arguments "
+                        + describe(args) + ", expected " + kinds.length + ": " + text);
             }
             for (int p = 0; p < kinds.length; p++) {
                 KernelArgs.Arg a = args.get(p);
@@ -147,11 +146,13 @@ final class EmulatedOpsKernels {
             StringBuilder s = new StringBuilder("(");
             for (int p = 0; p < args.size(); p++) {
                 KernelArgs.Arg a = args.get(p);
-                s.append(p == 0 ? "" : ", ").append(switch (a.kind()) {
-                    case POINTER -> "ptr 0x" + Long.toHexString(a.pointer());
-                    case INT -> "int " + a.intValue();
-                    case FLOAT -> "float " + a.floatValue();
-                });
+                s.append(p == 0 ? "" : ", ")
+                        .append(
+                                switch (a.kind()) {
+                                    case POINTER -> "ptr 0x" + Long.toHexString(a.pointer());
+                                    case INT -> "int " + a.intValue();
+                                    case FLOAT -> "float " + a.floatValue();
+                                });
             }
             return s.append(')').toString();
         }
@@ -172,8 +173,8 @@ final class EmulatedOpsKernels {
         int atLeast(KernelArgs args, String name, int min) {
             int v = i(args, name);
             if (v < min) {
-                throw new IllegalArgumentException("kernel " + kernel + ": " + name + " = " + v + " must be at least "
-                        + min);
+                throw new IllegalArgumentException(
+                        "kernel " + kernel + ": " + name + " = " + v + " must be at least " + min);
             }
             return v;
         }
@@ -193,8 +194,7 @@ final class EmulatedOpsKernels {
         void run(Signature sig, Memory mem, LaunchGeometry g, KernelArgs a);
     }
 
-    private record Kernel(Signature signature, Port port) {
-    }
+    private record Kernel(Signature signature, Port port) {}
 
     private static final Map<String, Kernel> KERNELS = new HashMap<>();
 
@@ -206,37 +206,52 @@ final class EmulatedOpsKernels {
     static {
         define(OpsKernels.ADD + "(ptr a, ptr b, ptr y, int n)", (s, m, g, a) -> binary(s, m, g, a, false));
         define(OpsKernels.MUL + "(ptr a, ptr b, ptr y, int n)", (s, m, g, a) -> binary(s, m, g, a, true));
-        define(OpsKernels.GELU_TANH + "(ptr x, ptr y, int n)", (s, m, g, a) -> unary(s, m, g, a, x -> {
-            float inner = (float) Math.sqrt(2.0 / Math.PI) * (x + 0.044715f * x * x * x);
-            return 0.5f * x * (1f + (float) Math.tanh(inner));
-        }));
-        define(OpsKernels.SILU + "(ptr x, ptr y, int n)",
+        define(
+                OpsKernels.GELU_TANH + "(ptr x, ptr y, int n)",
+                (s, m, g, a) -> unary(s, m, g, a, x -> {
+                    float inner = (float) Math.sqrt(2.0 / Math.PI) * (x + 0.044715f * x * x * x);
+                    return 0.5f * x * (1f + (float) Math.tanh(inner));
+                }));
+        define(
+                OpsKernels.SILU + "(ptr x, ptr y, int n)",
                 (s, m, g, a) -> unary(s, m, g, a, x -> x / (1f + (float) Math.exp(-x))));
-        define(OpsKernels.QUICK_GELU + "(ptr x, ptr y, int n)",
+        define(
+                OpsKernels.QUICK_GELU + "(ptr x, ptr y, int n)",
                 (s, m, g, a) -> unary(s, m, g, a, x -> x / (1f + (float) Math.exp(-1.702f * x))));
-        define(OpsKernels.MODULATE + "(ptr x, ptr shift, ptr scale, ptr y, int B, int L, int C)",
+        define(
+                OpsKernels.MODULATE + "(ptr x, ptr shift, ptr scale, ptr y, int B, int L, int C)",
                 EmulatedOpsKernels::modulate);
-        define(OpsKernels.GATED_ADD + "(ptr x, ptr gate, ptr v, ptr y, int B, int L, int C)",
+        define(
+                OpsKernels.GATED_ADD + "(ptr x, ptr gate, ptr v, ptr y, int B, int L, int C)",
                 EmulatedOpsKernels::gatedAdd);
         define(OpsKernels.ADD_BIAS_ROWS + "(ptr y, ptr bias, int rows, int cols)", EmulatedOpsKernels::addBiasRows);
         define(OpsKernels.TERNARY_DECODE + "(ptr w, ptr y, int N, int K)", EmulatedOpsKernels::ternaryDecode);
-        define(OpsKernels.SCALE_BIAS_ROWS + "(ptr y, ptr scale, ptr? bias, int rows, int cols)",
+        define(
+                OpsKernels.SCALE_BIAS_ROWS + "(ptr y, ptr scale, ptr? bias, int rows, int cols)",
                 EmulatedOpsKernels::scaleBiasRows);
-        define(OpsKernels.ADD_BIAS_CHANNELS + "(ptr y, ptr bias, int B, int C, int HW)",
+        define(
+                OpsKernels.ADD_BIAS_CHANNELS + "(ptr y, ptr bias, int B, int C, int HW)",
                 EmulatedOpsKernels::addBiasChannels);
         define(OpsKernels.ROPE + "(ptr x, ptr pe, ptr y, int B, int L, int H, int D)", EmulatedOpsKernels::rope);
         define(OpsKernels.EMBEDDING + "(ptr table, ptr ids, ptr y, int n, int C)", EmulatedOpsKernels::embedding);
-        define(OpsKernels.IM2COL + "(ptr x, ptr col, int C, int H, int W, int kh, int kw, int stride, int padTop,"
-                + " int padLeft, int Wo, int p0, int P)", EmulatedOpsKernels::im2col);
+        define(
+                OpsKernels.IM2COL + "(ptr x, ptr col, int C, int H, int W, int kh, int kw, int stride, int padTop,"
+                        + " int padLeft, int Wo, int p0, int P)",
+                EmulatedOpsKernels::im2col);
         define(OpsKernels.UPSAMPLE_NEAREST_2X + "(ptr x, ptr y, int BC, int H, int W)", EmulatedOpsKernels::upsample);
-        define(OpsKernels.LAYER_NORM + "(ptr x, ptr? weight, ptr? bias, ptr y, int rows, int cols, float eps)",
+        define(
+                OpsKernels.LAYER_NORM + "(ptr x, ptr? weight, ptr? bias, ptr y, int rows, int cols, float eps)",
                 EmulatedOpsKernels::layerNorm);
-        define(OpsKernels.RMS_NORM + "(ptr x, ptr scale, ptr y, int rows, int cols, float eps)",
+        define(
+                OpsKernels.RMS_NORM + "(ptr x, ptr scale, ptr y, int rows, int cols, float eps)",
                 EmulatedOpsKernels::rmsNorm);
-        define(OpsKernels.SOFTMAX_ROWS + "(ptr s, ptr? bias, int rows, int cols, int Lq, int causal)",
+        define(
+                OpsKernels.SOFTMAX_ROWS + "(ptr s, ptr? bias, int rows, int cols, int Lq, int causal)",
                 EmulatedOpsKernels::softmaxRows);
-        define(OpsKernels.GROUP_NORM + "(ptr x, ptr weight, ptr bias, ptr y, int B, int C, int HW, int groups,"
-                + " float eps)", EmulatedOpsKernels::groupNorm);
+        define(
+                OpsKernels.GROUP_NORM + "(ptr x, ptr weight, ptr bias, ptr y, int B, int C, int HW, int groups,"
+                        + " float eps)",
+                EmulatedOpsKernels::groupNorm);
         define(OpsKernels.TRANSPOSE_LAST2 + "(ptr x, ptr y, int M, int N)", EmulatedOpsKernels::transpose);
     }
 
@@ -274,8 +289,8 @@ final class EmulatedOpsKernels {
 
     static void expectGeometry(String kernel, LaunchGeometry expected, LaunchGeometry actual, String what) {
         if (!expected.equals(actual)) {
-            throw new IllegalArgumentException("kernel " + kernel + ": launched with " + actual + ", expected "
-                    + expected + " for " + what);
+            throw new IllegalArgumentException(
+                    "kernel " + kernel + ": launched with " + actual + ", expected " + expected + " for " + what);
         }
     }
 
@@ -439,8 +454,8 @@ final class EmulatedOpsKernels {
         for (int i = 0; i < n; i++) {
             int id = ids.i(i);
             if (id < 0) {
-                throw new IllegalStateException("kernel " + s.kernel + ": ids[" + i + "] = " + id
-                        + " is negative: an access before the table");
+                throw new IllegalStateException(
+                        "kernel " + s.kernel + ": ids[" + i + "] = " + id + " is negative: an access before the table");
             }
             Words row = mem.words(table + 4L * id * C, C, "kernel " + s.kernel + ", table row ids[" + i + "] = " + id);
             noOverlap(s, y, "y", row, "table");
@@ -579,8 +594,8 @@ final class EmulatedOpsKernels {
         int groups = s.atLeast(a, "groups", 1);
         float eps = s.f(a, "eps");
         if (C % groups != 0) {
-            throw new IllegalArgumentException("kernel " + s.kernel + ": C = " + C + " is not a multiple of groups = "
-                    + groups);
+            throw new IllegalArgumentException(
+                    "kernel " + s.kernel + ": C = " + C + " is not a multiple of groups = " + groups);
         }
         rows(s, g, (long) B * groups);
         long n = (long) B * C * HW;
@@ -601,7 +616,10 @@ final class EmulatedOpsKernels {
     private static void transpose(Signature s, Memory mem, LaunchGeometry g, KernelArgs a) {
         int M = s.atLeast(a, "M", 1), N = s.atLeast(a, "N", 1);
         int batch = g.gridZ();
-        expectGeometry(s.kernel, OpsKernels.transpose(batch, M, N), g,
+        expectGeometry(
+                s.kernel,
+                OpsKernels.transpose(batch, M, N),
+                g,
                 "[batch = gridZ = " + batch + ", M = " + M + ", N = " + N + "] (OpsKernels.transpose)");
         long n = (long) batch * M * N;
         Words x = words(s, mem, a, "x", n), y = words(s, mem, a, "y", n);

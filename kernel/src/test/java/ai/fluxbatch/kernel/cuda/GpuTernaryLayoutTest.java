@@ -1,12 +1,11 @@
 package ai.fluxbatch.kernel.cuda;
 
-import ai.fluxbatch.kernel.TestData;
-
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import ai.fluxbatch.kernel.TestData;
 import java.util.Random;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -52,8 +51,8 @@ class GpuTernaryLayoutTest {
         int out = 5, in = 3; // rows = 2: packed row 1 holds rows 1, 3 and the padding rows 5, 7
         byte[] packed = TestData.hfPack(new byte[out * in], out, in);
         packed[in + 2] |= (byte) (3 << 2); // field 1 of packed row 1 = row 3
-        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
-                () -> GpuTernaryLayout.fromHfPacked(packed, out, in));
+        IllegalArgumentException e =
+                assertThrows(IllegalArgumentException.class, () -> GpuTernaryLayout.fromHfPacked(packed, out, in));
         assertTrue(e.getMessage().contains("row 3, column 2"), e.getMessage());
 
         byte[] padded = TestData.hfPack(new byte[out * in], out, in);

@@ -7,8 +7,7 @@ import java.util.regex.Pattern;
 
 /** Where the tests that build native code on the host put it, and the tools they look for. */
 final class HostTools {
-    private HostTools() {
-    }
+    private HostTools() {}
 
     /** The build folder: -Dfluxbatch.buildDir (the pom passes project.build.directory), else target. */
     static Path buildDir() {

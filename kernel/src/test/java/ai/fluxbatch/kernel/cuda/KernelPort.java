@@ -6,8 +6,7 @@ package ai.fluxbatch.kernel.cuda;
  * layout's semantics and the kernels' summation order are pinned by tests without a GPU.
  */
 final class KernelPort {
-    private KernelPort() {
-    }
+    private KernelPort() {}
 
     private static float weight(int plus, int minus, int b) {
         return (float) ((plus >>> b) & 1) - (float) ((minus >>> b) & 1);
@@ -76,6 +75,7 @@ final class KernelPort {
     /** What {@link TernaryLaunch#plan} launches for these sizes. */
     static float[] run(float[] x, int[] w, float[] scale, float[] bias, int m, int n, int k) {
         return TernaryLaunch.plan(m, n, k).kernel().equals(TernaryLaunch.SMALL_M_KERNEL)
-                ? smallM(x, w, scale, bias, m, n, k) : tiled(x, w, scale, bias, m, n, k);
+                ? smallM(x, w, scale, bias, m, n, k)
+                : tiled(x, w, scale, bias, m, n, k);
     }
 }

@@ -18,8 +18,8 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 class NvrtcCacheTest {
-    private static final byte[] SOURCE = "extern \"C\" __global__ void k(float* y) { y[0] = 1.0f; }\n"
-            .getBytes(StandardCharsets.UTF_8);
+    private static final byte[] SOURCE =
+            "extern \"C\" __global__ void k(float* y) { y[0] = 1.0f; }\n".getBytes(StandardCharsets.UTF_8);
     private static final List<String> OPTIONS = NvrtcCompiler.nvrtcOptions("sm_90");
 
     @TempDir
@@ -44,7 +44,9 @@ class NvrtcCacheTest {
     @Test
     void keyDependsOnSourceOptionsArchAndNvrtcVersion() {
         String k = key();
-        assertEquals(k, NvrtcCache.key("ternary_matmul", SOURCE.clone(), List.copyOf(OPTIONS), "sm_90", "13.1"),
+        assertEquals(
+                k,
+                NvrtcCache.key("ternary_matmul", SOURCE.clone(), List.copyOf(OPTIONS), "sm_90", "13.1"),
                 "same inputs, same key");
         assertTrue(k.startsWith("ternary_matmul-sm_90-nvrtc13.1-") && k.endsWith(".cubin"), k);
         assertEquals("ternary_matmul-sm_90-nvrtc13.1-".length() + 64 + ".cubin".length(), k.length(), k);
@@ -54,11 +56,12 @@ class NvrtcCacheTest {
         assertNotEquals(k, NvrtcCache.key("ternary_matmul", edited, OPTIONS, "sm_90", "13.1"));
         assertNotEquals(k, NvrtcCache.key("ternary_matmul", SOURCE, OPTIONS, "sm_89", "13.1"));
         assertNotEquals(k, NvrtcCache.key("ternary_matmul", SOURCE, OPTIONS, "sm_90", "13.0"));
-        assertNotEquals(k, NvrtcCache.key("ternary_matmul", SOURCE, List.of("--gpu-architecture=sm_90"), "sm_90",
-                "13.1"));
+        assertNotEquals(
+                k, NvrtcCache.key("ternary_matmul", SOURCE, List.of("--gpu-architecture=sm_90"), "sm_90", "13.1"));
         assertNotEquals(k, NvrtcCache.key("fluxbatch_ops", SOURCE, OPTIONS, "sm_90", "13.1"));
         // options are separated: ["a", "bc"] and ["ab", "c"] differ
-        assertNotEquals(NvrtcCache.key("m", SOURCE, List.of("a", "bc"), "sm_90", "13.1"),
+        assertNotEquals(
+                NvrtcCache.key("m", SOURCE, List.of("a", "bc"), "sm_90", "13.1"),
                 NvrtcCache.key("m", SOURCE, List.of("ab", "c"), "sm_90", "13.1"));
     }
 
@@ -77,7 +80,9 @@ class NvrtcCacheTest {
         assertTrue(cache.write(key(), payload));
         assertArrayEquals(payload, cache.read(key()).orElseThrow());
         try (Stream<Path> files = Files.list(cache.dir())) {
-            assertEquals(List.of(key()), files.map(p -> p.getFileName().toString()).toList(),
+            assertEquals(
+                    List.of(key()),
+                    files.map(p -> p.getFileName().toString()).toList(),
                     "one entry, no temporary file left behind");
         }
         byte[] file = Files.readAllBytes(cache.file(key()));
@@ -152,8 +157,9 @@ class NvrtcCacheTest {
         cache.invalidate(key());
         assertArrayEquals(payload, cache.getOrCompile(key(), compiler));
         assertEquals(2, compiles.get(), "compiled again after invalidate");
-        assertThrows(IllegalStateException.class, () -> cache.getOrCompile(
-                NvrtcCache.key("empty", SOURCE, OPTIONS, "sm_90", "13.1"), () -> new byte[0]));
+        assertThrows(
+                IllegalStateException.class,
+                () -> cache.getOrCompile(NvrtcCache.key("empty", SOURCE, OPTIONS, "sm_90", "13.1"), () -> new byte[0]));
     }
 
     @Test
@@ -177,8 +183,8 @@ class NvrtcCacheTest {
         String saved = System.getProperty(NvrtcCache.DIR_PROPERTY);
         try {
             System.clearProperty(NvrtcCache.DIR_PROPERTY);
-            assertEquals(Path.of(System.getProperty("user.home"), ".cache", "fluxbatch", "cuda"),
-                    NvrtcCache.defaultDir());
+            assertEquals(
+                    Path.of(System.getProperty("user.home"), ".cache", "fluxbatch", "cuda"), NvrtcCache.defaultDir());
             System.setProperty(NvrtcCache.DIR_PROPERTY, dir.toString());
             assertEquals(dir, NvrtcCache.defaultDir());
             assertEquals(dir, NvrtcCache.atDefaultDir().dir());
@@ -196,7 +202,7 @@ class NvrtcCacheTest {
         List<String> options = NvrtcCompiler.nvrtcOptions("sm_86");
         assertTrue(options.contains("--gpu-architecture=sm_86"), options.toString());
         assertTrue(options.contains("-std=c++17"), options.toString());
-        assertFalse(options.stream().anyMatch(o -> o.contains("fast_math") || o.contains("ftz=true")),
-                options.toString());
+        assertFalse(
+                options.stream().anyMatch(o -> o.contains("fast_math") || o.contains("ftz=true")), options.toString());
     }
 }

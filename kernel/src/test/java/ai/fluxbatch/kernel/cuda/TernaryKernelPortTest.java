@@ -1,12 +1,11 @@
 package ai.fluxbatch.kernel.cuda;
 
-import ai.fluxbatch.kernel.TestData;
-
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import ai.fluxbatch.kernel.Tensor;
+import ai.fluxbatch.kernel.TestData;
 import ai.fluxbatch.kernel.cpu.CpuBackend;
 import java.util.Random;
 import org.junit.jupiter.api.AfterAll;
@@ -50,9 +49,21 @@ class TernaryKernelPortTest {
     }
 
     @ParameterizedTest
-    @CsvSource({"1,1,1,true", "1,5,7,false", "1,16,32,true", "1,17,33,true", "2,9,1000,true", "3,64,130,false",
-            "16,31,65,true", "16,8,3072,true", "17,20,100,true", "17,65,31,false", "64,64,64,true",
-            "100,70,257,true", "130,129,17,false"})
+    @CsvSource({
+        "1,1,1,true",
+        "1,5,7,false",
+        "1,16,32,true",
+        "1,17,33,true",
+        "2,9,1000,true",
+        "3,64,130,false",
+        "16,31,65,true",
+        "16,8,3072,true",
+        "17,20,100,true",
+        "17,65,31,false",
+        "64,64,64,true",
+        "100,70,257,true",
+        "130,129,17,false"
+    })
     void portMatchesCpuBackend(int m, int n, int k, boolean withBias) {
         byte[] codes = GpuTernaryLayoutTest.randomCodes(random, n, k);
         byte[] packed = TestData.hfPack(codes, n, k);

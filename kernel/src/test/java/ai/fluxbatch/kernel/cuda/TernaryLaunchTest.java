@@ -11,8 +11,19 @@ import org.junit.jupiter.params.provider.CsvSource;
 class TernaryLaunchTest {
 
     @ParameterizedTest
-    @CsvSource({"1,1,1", "1,3072,3072", "4,12288,3072", "16,3072,12288", "17,3072,3072", "64,64,64", "65,65,33",
-            "4096,3072,3072", "4608,15360,3072", "8192,21504,3072", "100000,7,5"})
+    @CsvSource({
+        "1,1,1",
+        "1,3072,3072",
+        "4,12288,3072",
+        "16,3072,12288",
+        "17,3072,3072",
+        "64,64,64",
+        "65,65,33",
+        "4096,3072,3072",
+        "4608,15360,3072",
+        "8192,21504,3072",
+        "100000,7,5"
+    })
     void coversEveryOutputAndRow(int m, int n, int k) {
         TernaryLaunch l = TernaryLaunch.plan(m, n, k);
         assertEquals(1, l.gridZ());
@@ -31,10 +42,12 @@ class TernaryLaunchTest {
             assertEquals(TernaryLaunch.TILED_KERNEL, l.kernel());
             assertEquals(TernaryLaunch.TILED_THREADS, l.blockX());
             assertEquals(16640, l.sharedBytes()); // ptxas -v reports 16640 bytes smem for ternary_matmul_tiled
-            assertTrue((long) l.gridX() * TernaryLaunch.TILE_N >= n
-                    && (long) (l.gridX() - 1) * TernaryLaunch.TILE_N < n, l.toString());
-            assertTrue((long) l.gridY() * TernaryLaunch.TILE_M >= m
-                    && (long) (l.gridY() - 1) * TernaryLaunch.TILE_M < m, l.toString());
+            assertTrue(
+                    (long) l.gridX() * TernaryLaunch.TILE_N >= n && (long) (l.gridX() - 1) * TernaryLaunch.TILE_N < n,
+                    l.toString());
+            assertTrue(
+                    (long) l.gridY() * TernaryLaunch.TILE_M >= m && (long) (l.gridY() - 1) * TernaryLaunch.TILE_M < m,
+                    l.toString());
             // 256 threads x 4 x 4 outputs = the 64 x 64 tile
             assertEquals(TernaryLaunch.TILE_M * TernaryLaunch.TILE_N, l.blockX() * 16);
         }
@@ -43,9 +56,12 @@ class TernaryLaunchTest {
     @Test
     void smallMKernelUpToSixteenRows() {
         for (int m = 1; m <= 16; m++) {
-            assertEquals(TernaryLaunch.SMALL_M_KERNEL, TernaryLaunch.plan(m, 100, 100).kernel());
+            assertEquals(
+                    TernaryLaunch.SMALL_M_KERNEL,
+                    TernaryLaunch.plan(m, 100, 100).kernel());
         }
-        assertEquals(TernaryLaunch.TILED_KERNEL, TernaryLaunch.plan(17, 100, 100).kernel());
+        assertEquals(
+                TernaryLaunch.TILED_KERNEL, TernaryLaunch.plan(17, 100, 100).kernel());
     }
 
     @Test

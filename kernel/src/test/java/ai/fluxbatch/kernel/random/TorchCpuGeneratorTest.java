@@ -68,10 +68,14 @@ class TorchCpuGeneratorTest {
     @Test
     void smallRandnMatchesTorchsPrintedValues() {
         // torch.manual_seed(s); torch.randn(2, 3), as torch prints it (4 decimals): the serial double path
-        assertArrayEquals(new float[] {1.5410f, -0.2934f, -2.1788f, 0.5684f, -1.0845f, -1.3986f},
-                new TorchCpuGenerator(0).randnFloat(6), 5e-5f);
-        assertArrayEquals(new float[] {0.3367f, 0.1288f, 0.2345f, 0.2303f, -1.1229f, -0.1863f},
-                new TorchCpuGenerator(42).randnFloat(6), 5e-5f);
+        assertArrayEquals(
+                new float[] {1.5410f, -0.2934f, -2.1788f, 0.5684f, -1.0845f, -1.3986f},
+                new TorchCpuGenerator(0).randnFloat(6),
+                5e-5f);
+        assertArrayEquals(
+                new float[] {0.3367f, 0.1288f, 0.2345f, 0.2303f, -1.1229f, -0.1863f},
+                new TorchCpuGenerator(42).randnFloat(6),
+                5e-5f);
     }
 
     @Test

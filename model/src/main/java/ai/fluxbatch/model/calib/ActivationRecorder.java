@@ -26,7 +26,8 @@ public final class ActivationRecorder implements LinearWrapper {
 
     @Override
     public Linear wrap(String layer, int in, Linear linear) {
-        if (!TernaryFormat.isQuantized(layer + ".weight", new long[] {linear.outFeatures(), in}) || !layers.test(layer)
+        if (!TernaryFormat.isQuantized(layer + ".weight", new long[] {linear.outFeatures(), in})
+                || !layers.test(layer)
                 || linear instanceof TernaryLinear) {
             return linear;
         }

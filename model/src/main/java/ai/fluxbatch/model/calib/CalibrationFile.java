@@ -36,14 +36,13 @@ public final class CalibrationFile {
     private static final List<String> SUFFIXES = List.of(TOKENS, SUM, SUM_SQ, ABSMAX, GRAM);
 
     /** Statistics read back, with the file's metadata. */
-    public record Contents(CalibrationStats stats, Map<String, String> metadata) {
-    }
+    public record Contents(CalibrationStats stats, Map<String, String> metadata) {}
 
-    private CalibrationFile() {
-    }
+    private CalibrationFile() {}
 
     public static void write(CalibrationStats stats, Map<String, String> metadata, Path target) {
-        SafetensorsWriter w = new SafetensorsWriter().metadata(KEY_FORMAT, FORMAT).metadata(KEY_VERSION, VERSION);
+        SafetensorsWriter w =
+                new SafetensorsWriter().metadata(KEY_FORMAT, FORMAT).metadata(KEY_VERSION, VERSION);
         metadata.forEach(w::metadata);
         for (var e : stats.layers().entrySet()) {
             String l = e.getKey();
@@ -70,8 +69,9 @@ public final class CalibrationFile {
             try {
                 first.stats().merge(read(f).stats());
             } catch (IllegalArgumentException e) {
-                throw new ModelException("cannot merge calibration statistics " + f + " into " + files.get(0) + ": "
-                        + e.getMessage(), e);
+                throw new ModelException(
+                        "cannot merge calibration statistics " + f + " into " + files.get(0) + ": " + e.getMessage(),
+                        e);
             }
         }
         Map<String, String> meta = new LinkedHashMap<>(first.metadata());
@@ -94,8 +94,8 @@ public final class CalibrationFile {
                         + " is " + meta.get(KEY_FORMAT) + ", expected " + FORMAT + " (made by fluxbatch calibrate)");
             }
             if (!VERSION.equals(meta.get(KEY_VERSION))) {
-                throw new ModelException(file + " has calibration format version " + meta.get(KEY_VERSION)
-                        + ", expected " + VERSION);
+                throw new ModelException(
+                        file + " has calibration format version " + meta.get(KEY_VERSION) + ", expected " + VERSION);
             }
             meta.remove(KEY_FORMAT);
             meta.remove(KEY_VERSION);
@@ -174,8 +174,8 @@ public final class CalibrationFile {
 
     private static void requireNonNegative(Path file, String name, double min) {
         if (min < 0) {
-            throw new ModelException(file + ": " + name + " holds " + min + ", expected values >= 0 (the file is"
-                    + " corrupt)");
+            throw new ModelException(
+                    file + ": " + name + " holds " + min + ", expected values >= 0 (the file is" + " corrupt)");
         }
     }
 

@@ -20,11 +20,13 @@ public final class CalibrationRun {
     }
 
     /** {@code recordStep} says which step indices (0-based) are recorded. */
-    public CalibrationStats record(List<TextEmbedding> prompts, long[] seeds, GenerationParams p, IntPredicate recordStep) {
+    public CalibrationStats record(
+            List<TextEmbedding> prompts, long[] seeds, GenerationParams p, IntPredicate recordStep) {
         recorder.take();
         recorder.recording(recordStep.test(0));
         try {
-            pipeline.denoise(prompts, seeds, p, (index, inputs, velocity) -> recorder.recording(recordStep.test(index + 1)));
+            pipeline.denoise(
+                    prompts, seeds, p, (index, inputs, velocity) -> recorder.recording(recordStep.test(index + 1)));
         } finally {
             recorder.recording(false);
         }

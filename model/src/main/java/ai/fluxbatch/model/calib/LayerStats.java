@@ -70,8 +70,9 @@ public final class LayerStats implements Serializable {
     /** Adds {@code other} into this and returns this. */
     public LayerStats merge(LayerStats other) {
         if (other.in != in || (other.gram == null) != (gram == null)) {
-            throw new IllegalArgumentException("cannot merge statistics of " + other.in + " inputs"
-                    + (other.gram == null ? "" : " with Gram") + " into " + in + " inputs" + (gram == null ? "" : " with Gram"));
+            throw new IllegalArgumentException(
+                    "cannot merge statistics of " + other.in + " inputs" + (other.gram == null ? "" : " with Gram")
+                            + " into " + in + " inputs" + (gram == null ? "" : " with Gram"));
         }
         tokens += other.tokens;
         for (int i = 0; i < in; i++) {
@@ -86,7 +87,8 @@ public final class LayerStats implements Serializable {
     }
 
     public LayerStats copy() {
-        return new LayerStats(in, tokens, sum.clone(), sumSq.clone(), absMax.clone(), gram == null ? null : gram.clone());
+        return new LayerStats(
+                in, tokens, sum.clone(), sumSq.clone(), absMax.clone(), gram == null ? null : gram.clone());
     }
 
     public int inFeatures() {

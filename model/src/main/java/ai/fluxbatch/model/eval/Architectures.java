@@ -11,8 +11,7 @@ import java.util.Arrays;
 
 /** Whether two transformers are the same architecture, so that one's outputs can stand in for the other's. */
 public final class Architectures {
-    private Architectures() {
-    }
+    private Architectures() {}
 
     /** The transformer's config from its header and config.json, without loading any weight. */
     public static FluxConfig read(Path snapshotDir) {
@@ -32,10 +31,17 @@ public final class Architectures {
 
     // FluxConfig is a record with an int[] component, so its equals compares that array by identity
     static boolean same(FluxConfig a, FluxConfig b) {
-        return a.inChannels() == b.inChannels() && a.outChannels() == b.outChannels() && a.hidden() == b.hidden()
-                && a.heads() == b.heads() && a.mlpHidden() == b.mlpHidden() && a.depth() == b.depth()
-                && a.depthSingle() == b.depthSingle() && a.contextDim() == b.contextDim() && a.vecDim() == b.vecDim()
-                && a.guidanceEmbed() == b.guidanceEmbed() && Arrays.equals(a.axesDim(), b.axesDim())
+        return a.inChannels() == b.inChannels()
+                && a.outChannels() == b.outChannels()
+                && a.hidden() == b.hidden()
+                && a.heads() == b.heads()
+                && a.mlpHidden() == b.mlpHidden()
+                && a.depth() == b.depth()
+                && a.depthSingle() == b.depthSingle()
+                && a.contextDim() == b.contextDim()
+                && a.vecDim() == b.vecDim()
+                && a.guidanceEmbed() == b.guidanceEmbed()
+                && Arrays.equals(a.axesDim(), b.axesDim())
                 && a.theta() == b.theta();
     }
 }

@@ -12,8 +12,14 @@ import java.util.Arrays;
  * @param psnr             PSNR (dB, peak 255) of the candidate's 8-bit images over all their pixels
  * @param imagePsnrs       PSNR of each image, in prompt order
  */
-public record CandidateResult(Path model, QuantizationInfo quantization, double[] stepErrors,
-                              double finalLatentError, double psnr, double meanImagePsnr, double[] imagePsnrs) {
+public record CandidateResult(
+        Path model,
+        QuantizationInfo quantization,
+        double[] stepErrors,
+        double finalLatentError,
+        double psnr,
+        double meanImagePsnr,
+        double[] imagePsnrs) {
 
     public double meanStepError() {
         return Arrays.stream(stepErrors).average().orElse(Double.NaN);

@@ -50,7 +50,6 @@ public final class PixelError {
         if (values == 0) {
             return Double.NaN;
         }
-        return squaredError == 0 ? Double.POSITIVE_INFINITY
-                : 10 * Math.log10(PEAK * PEAK / (squaredError / values));
+        return squaredError == 0 ? Double.POSITIVE_INFINITY : 10 * Math.log10(PEAK * PEAK / (squaredError / values));
     }
 }

@@ -22,7 +22,7 @@ public final class QuantizationEvaluation {
     /** Hears each finished batch. */
     @FunctionalInterface
     public interface Progress {
-        Progress NONE = (done, total) -> { };
+        Progress NONE = (done, total) -> {};
 
         void batchDone(int promptsDone, int promptsTotal);
     }
@@ -36,7 +36,10 @@ public final class QuantizationEvaluation {
             throw new IllegalArgumentException("no candidates to evaluate: expected at least one quantized model");
         }
         for (FluxPipeline c : candidates) {
-            Architectures.requireSame(reference.model(), reference.transformer().config(), c.model(),
+            Architectures.requireSame(
+                    reference.model(),
+                    reference.transformer().config(),
+                    c.model(),
                     c.transformer().config());
         }
         this.reference = reference;
@@ -45,8 +48,8 @@ public final class QuantizationEvaluation {
     }
 
     /** Prompt {@code i} is denoised from {@code seeds[i]}; at most {@code batchSize} images are in flight at once. */
-    public List<CandidateResult> run(List<TextEmbedding> prompts, long[] seeds, GenerationParams p, int batchSize,
-                                     Progress progress) {
+    public List<CandidateResult> run(
+            List<TextEmbedding> prompts, long[] seeds, GenerationParams p, int batchSize, Progress progress) {
         if (prompts.size() != seeds.length || prompts.isEmpty()) {
             throw new IllegalArgumentException(prompts.size() + " prompts for " + seeds.length
                     + " seeds: expected one seed per prompt, and at least one prompt");
@@ -81,7 +84,7 @@ public final class QuantizationEvaluation {
         byte[] refPixels = rgb(reference, refLatents, b, p);
         for (int c = 0; c < candidates.size(); c++) {
             FluxPipeline candidate = candidates.get(c);
-            float[] latents = candidate.denoise(prompts, seeds, p, (index, inputs, velocity) -> { });
+            float[] latents = candidate.denoise(prompts, seeds, p, (index, inputs, velocity) -> {});
             tallies.get(c).latents.add(latents, refLatents);
             tallies.get(c).pixels.add(rgb(candidate, latents, b, p), refPixels, b);
         }
@@ -111,9 +114,16 @@ public final class QuantizationEvaluation {
         }
 
         CandidateResult result(FluxPipeline candidate) {
-            double[] stepErrors = Arrays.stream(steps).mapToDouble(RelativeError::value).toArray();
-            return new CandidateResult(candidate.model(), QuantizationInfo.of(candidate.model()), stepErrors,
-                    latents.value(), pixels.psnr(), pixels.meanImagePsnr(), pixels.imagePsnrs());
+            double[] stepErrors =
+                    Arrays.stream(steps).mapToDouble(RelativeError::value).toArray();
+            return new CandidateResult(
+                    candidate.model(),
+                    QuantizationInfo.of(candidate.model()),
+                    stepErrors,
+                    latents.value(),
+                    pixels.psnr(),
+                    pixels.meanImagePsnr(),
+                    pixels.imagePsnrs());
         }
     }
 }

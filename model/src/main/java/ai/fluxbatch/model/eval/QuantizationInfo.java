@@ -17,8 +17,12 @@ import java.util.Map;
  * @param calibration        {@code calibration} ("none", or the statistics' sha256), or "none" if absent
  * @param calibrationPrompts {@code calibration_prompts} if recorded, else null
  */
-public record QuantizationInfo(String method, String calibration, String calibrationPrompts,
-                               long ternaryParameters, long blockLinearParameters) {
+public record QuantizationInfo(
+        String method,
+        String calibration,
+        String calibrationPrompts,
+        long ternaryParameters,
+        long blockLinearParameters) {
     static final String NONE = "none";
     private static final int SHORT_HASH = 12;
 
@@ -41,9 +45,12 @@ public record QuantizationInfo(String method, String calibration, String calibra
                     all += info.numel();
                 }
             }
-            return new QuantizationInfo(meta.getOrDefault(TernaryFormat.KEY_METHOD, NONE),
+            return new QuantizationInfo(
+                    meta.getOrDefault(TernaryFormat.KEY_METHOD, NONE),
                     meta.getOrDefault(TernaryFormat.KEY_CALIBRATION, NONE),
-                    meta.get(TernaryFormat.KEY_CALIBRATION + "_prompts"), ternary, all);
+                    meta.get(TernaryFormat.KEY_CALIBRATION + "_prompts"),
+                    ternary,
+                    all);
         }
     }
 

@@ -9,8 +9,7 @@ public final class Embeddings {
     private static final double TIME_FACTOR = 1000.0;
     private static final double MAX_PERIOD = 10_000.0;
 
-    private Embeddings() {
-    }
+    private Embeddings() {}
 
     /** {@code [cos(t*1000*f_i), sin(t*1000*f_i)]} with {@code f_i = exp(-ln(10000) i / (dim/2))}: {@code [B, dim]}. */
     public static float[] timestep(float[] t, int dim) {

@@ -12,9 +12,19 @@ import java.util.Arrays;
  * @param depthSingle number of single-stream blocks
  * @param axesDim     RoPE dimensions per position axis; they add up to {@code headDim}
  */
-public record FluxConfig(int inChannels, int outChannels, int hidden, int heads, int mlpHidden, int depth,
-                         int depthSingle, int contextDim, int vecDim, boolean guidanceEmbed, int[] axesDim,
-                         double theta) {
+public record FluxConfig(
+        int inChannels,
+        int outChannels,
+        int hidden,
+        int heads,
+        int mlpHidden,
+        int depth,
+        int depthSingle,
+        int contextDim,
+        int vecDim,
+        boolean guidanceEmbed,
+        int[] axesDim,
+        double theta) {
 
     public static final int TIME_EMBED_DIM = 256;
 

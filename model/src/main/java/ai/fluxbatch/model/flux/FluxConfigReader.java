@@ -14,8 +14,7 @@ import java.util.Arrays;
 public final class FluxConfigReader {
     private static final double ROPE_THETA = 10_000;
 
-    private FluxConfigReader() {
-    }
+    private FluxConfigReader() {}
 
     public static FluxConfig derive(TensorSource weights, JsonNode config, Path configFile) {
         ShapeReader s = new ShapeReader(weights, config, configFile);
@@ -23,15 +22,16 @@ public final class FluxConfigReader {
         int inChannels = s.dim("img_in.weight", 2, 1);
         int depth = s.countLayers("double_blocks");
         int depthSingle = s.countLayers("single_blocks");
-        String normScale = depth > 0 ? "double_blocks.0.img_attn.norm.query_norm.scale"
-                : "single_blocks.0.norm.query_norm.scale";
+        String normScale =
+                depth > 0 ? "double_blocks.0.img_attn.norm.query_norm.scale" : "single_blocks.0.norm.query_norm.scale";
         int headDim = s.dim(normScale, 1, 0);
         if (headDim <= 0 || hidden % headDim != 0) {
             throw new ModelException("tensor '" + normScale + "' has length " + headDim + ", which does not divide"
                     + " the hidden size " + hidden + " (from img_in.weight)");
         }
         int heads = hidden / headDim;
-        int mlpHidden = depth > 0 ? s.outFeatures("double_blocks.0.img_mlp.0.weight")
+        int mlpHidden = depth > 0
+                ? s.outFeatures("double_blocks.0.img_mlp.0.weight")
                 : s.outFeatures("single_blocks.0.linear1.weight") - 3 * hidden;
         int contextDim = s.dim("txt_in.weight", 2, 1);
         int vecDim = s.dim("vector_in.in_layer.weight", 2, 1);
@@ -52,8 +52,19 @@ public final class FluxConfigReader {
             throw new ModelException(configFile + ": guidance_embeds is " + g.asBoolean() + " but the checkpoint "
                     + (guidance ? "has" : "has no") + " guidance_in.* tensors");
         }
-        return new FluxConfig(inChannels, outChannels, hidden, heads, mlpHidden, depth, depthSingle,
-                contextDim, vecDim, guidance, axes, ROPE_THETA);
+        return new FluxConfig(
+                inChannels,
+                outChannels,
+                hidden,
+                heads,
+                mlpHidden,
+                depth,
+                depthSingle,
+                contextDim,
+                vecDim,
+                guidance,
+                axes,
+                ROPE_THETA);
     }
 
     private static int[] ropeAxes(JsonNode config, Path file, int headDim) {
@@ -69,8 +80,8 @@ public final class FluxConfigReader {
             axes[i] = v.get(i).asInt();
         }
         if (Arrays.stream(axes).sum() != headDim) {
-            throw new ModelException(file + ": axes_dims_rope " + v + " add up to " + Arrays.stream(axes).sum()
-                    + ", expected the head dimension " + headDim);
+            throw new ModelException(file + ": axes_dims_rope " + v + " add up to "
+                    + Arrays.stream(axes).sum() + ", expected the head dimension " + headDim);
         }
         return axes;
     }

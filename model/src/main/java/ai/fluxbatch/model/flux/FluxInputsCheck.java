@@ -2,8 +2,7 @@ package ai.fluxbatch.model.flux;
 
 /** Checks a {@link FluxInputs} against the model before any work starts; messages name the input and its expected size. */
 final class FluxInputsCheck {
-    private FluxInputsCheck() {
-    }
+    private FluxInputsCheck() {}
 
     static void check(FluxInputs in, FluxConfig c) {
         int b = in.batch(), l = in.imgLength(), t = in.txtLength(), axes = c.axesDim().length;

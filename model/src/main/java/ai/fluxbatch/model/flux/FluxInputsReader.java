@@ -9,8 +9,7 @@ import java.util.Arrays;
  * timesteps, y} and {@code guidance} (dev only); ids may be stored as floats or integers.
  */
 public final class FluxInputsReader {
-    private FluxInputsReader() {
-    }
+    private FluxInputsReader() {}
 
     public static FluxInputs read(TensorSource src, FluxConfig config) {
         int axes = config.axesDim().length;
@@ -29,8 +28,17 @@ public final class FluxInputsReader {
             expect(src, "guidance", shape(src, "guidance", 1), b);
             guidance = src.floats("guidance");
         }
-        return new FluxInputs(b, l, t, src.floats("img"), src.floats("img_ids"), src.floats("txt"),
-                src.floats("txt_ids"), src.floats("timesteps"), src.floats("y"), guidance);
+        return new FluxInputs(
+                b,
+                l,
+                t,
+                src.floats("img"),
+                src.floats("img_ids"),
+                src.floats("txt"),
+                src.floats("txt_ids"),
+                src.floats("timesteps"),
+                src.floats("y"),
+                guidance);
     }
 
     private static long[] shape(TensorSource src, String name, int rank) {
@@ -54,6 +62,8 @@ public final class FluxInputsReader {
     }
 
     private static String describe(TensorSource src) {
-        return src.names().isEmpty() ? "the input file" : src.file(src.names().first()).toString();
+        return src.names().isEmpty()
+                ? "the input file"
+                : src.file(src.names().first()).toString();
     }
 }

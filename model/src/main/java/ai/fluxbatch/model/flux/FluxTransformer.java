@@ -42,20 +42,25 @@ public final class FluxTransformer {
         Tensor img = weights.imgIn().apply(backend, backend.upload(in.img(), b, l, config.inChannels()));
         Tensor txt = weights.txtIn().apply(backend, backend.upload(in.txt(), b, t, config.contextDim()));
 
-        Tensor timeEmbedding = backend.upload(Embeddings.timestep(in.timesteps(), FluxConfig.TIME_EMBED_DIM),
-                b, FluxConfig.TIME_EMBED_DIM);
+        Tensor timeEmbedding = backend.upload(
+                Embeddings.timestep(in.timesteps(), FluxConfig.TIME_EMBED_DIM), b, FluxConfig.TIME_EMBED_DIM);
         taps.tap("tap.time_embedding_256", timeEmbedding);
         Tensor vec = embed(weights.timeIn(), timeEmbedding);
         if (config.guidanceEmbed()) {
-            Tensor g = backend.upload(Embeddings.timestep(in.guidance(), FluxConfig.TIME_EMBED_DIM),
-                    b, FluxConfig.TIME_EMBED_DIM);
+            Tensor g = backend.upload(
+                    Embeddings.timestep(in.guidance(), FluxConfig.TIME_EMBED_DIM), b, FluxConfig.TIME_EMBED_DIM);
             vec = backend.add(vec, embed(weights.guidanceIn(), g));
         }
         vec = backend.add(vec, embed(weights.vectorIn(), backend.upload(in.y(), b, config.vecDim())));
         taps.tap("tap.vec", vec);
 
-        Tensor pe = backend.upload(Embeddings.rope(concatIds(in), b, t + l, config.axesDim(), config.theta()),
-                b, t + l, config.headDim() / 2, 2, 2);
+        Tensor pe = backend.upload(
+                Embeddings.rope(concatIds(in), b, t + l, config.axesDim(), config.theta()),
+                b,
+                t + l,
+                config.headDim() / 2,
+                2,
+                2);
         taps.tap("tap.pe", backend.reshape(pe, b, 1, t + l, config.headDim() / 2, 2, 2));
 
         Tensor siluVec = backend.silu(vec);
@@ -75,7 +80,8 @@ public final class FluxTransformer {
         txt.close();
         for (int i = 0; i < weights.singleBlocks().size(); i++) {
             try (TensorScope block = backend.openScope()) {
-                x = Scratch.replace(x, block.keep(singleBlock(weights.singleBlocks().get(i), x, siluVec, pe)));
+                x = Scratch.replace(
+                        x, block.keep(singleBlock(weights.singleBlocks().get(i), x, siluVec, pe)));
                 taps.tap("tap.single" + i, x);
             }
         }
@@ -114,7 +120,8 @@ public final class FluxTransformer {
         return new Tensor[] {
             headNorm(backend.columns(projected, 0, h), queryNorm),
             headNorm(backend.columns(projected, h, h), keyNorm),
-            backend.columns(projected, 2 * h, h)};
+            backend.columns(projected, 2 * h, h)
+        };
     }
 
     private Tensor headNorm(Tensor x, Tensor scale) {
@@ -134,12 +141,19 @@ public final class FluxTransformer {
     private Tensor[] doubleBlock(FluxWeights.DoubleBlock w, Tensor img, Tensor txt, Tensor siluVec, Tensor pe) {
         Tensor[] imgMod = modulation(w.img().modulation(), siluVec, 6);
         Tensor[] txtMod = modulation(w.txt().modulation(), siluVec, 6);
-        Tensor[] imgQkv = qkv(w.img().qkv().apply(backend, modulated(img, imgMod[0], imgMod[1])),
-                w.img().queryNorm(), w.img().keyNorm());
-        Tensor[] txtQkv = qkv(w.txt().qkv().apply(backend, modulated(txt, txtMod[0], txtMod[1])),
-                w.txt().queryNorm(), w.txt().keyNorm());
-        Tensor attn = attention(backend.concatRows(txtQkv[0], imgQkv[0]), backend.concatRows(txtQkv[1], imgQkv[1]),
-                backend.concatRows(txtQkv[2], imgQkv[2]), pe);
+        Tensor[] imgQkv = qkv(
+                w.img().qkv().apply(backend, modulated(img, imgMod[0], imgMod[1])),
+                w.img().queryNorm(),
+                w.img().keyNorm());
+        Tensor[] txtQkv = qkv(
+                w.txt().qkv().apply(backend, modulated(txt, txtMod[0], txtMod[1])),
+                w.txt().queryNorm(),
+                w.txt().keyNorm());
+        Tensor attn = attention(
+                backend.concatRows(txtQkv[0], imgQkv[0]),
+                backend.concatRows(txtQkv[1], imgQkv[1]),
+                backend.concatRows(txtQkv[2], imgQkv[2]),
+                pe);
         int t = txt.dim(1), l = img.dim(1);
         Tensor newImg = streamUpdate(w.img(), img, backend.sliceRows(attn, t, l), imgMod);
         Tensor newTxt = streamUpdate(w.txt(), txt, backend.sliceRows(attn, 0, t), txtMod);

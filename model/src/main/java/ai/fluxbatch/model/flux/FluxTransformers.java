@@ -7,8 +7,7 @@ import ai.fluxbatch.model.snapshot.FluxSnapshot;
 
 /** Loads the transformer of a snapshot onto a backend. */
 public final class FluxTransformers {
-    private FluxTransformers() {
-    }
+    private FluxTransformers() {}
 
     public static FluxTransformer load(FluxSnapshot snapshot, Backend backend) {
         return load(snapshot, backend, LinearWrapper.NONE);
@@ -17,8 +16,8 @@ public final class FluxTransformers {
     /** Loads with every linear layer passed through {@code wrapper} (to record its inputs, say). */
     public static FluxTransformer load(FluxSnapshot snapshot, Backend backend, LinearWrapper wrapper) {
         try (TensorSource weights = TensorSources.open(snapshot.transformerFile())) {
-            FluxConfig config = FluxConfigReader.derive(weights, snapshot.transformerConfig(),
-                    snapshot.transformerConfigFile());
+            FluxConfig config =
+                    FluxConfigReader.derive(weights, snapshot.transformerConfig(), snapshot.transformerConfigFile());
             return new FluxTransformer(backend, config, new FluxWeightLoader(weights, backend, config, wrapper).load());
         }
     }

@@ -47,7 +47,8 @@ public final class FluxWeightLoader {
                 embedder("time_in", t),
                 config.guidanceEmbed() ? embedder("guidance_in", t) : null,
                 embedder("vector_in", config.vecDim()),
-                doubles, singles,
+                doubles,
+                singles,
                 linear("final_layer.adaLN_modulation.1", 2 * h, h),
                 linear("final_layer.linear", config.outChannels(), h));
     }

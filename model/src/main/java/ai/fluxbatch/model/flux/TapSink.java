@@ -9,7 +9,7 @@ import ai.fluxbatch.kernel.Tensor;
  */
 @FunctionalInterface
 public interface TapSink {
-    TapSink NONE = (name, tensor) -> { };
+    TapSink NONE = (name, tensor) -> {};
 
     void tap(String name, Tensor tensor);
 }

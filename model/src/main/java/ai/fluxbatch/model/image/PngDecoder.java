@@ -16,11 +16,9 @@ import java.util.zip.Inflater;
  */
 public final class PngDecoder {
     /** The picture and its text chunks. */
-    public record Decoded(RgbImage image, Map<String, String> text) {
-    }
+    public record Decoded(RgbImage image, Map<String, String> text) {}
 
-    private PngDecoder() {
-    }
+    private PngDecoder() {}
 
     public static Decoded decode(byte[] png) {
         ByteBuffer in = ByteBuffer.wrap(png);
@@ -48,8 +46,8 @@ public final class PngDecoder {
             crc.update(type);
             crc.update(data);
             if ((int) crc.getValue() != in.getInt()) {
-                throw new IllegalArgumentException("PNG chunk " + new String(type, StandardCharsets.US_ASCII)
-                        + " has a bad CRC");
+                throw new IllegalArgumentException(
+                        "PNG chunk " + new String(type, StandardCharsets.US_ASCII) + " has a bad CRC");
             }
             String t = new String(type, StandardCharsets.US_ASCII);
             ByteBuffer d = ByteBuffer.wrap(data);
@@ -62,14 +60,20 @@ public final class PngDecoder {
                     }
                 }
                 case "IDAT" -> idat.writeBytes(data);
-                case "tEXt" -> text.put(keyword(data), new String(data, keyword(data).length() + 1,
-                        data.length - keyword(data).length() - 1, StandardCharsets.ISO_8859_1));
+                case "tEXt" ->
+                    text.put(
+                            keyword(data),
+                            new String(
+                                    data,
+                                    keyword(data).length() + 1,
+                                    data.length - keyword(data).length() - 1,
+                                    StandardCharsets.ISO_8859_1));
                 case "iTXt" -> text.put(keyword(data), itxt(data));
                 case "IEND" -> {
-                    return new Decoded(new RgbImage(width, height, unfilter(inflate(idat.toByteArray()), width, height)),
-                            text);
+                    return new Decoded(
+                            new RgbImage(width, height, unfilter(inflate(idat.toByteArray()), width, height)), text);
                 }
-                default -> { }
+                default -> {}
             }
         }
     }
@@ -120,8 +124,8 @@ public final class PngDecoder {
     private static byte[] unfilter(byte[] raw, int width, int height) {
         int stride = width * 3;
         if (raw.length != (stride + 1) * height) {
-            throw new IllegalArgumentException("PNG image data has " + raw.length + " bytes, expected "
-                    + (stride + 1) * height);
+            throw new IllegalArgumentException(
+                    "PNG image data has " + raw.length + " bytes, expected " + (stride + 1) * height);
         }
         byte[] out = new byte[stride * height];
         for (int y = 0; y < height; y++) {
@@ -131,14 +135,15 @@ public final class PngDecoder {
                 int a = x >= 3 ? out[y * stride + x - 3] & 0xff : 0;
                 int b = y > 0 ? out[(y - 1) * stride + x] & 0xff : 0;
                 int c = x >= 3 && y > 0 ? out[(y - 1) * stride + x - 3] & 0xff : 0;
-                out[y * stride + x] = (byte) (v + switch (filter) {
-                    case 0 -> 0;
-                    case 1 -> a;
-                    case 2 -> b;
-                    case 3 -> (a + b) / 2;
-                    case 4 -> paeth(a, b, c);
-                    default -> throw new IllegalArgumentException("PNG filter type " + filter + " is invalid");
-                });
+                out[y * stride + x] = (byte) (v
+                        + switch (filter) {
+                            case 0 -> 0;
+                            case 1 -> a;
+                            case 2 -> b;
+                            case 3 -> (a + b) / 2;
+                            case 4 -> paeth(a, b, c);
+                            default -> throw new IllegalArgumentException("PNG filter type " + filter + " is invalid");
+                        });
             }
         }
         return out;

@@ -16,15 +16,19 @@ import java.util.zip.Deflater;
 public final class PngEncoder {
     private static final byte[] SIGNATURE = {(byte) 0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
 
-    private PngEncoder() {
-    }
+    private PngEncoder() {}
 
     public static byte[] encode(RgbImage image, Map<String, String> text) {
         ByteArrayOutputStream out = new ByteArrayOutputStream(image.rgb().length / 2 + 1024);
         out.writeBytes(SIGNATURE);
         ByteBuffer ihdr = ByteBuffer.allocate(13);
-        ihdr.putInt(image.width()).putInt(image.height()).put((byte) 8).put((byte) 2) // 8 bits, truecolour
-                .put((byte) 0).put((byte) 0).put((byte) 0); // deflate, adaptive filtering, no interlace
+        ihdr.putInt(image.width())
+                .putInt(image.height())
+                .put((byte) 8)
+                .put((byte) 2) // 8 bits, truecolour
+                .put((byte) 0)
+                .put((byte) 0)
+                .put((byte) 0); // deflate, adaptive filtering, no interlace
         chunk(out, "IHDR", ihdr.array());
         for (Map.Entry<String, String> e : text.entrySet()) {
             textChunk(out, e.getKey(), e.getValue());
@@ -36,7 +40,9 @@ public final class PngEncoder {
 
     private static void textChunk(ByteArrayOutputStream out, String key, String value) {
         byte[] k = key.getBytes(StandardCharsets.ISO_8859_1);
-        if (key.isEmpty() || key.length() > 79 || !StandardCharsets.ISO_8859_1.newEncoder().canEncode(key)) {
+        if (key.isEmpty()
+                || key.length() > 79
+                || !StandardCharsets.ISO_8859_1.newEncoder().canEncode(key)) {
             throw new IllegalArgumentException("PNG text keyword '" + key + "' must be 1-79 Latin-1 characters");
         }
         ByteArrayOutputStream body = new ByteArrayOutputStream();

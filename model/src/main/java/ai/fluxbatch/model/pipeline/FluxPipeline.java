@@ -1,7 +1,6 @@
 package ai.fluxbatch.model.pipeline;
 
 import ai.fluxbatch.kernel.Backend;
-import ai.fluxbatch.kernel.Tensor;
 import ai.fluxbatch.kernel.TensorScope;
 import ai.fluxbatch.model.FiniteValues;
 import ai.fluxbatch.model.ModelException;
@@ -9,14 +8,14 @@ import ai.fluxbatch.model.flux.FluxConfigReader;
 import ai.fluxbatch.model.flux.FluxTransformer;
 import ai.fluxbatch.model.flux.FluxTransformers;
 import ai.fluxbatch.model.flux.LinearWrapper;
+import ai.fluxbatch.model.safetensors.TensorSource;
+import ai.fluxbatch.model.safetensors.TensorSources;
 import ai.fluxbatch.model.sampling.EulerSampler;
 import ai.fluxbatch.model.sampling.FlowSchedule;
 import ai.fluxbatch.model.sampling.LatentNoise;
 import ai.fluxbatch.model.sampling.LatentPacking;
 import ai.fluxbatch.model.sampling.SchedulerConfig;
 import ai.fluxbatch.model.snapshot.FluxSnapshot;
-import ai.fluxbatch.model.safetensors.TensorSource;
-import ai.fluxbatch.model.safetensors.TensorSources;
 import ai.fluxbatch.model.text.TextEncoderFiles;
 import ai.fluxbatch.model.vae.Autoencoder;
 import ai.fluxbatch.model.vae.ImageQuantizer;
@@ -42,8 +41,13 @@ public final class FluxPipeline {
     private final EulerSampler sampler;
     private final Backend backend;
 
-    private FluxPipeline(Path model, Backend backend, FluxTransformer transformer, TextEncoders text,
-                         Autoencoder autoencoder, SchedulerConfig scheduler) {
+    private FluxPipeline(
+            Path model,
+            Backend backend,
+            FluxTransformer transformer,
+            TextEncoders text,
+            Autoencoder autoencoder,
+            SchedulerConfig scheduler) {
         this.model = model;
         this.backend = backend;
         this.transformer = transformer;
@@ -62,8 +66,13 @@ public final class FluxPipeline {
         FluxSnapshot snapshot = FluxSnapshot.open(model);
         FluxTransformer transformer = FluxTransformers.load(snapshot, backend, wrapper);
         int t5Length = transformer.config().guidanceEmbed() ? 512 : 256;
-        return new FluxPipeline(model, backend, transformer, TextEncoders.load(snapshot, backend, t5Length),
-                Autoencoder.load(model, backend), SchedulerConfig.of(model));
+        return new FluxPipeline(
+                model,
+                backend,
+                transformer,
+                TextEncoders.load(snapshot, backend, t5Length),
+                Autoencoder.load(model, backend),
+                SchedulerConfig.of(model));
     }
 
     /**
@@ -77,12 +86,16 @@ public final class FluxPipeline {
         }
         TextEncoderFiles.in(snapshot.clipTextEncoder());
         TextEncoderFiles.in(snapshot.t5TextEncoder());
-        for (Path p : new Path[] {snapshot.clipTokenizer().resolve("vocab.json"),
-            snapshot.clipTokenizer().resolve("merges.txt"), snapshot.t5Tokenizer(), model.resolve("ae.safetensors"),
-            model.resolve("vae").resolve("config.json")}) {
+        for (Path p : new Path[] {
+            snapshot.clipTokenizer().resolve("vocab.json"),
+            snapshot.clipTokenizer().resolve("merges.txt"),
+            snapshot.t5Tokenizer(),
+            model.resolve("ae.safetensors"),
+            model.resolve("vae").resolve("config.json")
+        }) {
             if (!Files.isRegularFile(p)) {
-                throw new ModelException(p + " is missing: the text-to-image pipeline needs it (Hugging Face snapshot"
-                        + " layout)");
+                throw new ModelException(
+                        p + " is missing: the text-to-image pipeline needs it (Hugging Face snapshot" + " layout)");
             }
         }
     }
@@ -101,7 +114,8 @@ public final class FluxPipeline {
 
     /** The timesteps a generation of this size and step count runs through (schnell is not shifted). */
     public double[] timesteps(GenerationParams p) {
-        return FlowSchedule.timesteps(p.steps(), p.imageTokens(), transformer.config().guidanceEmbed(), scheduler);
+        return FlowSchedule.timesteps(
+                p.steps(), p.imageTokens(), transformer.config().guidanceEmbed(), scheduler);
     }
 
     /** One image per (embedding, seed) pair, all of one size, denoised together as a batch. */
@@ -152,8 +166,8 @@ public final class FluxPipeline {
      * The sampling loop alone: seeded noise denoised under the prompts, returned as unpacked latents
      * {@code [B, 16, H/8, W/8]}; {@code observer} sees every step's transformer inputs and output.
      */
-    public float[] denoise(List<TextEmbedding> prompts, long[] seeds, GenerationParams p,
-                           EulerSampler.StepObserver observer) {
+    public float[] denoise(
+            List<TextEmbedding> prompts, long[] seeds, GenerationParams p, EulerSampler.StepObserver observer) {
         if (prompts.size() != seeds.length || seeds.length == 0) {
             throw new IllegalArgumentException(prompts.size() + " prompts for " + seeds.length + " seeds");
         }
@@ -167,19 +181,32 @@ public final class FluxPipeline {
         float[] imageIds = LatentPacking.imageIds(lh, lw);
         for (int i = 0; i < b; i++) {
             float[] noise = LatentNoise.bf16(seeds[i], p.height(), p.width());
-            System.arraycopy(LatentPacking.pack(noise, LATENT_CHANNELS, lh, lw), 0, img, i * tokens * tokenFeatures,
+            System.arraycopy(
+                    LatentPacking.pack(noise, LATENT_CHANNELS, lh, lw),
+                    0,
+                    img,
+                    i * tokens * tokenFeatures,
                     tokens * tokenFeatures);
             System.arraycopy(imageIds, 0, ids, i * imageIds.length, imageIds.length);
             System.arraycopy(prompts.get(i).txt(), 0, txt, i * txtLength * ctx, txtLength * ctx);
-            System.arraycopy(prompts.get(i).y(), 0, y, i * prompts.get(i).y().length, prompts.get(i).y().length);
+            System.arraycopy(
+                    prompts.get(i).y(),
+                    0,
+                    y,
+                    i * prompts.get(i).y().length,
+                    prompts.get(i).y().length);
         }
         sampler.denoise(img, ids, txt, y, b, tokens, txtLength, timesteps(p), p.guidance(), observer);
         float[] latents = new float[b * LATENT_CHANNELS * lh * lw];
         for (int i = 0; i < b; i++) {
             float[] one = new float[tokens * tokenFeatures];
             System.arraycopy(img, i * one.length, one, 0, one.length);
-            System.arraycopy(LatentPacking.unpack(one, LATENT_CHANNELS, lh, lw), 0, latents,
-                    i * LATENT_CHANNELS * lh * lw, LATENT_CHANNELS * lh * lw);
+            System.arraycopy(
+                    LatentPacking.unpack(one, LATENT_CHANNELS, lh, lw),
+                    0,
+                    latents,
+                    i * LATENT_CHANNELS * lh * lw,
+                    LATENT_CHANNELS * lh * lw);
         }
         return latents;
     }
@@ -187,8 +214,8 @@ public final class FluxPipeline {
     /** Decodes unpacked latents {@code [B, 16, H/8, W/8]} to float pixels {@code [B, 3, H, W]} in [-1, 1]-ish range. */
     public float[] decode(float[] latents, int batch, GenerationParams p) {
         try (TensorScope scope = backend.openScope()) {
-            return backend.download(autoencoder.decode(backend.upload(latents, batch, LATENT_CHANNELS,
-                    p.latentHeight(), p.latentWidth())));
+            return backend.download(autoencoder.decode(
+                    backend.upload(latents, batch, LATENT_CHANNELS, p.latentHeight(), p.latentWidth())));
         }
     }
 
@@ -198,6 +225,5 @@ public final class FluxPipeline {
     }
 
     /** What a batch produced: the pictures, and the final latents and decoded pixels for parity checks. */
-    public record Batch(List<RgbImage> images, float[] latents, float[] decoded, StageTimes times) {
-    }
+    public record Batch(List<RgbImage> images, float[] latents, float[] decoded, StageTimes times) {}
 }

@@ -21,7 +21,8 @@ public record GenerationParams(int height, int width, int steps, float guidance)
 
     private static void side(String name, int v) {
         if (v < 16 || v > MAX_SIDE || v % 16 != 0) {
-            throw new IllegalArgumentException(name + " is " + v + ", expected a multiple of 16 from 16 to " + MAX_SIDE);
+            throw new IllegalArgumentException(
+                    name + " is " + v + ", expected a multiple of 16 from 16 to " + MAX_SIDE);
         }
     }
 

@@ -20,8 +20,13 @@ public final class TextEncoders {
     private final T5Encoder t5;
     private final int t5MaxLength;
 
-    private TextEncoders(Backend backend, ClipTokenizer clipTokenizer, T5Tokenizer t5Tokenizer, ClipTextModel clip,
-                         T5Encoder t5, int t5MaxLength) {
+    private TextEncoders(
+            Backend backend,
+            ClipTokenizer clipTokenizer,
+            T5Tokenizer t5Tokenizer,
+            ClipTextModel clip,
+            T5Encoder t5,
+            int t5MaxLength) {
         this.backend = backend;
         this.clipTokenizer = clipTokenizer;
         this.t5Tokenizer = t5Tokenizer;
@@ -31,10 +36,13 @@ public final class TextEncoders {
     }
 
     public static TextEncoders load(FluxSnapshot snapshot, Backend backend, int t5MaxLength) {
-        return new TextEncoders(backend, ClipTokenizer.load(snapshot.clipTokenizer()),
+        return new TextEncoders(
+                backend,
+                ClipTokenizer.load(snapshot.clipTokenizer()),
                 T5Tokenizer.load(snapshot.t5Tokenizer()),
                 ClipTextModel.load(TextEncoderFiles.in(snapshot.clipTextEncoder()), backend),
-                T5Encoder.load(TextEncoderFiles.in(snapshot.t5TextEncoder()), backend), t5MaxLength);
+                T5Encoder.load(TextEncoderFiles.in(snapshot.t5TextEncoder()), backend),
+                t5MaxLength);
     }
 
     public int t5MaxLength() {
@@ -47,7 +55,11 @@ public final class TextEncoders {
         try (TensorScope scope = backend.openScope()) {
             Tensor txt = t5.encode(t5Ids, 1);
             ClipTextModel.Output clipOut = clip.encode(clipIds, 1);
-            return new TextEmbedding(prompt, t5Ids, clipIds, roundToBf16(backend.download(txt)),
+            return new TextEmbedding(
+                    prompt,
+                    t5Ids,
+                    clipIds,
+                    roundToBf16(backend.download(txt)),
                     roundToBf16(backend.download(clipOut.pooled())));
         }
     }

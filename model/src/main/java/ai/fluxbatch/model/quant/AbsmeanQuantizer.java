@@ -9,11 +9,9 @@ public final class AbsmeanQuantizer {
     public static final String METHOD = "absmean";
 
     /** Codes {@code [out, in]} and scales {@code [out]} of one weight matrix. */
-    public record Result(byte[] codes, float[] scale) {
-    }
+    public record Result(byte[] codes, float[] scale) {}
 
-    private AbsmeanQuantizer() {
-    }
+    private AbsmeanQuantizer() {}
 
     public static Result quantize(float[] w, int out, int in) {
         byte[] codes = new byte[out * in];

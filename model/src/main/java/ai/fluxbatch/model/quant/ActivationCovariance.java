@@ -13,6 +13,7 @@ final class ActivationCovariance {
     final double[] diag;
     /** {@code C} itself, {@code in x in} row-major; null when only the diagonal was recorded (no Gram matrix). */
     final double[] c;
+
     final double[] mean;
 
     private ActivationCovariance(int in, double[] diag, double[] c, double[] mean) {

@@ -44,8 +44,12 @@ public final class CheckpointQuantizer {
         this(source, sourceFile, sourceSha256, progress, QuantizeRecipe.ABSMEAN);
     }
 
-    public CheckpointQuantizer(TensorSource source, Path sourceFile, String sourceSha256, QuantizeProgress progress,
-                               QuantizeRecipe recipe) {
+    public CheckpointQuantizer(
+            TensorSource source,
+            Path sourceFile,
+            String sourceSha256,
+            QuantizeProgress progress,
+            QuantizeRecipe recipe) {
         this.recipe = recipe;
         this.source = source;
         this.sourceFile = sourceFile;
@@ -58,18 +62,21 @@ public final class CheckpointQuantizer {
         Map<String, String> meta = source.metadata();
         boolean partial = meta.containsKey(TernaryFormat.KEY_FORMAT);
         if (source.names().stream().noneMatch(this::quantizesNow)) {
-            throw new ModelException(partial
-                    ? sourceFile + " is already quantized (" + TernaryFormat.KEY_FORMAT + " = "
-                        + meta.get(TernaryFormat.KEY_FORMAT) + ") and no full-precision block weight"
-                        + (recipe.layers() == null ? "" : " matching --layers " + recipe.layers()) + " is left: expected a"
-                        + " full-precision or partly quantized checkpoint"
-                    : "--layers " + recipe.layers() + " matches no block weight of " + sourceFile
-                        + " (names such as double_blocks.0.img_attn.qkv)");
+            throw new ModelException(
+                    partial
+                            ? sourceFile + " is already quantized (" + TernaryFormat.KEY_FORMAT + " = "
+                                    + meta.get(TernaryFormat.KEY_FORMAT) + ") and no full-precision block weight"
+                                    + (recipe.layers() == null ? "" : " matching --layers " + recipe.layers())
+                                    + " is left: expected a"
+                                    + " full-precision or partly quantized checkpoint"
+                            : "--layers " + recipe.layers() + " matches no block weight of " + sourceFile
+                                    + " (names such as double_blocks.0.img_attn.qkv)");
         }
         if (partial && !recipe.method().name().equals(meta.get(TernaryFormat.KEY_METHOD))) {
-            throw new ModelException(sourceFile + " is partly quantized with method " + meta.get(TernaryFormat.KEY_METHOD)
-                    + ": continue with --method " + meta.get(TernaryFormat.KEY_METHOD) + ", or start from the"
-                    + " full-precision checkpoint");
+            throw new ModelException(
+                    sourceFile + " is partly quantized with method " + meta.get(TernaryFormat.KEY_METHOD)
+                            + ": continue with --method " + meta.get(TernaryFormat.KEY_METHOD) + ", or start from the"
+                            + " full-precision checkpoint");
         }
         recipe.check(source, this::quantizesNow);
         long total = 0;
@@ -88,8 +95,12 @@ public final class CheckpointQuantizer {
         if (partial) {
             meta.forEach(writer::metadata); // the original source and the calibrations of the earlier passes
         }
-        recipe.metadata().forEach((k, v) -> writer.metadata(k, partial && meta.containsKey(k)
-                && k.startsWith(TernaryFormat.KEY_CALIBRATION) ? meta.get(k) + ";" + v : v));
+        recipe.metadata()
+                .forEach((k, v) -> writer.metadata(
+                        k,
+                        partial && meta.containsKey(k) && k.startsWith(TernaryFormat.KEY_CALIBRATION)
+                                ? meta.get(k) + ";" + v
+                                : v));
         for (String name : source.names()) {
             TensorInfo info = source.info(name);
             if (quantizesNow(name)) {
@@ -217,6 +228,7 @@ public final class CheckpointQuantizer {
     static String groupOf(String name) {
         String[] parts = name.split("\\.");
         return (parts[0].equals("double_blocks") || parts[0].equals("single_blocks")) && parts.length > 2
-                ? parts[0] + "." + parts[1] : "other";
+                ? parts[0] + "." + parts[1]
+                : "other";
     }
 }

@@ -7,8 +7,7 @@ import java.util.stream.IntStream;
 final class Cholesky {
     private static final int PARALLEL_FROM = 256;
 
-    private Cholesky() {
-    }
+    private Cholesky() {}
 
     /** {@code body} for every index in [from, to), on all cores when the work is large enough to pay for it. */
     private static void rows(int from, int to, IntConsumer body) {
@@ -44,20 +43,24 @@ final class Cholesky {
     /** {@code L^-1} of a lower triangular {@code L}, itself lower triangular. */
     static double[] lowerInverse(double[] l, int n) {
         double[] li = new double[n * n];
-        rows(0, n, j -> { // column j of L^-1 by forward substitution; columns are independent
-            double[] x = new double[n]; // the column, contiguous: reading it down li's column strides through memory
-            x[j] = 1 / l[j * n + j];
-            for (int i = j + 1; i < n; i++) {
-                double v = 0;
-                for (int k = j; k < i; k++) {
-                    v -= l[i * n + k] * x[k];
-                }
-                x[i] = v / l[i * n + i];
-            }
-            for (int i = j; i < n; i++) {
-                li[i * n + j] = x[i];
-            }
-        });
+        rows(
+                0,
+                n,
+                j -> { // column j of L^-1 by forward substitution; columns are independent
+                    double[] x =
+                            new double[n]; // the column, contiguous: reading it down li's column strides through memory
+                    x[j] = 1 / l[j * n + j];
+                    for (int i = j + 1; i < n; i++) {
+                        double v = 0;
+                        for (int k = j; k < i; k++) {
+                            v -= l[i * n + k] * x[k];
+                        }
+                        x[i] = v / l[i * n + i];
+                    }
+                    for (int i = j; i < n; i++) {
+                        li[i * n + j] = x[i];
+                    }
+                });
         return li;
     }
 }

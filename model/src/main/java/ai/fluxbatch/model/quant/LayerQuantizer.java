@@ -5,8 +5,7 @@ import ai.fluxbatch.model.calib.LayerStats;
 /** One way to turn a weight matrix into ternary codes with per-output-channel scales. */
 public interface LayerQuantizer {
     /** Codes {@code [out, in]} in {-1, 0, 1}, scales {@code [out]}, and what to add to the bias (null: nothing). */
-    record Result(byte[] codes, float[] scale, float[] biasShift) {
-    }
+    record Result(byte[] codes, float[] scale, float[] biasShift) {}
 
     String name();
 

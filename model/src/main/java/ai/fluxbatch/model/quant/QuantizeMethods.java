@@ -31,17 +31,20 @@ public final class QuantizeMethods {
         }
     };
 
-    private static final List<LayerQuantizer> ALL = List.of(ABSMEAN, new ScaleRefitQuantizer(), new TernaryGptqQuantizer());
+    private static final List<LayerQuantizer> ALL =
+            List.of(ABSMEAN, new ScaleRefitQuantizer(), new TernaryGptqQuantizer());
 
-    private QuantizeMethods() {
-    }
+    private QuantizeMethods() {}
 
     public static List<String> names() {
         return ALL.stream().map(LayerQuantizer::name).toList();
     }
 
     public static LayerQuantizer byName(String name) {
-        return ALL.stream().filter(m -> m.name().equals(name)).findFirst().orElseThrow(() ->
-                new IllegalArgumentException("unknown quantization method '" + name + "': expected one of " + names()));
+        return ALL.stream()
+                .filter(m -> m.name().equals(name))
+                .findFirst()
+                .orElseThrow(() -> new IllegalArgumentException(
+                        "unknown quantization method '" + name + "': expected one of " + names()));
     }
 }

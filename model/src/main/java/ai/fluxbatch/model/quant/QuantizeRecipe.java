@@ -15,14 +15,23 @@ import java.util.regex.Pattern;
  * A method and, for calibrated methods, the activation statistics it reads, with the metadata that records both in
  * the quantized checkpoint ({@code calibration}: the statistics file's SHA-256, or "none").
  */
-public record QuantizeRecipe(LayerQuantizer method, CalibrationStats stats, String statsFile, String statsSha256,
-                             Map<String, String> statsMetadata, String layers) {
-    public static final QuantizeRecipe ABSMEAN = new QuantizeRecipe(QuantizeMethods.byName(AbsmeanQuantizer.METHOD),
-            null, null, null, Map.of());
+public record QuantizeRecipe(
+        LayerQuantizer method,
+        CalibrationStats stats,
+        String statsFile,
+        String statsSha256,
+        Map<String, String> statsMetadata,
+        String layers) {
+    public static final QuantizeRecipe ABSMEAN =
+            new QuantizeRecipe(QuantizeMethods.byName(AbsmeanQuantizer.METHOD), null, null, null, Map.of());
 
     /** Every block layer. */
-    public QuantizeRecipe(LayerQuantizer method, CalibrationStats stats, String statsFile, String statsSha256,
-                          Map<String, String> statsMetadata) {
+    public QuantizeRecipe(
+            LayerQuantizer method,
+            CalibrationStats stats,
+            String statsFile,
+            String statsSha256,
+            Map<String, String> statsMetadata) {
         this(method, stats, statsFile, statsSha256, statsMetadata, null);
     }
 

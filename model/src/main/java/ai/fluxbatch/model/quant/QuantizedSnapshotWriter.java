@@ -23,15 +23,14 @@ import java.util.stream.Stream;
  * where the file system allows, else copied. Built in a temporary sibling folder and renamed into place at the end.
  */
 public final class QuantizedSnapshotWriter {
-    private QuantizedSnapshotWriter() {
-    }
+    private QuantizedSnapshotWriter() {}
 
     public static void write(FluxSnapshot source, Path output, boolean overwrite, QuantizeProgress progress) {
         write(source, output, overwrite, progress, QuantizeRecipe.ABSMEAN);
     }
 
-    public static void write(FluxSnapshot source, Path output, boolean overwrite, QuantizeProgress progress,
-                             QuantizeRecipe recipe) {
+    public static void write(
+            FluxSnapshot source, Path output, boolean overwrite, QuantizeProgress progress, QuantizeRecipe recipe) {
         Path out = output.toAbsolutePath().normalize();
         if (Files.exists(out) && !overwrite) {
             throw new ModelException("output folder " + output + " exists: choose another, or pass --overwrite");

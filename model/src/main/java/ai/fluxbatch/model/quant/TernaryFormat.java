@@ -24,8 +24,7 @@ public final class TernaryFormat {
 
     private static final Pattern BLOCK_WEIGHT = Pattern.compile("^(double_blocks|single_blocks)\\.\\d+\\..+\\.weight$");
 
-    private TernaryFormat() {
-    }
+    private TernaryFormat() {}
 
     /** Whether a tensor of the source checkpoint is quantized: a 2-D weight matrix inside a transformer block. */
     public static boolean isQuantized(String name, long[] shape) {

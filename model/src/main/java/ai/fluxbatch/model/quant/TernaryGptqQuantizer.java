@@ -41,7 +41,8 @@ public final class TernaryGptqQuantizer implements LayerQuantizer {
     @Override
     public Result quantize(float[] w, int out, int in, LayerStats stats, boolean hasBias) {
         if (!stats.hasGram()) {
-            throw new IllegalArgumentException(METHOD + " needs the Gram matrix of the layer's inputs (calibrate --gram)");
+            throw new IllegalArgumentException(
+                    METHOD + " needs the Gram matrix of the layer's inputs (calibrate --gram)");
         }
         ActivationCovariance cov = ActivationCovariance.of(stats, hasBias);
         int[] order = byDecreasingVariance(cov);
@@ -101,16 +102,20 @@ public final class TernaryGptqQuantizer implements LayerQuantizer {
 
     /** {@code x C} for {@code x [rows, in]} and a symmetric {@code C [in, in]}. */
     private static float[] times(CpuBackend cpu, float[] x, int rows, int in, float[] c) {
-        try (Tensor xt = cpu.upload(x, rows, in); Tensor ct = cpu.upload(c, in, in); Tensor r = cpu.linear(xt, ct, null)) {
+        try (Tensor xt = cpu.upload(x, rows, in);
+                Tensor ct = cpu.upload(c, in, in);
+                Tensor r = cpu.linear(xt, ct, null)) {
             return cpu.download(r);
         }
     }
 
     private static int[] byDecreasingVariance(ActivationCovariance cov) {
         int n = cov.in;
-        return IntStream.range(0, n).boxed()
+        return IntStream.range(0, n)
+                .boxed()
                 .sorted((a, b) -> Double.compare(cov.diag[b], cov.diag[a]))
-                .mapToInt(Integer::intValue).toArray();
+                .mapToInt(Integer::intValue)
+                .toArray();
     }
 
     /**
@@ -178,8 +183,9 @@ public final class TernaryGptqQuantizer implements LayerQuantizer {
                     }
                 }
                 float[] update;
-                try (Tensor e = cpu.upload(err, out, nb); Tensor b = cpu.upload(block, rest, nb);
-                     Tensor p = cpu.linear(e, b, null)) {
+                try (Tensor e = cpu.upload(err, out, nb);
+                        Tensor b = cpu.upload(block, rest, nb);
+                        Tensor p = cpu.linear(e, b, null)) {
                     update = cpu.download(p);
                 }
                 for (int o = 0; o < out; o++) {

@@ -5,8 +5,7 @@ package ai.fluxbatch.model.quant;
  * per byte along dim 0 in quarter blocks: bits 2i..2i+1 of packed row r hold row {@code i * ceil(out/4) + r}.
  */
 public final class TernaryPacking {
-    private TernaryPacking() {
-    }
+    private TernaryPacking() {}
 
     public static byte[] pack(byte[] codes, int out, int in) {
         int rows = TernaryFormat.packedRows(out);

@@ -5,7 +5,14 @@ import java.util.stream.Collectors;
 
 /** The element types this reader and writer understand, named as in the safetensors header. */
 public enum DType {
-    F64(8), F32(4), F16(2), BF16(2), I64(8), I32(4), I8(1), U8(1);
+    F64(8),
+    F32(4),
+    F16(2),
+    BF16(2),
+    I64(8),
+    I32(4),
+    I8(1),
+    U8(1);
 
     private final int size;
 
@@ -25,8 +32,8 @@ public enum DType {
                 return d;
             }
         }
-        throw new SafetensorsException("unknown dtype " + (name == null ? "null" : "'" + name + "'")
-                + "; supported: " + supportedNames());
+        throw new SafetensorsException(
+                "unknown dtype " + (name == null ? "null" : "'" + name + "'") + "; supported: " + supportedNames());
     }
 
     static String supportedNames() {

@@ -2,8 +2,7 @@ package ai.fluxbatch.model.safetensors;
 
 /** Bit-level conversions between float32 and the 16-bit formats bfloat16 and IEEE binary16. */
 public final class HalfFloats {
-    private HalfFloats() {
-    }
+    private HalfFloats() {}
 
     public static float bf16ToFloat(short bits) {
         return Float.intBitsToFloat((bits & 0xFFFF) << 16);

@@ -37,11 +37,9 @@ final class HeaderParser {
             .build();
 
     /** A validated header: tensors by name, metadata, and where the data area starts in the file. */
-    record Header(long dataStart, SortedMap<String, TensorInfo> tensors, Map<String, String> metadata) {
-    }
+    record Header(long dataStart, SortedMap<String, TensorInfo> tensors, Map<String, String> metadata) {}
 
-    private HeaderParser() {
-    }
+    private HeaderParser() {}
 
     static Header read(Path file, FileChannel channel) throws IOException {
         long fileSize = channel.size();
@@ -53,8 +51,8 @@ final class HeaderParser {
         readFully(channel, prefix, 0);
         long n = prefix.getLong(0);
         if (n == 0) {
-            throw new SafetensorsException("header length in " + file + " is 0; expected the length of a JSON"
-                    + " header (at least 2 bytes)");
+            throw new SafetensorsException(
+                    "header length in " + file + " is 0; expected the length of a JSON" + " header (at least 2 bytes)");
         }
         if (n < 0 || n > MAX_HEADER_BYTES) {
             throw new SafetensorsException("header length " + Long.toUnsignedString(n) + " in " + file
@@ -79,8 +77,11 @@ final class HeaderParser {
         try {
             root = JSON.readTree(text);
         } catch (JsonProcessingException e) {
-            throw new SafetensorsException("header of " + file + " is not valid JSON: " + e.getOriginalMessage()
-                    + (e.getLocation() == null ? "" : " (at header character " + e.getLocation().getCharOffset() + ")"),
+            throw new SafetensorsException(
+                    "header of " + file + " is not valid JSON: " + e.getOriginalMessage()
+                            + (e.getLocation() == null
+                                    ? ""
+                                    : " (at header character " + e.getLocation().getCharOffset() + ")"),
                     e);
         }
         if (root == null || !root.isObject()) {
@@ -122,10 +123,8 @@ final class HeaderParser {
         } catch (SafetensorsException e) {
             throw new SafetensorsException(where + ": " + e.getMessage());
         }
-        long[] shape = longs(where, "shape", shapeNode, -1,
-                "a list of non-negative integers");
-        long[] offsets = longs(where, "data_offsets", offsetsNode, 2,
-                "two non-negative integers [begin, end]");
+        long[] shape = longs(where, "shape", shapeNode, -1, "a list of non-negative integers");
+        long[] offsets = longs(where, "data_offsets", offsetsNode, 2, "two non-negative integers [begin, end]");
         long begin = offsets[0];
         long end = offsets[1];
         if (begin > end) {
@@ -140,12 +139,12 @@ final class HeaderParser {
             }
             bytes = Math.multiplyExact(numel, (long) dtype.size());
         } catch (ArithmeticException e) {
-            throw new SafetensorsException(where + ": dtype " + dtype + " x shape " + Arrays.toString(shape)
-                    + " is more than 2^63 bytes");
+            throw new SafetensorsException(
+                    where + ": dtype " + dtype + " x shape " + Arrays.toString(shape) + " is more than 2^63 bytes");
         }
         if (bytes != end - begin) {
-            throw new SafetensorsException(where + ": dtype " + dtype + " x shape " + Arrays.toString(shape)
-                    + " = " + bytes + " bytes but data_offsets " + Arrays.toString(offsets) + " span " + (end - begin));
+            throw new SafetensorsException(where + ": dtype " + dtype + " x shape " + Arrays.toString(shape) + " = "
+                    + bytes + " bytes but data_offsets " + Arrays.toString(offsets) + " span " + (end - begin));
         }
         return new TensorInfo(name, dtype, shape, begin, end);
     }
@@ -178,8 +177,8 @@ final class HeaderParser {
 
     private static Map<String, String> metadata(Path file, JsonNode node) {
         if (!node.isObject()) {
-            throw new SafetensorsException(METADATA_KEY + " in " + file + " should be an object of strings but is "
-                    + describe(node));
+            throw new SafetensorsException(
+                    METADATA_KEY + " in " + file + " should be an object of strings but is " + describe(node));
         }
         Map<String, String> out = new LinkedHashMap<>();
         for (Map.Entry<String, JsonNode> e : node.properties()) {
@@ -192,9 +191,11 @@ final class HeaderParser {
         return Collections.unmodifiableMap(out);
     }
 
-    private static void checkInsideData(Path file, Map<String, TensorInfo> tensors, long dataStart, long dataSize,
-            long fileSize) {
-        TensorInfo last = tensors.values().stream().max(Comparator.comparingLong(TensorInfo::end)).orElse(null);
+    private static void checkInsideData(
+            Path file, Map<String, TensorInfo> tensors, long dataStart, long dataSize, long fileSize) {
+        TensorInfo last = tensors.values().stream()
+                .max(Comparator.comparingLong(TensorInfo::end))
+                .orElse(null);
         if (last != null && last.end() > dataSize) {
             throw new SafetensorsException("tensor '" + last.name() + "' in " + file + ": data_offsets end "
                     + last.end() + " is past the end of the data area (" + dataSize + " bytes); the header needs a"
@@ -208,10 +209,11 @@ final class HeaderParser {
      * the end of the file with no gap, overlap or trailing byte. A header length that is off by a few bytes, a tensor
      * dropped from the header or bytes appended to the file would otherwise shift or hide data silently.
      */
-    private static void checkContiguous(Path file, Map<String, TensorInfo> tensors, long dataStart, long dataSize,
-            long fileSize) {
+    private static void checkContiguous(
+            Path file, Map<String, TensorInfo> tensors, long dataStart, long dataSize, long fileSize) {
         List<TensorInfo> sorted = new ArrayList<>(tensors.values());
-        sorted.sort(Comparator.comparingLong(TensorInfo::begin).thenComparingLong(TensorInfo::end)
+        sorted.sort(Comparator.comparingLong(TensorInfo::begin)
+                .thenComparingLong(TensorInfo::end)
                 .thenComparing(TensorInfo::name));
         TensorInfo previous = null;
         long reached = 0;
@@ -225,8 +227,10 @@ final class HeaderParser {
             if (t.begin() > reached) {
                 throw new SafetensorsException("tensor '" + t.name() + "' in " + file + ": data_offsets ["
                         + t.begin() + ", " + t.end() + "] start at " + t.begin() + " but "
-                        + (previous == null ? "the data area starts at 0" : "the tensor before it, '"
-                        + previous.name() + "', ends at " + reached) + "; expected contiguous data_offsets (no gap of "
+                        + (previous == null
+                                ? "the data area starts at 0"
+                                : "the tensor before it, '" + previous.name() + "', ends at " + reached)
+                        + "; expected contiguous data_offsets (no gap of "
                         + (t.begin() - reached) + " bytes)");
             }
             reached = t.end();
@@ -243,8 +247,12 @@ final class HeaderParser {
 
     private static String utf8(Path file, byte[] json) {
         try {
-            return StandardCharsets.UTF_8.newDecoder().onMalformedInput(CodingErrorAction.REPORT)
-                    .onUnmappableCharacter(CodingErrorAction.REPORT).decode(ByteBuffer.wrap(json)).toString();
+            return StandardCharsets.UTF_8
+                    .newDecoder()
+                    .onMalformedInput(CodingErrorAction.REPORT)
+                    .onUnmappableCharacter(CodingErrorAction.REPORT)
+                    .decode(ByteBuffer.wrap(json))
+                    .toString();
         } catch (CharacterCodingException e) {
             throw new SafetensorsException("header of " + file + " is not valid UTF-8 text: " + e.getMessage(), e);
         }

@@ -56,8 +56,8 @@ final class MappedWindows {
         try {
             return channel.map(FileChannel.MapMode.READ_ONLY, position, length);
         } catch (IOException e) {
-            throw new SafetensorsException("cannot memory-map bytes " + position + ".." + (position + length)
-                    + " of " + file + ": " + e, e);
+            throw new SafetensorsException(
+                    "cannot memory-map bytes " + position + ".." + (position + length) + " of " + file + ": " + e, e);
         }
     }
 }

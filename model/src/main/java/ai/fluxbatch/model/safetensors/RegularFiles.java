@@ -13,10 +13,10 @@ import java.nio.file.attribute.BasicFileAttributes;
 public final class RegularFiles {
     /** The problem of a path where nothing is. */
     public static final String ABSENT = "does not exist";
+
     private static final int S_IFMT = 0170000;
 
-    private RegularFiles() {
-    }
+    private RegularFiles() {}
 
     /**
      * Null when {@code path} is (or links to) a readable regular file; otherwise what it is, as a phrase that follows
@@ -51,8 +51,8 @@ public final class RegularFiles {
     static void require(Path path) {
         String problem = problem(path);
         if (problem != null) {
-            throw new SafetensorsException("cannot open " + path + ": "
-                    + (problem.equals(ABSENT) ? "no such file" : "it " + problem));
+            throw new SafetensorsException(
+                    "cannot open " + path + ": " + (problem.equals(ABSENT) ? "no such file" : "it " + problem));
         }
     }
 

@@ -24,7 +24,8 @@ public final class SafetensorsFile implements TensorSource {
         this.path = path;
         this.channel = channel;
         this.header = header;
-        this.names = Collections.unmodifiableSortedSet(new TreeSet<>(header.tensors().keySet()));
+        this.names =
+                Collections.unmodifiableSortedSet(new TreeSet<>(header.tensors().keySet()));
         this.windows = new MappedWindows(path, channel, fileSize);
     }
 
@@ -73,8 +74,8 @@ public final class SafetensorsFile implements TensorSource {
     public TensorInfo info(String name) {
         TensorInfo t = header.tensors().get(name);
         if (t == null) {
-            throw new SafetensorsException("tensor '" + name + "' not found in " + path + " (it has "
-                    + names.size() + " tensors)");
+            throw new SafetensorsException(
+                    "tensor '" + name + "' not found in " + path + " (it has " + names.size() + " tensors)");
         }
         return t;
     }

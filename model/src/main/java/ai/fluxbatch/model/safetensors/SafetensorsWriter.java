@@ -36,8 +36,7 @@ public final class SafetensorsWriter {
         void writeTo(WritableByteChannel out) throws IOException;
     }
 
-    private record Pending(DType dtype, long[] shape, long byteLength, ByteBuffer data, TensorWriter body) {
-    }
+    private record Pending(DType dtype, long[] shape, long byteLength, ByteBuffer data, TensorWriter body) {}
 
     private final Map<String, String> metadata = new LinkedHashMap<>();
     private final SortedMap<String, Pending> tensors = new TreeMap<>();
@@ -54,8 +53,8 @@ public final class SafetensorsWriter {
     public SafetensorsWriter add(String name, DType dtype, long[] shape, ByteBuffer data) {
         long bytes = checkNew(name, dtype, shape);
         if (data.remaining() != bytes) {
-            throw new SafetensorsException("tensor '" + name + "': dtype " + dtype + " x shape " + Arrays.toString(shape)
-                    + " = " + bytes + " bytes but the buffer has " + data.remaining());
+            throw new SafetensorsException("tensor '" + name + "': dtype " + dtype + " x shape "
+                    + Arrays.toString(shape) + " = " + bytes + " bytes but the buffer has " + data.remaining());
         }
         tensors.put(name, new Pending(dtype, shape.clone(), bytes, data.slice(), null));
         return this;
@@ -125,8 +124,8 @@ public final class SafetensorsWriter {
         try {
             t.body().writeTo(counted);
         } catch (IOException | RuntimeException e) {
-            throw new SafetensorsException("cannot write " + target + ": the TensorWriter of tensor '" + name
-                    + "' failed: " + e, e);
+            throw new SafetensorsException(
+                    "cannot write " + target + ": the TensorWriter of tensor '" + name + "' failed: " + e, e);
         }
         if (counted.count != t.byteLength()) {
             throw new SafetensorsException("cannot write " + target + ": the TensorWriter of tensor '" + name
@@ -183,8 +182,8 @@ public final class SafetensorsWriter {
             long n = 1;
             for (long d : shape) {
                 if (d < 0) {
-                    throw new SafetensorsException("tensor '" + name + "': shape " + Arrays.toString(shape)
-                            + " has a negative dimension");
+                    throw new SafetensorsException(
+                            "tensor '" + name + "': shape " + Arrays.toString(shape) + " has a negative dimension");
                 }
                 n = Math.multiplyExact(n, d);
             }
@@ -232,7 +231,6 @@ public final class SafetensorsWriter {
         }
 
         @Override
-        public void close() {
-        }
+        public void close() {}
     }
 }

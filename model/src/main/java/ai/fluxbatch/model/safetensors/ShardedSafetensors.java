@@ -26,7 +26,10 @@ public final class ShardedSafetensors implements TensorSource {
     private final SortedSet<String> names;
     private final Map<String, SafetensorsFile> shards;
 
-    private ShardedSafetensors(Path index, Map<String, String> metadata, SortedMap<String, SafetensorsFile> byTensor,
+    private ShardedSafetensors(
+            Path index,
+            Map<String, String> metadata,
+            SortedMap<String, SafetensorsFile> byTensor,
             Map<String, SafetensorsFile> shards) {
         this.index = index;
         this.metadata = metadata;
@@ -103,8 +106,8 @@ public final class ShardedSafetensors implements TensorSource {
             return Map.of();
         }
         if (!node.isObject()) {
-            throw new SafetensorsException("index " + indexJson + ": \"metadata\" should be an object but is "
-                    + HeaderParser.describe(node));
+            throw new SafetensorsException(
+                    "index " + indexJson + ": \"metadata\" should be an object but is " + HeaderParser.describe(node));
         }
         Map<String, String> out = new LinkedHashMap<>();
         for (Map.Entry<String, JsonNode> e : node.properties()) {
@@ -123,14 +126,15 @@ public final class ShardedSafetensors implements TensorSource {
         String problem = RegularFiles.problem(shard);
         if (problem != null) {
             throw new SafetensorsException("shard '" + shardName + "' listed in index " + indexJson
-                    + (problem.equals(RegularFiles.ABSENT) ? " does not exist: expected " + shard
-                    : ": " + shard + " " + problem));
+                    + (problem.equals(RegularFiles.ABSENT)
+                            ? " does not exist: expected " + shard
+                            : ": " + shard + " " + problem));
         }
         try {
             return SafetensorsFile.open(shard);
         } catch (SafetensorsException e) {
-            throw new SafetensorsException("cannot open shard '" + shardName + "' of index " + indexJson + ": "
-                    + e.getMessage(), e);
+            throw new SafetensorsException(
+                    "cannot open shard '" + shardName + "' of index " + indexJson + ": " + e.getMessage(), e);
         }
     }
 

@@ -23,21 +23,34 @@ final class TensorDecoder {
         void decode(ByteBuffer buf, int at, int count);
     }
 
-    private TensorDecoder() {
-    }
+    private TensorDecoder() {}
 
     static float[] floats(TensorInfo t, Path file, Bytes bytes) {
         float[] out = new float[length(t, file, "floats")];
         each(t, bytes, (buf, at, n) -> {
             switch (t.dtype()) {
                 case F32 -> buf.asFloatBuffer().get(out, at, n);
-                case F64 -> { for (int i = 0; i < n; i++) out[at + i] = (float) buf.getDouble(8 * i); }
-                case F16 -> { for (int i = 0; i < n; i++) out[at + i] = HalfFloats.f16ToFloat(buf.getShort(2 * i)); }
-                case BF16 -> { for (int i = 0; i < n; i++) out[at + i] = HalfFloats.bf16ToFloat(buf.getShort(2 * i)); }
-                case I64 -> { for (int i = 0; i < n; i++) out[at + i] = buf.getLong(8 * i); }
-                case I32 -> { for (int i = 0; i < n; i++) out[at + i] = buf.getInt(4 * i); }
-                case I8 -> { for (int i = 0; i < n; i++) out[at + i] = buf.get(i); }
-                case U8 -> { for (int i = 0; i < n; i++) out[at + i] = buf.get(i) & 0xFF; }
+                case F64 -> {
+                    for (int i = 0; i < n; i++) out[at + i] = (float) buf.getDouble(8 * i);
+                }
+                case F16 -> {
+                    for (int i = 0; i < n; i++) out[at + i] = HalfFloats.f16ToFloat(buf.getShort(2 * i));
+                }
+                case BF16 -> {
+                    for (int i = 0; i < n; i++) out[at + i] = HalfFloats.bf16ToFloat(buf.getShort(2 * i));
+                }
+                case I64 -> {
+                    for (int i = 0; i < n; i++) out[at + i] = buf.getLong(8 * i);
+                }
+                case I32 -> {
+                    for (int i = 0; i < n; i++) out[at + i] = buf.getInt(4 * i);
+                }
+                case I8 -> {
+                    for (int i = 0; i < n; i++) out[at + i] = buf.get(i);
+                }
+                case U8 -> {
+                    for (int i = 0; i < n; i++) out[at + i] = buf.get(i) & 0xFF;
+                }
             }
         });
         return out;
@@ -58,15 +71,22 @@ final class TensorDecoder {
         each(t, bytes, (buf, at, n) -> {
             switch (t.dtype()) {
                 case I64 -> buf.asLongBuffer().get(out, at, n);
-                case I32 -> { for (int i = 0; i < n; i++) out[at + i] = buf.getInt(4 * i); }
-                case I8 -> { for (int i = 0; i < n; i++) out[at + i] = buf.get(i); }
-                case U8 -> { for (int i = 0; i < n; i++) out[at + i] = buf.get(i) & 0xFF; }
+                case I32 -> {
+                    for (int i = 0; i < n; i++) out[at + i] = buf.getInt(4 * i);
+                }
+                case I8 -> {
+                    for (int i = 0; i < n; i++) out[at + i] = buf.get(i);
+                }
+                case U8 -> {
+                    for (int i = 0; i < n; i++) out[at + i] = buf.get(i) & 0xFF;
+                }
                 default -> {
                     for (int i = 0; i < n; i++) {
                         double v = element(t.dtype(), buf, i);
                         if (!(v == Math.rint(v) && v >= -0x1p63 && v < 0x1p63)) {
                             throw new SafetensorsException("tensor '" + t.name() + "' in " + file + ": longs() needs"
-                                    + " whole numbers but element " + (at + i) + " is " + v + " (dtype " + t.dtype() + ")");
+                                    + " whole numbers but element " + (at + i) + " is " + v + " (dtype " + t.dtype()
+                                    + ")");
                         }
                         out[at + i] = (long) v;
                     }

@@ -19,8 +19,8 @@ public record TensorInfo(String name, DType dtype, long[] shape, long begin, lon
         long numel = 1;
         for (long d : shape) {
             if (d < 0) {
-                throw new IllegalArgumentException("tensor '" + name + "': negative dimension in shape "
-                        + Arrays.toString(shape));
+                throw new IllegalArgumentException(
+                        "tensor '" + name + "': negative dimension in shape " + Arrays.toString(shape));
             }
             numel = Math.multiplyExact(numel, d);
         }
@@ -68,8 +68,12 @@ public record TensorInfo(String name, DType dtype, long[] shape, long begin, lon
 
     @Override
     public boolean equals(Object o) {
-        return o instanceof TensorInfo t && name.equals(t.name) && dtype == t.dtype
-                && Arrays.equals(shape, t.shape) && begin == t.begin && end == t.end;
+        return o instanceof TensorInfo t
+                && name.equals(t.name)
+                && dtype == t.dtype
+                && Arrays.equals(shape, t.shape)
+                && begin == t.begin
+                && end == t.end;
     }
 
     @Override

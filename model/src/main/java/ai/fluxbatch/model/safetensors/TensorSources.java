@@ -8,8 +8,7 @@ import java.util.Locale;
 public final class TensorSources {
     private static final List<String> PICKLE = List.of(".bin", ".pt", ".pth", ".ckpt", ".pkl");
 
-    private TensorSources() {
-    }
+    private TensorSources() {}
 
     public static TensorSource open(Path path) {
         Path name = path.getFileName();
@@ -23,8 +22,9 @@ public final class TensorSources {
         }
         for (String ext : PICKLE) {
             if (lower.endsWith(ext)) {
-                throw new SafetensorsException("refusing to read " + path + ": it is a pickle file, and unpickling"
-                        + " can run arbitrary code; only safetensors are read (convert it with the safetensors library)");
+                throw new SafetensorsException(
+                        "refusing to read " + path + ": it is a pickle file, and unpickling"
+                                + " can run arbitrary code; only safetensors are read (convert it with the safetensors library)");
             }
         }
         throw new SafetensorsException("cannot read " + path + ": expected a .safetensors file or a"

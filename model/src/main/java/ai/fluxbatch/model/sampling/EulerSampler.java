@@ -27,9 +27,27 @@ public final class EulerSampler {
         void step(int index, FluxInputs inputs, float[] velocity);
     }
 
-    public float[] denoise(float[] img, float[] imgIds, float[] txt, float[] y, int batch, int imgLength,
-                           int txtLength, double[] timesteps, float guidance, IntConsumer afterStep) {
-        return denoise(img, imgIds, txt, y, batch, imgLength, txtLength, timesteps, guidance,
+    public float[] denoise(
+            float[] img,
+            float[] imgIds,
+            float[] txt,
+            float[] y,
+            int batch,
+            int imgLength,
+            int txtLength,
+            double[] timesteps,
+            float guidance,
+            IntConsumer afterStep) {
+        return denoise(
+                img,
+                imgIds,
+                txt,
+                y,
+                batch,
+                imgLength,
+                txtLength,
+                timesteps,
+                guidance,
                 (index, inputs, velocity) -> afterStep.accept(index));
     }
 
@@ -37,8 +55,17 @@ public final class EulerSampler {
      * Denoises packed tokens {@code img [B, L, 64]} (modified in place and returned) under text {@code txt [B, T, ctx]}
      * and pooled vectors {@code y [B, vec]}; {@code afterStep} hears each step before its update is applied.
      */
-    public float[] denoise(float[] img, float[] imgIds, float[] txt, float[] y, int batch, int imgLength,
-                           int txtLength, double[] timesteps, float guidance, StepObserver afterStep) {
+    public float[] denoise(
+            float[] img,
+            float[] imgIds,
+            float[] txt,
+            float[] y,
+            int batch,
+            int imgLength,
+            int txtLength,
+            double[] timesteps,
+            float guidance,
+            StepObserver afterStep) {
         float[] txtIds = new float[batch * txtLength * transformer.config().axesDim().length];
         float[] guidanceVec = new float[batch];
         Arrays.fill(guidanceVec, guidance);

@@ -2,8 +2,7 @@ package ai.fluxbatch.model.sampling;
 
 /** The reference {@code get_schedule}: {@code steps + 1} times from 1 to 0, time-shifted unless schnell. */
 public final class FlowSchedule {
-    private FlowSchedule() {
-    }
+    private FlowSchedule() {}
 
     public static double[] timesteps(int steps, int imageSeqLen, boolean shift, SchedulerConfig config) {
         if (steps < 1) {

@@ -11,14 +11,13 @@ public final class LatentNoise {
     /** Latent channels of the FLUX autoencoder. */
     public static final int CHANNELS = 16;
 
-    private LatentNoise() {
-    }
+    private LatentNoise() {}
 
     /** {@code [1, 16, 2*ceil(height/16), 2*ceil(width/16)]}: the VAE downsamples 8x and the latent is packed 2x2. */
     public static int[] shape(int height, int width) {
         if (height <= 0 || width <= 0) {
-            throw new IllegalArgumentException("image size must be positive, got height " + height
-                    + ", width " + width);
+            throw new IllegalArgumentException(
+                    "image size must be positive, got height " + height + ", width " + width);
         }
         return new int[] {1, CHANNELS, 2 * ceilDiv(height, 16), 2 * ceilDiv(width, 16)};
     }

@@ -5,8 +5,7 @@ package ai.fluxbatch.model.sampling;
  * features ordered (channel, row in patch, column in patch), as the reference's rearrange does it.
  */
 public final class LatentPacking {
-    private LatentPacking() {
-    }
+    private LatentPacking() {}
 
     public static float[] pack(float[] latent, int channels, int h, int w) {
         int th = h / 2, tw = w / 2, f = channels * 4;

@@ -21,13 +21,14 @@ public record SchedulerConfig(double baseShift, double maxShift, int baseSeqLen,
             return REFERENCE;
         }
         JsonNode c = JsonFiles.read(file, "the flow-matching scheduler configuration");
-        SchedulerConfig s = new SchedulerConfig(number(c, file, "base_shift", REFERENCE.baseShift),
+        SchedulerConfig s = new SchedulerConfig(
+                number(c, file, "base_shift", REFERENCE.baseShift),
                 number(c, file, "max_shift", REFERENCE.maxShift),
                 (int) number(c, file, "base_image_seq_len", REFERENCE.baseSeqLen),
                 (int) number(c, file, "max_image_seq_len", REFERENCE.maxSeqLen));
         if (s.maxSeqLen <= s.baseSeqLen) {
-            throw new ModelException(file + ": max_image_seq_len " + s.maxSeqLen + " must exceed base_image_seq_len "
-                    + s.baseSeqLen);
+            throw new ModelException(
+                    file + ": max_image_seq_len " + s.maxSeqLen + " must exceed base_image_seq_len " + s.baseSeqLen);
         }
         return s;
     }

@@ -159,8 +159,10 @@ public final class FluxSnapshot {
                 + " (or one *.safetensors / *.safetensors.index.json) in " + dir;
         if (candidates.isEmpty()) {
             throw new ModelException("no transformer checkpoint found: " + expected
-                    + (pickles.isEmpty() ? "" : "; found only pickle files " + pickles
-                    + ", which are never read because unpickling can run arbitrary code"));
+                    + (pickles.isEmpty()
+                            ? ""
+                            : "; found only pickle files " + pickles
+                                    + ", which are never read because unpickling can run arbitrary code"));
         }
         throw new ModelException("several transformer checkpoints found " + candidates + ": " + expected);
     }

@@ -26,8 +26,7 @@ import java.util.SplittableRandom;
 public final class SyntheticSnapshot {
     private static final int CHUNK = 1 << 20;
 
-    private SyntheticSnapshot() {
-    }
+    private SyntheticSnapshot() {}
 
     public static void write(Path layoutFile, Path outputDir, int[] axesDims, long seed) {
         JsonNode layout = JsonFiles.read(layoutFile, "a checkpoint layout: {\"tensors\": {name: shape}}");
@@ -36,7 +35,8 @@ public final class SyntheticSnapshot {
             throw new ModelException(layoutFile + ": expected a 'tensors' object mapping names to shapes");
         }
         boolean dev = tensors.has("guidance_in.in_layer.weight");
-        SafetensorsWriter writer = new SafetensorsWriter().metadata("format", "pt")
+        SafetensorsWriter writer = new SafetensorsWriter()
+                .metadata("format", "pt")
                 .metadata("synthetic", "random weights with the layout of " + layoutFile.getFileName());
         long index = 0;
         for (Iterator<Map.Entry<String, JsonNode>> it = tensors.fields(); it.hasNext(); index++) {
@@ -85,7 +85,9 @@ public final class SyntheticSnapshot {
 
     private static String config(JsonNode tensors, int[] axes, boolean dev) throws IOException {
         int hidden = tensors.get("img_in.weight").get(0).asInt();
-        int headDim = tensors.get("double_blocks.0.img_attn.norm.query_norm.scale").get(0).asInt();
+        int headDim = tensors.get("double_blocks.0.img_attn.norm.query_norm.scale")
+                .get(0)
+                .asInt();
         int sum = 0;
         for (int a : axes) {
             sum += a;
@@ -105,8 +107,10 @@ public final class SyntheticSnapshot {
         ObjectNode c = new ObjectMapper().createObjectNode();
         c.put("_class_name", "FluxTransformer2DModel");
         c.put("attention_head_dim", headDim);
-        c.putArray("axes_dims_rope").addAll(java.util.Arrays.stream(axes).mapToObj(
-                a -> (JsonNode) c.numberNode(a)).toList());
+        c.putArray("axes_dims_rope")
+                .addAll(java.util.Arrays.stream(axes)
+                        .mapToObj(a -> (JsonNode) c.numberNode(a))
+                        .toList());
         c.put("guidance_embeds", dev);
         c.put("in_channels", tensors.get("img_in.weight").get(1).asInt());
         c.put("joint_attention_dim", tensors.get("txt_in.weight").get(1).asInt());
@@ -114,7 +118,9 @@ public final class SyntheticSnapshot {
         c.put("num_layers", depth);
         c.put("num_single_layers", single);
         c.put("patch_size", 1);
-        c.put("pooled_projection_dim", tensors.get("vector_in.in_layer.weight").get(1).asInt());
+        c.put(
+                "pooled_projection_dim",
+                tensors.get("vector_in.in_layer.weight").get(1).asInt());
         return new ObjectMapper().writerWithDefaultPrettyPrinter().writeValueAsString(c);
     }
 }

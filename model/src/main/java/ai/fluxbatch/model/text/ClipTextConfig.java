@@ -1,8 +1,8 @@
 package ai.fluxbatch.model.text;
 
 /** Sizes of a CLIP text model, derived from its tensors. */
-public record ClipTextConfig(int vocabSize, int hidden, int heads, int intermediate, int layers, int maxPositions,
-                             float eps) {
+public record ClipTextConfig(
+        int vocabSize, int hidden, int heads, int intermediate, int layers, int maxPositions, float eps) {
     public int headDim() {
         return hidden / heads;
     }

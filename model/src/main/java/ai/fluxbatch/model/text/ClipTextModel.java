@@ -17,12 +17,19 @@ import java.util.List;
  */
 public final class ClipTextModel {
     /** Both outputs of one call: {@code lastHiddenState [B, L, hidden]} and {@code pooled [B, hidden]}. */
-    public record Output(Tensor lastHiddenState, Tensor pooled) {
-    }
+    public record Output(Tensor lastHiddenState, Tensor pooled) {}
 
-    private record Layer(Tensor norm1Weight, Tensor norm1Bias, Linear q, Linear k, Linear v, Linear out,
-                         Tensor norm2Weight, Tensor norm2Bias, Linear fc1, Linear fc2) {
-    }
+    private record Layer(
+            Tensor norm1Weight,
+            Tensor norm1Bias,
+            Linear q,
+            Linear k,
+            Linear v,
+            Linear out,
+            Tensor norm2Weight,
+            Tensor norm2Bias,
+            Linear fc1,
+            Linear fc2) {}
 
     private static final String PREFIX = "text_model.";
 
@@ -34,8 +41,14 @@ public final class ClipTextModel {
     private final Tensor finalWeight;
     private final Tensor finalBias;
 
-    private ClipTextModel(Backend backend, ClipTextConfig config, Tensor tokens, Tensor positions, List<Layer> layers,
-                          Tensor finalWeight, Tensor finalBias) {
+    private ClipTextModel(
+            Backend backend,
+            ClipTextConfig config,
+            Tensor tokens,
+            Tensor positions,
+            List<Layer> layers,
+            Tensor finalWeight,
+            Tensor finalBias) {
         this.backend = backend;
         this.config = config;
         this.tokens = tokens;
@@ -53,16 +66,26 @@ public final class ClipTextModel {
             List<Layer> layers = new ArrayList<>();
             for (int i = 0; i < c.layers(); i++) {
                 String p = PREFIX + "encoder.layers." + i + ".";
-                layers.add(new Layer(r.tensor(p + "layer_norm1.weight", h), r.tensor(p + "layer_norm1.bias", h),
-                        r.linear(p + "self_attn.q_proj", h, h), r.linear(p + "self_attn.k_proj", h, h),
-                        r.linear(p + "self_attn.v_proj", h, h), r.linear(p + "self_attn.out_proj", h, h),
-                        r.tensor(p + "layer_norm2.weight", h), r.tensor(p + "layer_norm2.bias", h),
-                        r.linear(p + "mlp.fc1", c.intermediate(), h), r.linear(p + "mlp.fc2", h, c.intermediate())));
+                layers.add(new Layer(
+                        r.tensor(p + "layer_norm1.weight", h),
+                        r.tensor(p + "layer_norm1.bias", h),
+                        r.linear(p + "self_attn.q_proj", h, h),
+                        r.linear(p + "self_attn.k_proj", h, h),
+                        r.linear(p + "self_attn.v_proj", h, h),
+                        r.linear(p + "self_attn.out_proj", h, h),
+                        r.tensor(p + "layer_norm2.weight", h),
+                        r.tensor(p + "layer_norm2.bias", h),
+                        r.linear(p + "mlp.fc1", c.intermediate(), h),
+                        r.linear(p + "mlp.fc2", h, c.intermediate())));
             }
-            return new ClipTextModel(backend, c,
+            return new ClipTextModel(
+                    backend,
+                    c,
                     r.tensor(PREFIX + "embeddings.token_embedding.weight", c.vocabSize(), h),
-                    r.tensor(PREFIX + "embeddings.position_embedding.weight", c.maxPositions(), h), layers,
-                    r.tensor(PREFIX + "final_layer_norm.weight", h), r.tensor(PREFIX + "final_layer_norm.bias", h));
+                    r.tensor(PREFIX + "embeddings.position_embedding.weight", c.maxPositions(), h),
+                    layers,
+                    r.tensor(PREFIX + "final_layer_norm.weight", h),
+                    r.tensor(PREFIX + "final_layer_norm.bias", h));
         }
     }
 
@@ -75,8 +98,9 @@ public final class ClipTextModel {
         int layers = s.countLayers(PREFIX + "encoder.layers");
         int heads = s.intOr("num_attention_heads", -1);
         if (heads <= 0 || hidden % heads != 0) {
-            throw new ModelException(s.configFile() + ": num_attention_heads is " + s.config().get("num_attention_heads")
-                    + ", expected a positive divisor of the hidden size " + hidden + " (from " + tok + ")");
+            throw new ModelException(
+                    s.configFile() + ": num_attention_heads is " + s.config().get("num_attention_heads")
+                            + ", expected a positive divisor of the hidden size " + hidden + " (from " + tok + ")");
         }
         String act = s.textOr("hidden_act", "quick_gelu");
         if (!act.equals("quick_gelu")) {
@@ -87,8 +111,8 @@ public final class ClipTextModel {
         s.check("intermediate_size", intermediate, "mlp.fc1.weight");
         s.check("num_hidden_layers", layers, "encoder.layers.* in the checkpoint");
         s.check("max_position_embeddings", positions, "position_embedding.weight");
-        return new ClipTextConfig(vocab, hidden, heads, intermediate, layers, positions,
-                (float) s.doubleOr("layer_norm_eps", 1e-5));
+        return new ClipTextConfig(
+                vocab, hidden, heads, intermediate, layers, positions, (float) s.doubleOr("layer_norm_eps", 1e-5));
     }
 
     public ClipTextConfig config() {
@@ -102,8 +126,8 @@ public final class ClipTextModel {
         }
         int length = ids.length / batch;
         if (length > config.maxPositions()) {
-            throw new IllegalArgumentException("sequence of " + length + " CLIP tokens, expected at most "
-                    + config.maxPositions());
+            throw new IllegalArgumentException(
+                    "sequence of " + length + " CLIP tokens, expected at most " + config.maxPositions());
         }
         int h = config.hidden();
         int[] positionIds = new int[ids.length];
@@ -118,16 +142,26 @@ public final class ClipTextModel {
             }
             poolRows[b] = b * length + best;
         }
-        Tensor x = backend.reshape(backend.add(backend.embedding(tokens, ids),
-                backend.embedding(positions, positionIds)), batch, length, h);
+        Tensor x = backend.reshape(
+                backend.add(backend.embedding(tokens, ids), backend.embedding(positions, positionIds)),
+                batch,
+                length,
+                h);
         float scale = (float) (1.0 / Math.sqrt(config.headDim()));
         for (Layer layer : layers) {
             Tensor n = backend.layerNorm(x, layer.norm1Weight(), layer.norm1Bias(), config.eps());
-            Tensor attn = backend.attention(layer.q().apply(backend, n), layer.k().apply(backend, n),
-                    layer.v().apply(backend, n), config.heads(), scale, null, true);
+            Tensor attn = backend.attention(
+                    layer.q().apply(backend, n),
+                    layer.k().apply(backend, n),
+                    layer.v().apply(backend, n),
+                    config.heads(),
+                    scale,
+                    null,
+                    true);
             x = backend.add(x, layer.out().apply(backend, attn));
             n = backend.layerNorm(x, layer.norm2Weight(), layer.norm2Bias(), config.eps());
-            x = backend.add(x, layer.fc2().apply(backend, backend.quickGelu(layer.fc1().apply(backend, n))));
+            x = backend.add(
+                    x, layer.fc2().apply(backend, backend.quickGelu(layer.fc1().apply(backend, n))));
         }
         Tensor last = backend.layerNorm(x, finalWeight, finalBias, config.eps());
         Tensor pooled = backend.embedding(backend.reshape(last, batch * length, h), poolRows);

@@ -18,9 +18,16 @@ import java.util.concurrent.ConcurrentHashMap;
  * attention mask: padding tokens are attended, exactly as FLUX calls it.
  */
 public final class T5Encoder {
-    private record Layer(Tensor attnNorm, Linear q, Linear k, Linear v, Linear o, Tensor ffNorm, Linear wi0,
-                         Linear wi1, Linear wo) {
-    }
+    private record Layer(
+            Tensor attnNorm,
+            Linear q,
+            Linear k,
+            Linear v,
+            Linear o,
+            Tensor ffNorm,
+            Linear wi0,
+            Linear wi1,
+            Linear wo) {}
 
     private final Backend backend;
     private final T5Config config;
@@ -31,8 +38,13 @@ public final class T5Encoder {
     /** The position bias depends only on the sequence length: computed once per length, kept on the backend. */
     private final Map<Integer, Tensor> biasByLength = new ConcurrentHashMap<>();
 
-    private T5Encoder(Backend backend, T5Config config, Tensor embedding, float[] positionTable, List<Layer> layers,
-                      Tensor finalNorm) {
+    private T5Encoder(
+            Backend backend,
+            T5Config config,
+            Tensor embedding,
+            float[] positionTable,
+            List<Layer> layers,
+            Tensor finalNorm) {
         this.backend = backend;
         this.config = config;
         this.embedding = embedding;
@@ -49,7 +61,8 @@ public final class T5Encoder {
             for (int i = 0; i < c.layers(); i++) {
                 String a = "encoder.block." + i + ".layer.0.";
                 String f = "encoder.block." + i + ".layer.1.";
-                layers.add(new Layer(r.tensor(a + "layer_norm.weight", c.dModel()),
+                layers.add(new Layer(
+                        r.tensor(a + "layer_norm.weight", c.dModel()),
                         r.linearNoBias(a + "SelfAttention.q", c.innerDim(), c.dModel()),
                         r.linearNoBias(a + "SelfAttention.k", c.innerDim(), c.dModel()),
                         r.linearNoBias(a + "SelfAttention.v", c.innerDim(), c.dModel()),
@@ -59,11 +72,16 @@ public final class T5Encoder {
                         r.linearNoBias(f + "DenseReluDense.wi_1", c.dFf(), c.dModel()),
                         r.linearNoBias(f + "DenseReluDense.wo", c.dModel(), c.dFf())));
             }
-            Tensor table = r.tensor("encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight",
-                    c.buckets(), c.heads());
+            Tensor table = r.tensor(
+                    "encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight", c.buckets(), c.heads());
             float[] positions = backend.download(table);
             table.close();
-            return new T5Encoder(backend, c, r.tensor("shared.weight", c.vocabSize(), c.dModel()), positions, layers,
+            return new T5Encoder(
+                    backend,
+                    c,
+                    r.tensor("shared.weight", c.vocabSize(), c.dModel()),
+                    positions,
+                    layers,
                     r.tensor("encoder.final_layer_norm.weight", c.dModel()));
         }
     }
@@ -88,9 +106,15 @@ public final class T5Encoder {
             throw new ModelException(s.configFile() + ": dense_act_fn is '" + act
                     + "', expected gelu_new (the T5 v1.1 gated-GELU that FLUX uses)");
         }
-        T5Config c = new T5Config(vocab, dModel, heads, inner / heads,
+        T5Config c = new T5Config(
+                vocab,
+                dModel,
+                heads,
+                inner / heads,
                 s.dim("encoder.block.0.layer.1.DenseReluDense.wi_0.weight", 2, 0),
-                s.countLayers("encoder.block"), buckets, s.intOr("relative_attention_max_distance", 128),
+                s.countLayers("encoder.block"),
+                buckets,
+                s.intOr("relative_attention_max_distance", 128),
                 (float) s.doubleOr("layer_norm_epsilon", 1e-6));
         s.check("vocab_size", vocab, "shared.weight");
         s.check("d_model", dModel, "shared.weight");
@@ -112,16 +136,29 @@ public final class T5Encoder {
             throw new IllegalArgumentException(ids.length + " token ids do not split into " + batch + " sequences");
         }
         int length = ids.length / batch;
-        Tensor bias = biasByLength.computeIfAbsent(length, n -> backend.retain(backend.upload(T5RelativePositions.bias(
-                positionTable, config.heads(), n, config.buckets(), config.maxDistance()), config.heads(), n, n)));
+        Tensor bias = biasByLength.computeIfAbsent(
+                length,
+                n -> backend.retain(backend.upload(
+                        T5RelativePositions.bias(
+                                positionTable, config.heads(), n, config.buckets(), config.maxDistance()),
+                        config.heads(),
+                        n,
+                        n)));
         Tensor x = backend.reshape(backend.embedding(embedding, ids), batch, length, config.dModel());
         for (Layer layer : layers) {
             Tensor h = backend.rmsNorm(x, layer.attnNorm(), config.eps());
-            Tensor attn = backend.attention(layer.q().apply(backend, h), layer.k().apply(backend, h),
-                    layer.v().apply(backend, h), config.heads(), 1f, bias, false);
+            Tensor attn = backend.attention(
+                    layer.q().apply(backend, h),
+                    layer.k().apply(backend, h),
+                    layer.v().apply(backend, h),
+                    config.heads(),
+                    1f,
+                    bias,
+                    false);
             x = backend.add(x, layer.o().apply(backend, attn));
             h = backend.rmsNorm(x, layer.ffNorm(), config.eps());
-            Tensor gated = backend.mul(backend.gelu(layer.wi0().apply(backend, h)), layer.wi1().apply(backend, h));
+            Tensor gated = backend.mul(
+                    backend.gelu(layer.wi0().apply(backend, h)), layer.wi1().apply(backend, h));
             x = backend.add(x, layer.wo().apply(backend, gated));
         }
         return backend.rmsNorm(x, finalNorm, config.eps());

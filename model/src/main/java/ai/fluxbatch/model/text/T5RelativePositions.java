@@ -5,8 +5,7 @@ package ai.fluxbatch.model.text;
  * distances below a quarter of the buckets, logarithmic ones up to {@code maxDistance}, the last bucket beyond.
  */
 final class T5RelativePositions {
-    private T5RelativePositions() {
-    }
+    private T5RelativePositions() {}
 
     static int bucket(int relative, int buckets, int maxDistance) {
         int half = buckets / 2;

@@ -24,11 +24,14 @@ public record TextEncoderFiles(Path folder, Path weights, Path configFile, JsonN
         Path weights = present(single) ? single : present(index) ? index : null; // open says what a non-file is
         if (weights == null) {
             throw new ModelException("no weights in " + folder + ": expected model.safetensors or"
-                    + " model.safetensors.index.json" + (Files.exists(folder.resolve("pytorch_model.bin"))
-                    ? " (pytorch_model.bin is a pickle file and is never read: unpickling can run arbitrary code)" : ""));
+                    + " model.safetensors.index.json"
+                    + (Files.exists(folder.resolve("pytorch_model.bin"))
+                            ? " (pytorch_model.bin is a pickle file and is never read: unpickling can run arbitrary code)"
+                            : ""));
         }
         Path configFile = folder.resolve("config.json");
-        return new TextEncoderFiles(folder, weights, configFile, JsonFiles.read(configFile, "the text encoder configuration"));
+        return new TextEncoderFiles(
+                folder, weights, configFile, JsonFiles.read(configFile, "the text encoder configuration"));
     }
 
     private static boolean present(Path p) {

@@ -10,7 +10,6 @@ import java.util.Locale;
 import java.util.Map;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
-
 import org.apache.commons.text.translate.EntityArrays;
 
 /**
@@ -25,8 +24,7 @@ import org.apache.commons.text.translate.EntityArrays;
  * reproduced.
  */
 final class ClipTextCleaner {
-    private ClipTextCleaner() {
-    }
+    private ClipTextCleaner() {}
 
     /** Python regex {@code \s} in Unicode mode is the White_Space property, as is Java's with UNICODE_CHARACTER_CLASS. */
     private static final Pattern WHITESPACE_RUN = Pattern.compile("\\s+", Pattern.UNICODE_CHARACTER_CLASS);
@@ -35,8 +33,8 @@ final class ClipTextCleaner {
     private static final Pattern FTFY_ENTITY = Pattern.compile("&#?[0-9A-Za-z]{1,24};");
 
     /** The references Python's html.unescape looks at (its charref regex). */
-    private static final Pattern PY_CHARREF = Pattern.compile(
-            "&(#[0-9]+;?|#[xX][0-9a-fA-F]+;?|[^\\t\\n\\f <&#;]{1,32};?)");
+    private static final Pattern PY_CHARREF =
+            Pattern.compile("&(#[0-9]+;?|#[xX][0-9a-fA-F]+;?|[^\\t\\n\\f <&#;]{1,32};?)");
 
     /** ftfy's ANSI_RE; Python's {@code \d} on str is any Unicode decimal digit. */
     private static final Pattern ANSI_ESCAPE = Pattern.compile("\u001b\\[([\\p{Nd};]*)([a-zA-Z])");
@@ -60,11 +58,15 @@ final class ClipTextCleaner {
     private static final Map<String, String> LEGACY_ENTITIES = new HashMap<>();
 
     static {
-        for (Map<CharSequence, CharSequence> table : List.of(EntityArrays.BASIC_UNESCAPE,
-                EntityArrays.ISO8859_1_UNESCAPE, EntityArrays.HTML40_EXTENDED_UNESCAPE, EntityArrays.APOS_UNESCAPE)) {
+        for (Map<CharSequence, CharSequence> table : List.of(
+                EntityArrays.BASIC_UNESCAPE,
+                EntityArrays.ISO8859_1_UNESCAPE,
+                EntityArrays.HTML40_EXTENDED_UNESCAPE,
+                EntityArrays.APOS_UNESCAPE)) {
             table.forEach((k, v) -> ENTITIES.put(k.toString(), v.toString()));
         }
-        for (Map<CharSequence, CharSequence> table : List.of(EntityArrays.BASIC_UNESCAPE, EntityArrays.ISO8859_1_UNESCAPE)) {
+        for (Map<CharSequence, CharSequence> table :
+                List.of(EntityArrays.BASIC_UNESCAPE, EntityArrays.ISO8859_1_UNESCAPE)) {
             table.forEach((k, v) -> {
                 String name = k.toString().substring(1, k.length() - 1);
                 if (!name.equals("apos")) {
@@ -81,13 +83,28 @@ final class ClipTextCleaner {
             CP1252_C1[b - 0x80] = s.length() == 1 && s.charAt(0) != '\uFFFD' ? s.charAt(0) : (char) b;
         }
         String[][] ligatures = {
-            {"\u0132", "IJ"}, {"\u0133", "ij"}, {"\u0149", "\u02BCn"},
-            {"\u01F1", "DZ"}, {"\u01F2", "Dz"}, {"\u01F3", "dz"},
-            {"\u01C4", "D\u017D"}, {"\u01C5", "D\u017E"}, {"\u01C6", "d\u017E"},
-            {"\u01C7", "LJ"}, {"\u01C8", "Lj"}, {"\u01C9", "lj"},
-            {"\u01CA", "NJ"}, {"\u01CB", "Nj"}, {"\u01CC", "nj"},
-            {"\uFB00", "ff"}, {"\uFB01", "fi"}, {"\uFB02", "fl"}, {"\uFB03", "ffi"}, {"\uFB04", "ffl"},
-            {"\uFB05", "\u017Ft"}, {"\uFB06", "st"},
+            {"\u0132", "IJ"},
+            {"\u0133", "ij"},
+            {"\u0149", "\u02BCn"},
+            {"\u01F1", "DZ"},
+            {"\u01F2", "Dz"},
+            {"\u01F3", "dz"},
+            {"\u01C4", "D\u017D"},
+            {"\u01C5", "D\u017E"},
+            {"\u01C6", "d\u017E"},
+            {"\u01C7", "LJ"},
+            {"\u01C8", "Lj"},
+            {"\u01C9", "lj"},
+            {"\u01CA", "NJ"},
+            {"\u01CB", "Nj"},
+            {"\u01CC", "nj"},
+            {"\uFB00", "ff"},
+            {"\uFB01", "fi"},
+            {"\uFB02", "fl"},
+            {"\uFB03", "ffi"},
+            {"\uFB04", "ffl"},
+            {"\uFB05", "\u017Ft"},
+            {"\uFB06", "st"},
         };
         for (String[] l : ligatures) {
             LIGATURES.put(l[0].charAt(0), l[1]);
@@ -187,7 +204,9 @@ final class ClipTextCleaner {
                 if (rep == null) {
                     String lower = entity.toLowerCase(Locale.ROOT);
                     String l = ENTITIES.get(lower);
-                    rep = l != null && entity.equals(entity.toUpperCase(Locale.ROOT)) ? l.toUpperCase(Locale.ROOT) : entity;
+                    rep = l != null && entity.equals(entity.toUpperCase(Locale.ROOT))
+                            ? l.toUpperCase(Locale.ROOT)
+                            : entity;
                 }
             }
             m.appendReplacement(sb, Matcher.quoteReplacement(rep));
@@ -254,8 +273,12 @@ final class ClipTextCleaner {
         if ((n >= 0xD800 && n <= 0xDFFF) || n > 0x10FFFF) {
             return "\uFFFD";
         }
-        if ((n >= 0x01 && n <= 0x08) || n == 0x0B || (n >= 0x0E && n <= 0x1F) || n == 0x7F
-                || (n >= 0xFDD0 && n <= 0xFDEF) || (n & 0xFFFE) == 0xFFFE) {
+        if ((n >= 0x01 && n <= 0x08)
+                || n == 0x0B
+                || (n >= 0x0E && n <= 0x1F)
+                || n == 0x7F
+                || (n >= 0xFDD0 && n <= 0xFDEF)
+                || (n & 0xFFFE) == 0xFFFE) {
             return "";
         }
         return new String(Character.toChars(n));
@@ -301,8 +324,8 @@ final class ClipTextCleaner {
         StringBuilder sb = null;
         for (int i = 0; i < text.length(); i++) {
             char c = text.charAt(i);
-            char rep = c == '\u02BC' || (c >= '\u2018' && c <= '\u201B') ? '\''
-                    : c >= '\u201C' && c <= '\u201F' ? '"' : c;
+            char rep =
+                    c == '\u02BC' || (c >= '\u2018' && c <= '\u201B') ? '\'' : c >= '\u201C' && c <= '\u201F' ? '"' : c;
             if (rep != c) {
                 if (sb == null) {
                     sb = new StringBuilder(text);
@@ -314,8 +337,11 @@ final class ClipTextCleaner {
     }
 
     private static String fixLineBreaks(String text) {
-        return text.replace("\r\n", "\n").replace('\r', '\n').replace('\u2028', '\n')
-                .replace('\u2029', '\n').replace('\u0085', '\n');
+        return text.replace("\r\n", "\n")
+                .replace('\r', '\n')
+                .replace('\u2028', '\n')
+                .replace('\u2029', '\n')
+                .replace('\u0085', '\n');
     }
 
     /** ftfy's fix_surrogates: a lone surrogate (a valid pair is one code point in Java) becomes U+FFFD. */
@@ -339,8 +365,13 @@ final class ClipTextCleaner {
 
     /** ftfy's remove_control_chars: C0 controls but tab, LF, FF and CR; DEL; U+206A..U+206F; BOM; U+FFF9..U+FFFC. */
     private static boolean isRemovedControl(char c) {
-        return c <= 0x08 || c == 0x0B || (c >= 0x0E && c <= 0x1F) || c == 0x7F
-                || (c >= '\u206A' && c <= '\u206F') || c == '\uFEFF' || (c >= '\uFFF9' && c <= '\uFFFC');
+        return c <= 0x08
+                || c == 0x0B
+                || (c >= 0x0E && c <= 0x1F)
+                || c == 0x7F
+                || (c >= '\u206A' && c <= '\u206F')
+                || c == '\uFEFF'
+                || (c >= '\uFFF9' && c <= '\uFFFC');
     }
 
     private static String removeControlChars(String text) {

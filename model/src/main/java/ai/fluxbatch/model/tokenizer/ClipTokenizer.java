@@ -1,5 +1,9 @@
 package ai.fluxbatch.model.tokenizer;
 
+import ai.fluxbatch.model.ModelException;
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -15,12 +19,6 @@ import java.util.Objects;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
-
-import com.fasterxml.jackson.core.JsonProcessingException;
-import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
-
-import ai.fluxbatch.model.ModelException;
 
 /**
  * The CLIP text tokenizer (CLIP-L, FLUX's {@code tokenizer/}), as the original openai/CLIP
@@ -189,7 +187,9 @@ public final class ClipTokenizer {
             }
             List<String> merged = new ArrayList<>(symbols.size());
             for (int i = 0; i < symbols.size(); i++) {
-                if (i < symbols.size() - 1 && symbols.get(i).equals(first) && symbols.get(i + 1).equals(second)) {
+                if (i < symbols.size() - 1
+                        && symbols.get(i).equals(first)
+                        && symbols.get(i + 1).equals(second)) {
                     merged.add(first + second);
                     i++;
                 } else {
@@ -205,24 +205,30 @@ public final class ClipTokenizer {
 
     private static Map<String, Integer> readVocab(Path file) {
         if (!Files.isRegularFile(file)) {
-            throw new ModelException("CLIP vocabulary " + file + " is missing: expected vocab.json, a JSON object of token to id");
+            throw new ModelException(
+                    "CLIP vocabulary " + file + " is missing: expected vocab.json, a JSON object of token to id");
         }
         JsonNode root;
         try {
             root = new ObjectMapper().readTree(file.toFile());
         } catch (JsonProcessingException e) {
-            throw new ModelException("CLIP vocabulary " + file + " is not valid JSON (" + e.getOriginalMessage()
-                    + "): expected a JSON object of token to id", e);
+            throw new ModelException(
+                    "CLIP vocabulary " + file + " is not valid JSON (" + e.getOriginalMessage()
+                            + "): expected a JSON object of token to id",
+                    e);
         } catch (IOException e) {
             throw new ModelException("cannot read CLIP vocabulary " + file + ": " + e.getMessage(), e);
         }
         if (root == null || !root.isObject()) {
             throw new ModelException("CLIP vocabulary " + file + " holds "
-                    + (root == null || root.isMissingNode() ? "nothing" : "a JSON " + root.getNodeType().toString().toLowerCase(Locale.ROOT))
+                    + (root == null || root.isMissingNode()
+                            ? "nothing"
+                            : "a JSON " + root.getNodeType().toString().toLowerCase(Locale.ROOT))
                     + ": expected a JSON object of token to id");
         }
         if (root.isEmpty()) {
-            throw new ModelException("CLIP vocabulary " + file + " is an empty JSON object: expected token to id entries");
+            throw new ModelException(
+                    "CLIP vocabulary " + file + " is an empty JSON object: expected token to id entries");
         }
         Map<String, Integer> vocab = new HashMap<>(root.size() * 2);
         Iterator<Map.Entry<String, JsonNode>> fields = root.fields();
@@ -240,7 +246,8 @@ public final class ClipTokenizer {
 
     private static Map<String, Integer> readMerges(Path file) {
         if (!Files.isRegularFile(file)) {
-            throw new ModelException("CLIP merges " + file + " is missing: expected merges.txt, one 'a b' merge a line");
+            throw new ModelException(
+                    "CLIP merges " + file + " is missing: expected merges.txt, one 'a b' merge a line");
         }
         List<String> lines;
         try {
@@ -275,7 +282,8 @@ public final class ClipTokenizer {
     private static int requireSpecial(Map<String, Integer> vocab, String token, Path file) {
         Integer id = vocab.get(token);
         if (id == null) {
-            throw new ModelException("CLIP vocabulary " + file + " has no " + token + ": expected CLIP's special tokens");
+            throw new ModelException(
+                    "CLIP vocabulary " + file + " has no " + token + ": expected CLIP's special tokens");
         }
         return id;
     }

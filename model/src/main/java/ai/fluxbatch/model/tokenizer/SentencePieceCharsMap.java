@@ -1,7 +1,6 @@
 package ai.fluxbatch.model.tokenizer;
 
 import ai.fluxbatch.model.ModelException;
-
 import java.util.Arrays;
 import java.util.BitSet;
 import java.util.function.BiConsumer;
@@ -45,7 +44,9 @@ final class SentencePieceCharsMap {
         int n = (int) (trieSize / 4);
         int[] units = new int[n];
         for (int i = 0, p = 4; i < n; i++, p += 4) {
-            units[i] = (blob[p] & 0xFF) | (blob[p + 1] & 0xFF) << 8 | (blob[p + 2] & 0xFF) << 16
+            units[i] = (blob[p] & 0xFF)
+                    | (blob[p + 1] & 0xFF) << 8
+                    | (blob[p + 2] & 0xFF) << 16
                     | (blob[p + 3] & 0xFF) << 24;
         }
         byte[] pool = Arrays.copyOfRange(blob, 4 + (int) trieSize, blob.length);
@@ -90,8 +91,8 @@ final class SentencePieceCharsMap {
             int base = node ^ offset(units[node]);
             if (nextLabel[depth] == 1 && node != 0 && hasLeaf(units[node])) {
                 if (base >= units.length) {
-                    throw new ModelException(what + ": trie unit " + node + " points to leaf " + base
-                            + " outside the " + units.length + "-unit trie");
+                    throw new ModelException(what + ": trie unit " + node + " points to leaf " + base + " outside the "
+                            + units.length + "-unit trie");
                 }
                 int v = value(units[base]);
                 int nul = v < pool.length ? indexOfNul(pool, v) : -1;

@@ -1,7 +1,6 @@
 package ai.fluxbatch.model.tokenizer;
 
 import ai.fluxbatch.model.ModelException;
-
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -19,6 +18,7 @@ import java.util.List;
 final class SentencePieceModel {
     /** {@code ModelProto.SentencePiece.Type}. */
     static final int NORMAL = 1;
+
     static final int UNKNOWN = 2;
     static final int CONTROL = 3;
     static final int USER_DEFINED = 4;
@@ -32,6 +32,7 @@ final class SentencePieceModel {
     final String source;
     /** The vocabulary, in id order: the piece text, its UTF-8 bytes, score and type. */
     final String[] pieces;
+
     final byte[][] pieceBytes;
     final float[] scores;
     final int[] types;
@@ -61,8 +62,14 @@ final class SentencePieceModel {
         boolean escapeWhitespaces = true;
     }
 
-    private SentencePieceModel(String source, String[] pieces, byte[][] pieceBytes, float[] scores, int[] types,
-                               TrainerSpec trainer, NormalizerSpec normalizer) {
+    private SentencePieceModel(
+            String source,
+            String[] pieces,
+            byte[][] pieceBytes,
+            float[] scores,
+            int[] types,
+            TrainerSpec trainer,
+            NormalizerSpec normalizer) {
         this.source = source;
         this.pieces = pieces;
         this.pieceBytes = pieceBytes;
@@ -82,8 +89,10 @@ final class SentencePieceModel {
         try {
             bytes = Files.readAllBytes(file);
         } catch (NoSuchFileException e) {
-            throw new ModelException("SentencePiece model " + file + " not found: expected the T5 tokenizer's"
-                    + " spiece.model (tokenizer_2/spiece.model in a FLUX.1 snapshot)", e);
+            throw new ModelException(
+                    "SentencePiece model " + file + " not found: expected the T5 tokenizer's"
+                            + " spiece.model (tokenizer_2/spiece.model in a FLUX.1 snapshot)",
+                    e);
         } catch (IOException e) {
             throw new ModelException("cannot read SentencePiece model " + file + ": " + e, e);
         }
@@ -131,8 +140,8 @@ final class SentencePieceModel {
         return new SentencePieceModel(source, pieces, pieceBytes, scores, types, trainer, normalizer);
     }
 
-    private static void readPiece(Wire p, List<byte[]> pieceList, List<String> pieceText, List<Float> scoreList,
-                                  List<Integer> typeList) {
+    private static void readPiece(
+            Wire p, List<byte[]> pieceList, List<String> pieceText, List<Float> scoreList, List<Integer> typeList) {
         byte[] piece = new byte[0];
         float score = 0f;
         int type = NORMAL;
@@ -147,8 +156,10 @@ final class SentencePieceModel {
                 case 3 -> {
                     long t = p.varint(field, wire, tagAt, "type");
                     if (t < NORMAL || t > BYTE) {
-                        throw p.corrupt(tagAt, "type (field 3) is " + t + ", expected a piece type 1..6"
-                                + " (NORMAL, UNKNOWN, CONTROL, USER_DEFINED, UNUSED, BYTE)");
+                        throw p.corrupt(
+                                tagAt,
+                                "type (field 3) is " + t + ", expected a piece type 1..6"
+                                        + " (NORMAL, UNKNOWN, CONTROL, USER_DEFINED, UNUSED, BYTE)");
                     }
                     type = (int) t;
                 }
@@ -169,7 +180,8 @@ final class SentencePieceModel {
             int wire = key & 7;
             switch (field) {
                 case 3 -> spec.modelType = (int) t.varint(field, wire, tagAt, "model_type");
-                case 24 -> spec.treatWhitespaceAsSuffix = t.varint(field, wire, tagAt, "treat_whitespace_as_suffix") != 0;
+                case 24 ->
+                    spec.treatWhitespaceAsSuffix = t.varint(field, wire, tagAt, "treat_whitespace_as_suffix") != 0;
                 case 35 -> spec.byteFallback = t.varint(field, wire, tagAt, "byte_fallback") != 0;
                 case 40 -> {
                     spec.unkId = (int) t.varint(field, wire, tagAt, "unk_id");
@@ -237,8 +249,8 @@ final class SentencePieceModel {
         }
 
         ModelException corrupt(int at, String what) {
-            return new ModelException(source + ": truncated or corrupt SentencePiece model: " + context + ", "
-                    + what + ", at byte offset " + at);
+            return new ModelException(source + ": truncated or corrupt SentencePiece model: " + context + ", " + what
+                    + ", at byte offset " + at);
         }
 
         /** Reads a field key and checks its field number and wire type. */
@@ -246,8 +258,7 @@ final class SentencePieceModel {
             int at = pos;
             long key = rawVarint(at, "a field key");
             if (key > 0xFFFF_FFFFL || (key >>> 3) == 0) {
-                throw corrupt(at, "field key " + key + " has field number " + (key >>> 3)
-                        + ", expected 1..536870911");
+                throw corrupt(at, "field key " + key + " has field number " + (key >>> 3) + ", expected 1..536870911");
             }
             int wire = (int) (key & 7);
             if (wire > FIXED32) {
@@ -273,8 +284,10 @@ final class SentencePieceModel {
 
         private void expect(int field, int wire, int expected, int tagAt, String name) {
             if (wire != expected) {
-                throw corrupt(tagAt, name + " (field " + field + ") has wire type " + wire + ", expected "
-                        + expected + " (" + wireName(expected) + ")");
+                throw corrupt(
+                        tagAt,
+                        name + " (field " + field + ") has wire type " + wire + ", expected " + expected + " ("
+                                + wireName(expected) + ")");
             }
         }
 
@@ -286,10 +299,14 @@ final class SentencePieceModel {
         int fixed32(int field, int wire, int tagAt, String name) {
             expect(field, wire, FIXED32, tagAt, name);
             if (end - pos < 4) {
-                throw corrupt(pos, name + " (field " + field + ") needs 4 bytes, only " + (end - pos)
-                        + " left before the end of the message at byte " + end);
+                throw corrupt(
+                        pos,
+                        name + " (field " + field + ") needs 4 bytes, only " + (end - pos)
+                                + " left before the end of the message at byte " + end);
             }
-            int v = (buf[pos] & 0xFF) | (buf[pos + 1] & 0xFF) << 8 | (buf[pos + 2] & 0xFF) << 16
+            int v = (buf[pos] & 0xFF)
+                    | (buf[pos + 1] & 0xFF) << 8
+                    | (buf[pos + 2] & 0xFF) << 16
                     | (buf[pos + 3] & 0xFF) << 24;
             pos += 4;
             return v;
@@ -299,8 +316,10 @@ final class SentencePieceModel {
             int at = pos;
             long len = rawVarint(at, name + " (field " + field + ") length");
             if (len > end - pos) {
-                throw corrupt(tagAt, name + " (field " + field + ") has length " + len + " but only " + (end - pos)
-                        + " bytes are left before the end of the message at byte " + end);
+                throw corrupt(
+                        tagAt,
+                        name + " (field " + field + ") has length " + len + " but only " + (end - pos)
+                                + " bytes are left before the end of the message at byte " + end);
             }
             return (int) len;
         }
@@ -332,8 +351,10 @@ final class SentencePieceModel {
                 case FIXED64, FIXED32 -> {
                     int n = wire == FIXED64 ? 8 : 4;
                     if (end - pos < n) {
-                        throw corrupt(tagAt, name + " needs " + n + " bytes, only " + (end - pos)
-                                + " left before the end of the message at byte " + end);
+                        throw corrupt(
+                                tagAt,
+                                name + " needs " + n + " bytes, only " + (end - pos)
+                                        + " left before the end of the message at byte " + end);
                     }
                     pos += n;
                 }
@@ -344,15 +365,17 @@ final class SentencePieceModel {
                 case START_GROUP -> {
                     while (true) {
                         if (!more()) {
-                            throw corrupt(tagAt, "group " + field + " has no end-group marker before the end of"
-                                    + " the message at byte " + end);
+                            throw corrupt(
+                                    tagAt,
+                                    "group " + field + " has no end-group marker before the end of"
+                                            + " the message at byte " + end);
                         }
                         int at = pos;
                         int key = tag();
                         if ((key & 7) == END_GROUP) {
                             if (key >>> 3 != field) {
-                                throw corrupt(at, "end-group marker for field " + (key >>> 3)
-                                        + " inside group " + field);
+                                throw corrupt(
+                                        at, "end-group marker for field " + (key >>> 3) + " inside group " + field);
                             }
                             return;
                         }

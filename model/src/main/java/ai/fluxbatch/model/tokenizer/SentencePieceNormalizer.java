@@ -13,6 +13,7 @@ import java.util.Arrays;
 final class SentencePieceNormalizer {
     /** U+2581 LOWER ONE EIGHTH BLOCK, SentencePiece's whitespace symbol. */
     static final String SPACE_SYMBOL = "\u2581";
+
     private static final byte[] SPACE_SYMBOL_UTF8 = SPACE_SYMBOL.getBytes(StandardCharsets.UTF_8);
     private static final byte[] REPLACEMENT_UTF8 = {(byte) 0xEF, (byte) 0xBF, (byte) 0xBD};
     private static final byte[] SPACE_UTF8 = {' '};
@@ -28,9 +29,13 @@ final class SentencePieceNormalizer {
      * @param charsMap    the precompiled charsmap, or null for none (identity)
      * @param userDefined the USER_DEFINED pieces, which normalization leaves alone, or null for none
      */
-    SentencePieceNormalizer(SentencePieceCharsMap charsMap, SentencePieceTrie userDefined, boolean addDummyPrefix,
-                            boolean removeExtraWhitespaces, boolean escapeWhitespaces,
-                            boolean treatWhitespaceAsSuffix) {
+    SentencePieceNormalizer(
+            SentencePieceCharsMap charsMap,
+            SentencePieceTrie userDefined,
+            boolean addDummyPrefix,
+            boolean removeExtraWhitespaces,
+            boolean escapeWhitespaces,
+            boolean treatWhitespaceAsSuffix) {
         this.charsMap = charsMap;
         this.userDefined = userDefined == null || userDefined.isEmpty() ? null : userDefined;
         this.addDummyPrefix = addDummyPrefix;
@@ -186,8 +191,7 @@ final class SentencePieceNormalizer {
 
     /** UTF-8 as SentencePiece reads it (util.h / util.cc). */
     static final class Utf8 {
-        private Utf8() {
-        }
+        private Utf8() {}
 
         /**
          * Length of the well-formed character at {@code pos} (util.cc DecodeUTF8 with IsValidDecodeUTF8), or 0 when
@@ -209,10 +213,14 @@ final class SentencePieceNormalizer {
                 return isTrail(s[pos + 1]) && isTrail(s[pos + 2]) && cp >= 0x800 && isValidCodepoint(cp) ? 3 : 0;
             }
             if (len >= 4 && (b0 & 0xF8) == 0xF0) {
-                int cp = (b0 & 0x07) << 18 | (s[pos + 1] & 0x3F) << 12 | (s[pos + 2] & 0x3F) << 6
-                        | (s[pos + 3] & 0x3F);
-                return isTrail(s[pos + 1]) && isTrail(s[pos + 2]) && isTrail(s[pos + 3]) && cp >= 0x10000
-                        && isValidCodepoint(cp) ? 4 : 0;
+                int cp = (b0 & 0x07) << 18 | (s[pos + 1] & 0x3F) << 12 | (s[pos + 2] & 0x3F) << 6 | (s[pos + 3] & 0x3F);
+                return isTrail(s[pos + 1])
+                                && isTrail(s[pos + 2])
+                                && isTrail(s[pos + 3])
+                                && cp >= 0x10000
+                                && isValidCodepoint(cp)
+                        ? 4
+                        : 0;
             }
             return 0;
         }
@@ -242,7 +250,8 @@ final class SentencePieceNormalizer {
                 } else if (c < 0x800) {
                     out[n++] = (byte) (0xC0 | c >>> 6);
                     out[n++] = (byte) (0x80 | (c & 0x3F));
-                } else if (Character.isHighSurrogate(c) && i + 1 < text.length()
+                } else if (Character.isHighSurrogate(c)
+                        && i + 1 < text.length()
                         && Character.isLowSurrogate(text.charAt(i + 1))) {
                     int cp = Character.toCodePoint(c, text.charAt(++i));
                     out[n++] = (byte) (0xF0 | cp >>> 18);

@@ -35,7 +35,8 @@ final class SentencePieceUnigram {
                 min = Math.min(min, scores[id]);
                 max = Math.max(max, scores[id]);
             }
-            if (type == SentencePieceModel.NORMAL || type == SentencePieceModel.USER_DEFINED
+            if (type == SentencePieceModel.NORMAL
+                    || type == SentencePieceModel.USER_DEFINED
                     || type == SentencePieceModel.UNUSED) {
                 t.put(model.pieceBytes[id], id);
             }

@@ -1,7 +1,6 @@
 package ai.fluxbatch.model.tokenizer;
 
 import ai.fluxbatch.model.ModelException;
-
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -92,8 +91,7 @@ public final class T5Tokenizer {
                     }
                     bytes[b] = id;
                 }
-                default -> {
-                }
+                default -> {}
             }
         }
         if (unk < 0) {
@@ -121,9 +119,15 @@ public final class T5Tokenizer {
 
         SentencePieceModel.NormalizerSpec spec = model.normalizer;
         SentencePieceCharsMap charsMap = spec.precompiledCharsmap.length == 0
-                ? null : SentencePieceCharsMap.parse(spec.precompiledCharsmap, source);
-        this.normalizer = new SentencePieceNormalizer(charsMap, userDefined, spec.addDummyPrefix,
-                spec.removeExtraWhitespaces, spec.escapeWhitespaces, trainer.treatWhitespaceAsSuffix);
+                ? null
+                : SentencePieceCharsMap.parse(spec.precompiledCharsmap, source);
+        this.normalizer = new SentencePieceNormalizer(
+                charsMap,
+                userDefined,
+                spec.addDummyPrefix,
+                spec.removeExtraWhitespaces,
+                spec.escapeWhitespaces,
+                trainer.treatWhitespaceAsSuffix);
         this.unigram = new SentencePieceUnigram(model, unk);
     }
 
@@ -252,7 +256,11 @@ public final class T5Tokenizer {
             }
             prevUnk = unk;
         }
-        return new Encoding(normalized, Arrays.copyOf(starts, n), Arrays.copyOf(ends, n), Arrays.copyOf(ids, n),
+        return new Encoding(
+                normalized,
+                Arrays.copyOf(starts, n),
+                Arrays.copyOf(ends, n),
+                Arrays.copyOf(ids, n),
                 bytePieces == null ? null : Arrays.copyOf(bytePieces, n));
     }
 
@@ -264,7 +272,8 @@ public final class T5Tokenizer {
     }
 
     private static boolean isNormalLike(int type) {
-        return type == SentencePieceModel.NORMAL || type == SentencePieceModel.USER_DEFINED
+        return type == SentencePieceModel.NORMAL
+                || type == SentencePieceModel.USER_DEFINED
                 || type == SentencePieceModel.UNUSED;
     }
 

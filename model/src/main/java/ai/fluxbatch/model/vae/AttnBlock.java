@@ -14,8 +14,10 @@ import ai.fluxbatch.model.WeightReader;
 record AttnBlock(Norm norm, Conv q, Conv k, Conv v, Conv projOut) {
 
     static AttnBlock load(WeightReader r, String prefix, int channels, int groups) {
-        return new AttnBlock(Norm.load(r, prefix + ".norm", channels, groups),
-                Conv.same(r, prefix + ".q", channels, channels, 1), Conv.same(r, prefix + ".k", channels, channels, 1),
+        return new AttnBlock(
+                Norm.load(r, prefix + ".norm", channels, groups),
+                Conv.same(r, prefix + ".q", channels, channels, 1),
+                Conv.same(r, prefix + ".k", channels, channels, 1),
                 Conv.same(r, prefix + ".v", channels, channels, 1),
                 Conv.same(r, prefix + ".proj_out", channels, channels, 1));
     }

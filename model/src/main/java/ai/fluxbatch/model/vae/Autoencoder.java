@@ -145,11 +145,14 @@ public final class Autoencoder {
         StringBuilder m = new StringBuilder(weights + " is missing: expected the FLUX autoencoder weights with the"
                 + " reference tensor names (encoder.*, decoder.*) there, as in black-forest-labs/FLUX.1-dev");
         if (!pickles.isEmpty()) {
-            m.append("; found only ").append(pickles).append(", pickle files, which are never read because"
-                    + " unpickling can run arbitrary code");
+            m.append("; found only ")
+                    .append(pickles)
+                    .append(", pickle files, which are never read because" + " unpickling can run arbitrary code");
         }
         if (diffusers) {
-            m.append("; the diffusers-named weights in ").append(root.resolve("vae")).append(" are not read");
+            m.append("; the diffusers-named weights in ")
+                    .append(root.resolve("vae"))
+                    .append(" are not read");
         }
         return new ModelException(m.toString());
     }

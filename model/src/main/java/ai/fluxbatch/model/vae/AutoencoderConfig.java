@@ -18,9 +18,16 @@ import java.util.Arrays;
  * @param groups           GroupNorm groups ({@code norm_num_groups}, 32 in FLUX)
  * @param scalingFactor    latents are {@code scalingFactor * (mean - shiftFactor)}
  */
-public record AutoencoderConfig(int inChannels, int outChannels, int latentChannels, int baseChannels,
-                                int[] blockOutChannels, int resBlocks, int groups, double scalingFactor,
-                                double shiftFactor) {
+public record AutoencoderConfig(
+        int inChannels,
+        int outChannels,
+        int latentChannels,
+        int baseChannels,
+        int[] blockOutChannels,
+        int resBlocks,
+        int groups,
+        double scalingFactor,
+        double shiftFactor) {
 
     /** GroupNorm epsilon of every norm in the reference autoencoder. */
     public static final float NORM_EPS = 1e-6f;

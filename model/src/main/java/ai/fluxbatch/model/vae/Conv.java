@@ -10,8 +10,8 @@ record Conv(Tensor weight, Tensor bias, int stride, int padTop, int padBottom, i
     /** {@code prefix.weight [out, in, k, k]} and {@code prefix.bias [out]}, 'same' padding {@code k / 2}, stride 1. */
     static Conv same(WeightReader r, String prefix, int out, int in, int k) {
         int pad = k / 2;
-        return new Conv(r.tensor(prefix + ".weight", out, in, k, k), r.tensor(prefix + ".bias", out), 1,
-                pad, pad, pad, pad);
+        return new Conv(
+                r.tensor(prefix + ".weight", out, in, k, k), r.tensor(prefix + ".bias", out), 1, pad, pad, pad, pad);
     }
 
     /**
@@ -19,8 +19,14 @@ record Conv(Tensor weight, Tensor bias, int stride, int padTop, int padBottom, i
      * side of {@code n} becomes {@code n / 2} (rounded down).
      */
     static Conv downsample(WeightReader r, String prefix, int channels) {
-        return new Conv(r.tensor(prefix + ".weight", channels, channels, 3, 3), r.tensor(prefix + ".bias", channels),
-                2, 0, 1, 0, 1);
+        return new Conv(
+                r.tensor(prefix + ".weight", channels, channels, 3, 3),
+                r.tensor(prefix + ".bias", channels),
+                2,
+                0,
+                1,
+                0,
+                1);
     }
 
     Tensor apply(Backend backend, Tensor x) {

@@ -13,13 +13,13 @@ import java.util.List;
  * conv_out to the image channels.
  */
 final class Decoder {
-    private record Level(List<ResnetBlock> blocks, Conv upsample) {
-    }
+    private record Level(List<ResnetBlock> blocks, Conv upsample) {}
 
     private final Conv convIn;
     private final MidBlock mid;
     /** Index = the reference's level ({@code decoder.up.<i>}); applied from the last to 0. */
     private final List<Level> levels;
+
     private final Norm normOut;
     private final Conv convOut;
 
@@ -44,10 +44,14 @@ final class Decoder {
                 blocks.add(ResnetBlock.load(r, "decoder.up." + i + ".block." + j, blockIn, ch[i], g));
                 blockIn = ch[i];
             }
-            levels[i] = new Level(blocks, i == 0 ? null : Conv.same(r, "decoder.up." + i + ".upsample.conv",
-                    blockIn, blockIn, 3));
+            levels[i] = new Level(
+                    blocks, i == 0 ? null : Conv.same(r, "decoder.up." + i + ".upsample.conv", blockIn, blockIn, 3));
         }
-        return new Decoder(convIn, mid, List.of(levels), Norm.load(r, "decoder.norm_out", blockIn, g),
+        return new Decoder(
+                convIn,
+                mid,
+                List.of(levels),
+                Norm.load(r, "decoder.norm_out", blockIn, g),
                 Conv.same(r, "decoder.conv_out", c.outChannels(), blockIn, 3));
     }
 

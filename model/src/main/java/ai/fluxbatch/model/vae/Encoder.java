@@ -12,8 +12,7 @@ import java.util.List;
  * block (resnet, attention, resnet); norm_out, SiLU, conv_out to {@code 2 * latent} channels (mean, log-variance).
  */
 final class Encoder {
-    private record Level(List<ResnetBlock> blocks, Conv downsample) {
-    }
+    private record Level(List<ResnetBlock> blocks, Conv downsample) {}
 
     private final Conv convIn;
     private final List<Level> levels;
@@ -42,11 +41,15 @@ final class Encoder {
                 blockIn = ch[i];
             }
             boolean last = i == c.levels() - 1;
-            levels.add(new Level(blocks, last ? null : Conv.downsample(r, "encoder.down." + i + ".downsample.conv",
-                    blockIn)));
+            levels.add(new Level(
+                    blocks, last ? null : Conv.downsample(r, "encoder.down." + i + ".downsample.conv", blockIn)));
         }
         MidBlock mid = MidBlock.load(r, "encoder.mid", blockIn, g);
-        return new Encoder(convIn, levels, mid, Norm.load(r, "encoder.norm_out", blockIn, g),
+        return new Encoder(
+                convIn,
+                levels,
+                mid,
+                Norm.load(r, "encoder.norm_out", blockIn, g),
                 Conv.same(r, "encoder.conv_out", 2 * c.latentChannels(), blockIn, 3));
     }
 

@@ -8,8 +8,7 @@ import ai.fluxbatch.kernel.Tensor;
  * an unsigned byte, channels last.
  */
 public final class ImageQuantizer {
-    private ImageQuantizer() {
-    }
+    private ImageQuantizer() {}
 
     /**
      * {@code image [b, 3, h, w]} (planar, as the decoder returns it) to bytes {@code [b, h, w, 3]} (interleaved
@@ -39,8 +38,8 @@ public final class ImageQuantizer {
     public static byte[] toRgbU8(Backend backend, Tensor image) {
         int[] s = image.shape();
         if (s.length != 4 || s[1] != 3) {
-            throw new IllegalArgumentException("image has shape " + java.util.Arrays.toString(s)
-                    + ", expected [B, 3, H, W]");
+            throw new IllegalArgumentException(
+                    "image has shape " + java.util.Arrays.toString(s) + ", expected [B, 3, H, W]");
         }
         return toRgbU8(backend.download(image), s[0], s[2], s[3]);
     }

@@ -9,7 +9,8 @@ import ai.fluxbatch.model.WeightReader;
 record MidBlock(ResnetBlock block1, AttnBlock attn, ResnetBlock block2) {
 
     static MidBlock load(WeightReader r, String prefix, int channels, int groups) {
-        return new MidBlock(ResnetBlock.load(r, prefix + ".block_1", channels, channels, groups),
+        return new MidBlock(
+                ResnetBlock.load(r, prefix + ".block_1", channels, channels, groups),
                 AttnBlock.load(r, prefix + ".attn_1", channels, groups),
                 ResnetBlock.load(r, prefix + ".block_2", channels, channels, groups));
     }

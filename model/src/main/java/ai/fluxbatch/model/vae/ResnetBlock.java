@@ -12,8 +12,11 @@ import ai.fluxbatch.model.WeightReader;
 record ResnetBlock(Norm norm1, Conv conv1, Norm norm2, Conv conv2, Conv shortcut) {
 
     static ResnetBlock load(WeightReader r, String prefix, int in, int out, int groups) {
-        return new ResnetBlock(Norm.load(r, prefix + ".norm1", in, groups), Conv.same(r, prefix + ".conv1", out, in, 3),
-                Norm.load(r, prefix + ".norm2", out, groups), Conv.same(r, prefix + ".conv2", out, out, 3),
+        return new ResnetBlock(
+                Norm.load(r, prefix + ".norm1", in, groups),
+                Conv.same(r, prefix + ".conv1", out, in, 3),
+                Norm.load(r, prefix + ".norm2", out, groups),
+                Conv.same(r, prefix + ".conv2", out, out, 3),
                 in == out ? null : Conv.same(r, prefix + ".nin_shortcut", out, in, 1));
     }
 

@@ -79,6 +79,7 @@ import java.util.regex.Pattern;
 public final class CudaBenchmark {
     /** The targets of the issue. */
     static final double TARGET_SPEEDUP_M1 = 3.0;
+
     static final double TARGET_SPEEDUP_LARGE_M = 1.0;
     static final double TARGET_MEMORY_RATIO = 5.0;
     /** What the paper reports for the 1.58-bit FLUX transformer's memory against BF16. */
@@ -88,8 +89,7 @@ public final class CudaBenchmark {
     private static final double GIB = 1024.0 * 1024 * 1024;
     private static final int WARMUP = 3;
 
-    private CudaBenchmark() {
-    }
+    private CudaBenchmark() {}
 
     public static void main(String[] args) {
         int status = run(args, System.out);
@@ -155,8 +155,10 @@ public final class CudaBenchmark {
                 switch (a) {
                     case "--emulated" -> o.emulated = true;
                     case "--reps" -> o.reps = positive(a, value(args, ++i, a));
-                    case "--m" -> o.ms = Arrays.stream(value(args, ++i, a).split(","))
-                            .mapToInt(s -> positive(a, s.trim())).toArray();
+                    case "--m" ->
+                        o.ms = Arrays.stream(value(args, ++i, a).split(","))
+                                .mapToInt(s -> positive(a, s.trim()))
+                                .toArray();
                     case "--torch" -> o.torch = Path.of(value(args, ++i, a));
                     case "--layout" -> o.layout = Path.of(value(args, ++i, a));
                     case "--tokens" -> o.tokens = positive(a, value(args, ++i, a));
@@ -227,9 +229,11 @@ public final class CudaBenchmark {
             return new EmulatedDevice(Long.MAX_VALUE, precision);
         }
         if (!gpuPresent()) {
-            throw new NoGpuException("no NVIDIA GPU on this machine (/dev/nvidiactl and /dev/nvidia0 are absent):"
-                    + " run it on a GPU machine (bash bench/gpu/run-on-gpu.sh), or pass --emulated to check the"
-                    + " plumbing on the CPU at tiny sizes", null);
+            throw new NoGpuException(
+                    "no NVIDIA GPU on this machine (/dev/nvidiactl and /dev/nvidia0 are absent):"
+                            + " run it on a GPU machine (bash bench/gpu/run-on-gpu.sh), or pass --emulated to check the"
+                            + " plumbing on the CPU at tiny sizes",
+                    null);
         }
         try {
             return CudaDriverDevice.open(0, precision);
@@ -242,10 +246,16 @@ public final class CudaBenchmark {
 
     private static void printMachine(PrintStream out, Device device) {
         out.println("machine: " + device.describe());
-        out.printf(Locale.ROOT, "host: %s, %d cores, Java %s (%s), heap max %.1f GiB, %s %s%n", cpuModel(),
-                Runtime.getRuntime().availableProcessors(), System.getProperty("java.version"),
-                System.getProperty("java.vm.name"), Runtime.getRuntime().maxMemory() / GIB,
-                System.getProperty("os.name"), System.getProperty("os.version"));
+        out.printf(
+                Locale.ROOT,
+                "host: %s, %d cores, Java %s (%s), heap max %.1f GiB, %s %s%n",
+                cpuModel(),
+                Runtime.getRuntime().availableProcessors(),
+                System.getProperty("java.version"),
+                System.getProperty("java.vm.name"),
+                Runtime.getRuntime().maxMemory() / GIB,
+                System.getProperty("os.name"),
+                System.getProperty("os.version"));
     }
 
     private static String cpuModel() {
@@ -281,10 +291,13 @@ public final class CudaBenchmark {
                     + (o.emulated ? "tiny" : "FLUX.1-dev") + " layout");
         }
         if (o.emulated) {
-            return new Layout("tiny FLUX.1-dev-like layout (hidden 64, 4 heads of 16, mlp 256, 1 double + 1 single"
-                    + " block; built in)", tinyLayout());
+            return new Layout(
+                    "tiny FLUX.1-dev-like layout (hidden 64, 4 heads of 16, mlp 256, 1 double + 1 single"
+                            + " block; built in)",
+                    tinyLayout());
         }
-        return new Layout("FLUX.1-dev (built in, the names and shapes of flux1-dev-layout.json)",
+        return new Layout(
+                "FLUX.1-dev (built in, the names and shapes of flux1-dev-layout.json)",
                 SyntheticTensorSource.fluxDevLayout());
     }
 
@@ -328,8 +341,8 @@ public final class CudaBenchmark {
             if (!TernaryFormat.isQuantized(e.getKey(), s)) {
                 continue;
             }
-            LinearShape ls = byDims.computeIfAbsent(s[0] + "x" + s[1],
-                    k -> new LinearShape(Math.toIntExact(s[0]), Math.toIntExact(s[1])));
+            LinearShape ls = byDims.computeIfAbsent(
+                    s[0] + "x" + s[1], k -> new LinearShape(Math.toIntExact(s[0]), Math.toIntExact(s[1])));
             ls.count++;
             ls.roles.add(role(e.getKey()));
         }
@@ -367,12 +380,15 @@ public final class CudaBenchmark {
             JsonNode root = new ObjectMapper().readTree(file.toFile());
             Map<String, Double> ms = new HashMap<>();
             for (JsonNode r : root.path("results")) {
-                ms.put(r.path("out").asInt() + "x" + r.path("in").asInt() + "@" + r.path("m").asInt(),
+                ms.put(
+                        r.path("out").asInt() + "x" + r.path("in").asInt() + "@"
+                                + r.path("m").asInt(),
                         r.path("ms").asDouble());
             }
-            TorchBaseline t = new TorchBaseline(root.path("device").asText("?"), root.path("torch").asText("?"), ms);
-            out.println("torch baseline: " + file + ": torch " + t.version() + " on " + t.device() + ", "
-                    + ms.size() + " timings (torch.matmul, bf16 storage and inputs, x [M, K] @ W[N, K].t())");
+            TorchBaseline t = new TorchBaseline(
+                    root.path("device").asText("?"), root.path("torch").asText("?"), ms);
+            out.println("torch baseline: " + file + ": torch " + t.version() + " on " + t.device() + ", " + ms.size()
+                    + " timings (torch.matmul, bf16 storage and inputs, x [M, K] @ W[N, K].t())");
             return t;
         } catch (IOException | RuntimeException e) {
             out.println("torch baseline: cannot read " + file + ": " + e + ": no ratios against torch");
@@ -385,17 +401,23 @@ public final class CudaBenchmark {
      * ({@link CudaBackend#ternaryLinear} at BF16 GEMM precision, the path the model runs at this M), the SIMT kernel
      * of {@code ternary_matmul.cu} alone, the decode + cuBLAS BF16 + epilogue path alone, and the baselines.
      */
-    record Timing(LinearShape shape, int m, double backend, double kernel, double decodeGemm, double fp32, double bf16,
-                  double torch) {
-    }
+    record Timing(
+            LinearShape shape,
+            int m,
+            double backend,
+            double kernel,
+            double decodeGemm,
+            double fp32,
+            double bf16,
+            double torch) {}
 
     static void kernels(Options o, PrintStream out) {
         Layout layout = layout(o, out);
         List<LinearShape> shapes = blockShapes(layout.tensors());
-        out.println("== CudaBenchmark kernels" + (o.emulated ? " (EMULATED: the heap, tiny sizes; plumbing only,"
-                + " the times mean nothing)" : ""));
+        out.println("== CudaBenchmark kernels"
+                + (o.emulated ? " (EMULATED: the heap, tiny sizes; plumbing only," + " the times mean nothing)" : ""));
         try (CudaBackend b32 = new CudaBackend(openDevice(o.emulated, GemmPrecision.FP32));
-             CudaBackend b16 = new CudaBackend(openDevice(o.emulated, GemmPrecision.BF16))) {
+                CudaBackend b16 = new CudaBackend(openDevice(o.emulated, GemmPrecision.BF16))) {
             printMachine(out, b32.device());
             out.println("layout: " + layout.description() + ": " + shapes.size() + " distinct block linear shapes");
             out.println("problem: y [M, N] = x [M, K] . W[N, K]^T, float32 x and y, M in " + Arrays.toString(o.ms)
@@ -410,8 +432,9 @@ public final class CudaBenchmark {
             out.println("baselines: cuBLAS FP32 / BF16 = Device.gemm (cublasGemmStridedBatchedEx) on float32 storage,"
                     + " CUBLAS_COMPUTE_32F / CUBLAS_COMPUTE_32F_FAST_16BF, on the same weights (codes x scales as"
                     + " floats); torch BF16 = torch.matmul on bf16 storage (bench/gpu/torch_baseline.py, same run)");
-            out.println("timing: " + WARMUP + " warm-up calls, then " + (o.reps > 0 ? o.reps + " reps" : "reps for"
-                    + " about " + autoSeconds(o) + " s (3..2000)") + " back to back, synchronize, wall time / reps"
+            out.println("timing: " + WARMUP + " warm-up calls, then "
+                    + (o.reps > 0 ? o.reps + " reps" : "reps for" + " about " + autoSeconds(o) + " s (3..2000)")
+                    + " back to back, synchronize, wall time / reps"
                     + " (System.nanoTime; includes the host's launch overhead)");
             out.println("speedup = baseline ms / 1.58-bit ms (> 1: the 1.58-bit product is faster)");
             TorchBaseline torch = readTorch(o.torch, out);
@@ -430,8 +453,8 @@ public final class CudaBenchmark {
         return o.emulated ? 0.02 : 0.1;
     }
 
-    private static List<Timing> timeShape(Options o, CudaBackend b32, CudaBackend b16, LinearShape s,
-                                          TorchBaseline torch, PrintStream out) {
+    private static List<Timing> timeShape(
+            Options o, CudaBackend b32, CudaBackend b16, LinearShape s, TorchBaseline torch, PrintStream out) {
         Device dev32 = b32.device(), dev16 = b16.device();
         int n = s.out, k = s.in, maxM = Arrays.stream(o.ms).max().orElseThrow();
         SplittableRandom random = new SplittableRandom(o.seed * 31 + (long) n * 7 + k);
@@ -464,8 +487,9 @@ public final class CudaBenchmark {
             }
             wBackend = b16.uploadTernary(GpuTernaryLayout.toHfPacked(codes, n, k), n, k, scale);
             for (int m : o.ms) {
-                timings.add(timeAtM(o, b16, wBackend, s, m, xAll, torch, out, dev32, codes32, scale32, dense32, x32,
-                        y32, dev16, codes16, scale16, dense16, x16, y16, scratch16));
+                timings.add(timeAtM(
+                        o, b16, wBackend, s, m, xAll, torch, out, dev32, codes32, scale32, dense32, x32, y32, dev16,
+                        codes16, scale16, dense16, x16, y16, scratch16));
             }
         } finally {
             if (wBackend != null) {
@@ -483,10 +507,28 @@ public final class CudaBenchmark {
         return p;
     }
 
-    private static Timing timeAtM(Options o, CudaBackend b16, Tensor wBackend, LinearShape s, int m, float[] xAll,
-                                  TorchBaseline torch, PrintStream out, Device dev32, long codes32, long scale32,
-                                  long dense32, long x32, long y32, Device dev16, long codes16, long scale16,
-                                  long dense16, long x16, long y16, long scratch16) {
+    private static Timing timeAtM(
+            Options o,
+            CudaBackend b16,
+            Tensor wBackend,
+            LinearShape s,
+            int m,
+            float[] xAll,
+            TorchBaseline torch,
+            PrintStream out,
+            Device dev32,
+            long codes32,
+            long scale32,
+            long dense32,
+            long x32,
+            long y32,
+            Device dev16,
+            long codes16,
+            long scale16,
+            long dense16,
+            long x16,
+            long y16,
+            long scratch16) {
         int n = s.out, k = s.in;
         boolean check = (long) m * n <= 1L << 22;
         Map<String, float[]> results = new LinkedHashMap<>();
@@ -509,9 +551,17 @@ public final class CudaBenchmark {
         }
         // (b) the SIMT kernel alone
         TernaryLaunch plan = TernaryLaunch.plan(m, n, k);
-        KernelArgs args = new KernelArgs().ptr(x32).ptr(codes32).ptr(scale32).ptr(0).ptr(y32).i(m).i(n).i(k);
-        double kernelMs = time(o, dev32, () -> dev32.launch(CudaModules.TERNARY_MATMUL, plan.kernel(),
-                plan.geometry(), args));
+        KernelArgs args = new KernelArgs()
+                .ptr(x32)
+                .ptr(codes32)
+                .ptr(scale32)
+                .ptr(0)
+                .ptr(y32)
+                .i(m)
+                .i(n)
+                .i(k);
+        double kernelMs =
+                time(o, dev32, () -> dev32.launch(CudaModules.TERNARY_MATMUL, plan.kernel(), plan.geometry(), args));
         download(check, dev32, y32, m * n, "the SIMT kernel", results);
         // (c) decode + cuBLAS BF16 + epilogue alone
         double decodeGemmMs = Double.NaN;
@@ -533,7 +583,13 @@ public final class CudaBenchmark {
         row(out, "1.58-bit, the backend (" + backendPath + ")", backendMs, flops, ternaryBytes, Double.NaN, Double.NaN);
         row(out, "1.58-bit, SIMT kernel " + plan.kernel(), kernelMs, flops, ternaryBytes, Double.NaN, Double.NaN);
         if (!Double.isNaN(decodeGemmMs)) {
-            row(out, "1.58-bit, decode + cuBLAS BF16 + epilogue", decodeGemmMs, flops, ternaryBytes, Double.NaN,
+            row(
+                    out,
+                    "1.58-bit, decode + cuBLAS BF16 + epilogue",
+                    decodeGemmMs,
+                    flops,
+                    ternaryBytes,
+                    Double.NaN,
                     Double.NaN);
         }
         row(out, "cuBLAS FP32 (fp32 storage)", fp32Ms, flops, 4L * n * k, fp32Ms / backendMs, fp32Ms / kernelMs);
@@ -542,7 +598,13 @@ public final class CudaBenchmark {
             if (Double.isNaN(torchMs)) {
                 out.println("    torch BF16: n/a (no timing for this shape and M in the torch baseline)");
             } else {
-                row(out, "torch BF16 (bf16 storage)", torchMs, flops, 2L * n * k, torchMs / backendMs,
+                row(
+                        out,
+                        "torch BF16 (bf16 storage)",
+                        torchMs,
+                        flops,
+                        2L * n * k,
+                        torchMs / backendMs,
                         torchMs / kernelMs);
             }
         }
@@ -560,16 +622,33 @@ public final class CudaBenchmark {
         return new Timing(s, m, backendMs, kernelMs, decodeGemmMs, fp32Ms, bf16Ms, torchMs);
     }
 
-    private static void row(PrintStream out, String what, double ms, double flops, long weightBytes,
-                            double speedupBackend, double speedupKernel) {
-        String speedups = Double.isNaN(speedupBackend) ? "" : String.format(Locale.ROOT,
-                "  speedup of the backend %6.2fx, of the SIMT kernel %6.2fx", speedupBackend, speedupKernel);
-        out.printf(Locale.ROOT, "    %-46s %10.4f ms %8.2f TFLOP/s %8.1f GB/s of weights%s%n", what, ms,
-                flops / ms / 1e9, weightBytes / ms / 1e6, speedups);
+    private static void row(
+            PrintStream out,
+            String what,
+            double ms,
+            double flops,
+            long weightBytes,
+            double speedupBackend,
+            double speedupKernel) {
+        String speedups = Double.isNaN(speedupBackend)
+                ? ""
+                : String.format(
+                        Locale.ROOT,
+                        "  speedup of the backend %6.2fx, of the SIMT kernel %6.2fx",
+                        speedupBackend,
+                        speedupKernel);
+        out.printf(
+                Locale.ROOT,
+                "    %-46s %10.4f ms %8.2f TFLOP/s %8.1f GB/s of weights%s%n",
+                what,
+                ms,
+                flops / ms / 1e9,
+                weightBytes / ms / 1e6,
+                speedups);
     }
 
-    private static void download(boolean check, Device d, long y, int count, String what,
-                                 Map<String, float[]> results) {
+    private static void download(
+            boolean check, Device d, long y, int count, String what, Map<String, float[]> results) {
         if (check) {
             float[] v = new float[count];
             d.download(y, v);
@@ -578,12 +657,18 @@ public final class CudaBenchmark {
     }
 
     /** What CudaBackend.ternaryLinear does from DENSE_FROM_M rows on: decode, one GEMM, the epilogue. */
-    private static void decodeGemm(Device d, long codes, long scale, long scratch, long x, long y, int m, int n,
-                                   int k) {
-        d.launch(OpsKernels.MODULE, OpsKernels.TERNARY_DECODE, OpsKernels.elementwise((long) n * k),
+    private static void decodeGemm(
+            Device d, long codes, long scale, long scratch, long x, long y, int m, int n, int k) {
+        d.launch(
+                OpsKernels.MODULE,
+                OpsKernels.TERNARY_DECODE,
+                OpsKernels.elementwise((long) n * k),
                 new KernelArgs().ptr(codes).ptr(scratch).i(n).i(k));
         matmulNt(d, x, scratch, y, m, n, k);
-        d.launch(OpsKernels.MODULE, OpsKernels.SCALE_BIAS_ROWS, OpsKernels.elementwise((long) m * n),
+        d.launch(
+                OpsKernels.MODULE,
+                OpsKernels.SCALE_BIAS_ROWS,
+                OpsKernels.elementwise((long) m * n),
                 new KernelArgs().ptr(y).ptr(scale).ptr(0).i(m).i(n));
     }
 
@@ -675,18 +760,36 @@ public final class CudaBenchmark {
                 worstTorch = Math.min(worstTorch, t.torch() / t.backend());
             }
         }
-        out.printf(Locale.ROOT, "-- M = %d, all block linears of the transformer (each shape x its count in the"
-                + " layout): 1.58-bit backend %.3f ms, SIMT kernel %.3f ms; cuBLAS FP32 %.3f ms (speedup of the"
-                + " backend %.2fx), cuBLAS BF16 %.3f ms (%.2fx)%s%n", m, backend, kernel, fp32, fp32 / backend, bf16,
-                bf16 / backend, torchComplete ? String.format(Locale.ROOT, ", torch BF16 %.3f ms (%.2fx)", torch,
-                        torch / backend) : "");
+        out.printf(
+                Locale.ROOT,
+                "-- M = %d, all block linears of the transformer (each shape x its count in the"
+                        + " layout): 1.58-bit backend %.3f ms, SIMT kernel %.3f ms; cuBLAS FP32 %.3f ms (speedup of the"
+                        + " backend %.2fx), cuBLAS BF16 %.3f ms (%.2fx)%s%n",
+                m,
+                backend,
+                kernel,
+                fp32,
+                fp32 / backend,
+                bf16,
+                bf16 / backend,
+                torchComplete
+                        ? String.format(Locale.ROOT, ", torch BF16 %.3f ms (%.2fx)", torch, torch / backend)
+                        : "");
         double target = m <= TernaryLaunch.SMALL_M_MAX ? TARGET_SPEEDUP_M1 : TARGET_SPEEDUP_LARGE_M;
-        String baseline = torchComplete ? "torch BF16 (cuBLAS, bf16 storage)" : "cuBLAS BF16 (float32 storage; no"
-                + " torch baseline)";
+        String baseline = torchComplete
+                ? "torch BF16 (cuBLAS, bf16 storage)"
+                : "cuBLAS BF16 (float32 storage; no" + " torch baseline)";
         double worst = torchComplete ? worstTorch : worstBf16;
-        out.printf(Locale.ROOT, "   target at M = %d: the 1.58-bit product (the backend) at least %.1fx as fast as"
-                + " %s on every shape: slowest shape's speedup %.2fx: %s%s%n", m, target, baseline, worst,
-                worst >= target ? "MET" : "MISSED", o.emulated ? " (emulated: meaningless)" : "");
+        out.printf(
+                Locale.ROOT,
+                "   target at M = %d: the 1.58-bit product (the backend) at least %.1fx as fast as"
+                        + " %s on every shape: slowest shape's speedup %.2fx: %s%s%n",
+                m,
+                target,
+                baseline,
+                worst,
+                worst >= target ? "MET" : "MISSED",
+                o.emulated ? " (emulated: meaningless)" : "");
     }
 
     private static void weightBytes(Layout layout, List<LinearShape> shapes, PrintStream out) {
@@ -694,8 +797,15 @@ public final class CudaBenchmark {
                 + " BF16 = 2 bytes a parameter");
         for (LinearShape s : shapes) {
             long ternary = GpuTernaryLayout.bytes(s.out, s.in) + 4L * s.out, bf16 = 2L * s.out * s.in;
-            out.printf(Locale.ROOT, "%-40s %12s x%-3d ternary %,14d B, BF16 %,14d B: %.2fx smaller%n", s.name(),
-                    s.dims(), s.count, ternary, bf16, (double) bf16 / ternary);
+            out.printf(
+                    Locale.ROOT,
+                    "%-40s %12s x%-3d ternary %,14d B, BF16 %,14d B: %.2fx smaller%n",
+                    s.name(),
+                    s.dims(),
+                    s.count,
+                    ternary,
+                    bf16,
+                    (double) bf16 / ternary);
         }
         long quantizedParams = 0, otherParams = 0, ternaryBytes = 0;
         for (Map.Entry<String, long[]> e : layout.tensors().entrySet()) {
@@ -710,15 +820,30 @@ public final class CudaBenchmark {
         }
         long params = quantizedParams + otherParams, bf16 = 2 * params;
         long asLoaded = ternaryBytes + 4 * otherParams, otherBf16 = ternaryBytes + 2 * otherParams;
-        out.printf(Locale.ROOT, "whole transformer (%s): %,d parameters, %,d in block linears (%.2f%%)%n",
-                layout.description(), params, quantizedParams, 100.0 * quantizedParams / params);
+        out.printf(
+                Locale.ROOT,
+                "whole transformer (%s): %,d parameters, %,d in block linears (%.2f%%)%n",
+                layout.description(),
+                params,
+                quantizedParams,
+                100.0 * quantizedParams / params);
         out.printf(Locale.ROOT, "   BF16: %,d B (%.2f GiB)%n", bf16, bf16 / GIB);
-        out.printf(Locale.ROOT, "   1.58-bit as the CUDA backend holds it (codes + scales, other tensors float32):"
-                + " %,d B (%.2f GiB): %.2fx smaller than BF16 (target >= %.1fx: %s; the paper: %.1fx)%n", asLoaded,
-                asLoaded / GIB, (double) bf16 / asLoaded, TARGET_MEMORY_RATIO,
-                (double) bf16 / asLoaded >= TARGET_MEMORY_RATIO ? "MET" : "MISSED", PAPER_MEMORY_RATIO);
-        out.printf(Locale.ROOT, "   1.58-bit with the other tensors in BF16: %,d B (%.2f GiB): %.2fx smaller than"
-                + " BF16%n", otherBf16, otherBf16 / GIB, (double) bf16 / otherBf16);
+        out.printf(
+                Locale.ROOT,
+                "   1.58-bit as the CUDA backend holds it (codes + scales, other tensors float32):"
+                        + " %,d B (%.2f GiB): %.2fx smaller than BF16 (target >= %.1fx: %s; the paper: %.1fx)%n",
+                asLoaded,
+                asLoaded / GIB,
+                (double) bf16 / asLoaded,
+                TARGET_MEMORY_RATIO,
+                (double) bf16 / asLoaded >= TARGET_MEMORY_RATIO ? "MET" : "MISSED",
+                PAPER_MEMORY_RATIO);
+        out.printf(
+                Locale.ROOT,
+                "   1.58-bit with the other tensors in BF16: %,d B (%.2f GiB): %.2fx smaller than" + " BF16%n",
+                otherBf16,
+                otherBf16 / GIB,
+                (double) bf16 / otherBf16);
     }
 
     // ---- step ----------------------------------------------------------------------------------------------------
@@ -726,37 +851,57 @@ public final class CudaBenchmark {
     static void step(Options o, PrintStream out) {
         long start = System.nanoTime();
         Layout layout = layout(o, out);
-        SyntheticTensorSource weights = SyntheticTensorSource.quantized(layout.tensors(), o.seed,
-                layout.description(), !o.randomCodes);
+        SyntheticTensorSource weights =
+                SyntheticTensorSource.quantized(layout.tensors(), o.seed, layout.description(), !o.randomCodes);
         int headDim = headDim(layout.tensors());
         int[] axes = ropeAxes(headDim);
         ObjectNode json = new ObjectMapper().createObjectNode();
-        json.putArray("axes_dims_rope").addAll(Arrays.stream(axes).mapToObj(a -> (JsonNode) json.numberNode(a))
-                .toList());
-        FluxConfig config = FluxConfigReader.derive(weights, json, Path.of("(benchmark: axes_dims_rope "
-                + Arrays.toString(axes) + ")"));
-        out.println("== CudaBenchmark step" + (o.emulated ? " (EMULATED: the heap, tiny sizes; plumbing only, the"
-                + " times mean nothing)" : ""));
+        json.putArray("axes_dims_rope")
+                .addAll(Arrays.stream(axes)
+                        .mapToObj(a -> (JsonNode) json.numberNode(a))
+                        .toList());
+        FluxConfig config = FluxConfigReader.derive(
+                weights, json, Path.of("(benchmark: axes_dims_rope " + Arrays.toString(axes) + ")"));
+        out.println("== CudaBenchmark step"
+                + (o.emulated ? " (EMULATED: the heap, tiny sizes; plumbing only, the" + " times mean nothing)" : ""));
         try (CudaBackend backend = new CudaBackend(openDevice(o.emulated, o.precision))) {
             printMachine(out, backend.device());
             out.println("model: " + config + ", synthetic weights from " + layout.description()
-                    + ": block linears 1.58-bit (" + (o.randomCodes ? "random codes" : "codes a random pattern of"
-                    + " period 8 along the inputs per row, so that the load's repack runs at full speed; the kernels'"
-                    + " time does not depend on the values") + "), other tensors BF16, generated in memory");
-            out.printf(Locale.ROOT, "problem: batch 1, %d image + %d text tokens%s, dense GEMMs (attention, the"
-                    + " embedders) at %s, activations float32%n", o.tokens, o.txt, o.emulated ? ""
-                    : o.tokens == 4096 ? " (1024 x 1024)" : "", o.precision.optionName());
+                    + ": block linears 1.58-bit ("
+                    + (o.randomCodes
+                            ? "random codes"
+                            : "codes a random pattern of"
+                                    + " period 8 along the inputs per row, so that the load's repack runs at full speed; the kernels'"
+                                    + " time does not depend on the values")
+                    + "), other tensors BF16, generated in memory");
+            out.printf(
+                    Locale.ROOT,
+                    "problem: batch 1, %d image + %d text tokens%s, dense GEMMs (attention, the"
+                            + " embedders) at %s, activations float32%n",
+                    o.tokens,
+                    o.txt,
+                    o.emulated ? "" : o.tokens == 4096 ? " (1024 x 1024)" : "",
+                    o.precision.optionName());
             long t0 = System.nanoTime();
-            FluxTransformer transformer = new FluxTransformer(backend, config,
-                    new FluxWeightLoader(weights, backend, config).load());
+            FluxTransformer transformer =
+                    new FluxTransformer(backend, config, new FluxWeightLoader(weights, backend, config).load());
             backend.device().synchronize();
             double loadS = (System.nanoTime() - t0) / 1e9;
             DeviceMemoryPool.Stats loaded = backend.memory();
             long resident = transformer.residentBytes(), bf16 = 2 * layout.params();
-            out.printf(Locale.ROOT, "loaded in %.1f s: weights resident %,d B (%.2f GiB), BF16 would be %,d B (%.2f"
-                    + " GiB): %.2fx smaller (target >= %.1fx: %s; the paper: %.1fx); device pool %,d B in use%n",
-                    loadS, resident, resident / GIB, bf16, bf16 / GIB, (double) bf16 / resident, TARGET_MEMORY_RATIO,
-                    (double) bf16 / resident >= TARGET_MEMORY_RATIO ? "MET" : "MISSED", PAPER_MEMORY_RATIO,
+            out.printf(
+                    Locale.ROOT,
+                    "loaded in %.1f s: weights resident %,d B (%.2f GiB), BF16 would be %,d B (%.2f"
+                            + " GiB): %.2fx smaller (target >= %.1fx: %s; the paper: %.1fx); device pool %,d B in use%n",
+                    loadS,
+                    resident,
+                    resident / GIB,
+                    bf16,
+                    bf16 / GIB,
+                    (double) bf16 / resident,
+                    TARGET_MEMORY_RATIO,
+                    (double) bf16 / resident >= TARGET_MEMORY_RATIO ? "MET" : "MISSED",
+                    PAPER_MEMORY_RATIO,
                     loaded.inUseBytes());
             FluxInputs inputs = inputs(config, o.tokens, o.txt, o.seed);
             double first = forward(backend, transformer, inputs, out, "warm-up step (untimed)");
@@ -765,34 +910,57 @@ public final class CudaBenchmark {
             for (int i = 0; i < o.steps; i++) {
                 double elapsed = (System.nanoTime() - start) / 1e9;
                 if (elapsed + last > o.maxSeconds) {
-                    out.printf(Locale.ROOT, "stopping after %d timed steps: another would end past --max-seconds"
-                            + " %.0f (%.1f s so far)%n", i, o.maxSeconds, elapsed);
+                    out.printf(
+                            Locale.ROOT,
+                            "stopping after %d timed steps: another would end past --max-seconds"
+                                    + " %.0f (%.1f s so far)%n",
+                            i,
+                            o.maxSeconds,
+                            elapsed);
                     break;
                 }
                 last = forward(backend, transformer, inputs, out, "step " + (i + 1));
                 times.add(last);
             }
-            double mean = times.stream().mapToDouble(Double::doubleValue).average().orElse(Double.NaN);
+            double mean =
+                    times.stream().mapToDouble(Double::doubleValue).average().orElse(Double.NaN);
             double min = times.stream().mapToDouble(Double::doubleValue).min().orElse(Double.NaN);
             DeviceMemoryPool.Stats stats = backend.memory();
             if (times.isEmpty()) {
-                out.printf(Locale.ROOT, "seconds per denoising step: at most %.3f s (the untimed warm-up step only,"
-                        + " which includes one-time costs; no timed step fitted in --max-seconds %.0f)%n", first,
+                out.printf(
+                        Locale.ROOT,
+                        "seconds per denoising step: at most %.3f s (the untimed warm-up step only,"
+                                + " which includes one-time costs; no timed step fitted in --max-seconds %.0f)%n",
+                        first,
                         o.maxSeconds);
             } else {
-                out.printf(Locale.ROOT, "seconds per denoising step: %.3f s mean over %d steps (min %.3f s; warm-up"
-                        + " %.3f s); 28 steps %.1f s, 50 steps %.1f s%n", mean, times.size(), min, first, 28 * mean,
+                out.printf(
+                        Locale.ROOT,
+                        "seconds per denoising step: %.3f s mean over %d steps (min %.3f s; warm-up"
+                                + " %.3f s); 28 steps %.1f s, 50 steps %.1f s%n",
+                        mean,
+                        times.size(),
+                        min,
+                        first,
+                        28 * mean,
                         50 * mean);
             }
-            out.printf(Locale.ROOT, "device memory (the backend's pool): peak %,d B (%.2f GiB) on the device, peak"
-                    + " %,d B in live tensors, %d device allocations; weights %,d B of it; BF16 weights alone would"
-                    + " be %.2f GiB%n", stats.peakDeviceBytes(), stats.peakDeviceBytes() / GIB,
-                    stats.peakInUseBytes(), stats.deviceAllocations(), loaded.inUseBytes(), bf16 / GIB);
+            out.printf(
+                    Locale.ROOT,
+                    "device memory (the backend's pool): peak %,d B (%.2f GiB) on the device, peak"
+                            + " %,d B in live tensors, %d device allocations; weights %,d B of it; BF16 weights alone would"
+                            + " be %.2f GiB%n",
+                    stats.peakDeviceBytes(),
+                    stats.peakDeviceBytes() / GIB,
+                    stats.peakInUseBytes(),
+                    stats.deviceAllocations(),
+                    loaded.inUseBytes(),
+                    bf16 / GIB);
         }
     }
 
-    private static double forward(CudaBackend backend, FluxTransformer transformer, FluxInputs inputs,
-                                  PrintStream out, String what) {
+    private static double forward(
+            CudaBackend backend, FluxTransformer transformer, FluxInputs inputs, PrintStream out, String what) {
         long t0 = System.nanoTime();
         float[] v;
         try (TensorScope scope = backend.openScope()) {
@@ -806,15 +974,21 @@ public final class CudaBenchmark {
                 nonFinite++;
             }
         }
-        out.printf(Locale.ROOT, "%s: %.3f s (output %d values%s)%n", what, s, v.length,
+        out.printf(
+                Locale.ROOT,
+                "%s: %.3f s (output %d values%s)%n",
+                what,
+                s,
+                v.length,
                 nonFinite == 0 ? ", all finite" : ", " + nonFinite + " not finite");
         out.flush();
         return s;
     }
 
     private static int headDim(Map<String, long[]> layout) {
-        for (String n : new String[] {"double_blocks.0.img_attn.norm.query_norm.scale",
-                "single_blocks.0.norm.query_norm.scale"}) {
+        for (String n :
+                new String[] {"double_blocks.0.img_attn.norm.query_norm.scale", "single_blocks.0.norm.query_norm.scale"
+                }) {
             if (layout.containsKey(n)) {
                 return Math.toIntExact(layout.get(n)[0]);
             }
@@ -843,9 +1017,17 @@ public final class CudaBenchmark {
                 imgIds[(r * cols + q) * axes + 2] = q;
             }
         }
-        return new FluxInputs(1, tokens, txt, gaussian(random, tokens * c.inChannels()), imgIds,
-                gaussian(random, txt * c.contextDim()), new float[txt * axes], new float[] {0.75f},
-                gaussian(random, c.vecDim()), c.guidanceEmbed() ? new float[] {3.5f} : null);
+        return new FluxInputs(
+                1,
+                tokens,
+                txt,
+                gaussian(random, tokens * c.inChannels()),
+                imgIds,
+                gaussian(random, txt * c.contextDim()),
+                new float[txt * axes],
+                new float[] {0.75f},
+                gaussian(random, c.vecDim()),
+                c.guidanceEmbed() ? new float[] {3.5f} : null);
     }
 
     private static float[] gaussian(SplittableRandom random, int n) {

@@ -16,7 +16,6 @@ import java.io.IOException;
 import java.io.PrintStream;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Map;
 import java.util.regex.Matcher;
@@ -68,13 +67,24 @@ class CudaBenchmarkTest {
         ArrayNode results = torch.putArray("results");
         for (CudaBenchmark.LinearShape s : CudaBenchmark.blockShapes(CudaBenchmark.tinyLayout())) {
             for (int m : new int[] {1, 96, 256}) {
-                results.addObject().put("out", s.out).put("in", s.in).put("m", m).put("ms", 0.5);
+                results.addObject()
+                        .put("out", s.out)
+                        .put("in", s.in)
+                        .put("m", m)
+                        .put("ms", 0.5);
             }
         }
         Path torchFile = dir.resolve("torch-baseline.json");
         mapper.writeValue(torchFile.toFile(), torch);
 
-        String out = run("kernels", "--emulated", "--reps", "2", "--torch", torchFile.toString(), "--layout",
+        String out = run(
+                "kernels",
+                "--emulated",
+                "--reps",
+                "2",
+                "--torch",
+                torchFile.toString(),
+                "--layout",
                 tinyLayoutFile().toString());
         assertTrue(out.contains("machine: emulated CUDA device"), out);
         assertTrue(out.contains("torch 0.0-test on test device"), out);
@@ -84,10 +94,15 @@ class CudaBenchmarkTest {
         assertEquals(7, count(out, "1\\.58-bit, the backend \\(ternary_matmul_tiled\\)"), out);
         assertEquals(7, count(out, "1\\.58-bit, the backend \\(decode \\+ GEMM\\)"), out);
         assertEquals(14, count(out, "1\\.58-bit, decode \\+ cuBLAS BF16 \\+ epilogue +[0-9.]+ ms"), out);
-        for (String baseline : new String[] {"cuBLAS FP32 \\(fp32 storage\\)", "cuBLAS BF16 \\(fp32 storage\\)",
-                "torch BF16 \\(bf16 storage\\) +0\\.5000 ms"}) {
-            assertEquals(21, count(out, baseline + ".* speedup of the backend +[0-9.]+x, of the SIMT kernel"
-                    + " +[0-9.]+x"), baseline + "\n" + out);
+        for (String baseline : new String[] {
+            "cuBLAS FP32 \\(fp32 storage\\)",
+            "cuBLAS BF16 \\(fp32 storage\\)",
+            "torch BF16 \\(bf16 storage\\) +0\\.5000 ms"
+        }) {
+            assertEquals(
+                    21,
+                    count(out, baseline + ".* speedup of the backend +[0-9.]+x, of the SIMT kernel" + " +[0-9.]+x"),
+                    baseline + "\n" + out);
         }
         assertTrue(out.contains("double mod.lin"), out);
         assertTrue(out.contains("single linear1"), out);
@@ -101,12 +116,20 @@ class CudaBenchmarkTest {
             assertTrue(Double.parseDouble(check.group(2)) < limit, check.group());
         }
         assertEquals(7 * (3 + 4 + 4), checks, out);
-        assertTrue(out.contains("target at M = 1: the 1.58-bit product (the backend) at least 3.0x as fast as torch"
-                + " BF16"), out);
-        assertTrue(out.contains("target at M = 256: the 1.58-bit product (the backend) at least 1.0x as fast as"
-                + " torch BF16"), out);
-        assertTrue(Pattern.compile("1\\.58-bit as the CUDA backend holds it .*: [0-9.]+x smaller than BF16 \\(target"
-                + " >= 5\\.0x").matcher(out).find(), out);
+        assertTrue(
+                out.contains(
+                        "target at M = 1: the 1.58-bit product (the backend) at least 3.0x as fast as torch" + " BF16"),
+                out);
+        assertTrue(
+                out.contains("target at M = 256: the 1.58-bit product (the backend) at least 1.0x as fast as"
+                        + " torch BF16"),
+                out);
+        assertTrue(
+                Pattern.compile("1\\.58-bit as the CUDA backend holds it .*: [0-9.]+x smaller than BF16 \\(target"
+                                + " >= 5\\.0x")
+                        .matcher(out)
+                        .find(),
+                out);
     }
 
     private static int count(String text, String regex) {
@@ -120,33 +143,74 @@ class CudaBenchmarkTest {
 
     @Test
     void kernelsModeWithoutTorchOrLayoutFallsBack() {
-        String out = run("kernels", "--emulated", "--reps", "1", "--m", "2", "--torch",
-                dir.resolve("absent.json").toString(), "--layout", dir.resolve("absent-layout.json").toString());
+        String out = run(
+                "kernels",
+                "--emulated",
+                "--reps",
+                "1",
+                "--m",
+                "2",
+                "--torch",
+                dir.resolve("absent.json").toString(),
+                "--layout",
+                dir.resolve("absent-layout.json").toString());
         assertTrue(out.contains("is absent (did bench/gpu/torch_baseline.py fail?"), out);
         assertTrue(out.contains("WARNING: layout file"), out);
-        assertTrue(out.contains("target at M = 2: the 1.58-bit product (the backend) at least 3.0x as fast as cuBLAS"
-                + " BF16"), out);
+        assertTrue(
+                out.contains("target at M = 2: the 1.58-bit product (the backend) at least 3.0x as fast as cuBLAS"
+                        + " BF16"),
+                out);
     }
 
     @Test
     void stepModeTimesForwardPassesAndReportsMemory() throws IOException {
-        String out = run("step", "--emulated", "--tokens", "16", "--txt", "4", "--steps", "2", "--layout",
+        String out = run(
+                "step",
+                "--emulated",
+                "--tokens",
+                "16",
+                "--txt",
+                "4",
+                "--steps",
+                "2",
+                "--layout",
                 tinyLayoutFile().toString());
         assertTrue(out.contains("FLUX.1-dev (hidden 64, 4 heads of 16, mlp 256, 1 double + 1 single blocks"), out);
         assertTrue(out.contains("warm-up step (untimed)"), out);
         assertTrue(out.contains("step 2: "), out);
         assertTrue(out.contains("all finite"), out);
-        assertTrue(Pattern.compile("seconds per denoising step: [0-9.]+ s mean over 2 steps").matcher(out).find(),
+        assertTrue(
+                Pattern.compile("seconds per denoising step: [0-9.]+ s mean over 2 steps")
+                        .matcher(out)
+                        .find(),
                 out);
-        assertTrue(Pattern.compile("weights resident [0-9,]+ B .*: [0-9.]+x smaller").matcher(out).find(), out);
-        assertTrue(Pattern.compile("device memory \\(the backend's pool\\): peak [0-9,]+ B").matcher(out).find(),
+        assertTrue(
+                Pattern.compile("weights resident [0-9,]+ B .*: [0-9.]+x smaller")
+                        .matcher(out)
+                        .find(),
+                out);
+        assertTrue(
+                Pattern.compile("device memory \\(the backend's pool\\): peak [0-9,]+ B")
+                        .matcher(out)
+                        .find(),
                 out);
     }
 
     @Test
     void stepModeWithRandomCodesAndTheBuiltInTinyLayout() {
-        String out = run("step", "--emulated", "--tokens", "4", "--txt", "2", "--steps", "1", "--codes", "random",
-                "--precision", "fp32");
+        String out = run(
+                "step",
+                "--emulated",
+                "--tokens",
+                "4",
+                "--txt",
+                "2",
+                "--steps",
+                "1",
+                "--codes",
+                "random",
+                "--precision",
+                "fp32");
         assertTrue(out.contains("random codes"), out);
         assertTrue(out.contains("seconds per denoising step"), out);
     }
@@ -165,8 +229,8 @@ class CudaBenchmarkTest {
     @Test
     void badArgumentsPrintTheUsage() {
         ByteArrayOutputStream bytes = new ByteArrayOutputStream();
-        int status = CudaBenchmark.run(new String[] {"kernels", "--bogus"},
-                new PrintStream(bytes, true, StandardCharsets.UTF_8));
+        int status = CudaBenchmark.run(
+                new String[] {"kernels", "--bogus"}, new PrintStream(bytes, true, StandardCharsets.UTF_8));
         assertEquals(1, status);
         assertTrue(bytes.toString(StandardCharsets.UTF_8).contains("usage: CudaBenchmark"));
     }
@@ -193,7 +257,8 @@ class CudaBenchmarkTest {
             TensorInfo codes = s.info(w);
             assertEquals("U8", codes.dtype().name());
             assertArrayEquals(new long[] {TernaryFormat.packedRows(256), 1280}, codes.shape());
-            assertArrayEquals(new long[] {256}, s.info(TernaryFormat.scaleName(w)).shape());
+            assertArrayEquals(
+                    new long[] {256}, s.info(TernaryFormat.scaleName(w)).shape());
             assertTrue(codes.byteLength() > 1 << 16, "spans more than one generated chunk");
             byte[] all = new byte[(int) codes.byteLength()];
             s.bytes(w, 0, all.length).get(all);

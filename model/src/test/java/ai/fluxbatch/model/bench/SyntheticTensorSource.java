@@ -37,10 +37,16 @@ public final class SyntheticTensorSource implements TensorSource {
     /** The 81 bytes whose four 2-bit fields are all valid codes + 1 (0..2), indexed by a random byte mod 81. */
     private static final byte[] VALID_PACKED = validPackedBytes();
 
-    private record Entry(TensorInfo info, long seed, double amplitude, Kind kind, int rowBytes) {
-    }
+    private record Entry(TensorInfo info, long seed, double amplitude, Kind kind, int rowBytes) {}
 
-    private enum Kind { CODES, PERIODIC_CODES, CODE_SCALE, WEIGHT, BIAS, ONES }
+    private enum Kind {
+        CODES,
+        PERIODIC_CODES,
+        CODE_SCALE,
+        WEIGHT,
+        BIAS,
+        ONES
+    }
 
     /** The period along the inputs of {@link Kind#PERIODIC_CODES}. */
     static final int CODE_PERIOD = 8;
@@ -73,8 +79,8 @@ public final class SyntheticTensorSource implements TensorSource {
      *                      loader's repack that branches on each code (GpuTernaryLayout.fromHfPacked) predicts them
      *                      and runs about 5x faster than on random codes; a kernel's time does not depend on them
      */
-    public static SyntheticTensorSource quantized(Map<String, long[]> layout, long seed, String description,
-                                                  boolean periodicCodes) {
+    public static SyntheticTensorSource quantized(
+            Map<String, long[]> layout, long seed, String description, boolean periodicCodes) {
         Map<String, Entry> entries = new LinkedHashMap<>();
         long offset = 0, index = 0;
         for (Map.Entry<String, long[]> e : layout.entrySet()) {
@@ -84,32 +90,57 @@ public final class SyntheticTensorSource implements TensorSource {
             if (TernaryFormat.isQuantized(name, shape)) {
                 int out = Math.toIntExact(shape[0]), in = Math.toIntExact(shape[1]);
                 long[] packed = {TernaryFormat.packedRows(out), in};
-                offset = add(entries, name, DType.U8, packed, offset, tensorSeed, 0,
-                        periodicCodes ? Kind.PERIODIC_CODES : Kind.CODES, in);
-                offset = add(entries, TernaryFormat.scaleName(name), DType.F32, new long[] {out}, offset,
-                        tensorSeed + 1, Math.sqrt(1.5 / in), Kind.CODE_SCALE, 0);
+                offset = add(
+                        entries,
+                        name,
+                        DType.U8,
+                        packed,
+                        offset,
+                        tensorSeed,
+                        0,
+                        periodicCodes ? Kind.PERIODIC_CODES : Kind.CODES,
+                        in);
+                offset = add(
+                        entries,
+                        TernaryFormat.scaleName(name),
+                        DType.F32,
+                        new long[] {out},
+                        offset,
+                        tensorSeed + 1,
+                        Math.sqrt(1.5 / in),
+                        Kind.CODE_SCALE,
+                        0);
             } else if (name.endsWith(".scale")) {
                 offset = add(entries, name, DType.BF16, shape, offset, tensorSeed, 1, Kind.ONES, 0);
             } else if (name.endsWith(".bias")) {
                 offset = add(entries, name, DType.BF16, shape, offset, tensorSeed, 0.01, Kind.BIAS, 0);
             } else {
                 double fanIn = shape.length > 1 ? shape[1] : 1;
-                offset = add(entries, name, DType.BF16, shape, offset, tensorSeed, Math.sqrt(3.0 / fanIn),
-                        Kind.WEIGHT, 0);
+                offset = add(
+                        entries, name, DType.BF16, shape, offset, tensorSeed, Math.sqrt(3.0 / fanIn), Kind.WEIGHT, 0);
             }
         }
         return new SyntheticTensorSource(description, entries);
     }
 
-    private static long add(Map<String, Entry> entries, String name, DType dtype, long[] shape, long offset,
-                            long seed, double amplitude, Kind kind, int rowBytes) {
+    private static long add(
+            Map<String, Entry> entries,
+            String name,
+            DType dtype,
+            long[] shape,
+            long offset,
+            long seed,
+            double amplitude,
+            Kind kind,
+            int rowBytes) {
         long numel = 1;
         for (long d : shape) {
             numel = Math.multiplyExact(numel, d);
         }
         long end = offset + numel * dtype.size();
-        if (entries.put(name, new Entry(new TensorInfo(name, dtype, shape, offset, end), seed, amplitude, kind,
-                rowBytes))
+        if (entries.put(
+                        name,
+                        new Entry(new TensorInfo(name, dtype, shape, offset, end), seed, amplitude, kind, rowBytes))
                 != null) {
             throw new ModelException("synthetic checkpoint: tensor '" + name + "' twice in the layout");
         }
@@ -145,8 +176,16 @@ public final class SyntheticTensorSource implements TensorSource {
      * The tensors of a FLUX.1 transformer in the reference naming, in the order of the golden layout files:
      * {@code fluxLayout(3072, 128, 12288, 19, 38, 64, 4096, 768, true)} is FLUX.1-dev.
      */
-    public static Map<String, long[]> fluxLayout(int hidden, int headDim, int mlpHidden, int depth, int depthSingle,
-                                                 int inChannels, int contextDim, int vecDim, boolean guidance) {
+    public static Map<String, long[]> fluxLayout(
+            int hidden,
+            int headDim,
+            int mlpHidden,
+            int depth,
+            int depthSingle,
+            int inChannels,
+            int contextDim,
+            int vecDim,
+            boolean guidance) {
         Map<String, long[]> l = new LinkedHashMap<>();
         int h = hidden;
         linear(l, "img_in", h, inChannels);
@@ -270,8 +309,8 @@ public final class SyntheticTensorSource implements TensorSource {
     public ByteBuffer bytes(String name, long byteOffset, int length) {
         Entry e = entry(name);
         if (byteOffset < 0 || length < 0 || byteOffset + length > e.info().byteLength()) {
-            throw new SafetensorsException("tensor '" + name + "': bytes [" + byteOffset + ", "
-                    + (byteOffset + length) + ") out of its " + e.info().byteLength());
+            throw new SafetensorsException("tensor '" + name + "': bytes [" + byteOffset + ", " + (byteOffset + length)
+                    + ") out of its " + e.info().byteLength());
         }
         byte[] out = new byte[length];
         byte[] chunk = new byte[CHUNK];
@@ -320,8 +359,7 @@ public final class SyntheticTensorSource implements TensorSource {
             }
             case ONES, BIAS, WEIGHT -> {
                 for (int i = 0; i < n; i += 2) {
-                    float v = e.kind() == Kind.ONES ? 1f
-                            : (float) ((random.nextDouble() * 2 - 1) * e.amplitude());
+                    float v = e.kind() == Kind.ONES ? 1f : (float) ((random.nextDouble() * 2 - 1) * e.amplitude());
                     b.putShort(i, HalfFloats.floatToBf16(v));
                 }
             }
@@ -367,8 +405,7 @@ public final class SyntheticTensorSource implements TensorSource {
     }
 
     @Override
-    public void close() {
-    }
+    public void close() {}
 
     @Override
     public String toString() {

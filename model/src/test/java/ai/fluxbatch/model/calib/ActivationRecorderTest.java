@@ -47,12 +47,21 @@ class ActivationRecorderTest {
         assertEquals(expected, s.layers().keySet());
         int images = 2, steps = 3, imageTokens = PARAMS.imageTokens(), txtTokens = 512;
         assertEquals((long) images * steps, s.get("double_blocks.0.img_mod.lin").tokens());
-        assertEquals((long) images * steps * imageTokens, s.get("double_blocks.0.img_attn.qkv").tokens());
-        assertEquals((long) images * steps * txtTokens, s.get("double_blocks.0.txt_mlp.2").tokens());
-        assertEquals((long) images * steps * (txtTokens + imageTokens), s.get("single_blocks.0.linear1").tokens());
+        assertEquals(
+                (long) images * steps * imageTokens,
+                s.get("double_blocks.0.img_attn.qkv").tokens());
+        assertEquals(
+                (long) images * steps * txtTokens,
+                s.get("double_blocks.0.txt_mlp.2").tokens());
+        assertEquals(
+                (long) images * steps * (txtTokens + imageTokens),
+                s.get("single_blocks.0.linear1").tokens());
         LayerStats qkv = s.get("double_blocks.0.img_attn.qkv");
         for (int i = 0; i < qkv.inFeatures(); i++) {
-            assertEquals(qkv.sumSq()[i], qkv.gram()[i * qkv.inFeatures() + i], 1e-4 * qkv.sumSq()[i] + 1e-6,
+            assertEquals(
+                    qkv.sumSq()[i],
+                    qkv.gram()[i * qkv.inFeatures() + i],
+                    1e-4 * qkv.sumSq()[i] + 1e-6,
                     "Gram diagonal " + i + " is the sum of squares");
         }
     }
@@ -70,7 +79,10 @@ class ActivationRecorderTest {
         for (int i = 0; i < direct.inFeatures(); i++) {
             assertEquals(direct.sumSq()[i], merged.sumSq()[i], 1e-9 * direct.sumSq()[i]);
         }
-        assertFalse(run.record(prompts, new long[] {5, 6}, PARAMS, step -> false).layers().size() > 0);
+        assertFalse(run.record(prompts, new long[] {5, 6}, PARAMS, step -> false)
+                        .layers()
+                        .size()
+                > 0);
         assertTrue(recorder.take().isEmpty(), "nothing is recorded outside a run");
     }
 }

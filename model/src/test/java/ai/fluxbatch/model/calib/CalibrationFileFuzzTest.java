@@ -58,8 +58,11 @@ class CalibrationFileFuzzTest {
         for (String l : a.layers().keySet()) {
             LayerStats x = a.get(l);
             LayerStats y = b.get(l);
-            if (x.tokens() != y.tokens() || !Arrays.equals(x.sum(), y.sum()) || !Arrays.equals(x.sumSq(), y.sumSq())
-                    || !Arrays.equals(x.absMax(), y.absMax()) || !Arrays.equals(x.gram(), y.gram())) {
+            if (x.tokens() != y.tokens()
+                    || !Arrays.equals(x.sum(), y.sum())
+                    || !Arrays.equals(x.sumSq(), y.sumSq())
+                    || !Arrays.equals(x.absMax(), y.absMax())
+                    || !Arrays.equals(x.gram(), y.gram())) {
                 return false;
             }
         }

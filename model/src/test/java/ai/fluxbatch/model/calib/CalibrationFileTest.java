@@ -48,8 +48,12 @@ class CalibrationFileTest {
         stats.layer("single_blocks.0.linear2", 2, false).addRows(new float[] {4, 5}, 1);
         Path f = tmp.resolve("stats");
         CalibrationFile.write(stats, Map.of(), f);
-        assertArrayEquals(new float[] {4, 5}, CalibrationFile.readAll(java.util.List.of(f)).stats()
-                .get("single_blocks.0.linear2").absMax());
+        assertArrayEquals(
+                new float[] {4, 5},
+                CalibrationFile.readAll(java.util.List.of(f))
+                        .stats()
+                        .get("single_blocks.0.linear2")
+                        .absMax());
     }
 
     @Test
@@ -61,7 +65,8 @@ class CalibrationFileTest {
             Path f = tmp.resolve("stats-" + bad + ".safetensors");
             CalibrationFile.write(stats, Map.of(), f);
             ModelException e = assertThrows(ModelException.class, () -> CalibrationFile.read(f));
-            assertTrue(e.getMessage().contains(f + ": l.input_absmax holds " + (bad < 0 ? "-1.0" : bad)), e.getMessage());
+            assertTrue(
+                    e.getMessage().contains(f + ": l.input_absmax holds " + (bad < 0 ? "-1.0" : bad)), e.getMessage());
         }
     }
 
@@ -69,15 +74,23 @@ class CalibrationFileTest {
     void aTensorOfNoKnownLayerIsRefused() {
         // e.g. a renamed .input_gram would otherwise be dropped silently and gptq would run without it
         Path f = tmp.resolve("stats.safetensors");
-        new SafetensorsWriter().metadata(CalibrationFile.KEY_FORMAT, CalibrationFile.FORMAT)
+        new SafetensorsWriter()
+                .metadata(CalibrationFile.KEY_FORMAT, CalibrationFile.FORMAT)
                 .metadata(CalibrationFile.KEY_VERSION, CalibrationFile.VERSION)
                 .addI64("l.tokens", new long[] {1}, new long[] {1})
-                .add("l.input_sum", ai.fluxbatch.model.safetensors.DType.F64, new long[] {1},
+                .add(
+                        "l.input_sum",
+                        ai.fluxbatch.model.safetensors.DType.F64,
+                        new long[] {1},
                         java.nio.ByteBuffer.allocate(8))
-                .add("l.input_sum_sq", ai.fluxbatch.model.safetensors.DType.F64, new long[] {1},
+                .add(
+                        "l.input_sum_sq",
+                        ai.fluxbatch.model.safetensors.DType.F64,
+                        new long[] {1},
                         java.nio.ByteBuffer.allocate(8))
                 .addF32("l.input_absmax", new long[] {1}, new float[1])
-                .addF32("l.input_grammar", new long[] {1, 1}, new float[1]).write(f);
+                .addF32("l.input_grammar", new long[] {1, 1}, new float[1])
+                .write(f);
         ModelException e = assertThrows(ModelException.class, () -> CalibrationFile.read(f));
         assertTrue(e.getMessage().contains(f + " holds an unexpected tensor 'l.input_grammar'"), e.getMessage());
     }
@@ -91,7 +104,9 @@ class CalibrationFileTest {
         byte[] all = Files.readAllBytes(f);
         Files.write(f, Arrays.copyOf(all, all.length - 1000));
         ModelException e = assertThrows(ModelException.class, () -> CalibrationFile.read(f));
-        assertTrue(e.getMessage().contains(f.toString()) && e.getMessage().contains("calibration statistics"), e.getMessage());
+        assertTrue(
+                e.getMessage().contains(f.toString()) && e.getMessage().contains("calibration statistics"),
+                e.getMessage());
     }
 
     @Test
@@ -102,10 +117,12 @@ class CalibrationFileTest {
         assertTrue(e.getMessage().contains("not a calibration statistics file"), e.getMessage());
 
         Path partial = tmp.resolve("partial.safetensors");
-        new SafetensorsWriter().metadata(CalibrationFile.KEY_FORMAT, CalibrationFile.FORMAT)
+        new SafetensorsWriter()
+                .metadata(CalibrationFile.KEY_FORMAT, CalibrationFile.FORMAT)
                 .metadata(CalibrationFile.KEY_VERSION, CalibrationFile.VERSION)
                 .addI64("l.tokens", new long[] {1}, new long[] {3})
-                .addF32("l.input_absmax", new long[] {2}, new float[] {1, 1}).write(partial);
+                .addF32("l.input_absmax", new long[] {2}, new float[] {1, 1})
+                .write(partial);
         e = assertThrows(ModelException.class, () -> CalibrationFile.read(partial));
         assertTrue(e.getMessage().contains("lacks l.input_sum"), e.getMessage());
     }

@@ -2,8 +2,7 @@ package ai.fluxbatch.model.calib;
 
 /** Statistics of a set of input rows, Gram matrix included, computed directly. */
 public final class LayerStatsFixtures {
-    private LayerStatsFixtures() {
-    }
+    private LayerStatsFixtures() {}
 
     public static LayerStats of(float[] x, int rows, int in) {
         LayerStats s = new LayerStats(in, true);

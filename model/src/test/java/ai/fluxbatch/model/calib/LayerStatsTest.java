@@ -25,9 +25,12 @@ class LayerStatsTest {
             }
             partial[p] = statsOf(parts[p], rows[p]);
         }
-        LayerStats leftFold = partial[0].copy().merge(partial[1]).merge(partial[2]).merge(partial[3]);
-        LayerStats tree = partial[0].copy().merge(partial[1]).merge(partial[2].copy().merge(partial[3]));
-        LayerStats reversed = partial[3].copy().merge(partial[2]).merge(partial[1]).merge(partial[0]);
+        LayerStats leftFold =
+                partial[0].copy().merge(partial[1]).merge(partial[2]).merge(partial[3]);
+        LayerStats tree =
+                partial[0].copy().merge(partial[1]).merge(partial[2].copy().merge(partial[3]));
+        LayerStats reversed =
+                partial[3].copy().merge(partial[2]).merge(partial[1]).merge(partial[0]);
         float[] all = new float[18 * IN];
         int at = 0;
         for (float[] part : parts) {
@@ -56,7 +59,8 @@ class LayerStatsTest {
     void refusesToMergeDifferentShapesOrGramAndNoGram() {
         LayerStats a = new LayerStats(3, true);
         assertThrows(IllegalArgumentException.class, () -> a.merge(new LayerStats(4, true)));
-        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> a.merge(new LayerStats(3, false)));
+        IllegalArgumentException e =
+                assertThrows(IllegalArgumentException.class, () -> a.merge(new LayerStats(3, false)));
         assertTrue(e.getMessage().contains("Gram"), e.getMessage());
         assertThrows(IllegalArgumentException.class, () -> a.addRows(new float[5], 2));
     }

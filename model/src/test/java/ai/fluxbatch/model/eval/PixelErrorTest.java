@@ -12,8 +12,8 @@ class PixelErrorTest {
         // image 0 identical, image 1 off by 5 in every value: MSE 25 there, 12.5 over both
         e.add(new byte[] {10, 20, 30, 45, 55, 65}, new byte[] {10, 20, 30, 40, 50, 60}, 2);
         assertEquals(10 * Math.log10(255.0 * 255 / 12.5), e.psnr(), 1e-12);
-        assertArrayEquals(new double[] {Double.POSITIVE_INFINITY, 10 * Math.log10(255.0 * 255 / 25)},
-                e.imagePsnrs(), 1e-12);
+        assertArrayEquals(
+                new double[] {Double.POSITIVE_INFINITY, 10 * Math.log10(255.0 * 255 / 25)}, e.imagePsnrs(), 1e-12);
         assertEquals(Double.POSITIVE_INFINITY, e.meanImagePsnr());
     }
 

@@ -42,13 +42,13 @@ class QuantizationEvaluationTest {
         cpu = new CpuBackend();
         Path golden = Golden.path("flux-tiny-dev");
         Path q = tmp.resolve("absmean");
-        QuantizedSnapshotWriter.write(FluxSnapshot.open(golden), q, false, (g, d, t, s) -> { });
+        QuantizedSnapshotWriter.write(FluxSnapshot.open(golden), q, false, (g, d, t, s) -> {});
         reference = FluxPipeline.load(golden, cpu);
         quantized = FluxPipeline.load(q, cpu);
         prompts = List.of(reference.embed("a red circle on the left"), reference.embed("a blue square above a cat"));
-        List<CandidateResult> results = new QuantizationEvaluation(reference,
-                List.of(FluxPipeline.load(golden, cpu), quantized), cpu).run(prompts, SEEDS, PARAMS, 2,
-                QuantizationEvaluation.Progress.NONE);
+        List<CandidateResult> results = new QuantizationEvaluation(
+                        reference, List.of(FluxPipeline.load(golden, cpu), quantized), cpu)
+                .run(prompts, SEEDS, PARAMS, 2, QuantizationEvaluation.Progress.NONE);
         self = results.get(0);
         absmean = results.get(1);
     }
@@ -73,8 +73,11 @@ class QuantizationEvaluationTest {
 
     @Test
     void theAbsmeanCopyIsMeasurablyOff() {
-        System.out.printf("absmean: steps %s, latent %.4f, psnr %.2f dB, per image %s%n",
-                java.util.Arrays.toString(absmean.stepErrors()), absmean.finalLatentError(), absmean.psnr(),
+        System.out.printf(
+                "absmean: steps %s, latent %.4f, psnr %.2f dB, per image %s%n",
+                java.util.Arrays.toString(absmean.stepErrors()),
+                absmean.finalLatentError(),
+                absmean.psnr(),
                 java.util.Arrays.toString(absmean.imagePsnrs()));
         for (double e : absmean.stepErrors()) {
             assertTrue(e > 0 && e < 10, "step error " + e);
@@ -93,9 +96,17 @@ class QuantizationEvaluationTest {
         FluxInputs[] first = new FluxInputs[1];
         reference.denoise(prompts, SEEDS, PARAMS, (index, in, v) -> {
             if (index == 0) {
-                first[0] = new FluxInputs(in.batch(), in.imgLength(), in.txtLength(), in.img().clone(),
-                        in.imgIds().clone(), in.txt().clone(), in.txtIds().clone(), in.timesteps().clone(),
-                        in.y().clone(), in.guidance().clone());
+                first[0] = new FluxInputs(
+                        in.batch(),
+                        in.imgLength(),
+                        in.txtLength(),
+                        in.img().clone(),
+                        in.imgIds().clone(),
+                        in.txt().clone(),
+                        in.txtIds().clone(),
+                        in.timesteps().clone(),
+                        in.y().clone(),
+                        in.guidance().clone());
             }
         });
         double direct = Golden.relL2(forward(quantized, first[0]), forward(reference, first[0]));
@@ -106,7 +117,8 @@ class QuantizationEvaluationTest {
     @Test
     void batchesAddUpToTheSameErrorsAsOneBatch() {
         CandidateResult oneByOne = new QuantizationEvaluation(reference, List.of(quantized), cpu)
-                .run(prompts, SEEDS, PARAMS, 1, QuantizationEvaluation.Progress.NONE).get(0);
+                .run(prompts, SEEDS, PARAMS, 1, QuantizationEvaluation.Progress.NONE)
+                .get(0);
         for (int s = 0; s < 3; s++) {
             assertEquals(absmean.stepErrors()[s], oneByOne.stepErrors()[s], 1e-4 * absmean.stepErrors()[s]);
         }
@@ -117,12 +129,16 @@ class QuantizationEvaluationTest {
     @Test
     void refusesACandidateOfAnotherArchitecture() {
         Path dev = Golden.path("flux-tiny-dev"), schnell = Golden.path("flux-tiny-schnell");
-        ModelException e = assertThrows(ModelException.class, () -> Architectures.requireSame(dev,
-                Architectures.read(dev), schnell, Architectures.read(schnell)));
-        assertTrue(e.getMessage().contains(dev.toString()) && e.getMessage().contains(schnell.toString())
-                && e.getMessage().contains("schnell"), e.getMessage());
-        Architectures.requireSame(dev, Architectures.read(dev), tmp.resolve("absmean"),
-                Architectures.read(tmp.resolve("absmean")));
+        ModelException e = assertThrows(
+                ModelException.class,
+                () -> Architectures.requireSame(dev, Architectures.read(dev), schnell, Architectures.read(schnell)));
+        assertTrue(
+                e.getMessage().contains(dev.toString())
+                        && e.getMessage().contains(schnell.toString())
+                        && e.getMessage().contains("schnell"),
+                e.getMessage());
+        Architectures.requireSame(
+                dev, Architectures.read(dev), tmp.resolve("absmean"), Architectures.read(tmp.resolve("absmean")));
     }
 
     private static float[] forward(FluxPipeline pipeline, FluxInputs in) {

@@ -20,7 +20,8 @@ class QuantizationInfoTest {
     @Test
     void summarizesTheCalibrationByShortHashAndPromptCount() {
         String sha = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
-        assertEquals("sha256:0123456789ab (7232 prompts)",
+        assertEquals(
+                "sha256:0123456789ab (7232 prompts)",
                 new QuantizationInfo("gptq", sha, "7232", 3, 4).calibrationSummary());
         assertEquals("sha256:0123456789ab", new QuantizationInfo("refit", sha, null, 3, 4).calibrationSummary());
         assertEquals("none", new QuantizationInfo("absmean", "none", null, 4, 4).calibrationSummary());

@@ -23,8 +23,8 @@ import org.junit.jupiter.params.provider.MethodSource;
 class FluxTransformerGoldenTest {
 
     static List<Arguments> cases() {
-        return TestBackends.cases(TestBackends.names(), List.of("flux-tiny-dev", "flux-tiny-schnell"),
-                List.of("forward-1", "forward-2"));
+        return TestBackends.cases(
+                TestBackends.names(), List.of("flux-tiny-dev", "flux-tiny-schnell"), List.of("forward-1", "forward-2"));
     }
 
     @ParameterizedTest(name = "{0} {1} {2}")
@@ -32,7 +32,7 @@ class FluxTransformerGoldenTest {
     void matchesReference(String backendName, String model, String caseName) {
         double tolerance = TestBackends.tolerance(backendName);
         try (Backend backend = TestBackends.open(backendName);
-             TensorSource golden = SafetensorsFile.open(Golden.path("cases", model, caseName + ".safetensors"))) {
+                TensorSource golden = SafetensorsFile.open(Golden.path("cases", model, caseName + ".safetensors"))) {
             FluxTransformer transformer = FluxTransformers.load(FluxSnapshot.open(Golden.path(model)), backend);
             FluxInputs inputs = FluxInputsReader.read(golden, transformer.config());
             Map<String, float[]> taps = new HashMap<>();
@@ -54,15 +54,17 @@ class FluxTransformerGoldenTest {
                 }
                 float[] tap = taps.get(name);
                 assertTrue(tap != null, "no tap " + name + " (have " + taps.keySet() + ")");
-                assertEquals(Arrays.toString(golden.info(name).intShape()), Arrays.toString(tapShapes.get(name)),
-                        name);
+                assertEquals(Arrays.toString(golden.info(name).intShape()), Arrays.toString(tapShapes.get(name)), name);
                 double tapErr = Golden.relL2(tap, golden.floats(name));
-                assertTrue(tapErr < tolerance, backendName + " " + model + "/" + caseName + " " + name
-                        + ": relative L2 " + tapErr);
+                assertTrue(
+                        tapErr < tolerance,
+                        backendName + " " + model + "/" + caseName + " " + name + ": relative L2 " + tapErr);
                 checked++;
             }
             if (caseName.equals("forward-1")) {
-                int expectedTaps = 3 + 2 * transformer.config().depth() + transformer.config().depthSingle();
+                int expectedTaps = 3
+                        + 2 * transformer.config().depth()
+                        + transformer.config().depthSingle();
                 assertEquals(expectedTaps, checked, "taps compared");
             }
         }

@@ -23,6 +23,7 @@ import org.junit.jupiter.api.io.TempDir;
 class CpuDeterminismTest {
     /** Enough runs for C2 to compile the kernels (checked with -XX:+PrintCompilation: level 4 within 2 runs). */
     private static final int WARM_RUNS = 6;
+
     private static final long CHILD_TIMEOUT_S = 300;
 
     @TempDir
@@ -51,8 +52,10 @@ class CpuDeterminismTest {
         String log = Files.exists(childLog) ? Files.readString(childLog, StandardCharsets.UTF_8) : "";
         assertTrue(done, "the C1 child JVM ran past " + CHILD_TIMEOUT_S + " s:\n" + log);
         assertEquals(0, child.exitValue(), "the C1 child JVM failed:\n" + log);
-        assertSameBits("in a fresh JVM under -XX:TieredStopAtLevel=1 with " + childThreads(threads) + " threads",
-                first, GoldenCaseRun.read(childOut));
+        assertSameBits(
+                "in a fresh JVM under -XX:TieredStopAtLevel=1 with " + childThreads(threads) + " threads",
+                first,
+                GoldenCaseRun.read(childOut));
     }
 
     private static int childThreads(int threads) {
@@ -60,13 +63,25 @@ class CpuDeterminismTest {
     }
 
     private static Process startChild(Path out, Path log) throws Exception {
-        String java = ProcessHandle.current().info().command()
+        String java = ProcessHandle.current()
+                .info()
+                .command()
                 .orElse(Path.of(System.getProperty("java.home"), "bin", "java").toString());
-        List<String> command = new ArrayList<>(List.of(java, "--add-modules=jdk.incubator.vector", "-Xmx2g",
-                "-XX:TieredStopAtLevel=1", "-Dfluxbatch.golden=" + Golden.dir().toAbsolutePath(),
-                "-cp", System.getProperty("java.class.path"), GoldenCaseRun.class.getName(), out.toString(),
+        List<String> command = new ArrayList<>(List.of(
+                java,
+                "--add-modules=jdk.incubator.vector",
+                "-Xmx2g",
+                "-XX:TieredStopAtLevel=1",
+                "-Dfluxbatch.golden=" + Golden.dir().toAbsolutePath(),
+                "-cp",
+                System.getProperty("java.class.path"),
+                GoldenCaseRun.class.getName(),
+                out.toString(),
                 Integer.toString(childThreads(Runtime.getRuntime().availableProcessors()))));
-        return new ProcessBuilder(command).redirectErrorStream(true).redirectOutput(log.toFile()).start();
+        return new ProcessBuilder(command)
+                .redirectErrorStream(true)
+                .redirectOutput(log.toFile())
+                .start();
     }
 
     private static void assertSameBits(String when, float[] expected, float[] actual) {
@@ -80,8 +95,11 @@ class CpuDeterminismTest {
             }
         }
         System.out.printf("CpuDeterminismTest %s: %d of %d floats differ%n", when, differ, expected.length);
-        assertEquals(0, differ, GoldenCaseRun.CASE + " " + when + ": " + differ + " of " + expected.length
-                + " floats differ from the first run in this JVM, the first at " + firstAt
-                + (firstAt < 0 ? "" : " (" + actual[firstAt] + " vs " + expected[firstAt] + ")"));
+        assertEquals(
+                0,
+                differ,
+                GoldenCaseRun.CASE + " " + when + ": " + differ + " of " + expected.length
+                        + " floats differ from the first run in this JVM, the first at " + firstAt
+                        + (firstAt < 0 ? "" : " (" + actual[firstAt] + " vs " + expected[firstAt] + ")"));
     }
 }

@@ -24,8 +24,8 @@ class DeviceMemoryReuseTest {
             long weights = backend.memory().inUseBytes();
             GenerationParams p = new GenerationParams(32, 48, 3, 3.5f);
 
-            FluxPipeline.Batch first = pipeline.generate(List.of(pipeline.embed("a red circle")), new long[] {1}, p,
-                    s -> { });
+            FluxPipeline.Batch first =
+                    pipeline.generate(List.of(pipeline.embed("a red circle")), new long[] {1}, p, s -> {});
             long allocations = device.allocations();
             DeviceMemoryPool.Stats afterFirst = backend.memory();
             // the weights, and T5's relative position bias (float32 [heads, length, length]) cached on first use:
@@ -34,13 +34,13 @@ class DeviceMemoryReuseTest {
             long t5Bias = 4L * heads * length * length;
             assertEquals(weights + t5Bias, afterFirst.inUseBytes(), "bytes in use between images");
 
-            FluxPipeline.Batch second = pipeline.generate(List.of(pipeline.embed("a blue square")), new long[] {1}, p,
-                    s -> { });
+            FluxPipeline.Batch second =
+                    pipeline.generate(List.of(pipeline.embed("a blue square")), new long[] {1}, p, s -> {});
             assertEquals(allocations, device.allocations(), "device allocations during the second image");
             assertEquals(afterFirst.inUseBytes(), backend.memory().inUseBytes());
             assertEquals(afterFirst.peakDeviceBytes(), backend.memory().peakDeviceBytes());
-            FluxPipeline.Batch again = pipeline.generate(List.of(pipeline.embed("a red circle")), new long[] {1}, p,
-                    s -> { });
+            FluxPipeline.Batch again =
+                    pipeline.generate(List.of(pipeline.embed("a red circle")), new long[] {1}, p, s -> {});
             assertArrayEquals(first.latents(), again.latents(), "the same image again");
         }
     }

@@ -22,19 +22,22 @@ import org.junit.jupiter.params.provider.MethodSource;
 /** The whole text-to-image path against the reference command line's tensors, stage by stage, on each backend. */
 class FluxPipelineGoldenTest {
     static List<Arguments> cases() {
-        return TestBackends.cases(List.of(TestBackends.CPU, TestBackends.EMULATED, TestBackends.GPU_FP32),
-                List.of("e2e-1", "e2e-2"));
+        return TestBackends.cases(
+                List.of(TestBackends.CPU, TestBackends.EMULATED, TestBackends.GPU_FP32), List.of("e2e-1", "e2e-2"));
     }
 
     @ParameterizedTest(name = "{0} {1}")
     @MethodSource("cases")
     void matchesTheReferenceCommandLine(String backendName, String caseName) {
         try (Backend backend = TestBackends.open(backendName);
-             TensorSource g = SafetensorsFile.open(Golden.path("cases", "flux-tiny-dev", caseName + ".safetensors"))) {
+                TensorSource g =
+                        SafetensorsFile.open(Golden.path("cases", "flux-tiny-dev", caseName + ".safetensors"))) {
             FluxPipeline pipeline = FluxPipeline.load(Golden.path("flux-tiny-dev"), backend);
             Map<String, String> meta = g.metadata();
-            GenerationParams p = new GenerationParams(Integer.parseInt(meta.get("height")),
-                    Integer.parseInt(meta.get("width")), Integer.parseInt(meta.get("steps")),
+            GenerationParams p = new GenerationParams(
+                    Integer.parseInt(meta.get("height")),
+                    Integer.parseInt(meta.get("width")),
+                    Integer.parseInt(meta.get("steps")),
                     Float.parseFloat(meta.get("guidance")));
             long seed = Long.parseLong(meta.get("seed"));
 
@@ -57,10 +60,12 @@ class FluxPipelineGoldenTest {
                 assertBelow(caseName + " timestep " + i, Math.abs(t[i] - gt[i]), 1e-6);
             }
 
-            FluxPipeline.Batch out = pipeline.generate(List.of(e), new long[] {seed}, p, s -> { });
+            FluxPipeline.Batch out = pipeline.generate(List.of(e), new long[] {seed}, p, s -> {});
             assertBelow(caseName + " latent", Golden.relL2(out.latents(), g.floats("latent")), 1e-4);
             assertBelow(caseName + " image", Golden.relL2(out.decoded(), g.floats("image")), 1e-4);
-            Golden.assertPixelsClose(caseName, g.bytes("rgb_u8", 0, (int) g.info("rgb_u8").byteLength()),
+            Golden.assertPixelsClose(
+                    caseName,
+                    g.bytes("rgb_u8", 0, (int) g.info("rgb_u8").byteLength()),
                     out.images().get(0).rgb());
         }
     }
@@ -87,14 +92,17 @@ class FluxPipelineGoldenTest {
                 double step = bf16Step(expected[i]);
                 double allowed = step + 1e-4 * rms;
                 double diff = Math.abs((double) actual[i] - expected[i]);
-                assertTrue(diff <= allowed, what + "[" + i + "]: " + actual[i] + " vs " + expected[i] + " differ by "
-                        + diff + ", more than one bf16 step (" + step + ") + 1e-4 x RMS " + rms);
+                assertTrue(
+                        diff <= allowed,
+                        what + "[" + i + "]: " + actual[i] + " vs " + expected[i] + " differ by " + diff
+                                + ", more than one bf16 step (" + step + ") + 1e-4 x RMS " + rms);
                 worstSteps = Math.max(worstSteps, diff / step);
                 flips++;
             }
         }
-        System.out.printf("%s: %d of %d values differ (at most %.1f bf16 steps), relative L2 %.3g%n", what, flips,
-                actual.length, worstSteps, Golden.relL2(actual, expected));
+        System.out.printf(
+                "%s: %d of %d values differ (at most %.1f bf16 steps), relative L2 %.3g%n",
+                what, flips, actual.length, worstSteps, Golden.relL2(actual, expected));
         assertTrue(flips <= 0.005 * actual.length, what + ": " + flips + " values differ");
     }
 

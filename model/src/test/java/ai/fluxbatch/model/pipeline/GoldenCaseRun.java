@@ -33,15 +33,18 @@ final class GoldenCaseRun implements AutoCloseable {
             Map<String, String> meta = g.metadata();
             prompt = meta.get("prompt");
             seed = Long.parseLong(meta.get("seed"));
-            params = new GenerationParams(Integer.parseInt(meta.get("height")), Integer.parseInt(meta.get("width")),
-                    Integer.parseInt(meta.get("steps")), Float.parseFloat(meta.get("guidance")));
+            params = new GenerationParams(
+                    Integer.parseInt(meta.get("height")),
+                    Integer.parseInt(meta.get("width")),
+                    Integer.parseInt(meta.get("steps")),
+                    Float.parseFloat(meta.get("guidance")));
         }
     }
 
     /** One run of the case: its outputs, concatenated. */
     float[] run() {
         TextEmbedding e = pipeline.embed(prompt);
-        FluxPipeline.Batch out = pipeline.generate(List.of(e), new long[] {seed}, params, s -> { });
+        FluxPipeline.Batch out = pipeline.generate(List.of(e), new long[] {seed}, params, s -> {});
         return concat(e.txt(), e.y(), out.latents(), out.decoded());
     }
 

@@ -46,15 +46,18 @@ class NonFiniteLatentTest {
     void onlyTheOverflowingImageOfABatchFails() {
         TextEmbedding good = pipeline.embed("a red circle");
         TextEmbedding bad = overflowing("a blue square");
-        ModelException e = assertThrows(ModelException.class,
-                () -> pipeline.generate(List.of(good, bad), new long[] {11, 22}, P, s -> { }));
-        assertTrue(e.getMessage().contains("the latent after denoising is not finite: prompt \"a blue square\" (seed 22)"
-                + " has NaN"), e.getMessage());
+        ModelException e = assertThrows(
+                ModelException.class, () -> pipeline.generate(List.of(good, bad), new long[] {11, 22}, P, s -> {}));
+        assertTrue(
+                e.getMessage()
+                        .contains("the latent after denoising is not finite: prompt \"a blue square\" (seed 22)"
+                                + " has NaN"),
+                e.getMessage());
         assertFalse(e.getMessage().contains("a red circle"), e.getMessage());
         assertFalse(e.getMessage().contains("seed 11"), e.getMessage());
 
         // the batch's other image, on its own as a retry makes it, is finite and not flat
-        FluxPipeline.Batch alone = pipeline.generate(List.of(good), new long[] {11}, P, s -> { });
+        FluxPipeline.Batch alone = pipeline.generate(List.of(good), new long[] {11}, P, s -> {});
         assertEquals(-1, FiniteValues.firstNonFinite(alone.latents()));
         byte[] rgb = alone.images().get(0).rgb();
         assertTrue(rgb.length == 16 * 16 * 3 && !allEqual(rgb), "a picture, not a flat image");

@@ -16,7 +16,8 @@ class AbsmeanGoldenTest {
     @ValueSource(strings = {"flux-tiny-dev", "flux-tiny-schnell"})
     void codesScalesAndPackingMatch(String model) {
         try (TensorSource g = SafetensorsFile.open(Golden.path("cases", model, "quant-absmean.safetensors"));
-             TensorSource w = SafetensorsFile.open(FluxSnapshot.open(Golden.path(model)).transformerFile())) {
+                TensorSource w = SafetensorsFile.open(
+                        FluxSnapshot.open(Golden.path(model)).transformerFile())) {
             String layer = g.metadata().get("layer");
             long[] shape = w.info(layer).shape();
             int out = (int) shape[0], in = (int) shape[1];
@@ -40,8 +41,9 @@ class AbsmeanGoldenTest {
             for (int i = 0; i < packed.length; i++) {
                 packedMatches += packed[i] == golden[i] ? 1 : 0;
             }
-            System.out.printf("%s %s: codes %d/%d, packed %d/%d equal%n", model, layer, codeMatches, codes.length,
-                    packedMatches, packed.length);
+            System.out.printf(
+                    "%s %s: codes %d/%d, packed %d/%d equal%n",
+                    model, layer, codeMatches, codes.length, packedMatches, packed.length);
             assertTrue(codeMatches >= 0.9999 * codes.length, "codes equal: " + codeMatches + "/" + codes.length);
             assertTrue(packedMatches >= 0.9999 * packed.length, "packed equal: " + packedMatches + "/" + packed.length);
             assertArrayEquals(q.codes(), TernaryPacking.unpack(packed, out, in), "unpack inverts pack");

@@ -52,9 +52,10 @@ class CalibratedQuantizationGoldenTest {
         for (String method : QuantizeMethods.names()) {
             LayerQuantizer q = QuantizeMethods.byName(method);
             QuantizeRecipe recipe = q.needsStatistics()
-                    ? new QuantizeRecipe(q, stats, "in-memory", "0", Map.of()) : QuantizeRecipe.ABSMEAN;
+                    ? new QuantizeRecipe(q, stats, "in-memory", "0", Map.of())
+                    : QuantizeRecipe.ABSMEAN;
             Path out = tmp.resolve(method);
-            QuantizedSnapshotWriter.write(snapshot, out, false, (g, d, t, s) -> { }, recipe);
+            QuantizedSnapshotWriter.write(snapshot, out, false, (g, d, t, s) -> {}, recipe);
             FluxTransformer quantized = FluxTransformers.load(FluxSnapshot.open(out), backend);
             double num = 0, den = 0;
             for (int seed = 100; seed < 104; seed++) {
@@ -79,8 +80,18 @@ class CalibratedQuantizationGoldenTest {
         float[] img = gaussian(r, tokens * c.inChannels(), 1);
         float[] txt = gaussian(r, TXT * c.contextDim(), 1);
         float[] y = gaussian(r, c.vecDim(), 1);
-        return new EulerSampler(backend, t).denoise(img, LatentPacking.imageIds(2 * SIDE, 2 * SIDE), txt, y, 1, tokens,
-                TXT, TIMESTEPS, 3.5f, step -> { });
+        return new EulerSampler(backend, t)
+                .denoise(
+                        img,
+                        LatentPacking.imageIds(2 * SIDE, 2 * SIDE),
+                        txt,
+                        y,
+                        1,
+                        tokens,
+                        TXT,
+                        TIMESTEPS,
+                        3.5f,
+                        step -> {});
     }
 
     private static float[] gaussian(Random r, int n, double sd) {

@@ -46,7 +46,8 @@ class CalibratedQuantizersTest {
             w[i] = (i % 3) - 1;
         }
         float[] x = correlatedInputs(new Random(5));
-        LayerQuantizer.Result q = new TernaryGptqQuantizer().quantize(w, 2, IN, LayerStatsFixtures.of(x, ROWS, IN), false);
+        LayerQuantizer.Result q =
+                new TernaryGptqQuantizer().quantize(w, 2, IN, LayerStatsFixtures.of(x, ROWS, IN), false);
         assertEquals(null, q.biasShift());
         assertEquals(0f, q.scale()[0]);
         for (int i = 0; i < IN; i++) {

@@ -33,12 +33,11 @@ import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;
-import org.junit.jupiter.params.provider.ValueSource;
 
 /** Quantized snapshots: the reference 1.58-bit output through the packed kernel, sizes, and refusals. */
 class QuantizedSnapshotTest {
     private static final CpuBackend CPU = new CpuBackend();
-    private static final QuantizeProgress QUIET = (g, d, t, s) -> { };
+    private static final QuantizeProgress QUIET = (g, d, t, s) -> {};
 
     @TempDir
     Path tmp;
@@ -58,8 +57,8 @@ class QuantizedSnapshotTest {
         Path out = tmp.resolve("q");
         QuantizedSnapshotWriter.write(FluxSnapshot.open(Golden.path(model)), out, false, QUIET);
         try (Backend backend = TestBackends.open(backendName);
-             TensorSource forward = SafetensorsFile.open(Golden.path("cases", model, "forward-1.safetensors"));
-             TensorSource golden = SafetensorsFile.open(Golden.path("cases", model, "quant-absmean.safetensors"))) {
+                TensorSource forward = SafetensorsFile.open(Golden.path("cases", model, "forward-1.safetensors"));
+                TensorSource golden = SafetensorsFile.open(Golden.path("cases", model, "quant-absmean.safetensors"))) {
             FluxTransformer t = FluxTransformers.load(FluxSnapshot.open(out), backend);
             Tensor y = t.forward(FluxInputsReader.read(forward, t.config()), TapSink.NONE);
             double err = Golden.relL2(backend.download(y), golden.floats("out"));
@@ -75,7 +74,7 @@ class QuantizedSnapshotTest {
         QuantizedSnapshotWriter.write(FluxSnapshot.open(src), out, false, QUIET);
         long quantizedParams = 0, totalParams = 0, expectedData = 0;
         try (TensorSource s = SafetensorsFile.open(src.resolve("flux1-dev.safetensors"));
-             TensorSource q = SafetensorsFile.open(out.resolve("flux1-dev.safetensors"))) {
+                TensorSource q = SafetensorsFile.open(out.resolve("flux1-dev.safetensors"))) {
             for (String name : s.names()) {
                 TensorInfo info = s.info(name);
                 totalParams += info.numel();
@@ -93,16 +92,22 @@ class QuantizedSnapshotTest {
             assertEquals("absmean", q.metadata().get(TernaryFormat.KEY_METHOD));
             assertEquals(64, q.metadata().get(TernaryFormat.KEY_SOURCE_SHA256).length());
         }
-        try (TensorSource g = SafetensorsFile.open(Golden.path("cases", "flux-tiny-dev", "quant-absmean.safetensors"))) {
+        try (TensorSource g =
+                SafetensorsFile.open(Golden.path("cases", "flux-tiny-dev", "quant-absmean.safetensors"))) {
             assertEquals(g.metadata().get("quantized_params"), Long.toString(quantizedParams));
             assertEquals(g.metadata().get("total_params"), Long.toString(totalParams));
         }
         long fileSize = Files.size(out.resolve("flux1-dev.safetensors"));
         long header = fileSize - expectedData;
-        assertTrue(header > 8 && header < 64 * 1024, "data area is exactly packed codes + scales + copies; header "
-                + header);
-        for (String other : List.of("ae.safetensors", "transformer/config.json", "text_encoder_2/model.safetensors",
-                "tokenizer_2/spiece.model", "scheduler/scheduler_config.json")) {
+        assertTrue(
+                header > 8 && header < 64 * 1024,
+                "data area is exactly packed codes + scales + copies; header " + header);
+        for (String other : List.of(
+                "ae.safetensors",
+                "transformer/config.json",
+                "text_encoder_2/model.safetensors",
+                "tokenizer_2/spiece.model",
+                "scheduler/scheduler_config.json")) {
             assertEquals(Files.size(src.resolve(other)), Files.size(out.resolve(other)), other);
         }
     }
@@ -111,8 +116,9 @@ class QuantizedSnapshotTest {
     void refusesAnAlreadyQuantizedInput() {
         Path once = tmp.resolve("once");
         QuantizedSnapshotWriter.write(FluxSnapshot.open(Golden.path("flux-tiny-schnell")), once, false, QUIET);
-        ModelException e = assertThrows(ModelException.class, () -> QuantizedSnapshotWriter.write(
-                FluxSnapshot.open(once), tmp.resolve("twice"), false, QUIET));
+        ModelException e = assertThrows(
+                ModelException.class,
+                () -> QuantizedSnapshotWriter.write(FluxSnapshot.open(once), tmp.resolve("twice"), false, QUIET));
         assertTrue(e.getMessage().contains("already quantized"), e.getMessage());
         assertFalse(Files.exists(tmp.resolve("twice")));
     }
@@ -122,7 +128,8 @@ class QuantizedSnapshotTest {
         Path out = Files.createDirectories(tmp.resolve("exists"));
         Files.writeString(out.resolve("keep.txt"), "x");
         FluxSnapshot src = FluxSnapshot.open(Golden.path("flux-tiny-schnell"));
-        ModelException e = assertThrows(ModelException.class, () -> QuantizedSnapshotWriter.write(src, out, false, QUIET));
+        ModelException e =
+                assertThrows(ModelException.class, () -> QuantizedSnapshotWriter.write(src, out, false, QUIET));
         assertTrue(e.getMessage().contains("exists"), e.getMessage());
         assertTrue(Files.exists(out.resolve("keep.txt")));
         QuantizedSnapshotWriter.write(src, out, true, QUIET);
@@ -134,7 +141,8 @@ class QuantizedSnapshotTest {
     void refusesNonFiniteWeightsNamingTheTensorAndLeavesNothing() throws IOException {
         Path src = Files.createDirectories(tmp.resolve("nan-model"));
         Files.createDirectories(src.resolve("transformer"));
-        Files.copy(Golden.path("flux-tiny-schnell", "transformer", "config.json"), src.resolve("transformer/config.json"));
+        Files.copy(
+                Golden.path("flux-tiny-schnell", "transformer", "config.json"), src.resolve("transformer/config.json"));
         String bad = "single_blocks.1.linear2.weight";
         SafetensorsWriter w = new SafetensorsWriter();
         try (TensorSource s = SafetensorsFile.open(Golden.path("flux-tiny-schnell", "flux1-schnell.safetensors"))) {
@@ -148,8 +156,9 @@ class QuantizedSnapshotTest {
             }
         }
         w.write(src.resolve("flux1-schnell.safetensors"));
-        RuntimeException e = assertThrows(RuntimeException.class, () -> QuantizedSnapshotWriter.write(
-                FluxSnapshot.open(src), tmp.resolve("out"), false, QUIET));
+        RuntimeException e = assertThrows(
+                RuntimeException.class,
+                () -> QuantizedSnapshotWriter.write(FluxSnapshot.open(src), tmp.resolve("out"), false, QUIET));
         assertTrue(e instanceof ModelException || e instanceof SafetensorsException, e.toString());
         assertTrue(e.getMessage().contains(bad) && e.getMessage().contains("NaN"), e.getMessage());
         List<String> left = new ArrayList<>();

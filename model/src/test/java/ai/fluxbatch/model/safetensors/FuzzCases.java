@@ -23,8 +23,7 @@ import java.util.Random;
 public final class FuzzCases {
     public static final int DEFAULT_CASES = 300;
 
-    private FuzzCases() {
-    }
+    private FuzzCases() {}
 
     /** Tallies of one fuzz run, printed at the end and checked. */
     public static final class Tally {
@@ -35,11 +34,14 @@ public final class FuzzCases {
         final List<String> failures = new ArrayList<>();
 
         public void check(String what) {
-            System.out.printf("%s: %d cases, %d refused with a clear error, %d accepted identical, %d accepted with"
-                    + " changed content (data bytes, names or dtypes the format cannot check), %d failures%n", what,
-                    cases, refused, acceptedIdentical, acceptedChanged, failures.size());
-            assertTrue(failures.isEmpty(), failures.size() + " of " + cases + " cases failed:\n"
-                    + String.join("\n", failures.subList(0, Math.min(20, failures.size()))));
+            System.out.printf(
+                    "%s: %d cases, %d refused with a clear error, %d accepted identical, %d accepted with"
+                            + " changed content (data bytes, names or dtypes the format cannot check), %d failures%n",
+                    what, cases, refused, acceptedIdentical, acceptedChanged, failures.size());
+            assertTrue(
+                    failures.isEmpty(),
+                    failures.size() + " of " + cases + " cases failed:\n"
+                            + String.join("\n", failures.subList(0, Math.min(20, failures.size()))));
         }
     }
 

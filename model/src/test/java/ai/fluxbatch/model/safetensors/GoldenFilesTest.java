@@ -24,8 +24,8 @@ class GoldenFilesTest {
             assertEquals(Map.of("format", "pt"), f.metadata());
             float[] w = f.floats("img_in.weight");
             assertEquals(4096, w.length);
-            assertArrayEquals(new float[] {-0.140625f, -0.14453125f, -0.03125f, -0.05419921875f},
-                    java.util.Arrays.copyOf(w, 4));
+            assertArrayEquals(
+                    new float[] {-0.140625f, -0.14453125f, -0.03125f, -0.05419921875f}, java.util.Arrays.copyOf(w, 4));
             assertEquals(0.0751953125f, w[4095]);
             assertEquals((short) 48656, f.bytes("img_in.weight", 0, 2).getShort(0));
             assertEquals(TestFiles.goldenTransformer(), f.file("img_in.weight"));

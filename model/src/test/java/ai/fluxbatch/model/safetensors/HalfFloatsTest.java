@@ -13,6 +13,7 @@ class HalfFloatsTest {
     /** Value of every non-negative finite pattern, indexed by bits, plus the value one step past the largest
      * (2^16, 2^128): IEEE rounding treats it as the next value, and rounding to it means infinity. */
     private static final double[] F16_VALUES = values(F16_INF, 0x1p16, b -> HalfFloats.f16ToFloat((short) b));
+
     private static final double[] BF16_VALUES = values(BF16_INF, 0x1p128, b -> HalfFloats.bf16ToFloat((short) b));
 
     private interface Decode {
@@ -100,7 +101,9 @@ class HalfFloatsTest {
                 continue;
             }
             double expected = sign * (exp == 0 ? Math.scalb((double) mant, -24) : Math.scalb(1024.0 + mant, exp - 25));
-            assertEquals(Float.floatToIntBits((float) expected), Float.floatToIntBits(f),
+            assertEquals(
+                    Float.floatToIntBits((float) expected),
+                    Float.floatToIntBits(f),
                     "pattern 0x" + Integer.toHexString(h));
         }
     }
@@ -169,8 +172,11 @@ class HalfFloatsTest {
         int expected = reference(x, values, inf);
         int actual = (f16 ? HalfFloats.floatToF16(x) : HalfFloats.floatToBf16(x)) & 0xFFFF;
         if (expected != actual) {
-            assertEquals(Integer.toHexString(expected), Integer.toHexString(actual),
-                    (f16 ? "f16" : "bf16") + " of " + x + " (float bits " + Integer.toHexString(Float.floatToRawIntBits(x)) + ")");
+            assertEquals(
+                    Integer.toHexString(expected),
+                    Integer.toHexString(actual),
+                    (f16 ? "f16" : "bf16") + " of " + x + " (float bits "
+                            + Integer.toHexString(Float.floatToRawIntBits(x)) + ")");
         }
     }
 }

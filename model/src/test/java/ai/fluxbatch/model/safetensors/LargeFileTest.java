@@ -73,11 +73,18 @@ class LargeFileTest {
             assertEquals(len, wide.remaining());
             assertEquals((byte) 200, wide.get(len - 1));
             assertEquals(42, wide.get((int) (2 * GIB - (n - len))));
-            assertMessage(assertThrows(SafetensorsException.class, () -> f.bytes("big", n - 4, 8)),
-                    "'big'", "8 bytes at offset " + (n - 4));
+            assertMessage(
+                    assertThrows(SafetensorsException.class, () -> f.bytes("big", n - 4, 8)),
+                    "'big'",
+                    "8 bytes at offset " + (n - 4));
 
-            assertMessage(assertThrows(SafetensorsException.class, () -> f.floats("big")),
-                    "'big'", file.toString(), n + " elements", "shape [" + n + "]", "bytes()");
+            assertMessage(
+                    assertThrows(SafetensorsException.class, () -> f.floats("big")),
+                    "'big'",
+                    file.toString(),
+                    n + " elements",
+                    "shape [" + n + "]",
+                    "bytes()");
             assertMessage(assertThrows(SafetensorsException.class, () -> f.doubles("big")), n + " elements");
             assertMessage(assertThrows(SafetensorsException.class, () -> f.longs("big")), n + " elements");
             assertMessage(assertThrows(SafetensorsException.class, info::intShape), "'big'", String.valueOf(n));

@@ -22,7 +22,8 @@ class SafetensorsFileValidationTest {
     Path dir;
 
     private SafetensorsException openFails(Path file) {
-        return assertThrows(SafetensorsException.class, () -> SafetensorsFile.open(file).close());
+        return assertThrows(
+                SafetensorsException.class, () -> SafetensorsFile.open(file).close());
     }
 
     private Path file() {
@@ -45,8 +46,13 @@ class SafetensorsFileValidationTest {
     void headerLengthPastEndOfFile() throws IOException {
         ByteBuffer b = ByteBuffer.allocate(100).order(ByteOrder.LITTLE_ENDIAN).putLong(1000);
         Files.write(file(), b.array());
-        assertMessage(openFails(file()), file().toString(), "header length 1000", "past the end",
-                "1008 bytes", "file is 100 bytes");
+        assertMessage(
+                openFails(file()),
+                file().toString(),
+                "header length 1000",
+                "past the end",
+                "1008 bytes",
+                "file is 100 bytes");
     }
 
     @Test
@@ -104,14 +110,21 @@ class SafetensorsFileValidationTest {
     @Test
     void unknownDtype() throws IOException {
         raw(file(), "{" + entry("w", "F8_E4M3", "[4]", 0, 4) + "}", 4);
-        assertMessage(openFails(file()), "tensor 'w' in " + file(), "unknown dtype 'F8_E4M3'",
+        assertMessage(
+                openFails(file()),
+                "tensor 'w' in " + file(),
+                "unknown dtype 'F8_E4M3'",
                 "supported: F64, F32, F16, BF16, I64, I32, I8, U8");
     }
 
     @Test
     void negativeShapeDimension() throws IOException {
         raw(file(), "{" + entry("w", "F32", "[2, -1]", 0, 8) + "}", 8);
-        assertMessage(openFails(file()), "tensor 'w' in " + file(), "shape [2,-1]", "number -1 at index 1",
+        assertMessage(
+                openFails(file()),
+                "tensor 'w' in " + file(),
+                "shape [2,-1]",
+                "number -1 at index 1",
                 "non-negative integers");
     }
 
@@ -136,8 +149,10 @@ class SafetensorsFileValidationTest {
     @Test
     void dtypeTimesShapeIsNotTheByteLength() throws IOException {
         raw(file(), "{" + entry("w", "BF16", "[3, 4]", 0, 20) + "}", 20);
-        assertMessage(openFails(file()), "tensor 'w' in " + file() + ": dtype BF16 x shape [3, 4] = 24 bytes but"
-                + " data_offsets [0, 20] span 20");
+        assertMessage(
+                openFails(file()),
+                "tensor 'w' in " + file() + ": dtype BF16 x shape [3, 4] = 24 bytes but"
+                        + " data_offsets [0, 20] span 20");
     }
 
     @Test
@@ -151,15 +166,25 @@ class SafetensorsFileValidationTest {
         String header = "{" + entry("a", "F32", "[2]", 0, 8) + ", " + entry("w", "F32", "[4]", 8, 24) + "}";
         raw(file(), header, 16);
         long dataStart = 8 + header.length();
-        assertMessage(openFails(file()), "tensor 'w' in " + file(), "end 24", "data area (16 bytes)",
-                "file of " + (dataStart + 24) + " bytes", "file is " + (dataStart + 16) + " bytes", "truncated");
+        assertMessage(
+                openFails(file()),
+                "tensor 'w' in " + file(),
+                "end 24",
+                "data area (16 bytes)",
+                "file of " + (dataStart + 24) + " bytes",
+                "file is " + (dataStart + 16) + " bytes",
+                "truncated");
     }
 
     @Test
     void truncatedGoldenFile() throws IOException {
         byte[] all = Files.readAllBytes(TestFiles.goldenTransformer());
         Files.write(file(), Arrays.copyOf(all, all.length / 2));
-        assertMessage(openFails(file()), file().toString(), "may be truncated", "file of " + all.length + " bytes",
+        assertMessage(
+                openFails(file()),
+                file().toString(),
+                "may be truncated",
+                "file of " + all.length + " bytes",
                 "file is " + all.length / 2 + " bytes");
     }
 
@@ -171,8 +196,11 @@ class SafetensorsFileValidationTest {
 
     @Test
     void emptyTensorsSitBetweenTheOthers() throws IOException {
-        raw(file(), "{" + entry("a", "F32", "[4]", 0, 16) + ", " + entry("e", "F32", "[0]", 16, 16) + ", "
-                + entry("z", "F32", "[0]", 0, 0) + "}", 16);
+        raw(
+                file(),
+                "{" + entry("a", "F32", "[4]", 0, 16) + ", " + entry("e", "F32", "[0]", 16, 16) + ", "
+                        + entry("z", "F32", "[0]", 0, 0) + "}",
+                16);
         try (SafetensorsFile f = SafetensorsFile.open(file())) {
             assertEquals(0, f.floats("e").length);
             assertEquals(0, f.floats("z").length);
@@ -190,8 +218,12 @@ class SafetensorsFileValidationTest {
         assertEquals(' ', all[(int) (8 + n - 1)], "the golden header ends in padding");
         b.putLong(0, n - 1); // the JSON still parses; every tensor would start one byte early
         Files.write(file(), all);
-        assertMessage(openFails(file()), file().toString(), "1 bytes after the end of the last tensor's data",
-                "file of " + (all.length - 1) + " bytes", "file is " + all.length + " bytes");
+        assertMessage(
+                openFails(file()),
+                file().toString(),
+                "1 bytes after the end of the last tensor's data",
+                "file of " + (all.length - 1) + " bytes",
+                "file is " + all.length + " bytes");
     }
 
     @Test
@@ -206,8 +238,12 @@ class SafetensorsFileValidationTest {
     @Test
     void gapBetweenTensors() throws IOException {
         raw(file(), "{" + entry("a", "F32", "[2]", 0, 8) + ", " + entry("b", "F32", "[1]", 12, 16) + "}", 16);
-        assertMessage(openFails(file()), "tensor 'b' in " + file(), "[12, 16] start at 12",
-                "'a', ends at 8", "no gap of 4 bytes");
+        assertMessage(
+                openFails(file()),
+                "tensor 'b' in " + file(),
+                "[12, 16] start at 12",
+                "'a', ends at 8",
+                "no gap of 4 bytes");
     }
 
     @Test
@@ -224,7 +260,8 @@ class SafetensorsFileValidationTest {
 
     @Test
     void headerThatIsNotUtf8() throws IOException {
-        byte[] json = ("{\"__metadata__\": {\"k\": \"\u00e9\"}}").getBytes(java.nio.charset.StandardCharsets.ISO_8859_1);
+        byte[] json =
+                ("{\"__metadata__\": {\"k\": \"\u00e9\"}}").getBytes(java.nio.charset.StandardCharsets.ISO_8859_1);
         ByteBuffer buf = ByteBuffer.allocate(8 + json.length).order(ByteOrder.LITTLE_ENDIAN);
         Files.write(file(), buf.putLong(json.length).put(json).array());
         assertMessage(openFails(file()), "header of " + file(), "not valid UTF-8");
@@ -247,8 +284,8 @@ class SafetensorsFileValidationTest {
     @Test
     void metadataValueIsNotAString() throws IOException {
         raw(file(), "{\"__metadata__\": {\"format\": \"pt\", \"step\": 5}, " + entry("a", "F32", "[1]", 0, 4) + "}", 4);
-        assertMessage(openFails(file()), "__metadata__ entry 'step'", file().toString(), "should be a string",
-                "number 5");
+        assertMessage(
+                openFails(file()), "__metadata__ entry 'step'", file().toString(), "should be a string", "number 5");
     }
 
     @Test
@@ -261,8 +298,8 @@ class SafetensorsFileValidationTest {
     void missingTensorLookup() throws IOException {
         raw(file(), "{" + entry("a", "F32", "[1]", 0, 4) + "}", 4);
         try (SafetensorsFile f = SafetensorsFile.open(file())) {
-            assertMessage(assertThrows(SafetensorsException.class, () -> f.info("x")),
-                    "tensor 'x' not found in " + file());
+            assertMessage(
+                    assertThrows(SafetensorsException.class, () -> f.info("x")), "tensor 'x' not found in " + file());
             assertMessage(assertThrows(SafetensorsException.class, () -> f.floats("x")), "tensor 'x' not found");
             assertMessage(assertThrows(SafetensorsException.class, () -> f.file("x")), "tensor 'x' not found");
         }
@@ -272,8 +309,11 @@ class SafetensorsFileValidationTest {
     void bytesOutsideTheTensor() throws IOException {
         raw(file(), "{" + entry("a", "F32", "[2]", 0, 8) + ", " + entry("b", "F32", "[1]", 8, 12) + "}", 12);
         try (SafetensorsFile f = SafetensorsFile.open(file())) {
-            assertMessage(assertThrows(SafetensorsException.class, () -> f.bytes("a", 4, 8)),
-                    "tensor 'a' in " + file(), "8 bytes at offset 4", "has 8 bytes");
+            assertMessage(
+                    assertThrows(SafetensorsException.class, () -> f.bytes("a", 4, 8)),
+                    "tensor 'a' in " + file(),
+                    "8 bytes at offset 4",
+                    "has 8 bytes");
             assertMessage(assertThrows(SafetensorsException.class, () -> f.bytes("a", -1, 1)), "offset -1");
         }
     }
@@ -283,8 +323,8 @@ class SafetensorsFileValidationTest {
         raw(file(), "{" + entry("a", "F32", "[1]", 0, 4) + "}", 4);
         SafetensorsFile f = SafetensorsFile.open(file());
         f.close();
-        assertMessage(assertThrows(SafetensorsException.class, () -> f.floats("a")), "'a'", file().toString(),
-                "closed");
+        assertMessage(
+                assertThrows(SafetensorsException.class, () -> f.floats("a")), "'a'", file().toString(), "closed");
     }
 
     @Test

@@ -18,8 +18,10 @@ import org.junit.jupiter.api.io.TempDir;
  * fixed seed; more with {@code -Dfluxbatch.fuzz.cases=N}, another seed with {@code -Dfluxbatch.fuzz.seed=S}.
  */
 class SafetensorsFuzzTest {
-    private static final List<String> FILES = List.of("flux-tiny-schnell/flux1-schnell.safetensors",
-            "flux-tiny-dev/text_encoder_2/model.safetensors", "flux-tiny-dev/flux1-dev.safetensors");
+    private static final List<String> FILES = List.of(
+            "flux-tiny-schnell/flux1-schnell.safetensors",
+            "flux-tiny-dev/text_encoder_2/model.safetensors",
+            "flux-tiny-dev/flux1-dev.safetensors");
 
     @TempDir
     Path dir;

@@ -27,12 +27,12 @@ import java.util.Random;
 public final class SafetensorsMutator {
     private static final ObjectMapper JSON = new ObjectMapper();
     private static final JsonNodeFactory NODES = JsonNodeFactory.instance;
-    private static final String[] DTYPES = {"F64", "F32", "F16", "BF16", "I64", "I32", "I8", "U8", "BOOL", "F8_E4M3",
-        "bf16", ""};
+    private static final String[] DTYPES = {
+        "F64", "F32", "F16", "BF16", "I64", "I32", "I8", "U8", "BOOL", "F8_E4M3", "bf16", ""
+    };
 
     /** One corrupted file: its bytes, what was done, and what a reader may make of it. */
-    public record Mutation(String description, byte[] bytes, boolean mustFail, byte[] data) {
-    }
+    public record Mutation(String description, byte[] bytes, boolean mustFail, byte[] data) {}
 
     private final byte[] original;
     private final long headerLength;
@@ -41,7 +41,8 @@ public final class SafetensorsMutator {
 
     public SafetensorsMutator(byte[] original) {
         this.original = original;
-        this.headerLength = ByteBuffer.wrap(original).order(ByteOrder.LITTLE_ENDIAN).getLong(0);
+        this.headerLength =
+                ByteBuffer.wrap(original).order(ByteOrder.LITTLE_ENDIAN).getLong(0);
         this.header = new String(original, 8, (int) headerLength, StandardCharsets.UTF_8);
         this.data = Arrays.copyOfRange(original, (int) (8 + headerLength), original.length);
     }
@@ -66,9 +67,21 @@ public final class SafetensorsMutator {
     }
 
     private Mutation lengthPrefix(Random r) {
-        long[] choices = {headerLength - 1, headerLength + 1, headerLength - 8, headerLength + 8,
-            headerLength + r.nextInt(33) - 16, 0, -1, Long.MIN_VALUE, 1L << 40, original.length, original.length - 8,
-            Integer.MAX_VALUE + 1L, 100_000_001};
+        long[] choices = {
+            headerLength - 1,
+            headerLength + 1,
+            headerLength - 8,
+            headerLength + 8,
+            headerLength + r.nextInt(33) - 16,
+            0,
+            -1,
+            Long.MIN_VALUE,
+            1L << 40,
+            original.length,
+            original.length - 8,
+            Integer.MAX_VALUE + 1L,
+            100_000_001
+        };
         long n = choices[r.nextInt(choices.length)];
         byte[] b = original.clone();
         ByteBuffer.wrap(b).order(ByteOrder.LITTLE_ENDIAN).putLong(0, n);
@@ -81,8 +94,8 @@ public final class SafetensorsMutator {
         int at = 8 + r.nextInt((int) headerLength);
         byte old = b[at];
         b[at] = r.nextBoolean() ? (byte) (old ^ (1 << r.nextInt(8))) : (byte) r.nextInt(256);
-        return new Mutation(String.format("header byte %d: 0x%02x -> 0x%02x", at, old & 0xff, b[at] & 0xff), b, false,
-                data);
+        return new Mutation(
+                String.format("header byte %d: 0x%02x -> 0x%02x", at, old & 0xff, b[at] & 0xff), b, false, data);
     }
 
     private Mutation headerDigit(Random r) {
@@ -101,8 +114,8 @@ public final class SafetensorsMutator {
 
     private Mutation truncate(Random r) {
         int len = r.nextBoolean() ? r.nextInt(original.length) : original.length - 1 - r.nextInt(16);
-        return new Mutation("truncated to " + len + " of " + original.length + " bytes",
-                Arrays.copyOf(original, len), true, data);
+        return new Mutation(
+                "truncated to " + len + " of " + original.length + " bytes", Arrays.copyOf(original, len), true, data);
     }
 
     private Mutation append(Random r) {
@@ -120,8 +133,8 @@ public final class SafetensorsMutator {
         byte[] b = original.clone();
         int at = (int) (8 + headerLength) + r.nextInt(data.length);
         b[at] ^= (byte) (1 << r.nextInt(8));
-        return new Mutation("data byte " + at + " flipped", b, false,
-                Arrays.copyOfRange(b, (int) (8 + headerLength), b.length));
+        return new Mutation(
+                "data byte " + at + " flipped", b, false, Arrays.copyOfRange(b, (int) (8 + headerLength), b.length));
     }
 
     private Mutation padding(Random r) {
@@ -133,8 +146,11 @@ public final class SafetensorsMutator {
         }
         boolean leading = r.nextInt(4) == 0;
         String text = leading ? pad + json : json + pad;
-        return new Mutation((leading ? "leading" : "trailing") + " whitespace " + JSON.valueToTree(pad.toString()),
-                assemble(text.getBytes(StandardCharsets.UTF_8)), false, data);
+        return new Mutation(
+                (leading ? "leading" : "trailing") + " whitespace " + JSON.valueToTree(pad.toString()),
+                assemble(text.getBytes(StandardCharsets.UTF_8)),
+                false,
+                data);
     }
 
     private Mutation jsonEdit(Random r) {
@@ -172,8 +188,14 @@ public final class SafetensorsMutator {
                     what = "scalar shape -> [1]";
                 } else {
                     int i = r.nextInt(shape.size());
-                    long[] choices = {shape.get(i).longValue() + 1, shape.get(i).longValue() - 1,
-                        2 * shape.get(i).longValue(), 0, 1L << 32, Long.MAX_VALUE};
+                    long[] choices = {
+                        shape.get(i).longValue() + 1,
+                        shape.get(i).longValue() - 1,
+                        2 * shape.get(i).longValue(),
+                        0,
+                        1L << 32,
+                        Long.MAX_VALUE
+                    };
                     long v = choices[r.nextInt(choices.length)];
                     what = "shape[" + i + "] " + shape.get(i) + " -> " + v;
                     shape.set(i, NODES.numberNode(v));
@@ -232,8 +254,13 @@ public final class SafetensorsMutator {
                 what = "entry -> " + root.get(name);
             }
             case 12 -> {
-                JsonNode[] metas = {odd(r), JSON.createObjectNode().put("k", 5), JSON.createObjectNode().put("k", "v"),
-                    NODES.nullNode(), JSON.createObjectNode().set("k", JSON.createObjectNode())};
+                JsonNode[] metas = {
+                    odd(r),
+                    JSON.createObjectNode().put("k", 5),
+                    JSON.createObjectNode().put("k", "v"),
+                    NODES.nullNode(),
+                    JSON.createObjectNode().set("k", JSON.createObjectNode())
+                };
                 JsonNode m = metas[r.nextInt(metas.length)];
                 root.set("__metadata__", m);
                 what = "__metadata__ -> " + m;
@@ -257,9 +284,16 @@ public final class SafetensorsMutator {
     }
 
     private static JsonNode odd(Random r) {
-        JsonNode[] v = {NODES.nullNode(), NODES.numberNode(-1), NODES.numberNode(1.5), NODES.textNode("3"),
-            NODES.booleanNode(true), NODES.arrayNode(), NODES.objectNode(), NODES.numberNode(new java.math.BigInteger(
-                "123456789012345678901234567890"))};
+        JsonNode[] v = {
+            NODES.nullNode(),
+            NODES.numberNode(-1),
+            NODES.numberNode(1.5),
+            NODES.textNode("3"),
+            NODES.booleanNode(true),
+            NODES.arrayNode(),
+            NODES.objectNode(),
+            NODES.numberNode(new java.math.BigInteger("123456789012345678901234567890"))
+        };
         return v[r.nextInt(v.length)];
     }
 

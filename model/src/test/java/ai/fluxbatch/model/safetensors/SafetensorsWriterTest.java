@@ -26,7 +26,8 @@ class SafetensorsWriterTest {
 
     /** Values every dtype holds exactly (U8 gets its own, unsigned ones). */
     private static long[] valuesFor(DType dtype) {
-        return dtype == DType.U8 ? new long[] {0, 1, 2, 127, 128, 200, 254, 255}
+        return dtype == DType.U8
+                ? new long[] {0, 1, 2, 127, 128, 200, 254, 255}
                 : new long[] {0, 1, -2, 3, 100, -128, 127, -7};
     }
 
@@ -52,7 +53,9 @@ class SafetensorsWriterTest {
         long[] values = valuesFor(dtype);
         ByteBuffer data = encode(dtype, values);
         Path file = dir.resolve("t.safetensors");
-        new SafetensorsWriter().add("t", dtype, new long[] {2, 4}, data.duplicate()).write(file);
+        new SafetensorsWriter()
+                .add("t", dtype, new long[] {2, 4}, data.duplicate())
+                .write(file);
 
         try (SafetensorsFile f = SafetensorsFile.open(file)) {
             TensorInfo info = f.info("t");
@@ -99,8 +102,10 @@ class SafetensorsWriterTest {
     @Test
     void longsRefusesFractionalFloats() {
         Path file = dir.resolve("t.safetensors");
-        new SafetensorsWriter().addF32("whole", new long[] {2}, new float[] {3, -4})
-                .addF32("frac", new long[] {3}, new float[] {1, 2, 2.5f}).write(file);
+        new SafetensorsWriter()
+                .addF32("whole", new long[] {2}, new float[] {3, -4})
+                .addF32("frac", new long[] {3}, new float[] {1, 2, 2.5f})
+                .write(file);
         try (SafetensorsFile f = SafetensorsFile.open(file)) {
             assertArrayEquals(new long[] {3, -4}, f.longs("whole"));
             SafetensorsException e = assertThrows(SafetensorsException.class, () -> f.longs("frac"));
@@ -111,8 +116,11 @@ class SafetensorsWriterTest {
     @Test
     void metadataRoundTrips() {
         Path file = dir.resolve("m.safetensors");
-        new SafetensorsWriter().metadata("format", "pt").metadata("note", "ü ✓ \"quoted\"")
-                .addF32("x", new long[] {1}, new float[] {1}).write(file);
+        new SafetensorsWriter()
+                .metadata("format", "pt")
+                .metadata("note", "ü ✓ \"quoted\"")
+                .addF32("x", new long[] {1}, new float[] {1})
+                .write(file);
         try (SafetensorsFile f = SafetensorsFile.open(file)) {
             assertEquals(Map.of("format", "pt", "note", "ü ✓ \"quoted\""), f.metadata());
         }
@@ -127,7 +135,9 @@ class SafetensorsWriterTest {
     void headerIsPaddedWithSpacesToAMultipleOf8() throws IOException {
         for (int len = 1; len <= 12; len++) {
             Path file = dir.resolve("p" + len + ".safetensors");
-            new SafetensorsWriter().addF32("x".repeat(len), new long[] {1}, new float[] {len}).write(file);
+            new SafetensorsWriter()
+                    .addF32("x".repeat(len), new long[] {1}, new float[] {len})
+                    .write(file);
             byte[] all = Files.readAllBytes(file);
             long n = ByteBuffer.wrap(all).order(ByteOrder.LITTLE_ENDIAN).getLong(0);
             assertEquals(0, n % 8, "header length " + n);
@@ -144,14 +154,17 @@ class SafetensorsWriterTest {
     @Test
     void streamingTensorWriterRoundTrips() {
         Path file = dir.resolve("s.safetensors");
-        new SafetensorsWriter().add("s", DType.U8, new long[] {3, 1000}, out -> {
-            var os = Channels.newOutputStream(out);
-            for (int i = 0; i < 3000; i++) {
-                os.write(i % 251);
-            }
-            os.flush();
-            os.close(); // must not close the file
-        }).addF32("z", new long[] {1}, new float[] {9}).write(file);
+        new SafetensorsWriter()
+                .add("s", DType.U8, new long[] {3, 1000}, out -> {
+                    var os = Channels.newOutputStream(out);
+                    for (int i = 0; i < 3000; i++) {
+                        os.write(i % 251);
+                    }
+                    os.flush();
+                    os.close(); // must not close the file
+                })
+                .addF32("z", new long[] {1}, new float[] {9})
+                .write(file);
         try (SafetensorsFile f = SafetensorsFile.open(file)) {
             long[] v = f.longs("s");
             for (int i = 0; i < 3000; i++) {
@@ -175,7 +188,8 @@ class SafetensorsWriterTest {
     @Test
     void failingTensorWriterLeavesNothingBehind() throws IOException {
         Path file = dir.resolve("fail.safetensors");
-        SafetensorsWriter w = new SafetensorsWriter().addF32("a", new long[] {1}, new float[] {1})
+        SafetensorsWriter w = new SafetensorsWriter()
+                .addF32("a", new long[] {1}, new float[] {1})
                 .add("boom", DType.F32, new long[] {4}, out -> {
                     out.write(ByteBuffer.allocate(8));
                     throw new IOException("disk on fire");
@@ -198,8 +212,8 @@ class SafetensorsWriterTest {
     @Test
     void tensorWriterWritingTooManyBytesLeavesNothingBehind() throws IOException {
         Path file = dir.resolve("long.safetensors");
-        SafetensorsWriter w = new SafetensorsWriter()
-                .add("w", DType.U8, new long[] {4}, out -> out.write(ByteBuffer.allocate(5)));
+        SafetensorsWriter w =
+                new SafetensorsWriter().add("w", DType.U8, new long[] {4}, out -> out.write(ByteBuffer.allocate(5)));
         SafetensorsException e = assertThrows(SafetensorsException.class, () -> w.write(file));
         assertMessage(e, "'w'", "wrote 5 bytes", "needs 4");
         assertEquals(List.of(), list());
@@ -220,27 +234,36 @@ class SafetensorsWriterTest {
     @Test
     void duplicateTensorNameIsAnError() {
         SafetensorsWriter w = new SafetensorsWriter().addF32("dup", new long[] {1}, new float[] {1});
-        SafetensorsException e = assertThrows(SafetensorsException.class,
-                () -> w.addI64("dup", new long[] {1}, new long[] {1}));
+        SafetensorsException e =
+                assertThrows(SafetensorsException.class, () -> w.addI64("dup", new long[] {1}, new long[] {1}));
         assertMessage(e, "'dup'", "already added");
     }
 
     @Test
     void dataOfTheWrongSizeIsAnError() {
-        SafetensorsException e = assertThrows(SafetensorsException.class, () -> new SafetensorsWriter()
-                .add("w", DType.BF16, new long[] {3, 4}, ByteBuffer.allocate(20)));
+        SafetensorsException e = assertThrows(
+                SafetensorsException.class,
+                () -> new SafetensorsWriter().add("w", DType.BF16, new long[] {3, 4}, ByteBuffer.allocate(20)));
         assertMessage(e, "'w'", "BF16", "[3, 4]", "24 bytes", "20");
-        SafetensorsException e2 = assertThrows(SafetensorsException.class, () -> new SafetensorsWriter()
-                .addF32("v", new long[] {2, 3}, new float[5]));
+        SafetensorsException e2 = assertThrows(
+                SafetensorsException.class, () -> new SafetensorsWriter().addF32("v", new long[] {2, 3}, new float[5]));
         assertMessage(e2, "'v'", "[2, 3]", "6 elements", "5 floats");
     }
 
     @Test
     void reservedAndNegativeShapesAreErrors() {
-        assertMessage(assertThrows(SafetensorsException.class, () -> new SafetensorsWriter()
-                .addF32("__metadata__", new long[] {1}, new float[1])), "__metadata__", "reserved");
-        assertMessage(assertThrows(SafetensorsException.class, () -> new SafetensorsWriter()
-                .add("n", DType.U8, new long[] {-1, -2}, ByteBuffer.allocate(2))), "'n'", "negative");
+        assertMessage(
+                assertThrows(
+                        SafetensorsException.class,
+                        () -> new SafetensorsWriter().addF32("__metadata__", new long[] {1}, new float[1])),
+                "__metadata__",
+                "reserved");
+        assertMessage(
+                assertThrows(
+                        SafetensorsException.class,
+                        () -> new SafetensorsWriter().add("n", DType.U8, new long[] {-1, -2}, ByteBuffer.allocate(2))),
+                "'n'",
+                "negative");
     }
 
     private List<Path> list() throws IOException {

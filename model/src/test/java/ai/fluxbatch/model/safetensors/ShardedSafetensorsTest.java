@@ -23,9 +23,12 @@ class ShardedSafetensorsTest {
 
     @BeforeEach
     void twoShards() {
-        new SafetensorsWriter().addF32("a", new long[] {2}, new float[] {1, 2})
-                .addF32("b", new long[] {1}, new float[] {3}).write(dir.resolve("m-00001-of-00002.safetensors"));
-        new SafetensorsWriter().addI64("c", new long[] {3}, new long[] {4, 5, 6})
+        new SafetensorsWriter()
+                .addF32("a", new long[] {2}, new float[] {1, 2})
+                .addF32("b", new long[] {1}, new float[] {3})
+                .write(dir.resolve("m-00001-of-00002.safetensors"));
+        new SafetensorsWriter()
+                .addI64("c", new long[] {3}, new long[] {4, 5, 6})
                 .write(dir.resolve("m-00002-of-00002.safetensors"));
         index = dir.resolve("m.safetensors.index.json");
     }
@@ -46,7 +49,8 @@ class ShardedSafetensorsTest {
             assertArrayEquals(new long[] {4, 5, 6}, s.longs("c"));
             assertArrayEquals(new double[] {3}, s.doubles("b"));
             assertEquals(DType.I64, s.info("c").dtype());
-            assertEquals(dir.resolve("m-00002-of-00002.safetensors"), s.file("c").toAbsolutePath());
+            assertEquals(
+                    dir.resolve("m-00002-of-00002.safetensors"), s.file("c").toAbsolutePath());
             assertEquals(5L, s.bytes("c", 8, 8).getLong(0));
             assertEquals(Map.of("total_size", "36", "format", "pt"), s.metadata());
             SafetensorsException e = assertThrows(SafetensorsException.class, () -> s.info("zz"));

@@ -54,7 +54,9 @@ class TensorSourcesTest {
         assertEquals(DType.BF16, DType.fromName("BF16"));
         assertEquals(2, DType.BF16.size());
         assertEquals(8, DType.I64.size());
-        assertMessage(assertThrows(SafetensorsException.class, () -> DType.fromName("bf16")), "'bf16'",
+        assertMessage(
+                assertThrows(SafetensorsException.class, () -> DType.fromName("bf16")),
+                "'bf16'",
                 "supported: F64, F32, F16, BF16, I64, I32, I8, U8");
     }
 }

@@ -12,8 +12,7 @@ import java.nio.file.StandardOpenOption;
 
 /** Locating golden files and building hand-made (possibly broken) safetensors files. */
 final class TestFiles {
-    private TestFiles() {
-    }
+    private TestFiles() {}
 
     static Path golden() {
         return Golden.dir().toAbsolutePath().normalize();
@@ -68,7 +67,7 @@ final class TestFiles {
 
     /** {@code "name": {"dtype": ..., "shape": ..., "data_offsets": [b, e]}} as JSON text. */
     static String entry(String name, String dtype, String shape, long begin, long end) {
-        return "\"" + name + "\": {\"dtype\": \"" + dtype + "\", \"shape\": " + shape + ", \"data_offsets\": ["
-                + begin + ", " + end + "]}";
+        return "\"" + name + "\": {\"dtype\": \"" + dtype + "\", \"shape\": " + shape + ", \"data_offsets\": [" + begin
+                + ", " + end + "]}";
     }
 }

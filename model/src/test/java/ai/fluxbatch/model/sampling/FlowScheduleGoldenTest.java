@@ -17,7 +17,8 @@ class FlowScheduleGoldenTest {
 
     @Test
     void everyGoldenScheduleWithin1e6() throws Exception {
-        JsonNode golden = new ObjectMapper().readTree(Golden.path("cases", "schedules.json").toFile());
+        JsonNode golden = new ObjectMapper()
+                .readTree(Golden.path("cases", "schedules.json").toFile());
         SchedulerConfig config = SchedulerConfig.of(Golden.path("flux-tiny-dev"));
         int cases = 0;
         double worst = 0;
@@ -25,13 +26,19 @@ class FlowScheduleGoldenTest {
             Map.Entry<String, JsonNode> e = it.next();
             Matcher m = KEY.matcher(e.getKey());
             assertTrue(m.matches(), "unexpected key " + e.getKey());
-            double[] t = FlowSchedule.timesteps(Integer.parseInt(m.group(1)), Integer.parseInt(m.group(2)),
-                    m.group(3).equals("True"), config);
+            double[] t = FlowSchedule.timesteps(
+                    Integer.parseInt(m.group(1)),
+                    Integer.parseInt(m.group(2)),
+                    m.group(3).equals("True"),
+                    config);
             assertEquals(e.getValue().size(), t.length, e.getKey());
             for (int i = 0; i < t.length; i++) {
                 double err = Math.abs(t[i] - e.getValue().get(i).asDouble());
                 worst = Math.max(worst, err);
-                assertTrue(err < 1e-6, e.getKey() + "[" + i + "]: " + t[i] + " vs " + e.getValue().get(i));
+                assertTrue(
+                        err < 1e-6,
+                        e.getKey() + "[" + i + "]: " + t[i] + " vs "
+                                + e.getValue().get(i));
             }
             cases++;
         }

@@ -18,14 +18,28 @@ import org.junit.jupiter.params.provider.CsvSource;
 class LatentNoiseGoldenTest {
 
     @ParameterizedTest
-    @CsvSource({"0,64,64", "0,48,80", "0,1024,1024", "42,64,64", "42,48,80", "42,1024,1024",
-            "1234567,64,64", "1234567,48,80", "1234567,1024,1024"})
+    @CsvSource({
+        "0,64,64",
+        "0,48,80",
+        "0,1024,1024",
+        "42,64,64",
+        "42,48,80",
+        "42,1024,1024",
+        "1234567,64,64",
+        "1234567,48,80",
+        "1234567,1024,1024"
+    })
     void matchesTorchRandn(long seed, int height, int width) {
         String name = "seed" + seed + "_h" + height + "_w" + width;
         try (SafetensorsFile golden = SafetensorsFile.open(Golden.path("cases", "noise.safetensors"))) {
             long[] shape = golden.info(name + "_bf16").shape();
             assertArrayEquals(shape, golden.info(name + "_f32").shape(), name);
-            assertArrayEquals(shape, Arrays.stream(LatentNoise.shape(height, width)).asLongStream().toArray(), name);
+            assertArrayEquals(
+                    shape,
+                    Arrays.stream(LatentNoise.shape(height, width))
+                            .asLongStream()
+                            .toArray(),
+                    name);
 
             short[] expectedBits = bf16Bits(golden, name + "_bf16");
             short[] actualBits = bits(LatentNoise.bf16(seed, height, width));
@@ -40,7 +54,8 @@ class LatentNoiseGoldenTest {
             for (int i = 0; i < expected.length; i++) {
                 exact += Float.floatToRawIntBits(actual[i]) == Float.floatToRawIntBits(expected[i]) ? 1 : 0;
             }
-            System.out.printf("noise %s: bf16 bit-exact %d/%d; f32 relL2 %.3e, bit-exact %d/%d%n",
+            System.out.printf(
+                    "noise %s: bf16 bit-exact %d/%d; f32 relL2 %.3e, bit-exact %d/%d%n",
                     name, same, expectedBits.length, err, exact, expected.length);
             assertEquals(expectedBits.length, same, name + ": bf16 values differing from torch");
             assertTrue(err < 1e-6, name + ": f32 relative L2 " + err);
@@ -50,14 +65,17 @@ class LatentNoiseGoldenTest {
     @ParameterizedTest
     @CsvSource({"e2e-1,42,64,64", "e2e-2,7,48,80"})
     void matchesEndToEndCaseNoise(String file, long seed, int height, int width) {
-        try (SafetensorsFile golden = SafetensorsFile.open(
-                Golden.path("cases", "flux-tiny-dev", file + ".safetensors"))) {
+        try (SafetensorsFile golden =
+                SafetensorsFile.open(Golden.path("cases", "flux-tiny-dev", file + ".safetensors"))) {
             var meta = golden.metadata();
             assertEquals(String.valueOf(seed), meta.get("seed"));
             assertEquals(String.valueOf(height), meta.get("height"));
             assertEquals(String.valueOf(width), meta.get("width"));
-            assertArrayEquals(golden.info("noise").shape(),
-                    Arrays.stream(LatentNoise.shape(height, width)).asLongStream().toArray());
+            assertArrayEquals(
+                    golden.info("noise").shape(),
+                    Arrays.stream(LatentNoise.shape(height, width))
+                            .asLongStream()
+                            .toArray());
             assertArrayEquals(bf16Bits(golden, "noise"), bits(LatentNoise.bf16(seed, height, width)), file);
         }
     }

@@ -32,8 +32,10 @@ class FluxSnapshotFilesTest {
     }
 
     private void assertReported(String... parts) {
-        ModelException e = assertTimeoutPreemptively(ofSeconds(10),
-                () -> assertThrows(ModelException.class, () -> FluxSnapshot.open(dir).transformerFile()));
+        ModelException e = assertTimeoutPreemptively(
+                ofSeconds(10),
+                () -> assertThrows(
+                        ModelException.class, () -> FluxSnapshot.open(dir).transformerFile()));
         assertTrue(e.getMessage().contains(weights().toString()), e.getMessage());
         for (String p : parts) {
             assertTrue(e.getMessage().contains(p), "message lacks \"" + p + "\": " + e.getMessage());
@@ -56,8 +58,8 @@ class FluxSnapshotFilesTest {
         mkfifo(weights());
         assertReported("is a fifo (named pipe), expected a regular file");
         // opening it directly is refused too, not waited on
-        SafetensorsException e = assertTimeoutPreemptively(ofSeconds(10),
-                () -> assertThrows(SafetensorsException.class, () -> SafetensorsFile.open(weights())));
+        SafetensorsException e = assertTimeoutPreemptively(
+                ofSeconds(10), () -> assertThrows(SafetensorsException.class, () -> SafetensorsFile.open(weights())));
         assertTrue(e.getMessage().contains("cannot open " + weights() + ": it is a fifo"), e.getMessage());
     }
 

@@ -47,8 +47,11 @@ class TextEncodersGoldenTest {
         try (TensorSource golden = SafetensorsFile.open(Golden.path("cases", "flux-tiny-dev", "clip.safetensors"))) {
             int batch = (int) golden.info("input_ids").shape()[0];
             ClipTextModel.Output out = clip.encode(ids(golden, "input_ids"), batch);
-            assertArrayEquals(golden.info("last_hidden_state").intShape(), out.lastHiddenState().shape());
-            assertArrayEquals(golden.info("pooler_output").intShape(), out.pooled().shape());
+            assertArrayEquals(
+                    golden.info("last_hidden_state").intShape(),
+                    out.lastHiddenState().shape());
+            assertArrayEquals(
+                    golden.info("pooler_output").intShape(), out.pooled().shape());
             double last = Golden.relL2(CPU.download(out.lastHiddenState()), golden.floats("last_hidden_state"));
             double pooled = Golden.relL2(CPU.download(out.pooled()), golden.floats("pooler_output"));
             System.out.printf("clip last_hidden_state %.3g, pooler_output %.3g relative L2%n", last, pooled);

@@ -3,16 +3,14 @@ package ai.fluxbatch.model.tokenizer;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import ai.fluxbatch.model.Golden;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.List;
-
 import org.junit.jupiter.api.Test;
-
-import ai.fluxbatch.model.Golden;
 
 /** Every PartiPrompts prompt (the calibration set) tokenizes to 77 ids; no timing asserts. */
 class ClipPartiPromptsTest {

@@ -6,21 +6,19 @@ import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import ai.fluxbatch.model.Golden;
+import ai.fluxbatch.model.ModelException;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.List;
-
-import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
-
-import ai.fluxbatch.model.Golden;
-import ai.fluxbatch.model.ModelException;
 
 /** The CLIP tokenizer against the golden ids of the original tokenizer, its clean-up, truncation and bad files. */
 class ClipTokenizerTest {
@@ -39,7 +37,8 @@ class ClipTokenizerTest {
 
     @Test
     void goldenPrompts() throws IOException {
-        JsonNode golden = new ObjectMapper().readTree(Golden.path("cases", "tokenizer-golden.json").toFile());
+        JsonNode golden = new ObjectMapper()
+                .readTree(Golden.path("cases", "tokenizer-golden.json").toFile());
         JsonNode prompts = golden.get("prompts");
         JsonNode ids = golden.get("clip_input_ids");
         assertEquals(11, prompts.size());
@@ -96,12 +95,15 @@ class ClipTokenizerTest {
 
     @Test
     void fullWidthLettersBecomeAscii() {
-        assertArrayEquals(tok.encode("abc hello, 123!"), tok.encode("\uff21\uff22\uff23\u3000\uff48\uff45\uff4c\uff4c\uff4f\uff0c\uff11\uff12\uff13\uff01"));
+        assertArrayEquals(
+                tok.encode("abc hello, 123!"),
+                tok.encode("\uff21\uff22\uff23\u3000\uff48\uff45\uff4c\uff4c\uff4f\uff0c\uff11\uff12\uff13\uff01"));
     }
 
     @Test
     void latinLigaturesAreBroken() {
-        assertArrayEquals(tok.encode("fish flower office waffle"), tok.encode("\ufb01sh \ufb02ower o\ufb03ce wa\ufb04e"));
+        assertArrayEquals(
+                tok.encode("fish flower office waffle"), tok.encode("\ufb01sh \ufb02ower o\ufb03ce wa\ufb04e"));
         assertNotEquals(Arrays.toString(tok.encode("fish")), Arrays.toString(tok.encode("\u00e6sh")), "æ is kept");
     }
 
@@ -113,7 +115,8 @@ class ClipTokenizerTest {
 
     @Test
     void curlyQuotesAreStraightened() {
-        assertArrayEquals(tok.encode("\"hello\" 'world' it's"), tok.encode("\u201chello\u201d \u2018world\u2019 it\u2019s"));
+        assertArrayEquals(
+                tok.encode("\"hello\" 'world' it's"), tok.encode("\u201chello\u201d \u2018world\u2019 it\u2019s"));
         assertEquals(List.of("it</w>", "'s</w>"), tok.bpeTokens("it\u2019s"));
         // a C1 control character is read as its Windows-1252 byte first: 0x92 is a right single quote
         assertEquals(List.of("it</w>", "'s</w>"), tok.bpeTokens("it\u0092s"));
@@ -128,7 +131,8 @@ class ClipTokenizerTest {
     @Test
     void htmlEntities() {
         assertEquals(List.of("fish</w>", "&</w>", "chips</w>"), tok.bpeTokens("fish &amp;amp;amp; chips"));
-        assertArrayEquals(tok.encode("he said \"hi\" & it's <3"), tok.encode("he said &quot;hi&quot; &amp; it&#39;s &lt;3"));
+        assertArrayEquals(
+                tok.encode("he said \"hi\" & it's <3"), tok.encode("he said &quot;hi&quot; &amp; it&#39;s &lt;3"));
         assertArrayEquals(tok.encode("a b"), tok.encode("a&nbsp;b"));
     }
 
@@ -140,7 +144,8 @@ class ClipTokenizerTest {
 
     @Test
     void contractionsDigitsAndPunctuation() {
-        assertEquals(List.of("they</w>", "'d</w>", "'ve</w>", "1</w>", "2</w>", ",</w>", "...!</w>"),
+        assertEquals(
+                List.of("they</w>", "'d</w>", "'ve</w>", "1</w>", "2</w>", ",</w>", "...!</w>"),
                 tok.bpeTokens("THEY'D'VE 12, ...!"));
     }
 
@@ -165,8 +170,10 @@ class ClipTokenizerTest {
 
     @Test
     void bpeMergesLowestRankFirstEverywhere() throws IOException {
-        writeVocab(dir, "\"<|startoftext|>\": 0, \"<|endoftext|>\": 1, \"lo\": 2, \"l</w>\": 3, \"low\": 4,"
-                + " \"er</w>\": 5, \"lower</w>\": 6, \"l\": 7, \"o\": 8, \"w\": 9, \"e\": 10, \"r</w>\": 11");
+        writeVocab(
+                dir,
+                "\"<|startoftext|>\": 0, \"<|endoftext|>\": 1, \"lo\": 2, \"l</w>\": 3, \"low\": 4,"
+                        + " \"er</w>\": 5, \"lower</w>\": 6, \"l\": 7, \"o\": 8, \"w\": 9, \"e\": 10, \"r</w>\": 11");
         writeMerges(dir, "#version: 0.2\nl o\ne r</w>\nlo w\nlow er</w>\n");
         ClipTokenizer t = ClipTokenizer.load(dir);
         assertEquals(12, t.vocabSize());
@@ -231,7 +238,10 @@ class ClipTokenizerTest {
         ModelException e = assertThrows(ModelException.class, () -> ClipTokenizer.load(dir));
         assertMessage(e, "vocab.json", "empty");
         Files.writeString(dir.resolve("vocab.json"), "");
-        assertMessage(assertThrows(ModelException.class, () -> ClipTokenizer.load(dir)), "vocab.json", "expected a JSON object");
+        assertMessage(
+                assertThrows(ModelException.class, () -> ClipTokenizer.load(dir)),
+                "vocab.json",
+                "expected a JSON object");
     }
 
     @Test
@@ -249,7 +259,8 @@ class ClipTokenizerTest {
         ModelException e = assertThrows(ModelException.class, () -> ClipTokenizer.load(dir));
         assertMessage(e, dir.resolve("merges.txt").toString(), "line 3", "'t h e'", "two symbols");
         writeMerges(dir, "#version: 0.2\ni n\nth\n");
-        assertMessage(assertThrows(ModelException.class, () -> ClipTokenizer.load(dir)), "merges.txt", "line 3", "'th'");
+        assertMessage(
+                assertThrows(ModelException.class, () -> ClipTokenizer.load(dir)), "merges.txt", "line 3", "'th'");
     }
 
     @Test

@@ -4,6 +4,8 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import ai.fluxbatch.model.Golden;
+import ai.fluxbatch.model.ModelException;
 import java.io.ByteArrayOutputStream;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
@@ -11,11 +13,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
-
 import org.junit.jupiter.api.Test;
-
-import ai.fluxbatch.model.Golden;
-import ai.fluxbatch.model.ModelException;
 
 /** The precompiled charsmap: Darts-clone layout, longest match, validation of broken maps. */
 class SentencePieceCharsMapTest {
@@ -136,7 +134,8 @@ class SentencePieceCharsMapTest {
     }
 
     private static void assertBroken(byte[] blob, String expected) {
-        ModelException e = assertThrows(ModelException.class, () -> SentencePieceCharsMap.parse(blob, "/m/spiece.model"));
+        ModelException e =
+                assertThrows(ModelException.class, () -> SentencePieceCharsMap.parse(blob, "/m/spiece.model"));
         assertTrue(e.getMessage().startsWith("/m/spiece.model: normalizer_spec.precompiled_charsmap"), e.getMessage());
         assertTrue(e.getMessage().contains(expected), e.getMessage());
     }
@@ -175,7 +174,10 @@ class SentencePieceCharsMapTest {
         int[] u = new int[n];
         for (int i = 0; i < n; i++) {
             int p = 4 + 4 * i;
-            u[i] = (blob[p] & 0xFF) | (blob[p + 1] & 0xFF) << 8 | (blob[p + 2] & 0xFF) << 16 | (blob[p + 3] & 0xFF) << 24;
+            u[i] = (blob[p] & 0xFF)
+                    | (blob[p + 1] & 0xFF) << 8
+                    | (blob[p + 2] & 0xFF) << 16
+                    | (blob[p + 3] & 0xFF) << 24;
         }
         return u;
     }

@@ -6,6 +6,8 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import ai.fluxbatch.model.Golden;
+import ai.fluxbatch.model.ModelException;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
@@ -14,12 +16,8 @@ import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Random;
-
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
-
-import ai.fluxbatch.model.Golden;
-import ai.fluxbatch.model.ModelException;
 
 /** The hand-written ModelProto reader: the golden model's fields, proto2 defaults, skipping, merging, bad bytes. */
 class SentencePieceModelTest {
@@ -101,14 +99,21 @@ class SentencePieceModelTest {
     }
 
     static Proto t5Trainer() {
-        return new Proto().varint(3, 1).varint(40, 2).varint(41, -1L).varint(42, 1).varint(43, 0);
+        return new Proto()
+                .varint(3, 1)
+                .varint(40, 2)
+                .varint(41, -1L)
+                .varint(42, 1)
+                .varint(43, 0);
     }
 
     @Test
     void readsTheGoldenModel() {
         SentencePieceModel m = SentencePieceModel.read(Golden.path("flux-tiny-dev", "tokenizer_2", "spiece.model"));
         assertEquals(1500, m.size());
-        assertEquals(List.of("<pad>", "</s>", "<unk>", "▁a", "▁and"), Arrays.asList(m.pieces).subList(0, 5));
+        assertEquals(
+                List.of("<pad>", "</s>", "<unk>", "▁a", "▁and"),
+                Arrays.asList(m.pieces).subList(0, 5));
         assertArrayEquals(new int[] {3, 3, 2, 1, 1}, Arrays.copyOf(m.types, 5));
         assertEquals(-2.206841230392456f, m.scores[3]);
         assertArrayEquals("▁a".getBytes(StandardCharsets.UTF_8), m.pieceBytes[3]);
@@ -134,14 +139,23 @@ class SentencePieceModelTest {
         assertEquals(SentencePieceModel.MODEL_UNIGRAM, m.trainer.modelType);
         assertFalse(m.trainer.hasEosId || m.trainer.hasPadId || m.trainer.hasUnkId);
         assertEquals(0, m.normalizer.precompiledCharsmap.length);
-        assertTrue(m.normalizer.addDummyPrefix && m.normalizer.removeExtraWhitespaces
-                && m.normalizer.escapeWhitespaces);
+        assertTrue(
+                m.normalizer.addDummyPrefix && m.normalizer.removeExtraWhitespaces && m.normalizer.escapeWhitespaces);
     }
 
     @Test
     void unknownFieldsOfEveryWireTypeAreSkipped() {
-        Proto unknowns = new Proto().varint(99, 12345).fixed64(98, -1L).string(97, "skip me").fixed32(96, 7)
-                .key(95, 3).varint(1, 5).key(94, 3).string(2, "nested").key(94, 4).key(95, 4);
+        Proto unknowns = new Proto()
+                .varint(99, 12345)
+                .fixed64(98, -1L)
+                .string(97, "skip me")
+                .fixed32(96, 7)
+                .key(95, 3)
+                .varint(1, 5)
+                .key(94, 3)
+                .string(2, "nested")
+                .key(94, 4)
+                .key(95, 4);
         Proto piece = piece("ab", -1.5f, SentencePieceModel.USER_DEFINED);
         piece.out.writeBytes(unknowns.toBytes());
         Proto trainer = new Proto().varint(4, 8000);
@@ -152,8 +166,11 @@ class SentencePieceModelTest {
         normalizer.varint(4, 0);
         Proto model = new Proto();
         model.out.writeBytes(unknowns.toBytes());
-        model.message(1, piece).message(2, trainer).message(4, new Proto().string(1, "self test"))
-                .message(3, normalizer).message(5, new Proto().string(1, "denormalizer"));
+        model.message(1, piece)
+                .message(2, trainer)
+                .message(4, new Proto().string(1, "self test"))
+                .message(3, normalizer)
+                .message(5, new Proto().string(1, "denormalizer"));
         model.out.writeBytes(unknowns.toBytes());
 
         SentencePieceModel m = SentencePieceModel.parse(model.toBytes(), "m");
@@ -193,14 +210,24 @@ class SentencePieceModelTest {
 
         // a piece message cut short: its length runs past the end of the file
         ModelException e = corrupt(Arrays.copyOf(good, good.length - 2));
-        assertTrue(e.getMessage().startsWith("/models/spiece.model: truncated or corrupt SentencePiece model"),
+        assertTrue(
+                e.getMessage().startsWith("/models/spiece.model: truncated or corrupt SentencePiece model"),
                 e.getMessage());
         assertTrue(e.getMessage().contains("ModelProto, pieces[3] (field 1) has length"), e.getMessage());
-        assertTrue(e.getMessage().contains("at byte offset " + (good.length - new Proto()
-                .message(1, piece("▁a", -1, 0)).toBytes().length)), e.getMessage());
+        assertTrue(
+                e.getMessage()
+                        .contains("at byte offset "
+                                + (good.length
+                                        - new Proto()
+                                                .message(1, piece("▁a", -1, 0))
+                                                .toBytes()
+                                                .length)),
+                e.getMessage());
 
         // inside a piece: the score's 4 bytes are cut
-        byte[] score = new Proto().message(1, new Proto().string(1, "x").key(2, 5).raw(0)).toBytes();
+        byte[] score = new Proto()
+                .message(1, new Proto().string(1, "x").key(2, 5).raw(0))
+                .toBytes();
         e = corrupt(score);
         assertTrue(e.getMessage().contains("ModelProto.pieces[0], score (field 2) needs 4 bytes"), e.getMessage());
 
@@ -216,16 +243,21 @@ class SentencePieceModelTest {
         assertTrue(corrupt(new byte[] {0x0E}).getMessage().contains("wire type 6"));
         assertTrue(corrupt(new byte[] {0x0F}).getMessage().contains("wire type 7"));
         assertTrue(corrupt(new Proto().key(7, 4).toBytes()).getMessage().contains("end-group"));
-        assertTrue(corrupt(new Proto().key(7, 3).varint(1, 1).toBytes()).getMessage().contains("no end-group"));
+        assertTrue(corrupt(new Proto().key(7, 3).varint(1, 1).toBytes())
+                .getMessage()
+                .contains("no end-group"));
 
         // a known field with the wrong wire type, an unknown piece type
         e = corrupt(new Proto().varint(1, 5).toBytes());
-        assertTrue(e.getMessage().contains("pieces[0] (field 1) has wire type 0, expected 2 (length-delimited)"),
+        assertTrue(
+                e.getMessage().contains("pieces[0] (field 1) has wire type 0, expected 2 (length-delimited)"),
                 e.getMessage());
-        e = corrupt(new Proto().message(1, new Proto().string(1, "x").varint(3, 9)).toBytes());
+        e = corrupt(
+                new Proto().message(1, new Proto().string(1, "x").varint(3, 9)).toBytes());
         assertTrue(e.getMessage().contains("type (field 3) is 9"), e.getMessage());
         e = corrupt(new Proto().message(2, new Proto().string(3, "unigram")).toBytes());
-        assertTrue(e.getMessage().contains("ModelProto.trainer_spec, model_type (field 3) has wire type 2"),
+        assertTrue(
+                e.getMessage().contains("ModelProto.trainer_spec, model_type (field 3) has wire type 2"),
                 e.getMessage());
 
         assertTrue(corrupt(new byte[0]).getMessage().contains("empty file"));

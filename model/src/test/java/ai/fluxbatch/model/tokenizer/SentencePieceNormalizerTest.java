@@ -4,6 +4,9 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import ai.fluxbatch.model.Golden;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -13,13 +16,8 @@ import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
 import java.util.stream.Collectors;
-
-import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
-
-import ai.fluxbatch.model.Golden;
 
 /**
  * The normalizer. With no SentencePiece to ask here, expectations come from NFKC (java.text.Normalizer) and from the
@@ -31,8 +29,9 @@ class SentencePieceNormalizerTest {
     private static SentencePieceNormalizer normalizer;
 
     /** The nmt_nfkc rules that are not NFKC: removed control characters, and characters that become a space. */
-    private static final String REMOVED = codePoints(0x01, 0x08) + codePoints(0x0B, 0x0B) + codePoints(0x0E, 0x1F)
-            + "\u007F\u008F\u009F";
+    private static final String REMOVED =
+            codePoints(0x01, 0x08) + codePoints(0x0B, 0x0B) + codePoints(0x0E, 0x1F) + "\u007F\u008F\u009F";
+
     private static final String TO_SPACE = "\t\n\f\r\u1680\u200B\u200C\u200E\u200F\u2028\u2029\u2581\uFEFF\uFFFD";
 
     @BeforeAll
@@ -84,21 +83,21 @@ class SentencePieceNormalizerTest {
     @Test
     void whatUsersTypeNormalizesAsNfkc() {
         Map<String, String> cases = new TreeMap<>();
-        cases.put("no\u00A0break", "▁no▁break");                 // non-breaking space -> space
-        cases.put("zero\u200Bwidth", "▁zero▁width");              // zero-width space -> space (nmt rule)
-        cases.put("zero \u200B width", "▁zero▁width");            // ... and then collapsed with its neighbours
+        cases.put("no\u00A0break", "▁no▁break"); // non-breaking space -> space
+        cases.put("zero\u200Bwidth", "▁zero▁width"); // zero-width space -> space (nmt rule)
+        cases.put("zero \u200B width", "▁zero▁width"); // ... and then collapsed with its neighbours
         cases.put("\u200B\u200B lead", "▁lead");
-        cases.put("ＡＢＣ ｆｕｌｌ１２３", "▁ABC▁full123");           // full-width letters and digits
-        cases.put("ﬁsh ﬂow ﬀ", "▁fish▁flow▁ff");                  // ligatures
-        cases.put("cafe\u0301", "▁café");                          // combining acute composes
+        cases.put("ＡＢＣ ｆｕｌｌ１２３", "▁ABC▁full123"); // full-width letters and digits
+        cases.put("ﬁsh ﬂow ﬀ", "▁fish▁flow▁ff"); // ligatures
+        cases.put("cafe\u0301", "▁café"); // combining acute composes
         cases.put("café", "▁café");
         cases.put("tab\there\nnew\r\nline", "▁tab▁here▁new▁line"); // tabs and newlines are spaces
-        cases.put("ctrl\u0001\u007Fchars", "▁ctrlchars");          // control characters vanish
+        cases.put("ctrl\u0001\u007Fchars", "▁ctrlchars"); // control characters vanish
         cases.put("\u0001 lead", "▁lead");
         cases.put("ideographic\u3000space", "▁ideographic▁space");
-        cases.put("①㎏½ Å", "▁1kg1⁄2▁Å");                         // compatibility forms
+        cases.put("①㎏½ Å", "▁1kg1⁄2▁Å"); // compatibility forms
         cases.put("bom\uFEFF", "▁bom");
-        cases.put("▁literal", "▁literal");                         // U+2581 in the text is a space
+        cases.put("▁literal", "▁literal"); // U+2581 in the text is a space
         cases.put("  ", "");
         cases.forEach((in, out) -> {
             assertEquals(out, normalizer.normalize(in), () -> "normalize " + escape(in));
@@ -119,13 +118,16 @@ class SentencePieceNormalizerTest {
     @Test
     void promptsNormalizeAsTheNfkcReference() throws IOException {
         List<String> texts = new ArrayList<>();
-        JsonNode golden = new ObjectMapper().readTree(Golden.path("cases", "tokenizer-golden.json").toFile());
+        JsonNode golden = new ObjectMapper()
+                .readTree(Golden.path("cases", "tokenizer-golden.json").toFile());
         golden.get("prompts").forEach(p -> texts.add(p.asText()));
-        List<String> lines = Files.readAllLines(Golden.dir().resolveSibling("prompts").resolve("PartiPrompts.tsv"));
+        List<String> lines =
+                Files.readAllLines(Golden.dir().resolveSibling("prompts").resolve("PartiPrompts.tsv"));
         for (String line : lines.subList(1, lines.size())) {
             texts.add(line.split("\t", -1)[0]);
         }
-        List<String> differ = texts.stream().filter(t -> !reference(t).equals(normalizer.normalize(t)))
+        List<String> differ = texts.stream()
+                .filter(t -> !reference(t).equals(normalizer.normalize(t)))
                 .collect(Collectors.toList());
         assertEquals(List.of(), differ);
         assertTrue(texts.size() > 1600);
@@ -157,7 +159,7 @@ class SentencePieceNormalizerTest {
     void whitespaceOptionsInNormalizerCcOrder() {
         SentencePieceNormalizer plain = new SentencePieceNormalizer(null, null, true, true, true, false);
         assertEquals("▁a▁b", plain.normalize("  a   b  "));
-        assertEquals("▁a\tb", plain.normalize("a\tb"));   // without a charsmap a tab is just a character
+        assertEquals("▁a\tb", plain.normalize("a\tb")); // without a charsmap a tab is just a character
         assertEquals("", plain.normalize("   "));
 
         SentencePieceNormalizer keepSpaces = new SentencePieceNormalizer(null, null, true, false, true, false);
@@ -184,7 +186,8 @@ class SentencePieceNormalizerTest {
     }
 
     private static String escape(String s) {
-        return s.codePoints().mapToObj(c -> c < 0x20 || c > 0x7E ? String.format("U+%04X", c) : Character.toString(c))
+        return s.codePoints()
+                .mapToObj(c -> c < 0x20 || c > 0x7E ? String.format("U+%04X", c) : Character.toString(c))
                 .collect(Collectors.joining(" "));
     }
 }

@@ -8,6 +8,8 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import ai.fluxbatch.model.ModelException;
+import ai.fluxbatch.model.tokenizer.SentencePieceModelTest.Proto;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -16,12 +18,8 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
-
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
-
-import ai.fluxbatch.model.ModelException;
-import ai.fluxbatch.model.tokenizer.SentencePieceModelTest.Proto;
 
 /** Viterbi segmentation, unknown handling, user-defined, unused and byte pieces, on small hand-built models. */
 class SentencePieceUnigramTest {
@@ -48,17 +46,21 @@ class SentencePieceUnigramTest {
     }
 
     private static T5Tokenizer basic() {
-        return tokenizer(t5Like(VOCAB).message(2, t5Trainer())
-                .message(1, piece("abc", 0, SentencePieceModel.UNUSED))       // 14
+        return tokenizer(t5Like(VOCAB)
+                .message(2, t5Trainer())
+                .message(1, piece("abc", 0, SentencePieceModel.UNUSED)) // 14
                 .message(1, piece("<sep>", 0, SentencePieceModel.USER_DEFINED)) // 15
-                .message(1, piece("<", -1, 0)).message(1, piece("s", -1, 0)).message(1, piece("e", -1, 0))
-                .message(1, piece("p", -1, 0)).message(1, piece(">", -1, 0)));
+                .message(1, piece("<", -1, 0))
+                .message(1, piece("s", -1, 0))
+                .message(1, piece("e", -1, 0))
+                .message(1, piece("p", -1, 0))
+                .message(1, piece(">", -1, 0)));
     }
 
     @Test
     void bestScoringPathWins() {
         T5Tokenizer t = basic();
-        assertEquals(List.of("▁", "ab"), t.pieces("ab"));            // -4 beats ▁|a|b (-5) and ▁ab (-10)
+        assertEquals(List.of("▁", "ab"), t.pieces("ab")); // -4 beats ▁|a|b (-5) and ▁ab (-10)
         assertArrayEquals(new int[] {3, 6}, t.ids("ab"));
         assertEquals(List.of("▁", "ab", "▁", "x"), t.pieces("ab x"));
         assertArrayEquals(new int[] {3, 6, 1, 0}, t.encode("ab", 4));
@@ -120,7 +122,9 @@ class SentencePieceUnigramTest {
         for (int b = 0; b < 256; b++) {
             m.message(1, piece(String.format("<0x%02X>", b), 0, SentencePieceModel.BYTE));
         }
-        m.message(1, piece("▁", -1, 0)).message(1, piece("a", -2, 0)).message(2, t5Trainer().varint(35, 1));
+        m.message(1, piece("▁", -1, 0))
+                .message(1, piece("a", -2, 0))
+                .message(2, t5Trainer().varint(35, 1));
         T5Tokenizer t = tokenizer(m);
         assertEquals(List.of("▁", "a", "<0xC3>", "<0xA9>"), t.pieces("aé"));
         assertArrayEquals(new int[] {259, 260, 3 + 0xC3, 3 + 0xA9}, t.ids("aé"));
@@ -215,23 +219,33 @@ class SentencePieceUnigramTest {
     @Test
     void badVocabulariesAreRefusedWithTheFileNamed() throws IOException {
         assertTrue(refused(new Proto().message(1, piece("a", -1, 0)).message(1, piece("b", -1, 0)))
-                .getMessage().contains("no unknown piece"));
+                .getMessage()
+                .contains("no unknown piece"));
         assertTrue(refused(t5Like("a", -1).message(1, piece("<unk2>", 0, SentencePieceModel.UNKNOWN)))
-                .getMessage().contains("pieces 2 and 4 are both UNKNOWN"));
+                .getMessage()
+                .contains("pieces 2 and 4 are both UNKNOWN"));
         assertTrue(refused(t5Like("a", -1).message(2, new Proto().varint(3, 2)))
-                .getMessage().contains("model_type is BPE (2), expected UNIGRAM"));
+                .getMessage()
+                .contains("model_type is BPE (2), expected UNIGRAM"));
         assertTrue(refused(t5Like("a", -1).message(1, piece("<0x41>", 0, SentencePieceModel.BYTE)))
-                .getMessage().contains("byte_fallback is false"));
-        assertTrue(refused(t5Like("a", -1).message(1, piece("<0x41>", 0, SentencePieceModel.BYTE))
-                .message(2, new Proto().varint(35, 1))).getMessage().contains("<0x00> is missing"));
+                .getMessage()
+                .contains("byte_fallback is false"));
+        assertTrue(refused(t5Like("a", -1)
+                        .message(1, piece("<0x41>", 0, SentencePieceModel.BYTE))
+                        .message(2, new Proto().varint(35, 1)))
+                .getMessage()
+                .contains("<0x00> is missing"));
         assertTrue(refused(t5Like("a", -1, "a", -2)).getMessage().contains("\"a\" is already defined as piece 3"));
         assertTrue(refused(t5Like("", -1)).getMessage().contains("piece 3 is empty"));
         assertTrue(refused(t5Like("a", -1).message(2, new Proto().varint(43, -1L)))
-                .getMessage().contains("trainer_spec.pad_id is -1"));
+                .getMessage()
+                .contains("trainer_spec.pad_id is -1"));
         assertTrue(refused(t5Like("a", -1).message(2, new Proto().varint(42, 4)))
-                .getMessage().contains("trainer_spec.eos_id is 4, expected a piece id in 0..3"));
+                .getMessage()
+                .contains("trainer_spec.eos_id is 4, expected a piece id in 0..3"));
         assertTrue(refused(t5Like("a", -1).message(2, new Proto().varint(40, 0)))
-                .getMessage().contains("unk_id is 0 but the UNKNOWN piece is 2"));
+                .getMessage()
+                .contains("unk_id is 0 but the UNKNOWN piece is 2"));
         assertTrue(refused(new Proto()).getMessage().contains("empty file"));
     }
 
@@ -240,7 +254,8 @@ class SentencePieceUnigramTest {
         T5Tokenizer defaults = tokenizer(t5Like("▁", -1, "a", -1));
         assertEquals(1, defaults.eosId());
         assertEquals(0, defaults.padId());
-        T5Tokenizer custom = tokenizer(t5Like("▁", -1, "a", -1).message(2, new Proto().varint(42, 0).varint(43, 1)));
+        T5Tokenizer custom = tokenizer(
+                t5Like("▁", -1, "a", -1).message(2, new Proto().varint(42, 0).varint(43, 1)));
         assertArrayEquals(new int[] {3, 4, 0, 1, 1}, custom.encode("a", 5));
         assertEquals(5, custom.vocabSize());
     }

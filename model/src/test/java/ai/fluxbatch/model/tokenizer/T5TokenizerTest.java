@@ -5,6 +5,10 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import ai.fluxbatch.model.Golden;
+import ai.fluxbatch.model.ModelException;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -12,15 +16,9 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
-
-import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
-
-import ai.fluxbatch.model.Golden;
-import ai.fluxbatch.model.ModelException;
 
 /** The T5 tokenizer against SentencePiece's own ids and pieces for the golden prompts, PartiPrompts, and bad files. */
 class T5TokenizerTest {
@@ -42,7 +40,8 @@ class T5TokenizerTest {
 
     @Test
     void goldenIdsAndPieces() throws IOException {
-        JsonNode golden = new ObjectMapper().readTree(Golden.path("cases", "tokenizer-golden.json").toFile());
+        JsonNode golden = new ObjectMapper()
+                .readTree(Golden.path("cases", "tokenizer-golden.json").toFile());
         JsonNode prompts = golden.get("prompts");
         JsonNode ids = golden.get("t5_input_ids");
         JsonNode pieces = golden.get("t5_pieces_no_eos");
@@ -117,8 +116,8 @@ class T5TokenizerTest {
 
     @Test
     void everyPartiPromptGivesFullLengthIdsEndingInEosThenPad() throws IOException {
-        List<String> lines = Files.readAllLines(Golden.dir().resolveSibling("prompts").resolve("PartiPrompts.tsv"),
-                StandardCharsets.UTF_8);
+        List<String> lines = Files.readAllLines(
+                Golden.dir().resolveSibling("prompts").resolve("PartiPrompts.tsv"), StandardCharsets.UTF_8);
         int column = Arrays.asList(lines.get(0).split("\t", -1)).indexOf("Prompt");
         assertTrue(column >= 0, "PartiPrompts.tsv has a Prompt column");
         List<String> prompts = new ArrayList<>();

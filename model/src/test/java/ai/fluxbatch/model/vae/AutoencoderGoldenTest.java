@@ -70,8 +70,9 @@ class AutoencoderGoldenTest {
             withinOne += d <= 1 ? 1 : 0;
             worst = Math.max(worst, d);
         }
-        System.out.printf("vae rgb_u8: %d of %d equal, %d within 1 (%.4f%%), max difference %d%n", equal, n, withinOne,
-                100.0 * withinOne / n, worst);
+        System.out.printf(
+                "vae rgb_u8: %d of %d equal, %d within 1 (%.4f%%), max difference %d%n",
+                equal, n, withinOne, 100.0 * withinOne / n, worst);
         assertTrue(withinOne >= 0.99 * n, withinOne + " of " + n + " within 1");
         assertTrue(worst <= 3, "max difference " + worst);
     }
@@ -87,15 +88,16 @@ class AutoencoderGoldenTest {
             equal += d == 0 ? 1 : 0;
             worst = Math.max(worst, d);
         }
-        System.out.printf("reference image quantized: %d of %d bytes equal, max difference %d%n", equal, rgb.length,
-                worst);
+        System.out.printf(
+                "reference image quantized: %d of %d bytes equal, max difference %d%n", equal, rgb.length, worst);
         assertTrue(worst <= 1, "max difference " + worst);
         assertTrue(equal >= 0.999 * rgb.length, equal + " of " + rgb.length + " equal");
     }
 
     @Test
     void encodeMatchesReference() {
-        Tensor in = cpu.upload(golden.floats("encode_in"), golden.info("encode_in").intShape());
+        Tensor in =
+                cpu.upload(golden.floats("encode_in"), golden.info("encode_in").intShape());
         Tensor latent = tiny.encode(in);
         assertArrayEquals(golden.info("encode_mean").intShape(), latent.shape());
         double err = Golden.relL2(cpu.download(latent), golden.floats("encode_mean"));

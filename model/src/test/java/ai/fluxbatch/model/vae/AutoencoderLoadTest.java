@@ -53,7 +53,10 @@ class AutoencoderLoadTest {
                 TensorInfo info = ae.info(n);
                 if (n.equals(name)) {
                     if (shape != null) {
-                        w.addF32(n, shape, new float[Math.toIntExact(Arrays.stream(shape).reduce(1, (a, b) -> a * b))]);
+                        w.addF32(
+                                n,
+                                shape,
+                                new float[Math.toIntExact(Arrays.stream(shape).reduce(1, (a, b) -> a * b))]);
                     }
                 } else {
                     w.addF32(n, info.shape(), ae.floats(n));
@@ -84,7 +87,10 @@ class AutoencoderLoadTest {
     void missingConfigNamesTheFile() throws IOException {
         Files.copy(Golden.path("flux-tiny-dev", "ae.safetensors"), dir.resolve("ae.safetensors"));
         ModelException e = assertThrows(ModelException.class, () -> Autoencoder.load(dir, CPU));
-        assertTrue(e.getMessage().contains(dir.resolve("vae").resolve("config.json").toString()), e.getMessage());
+        assertTrue(
+                e.getMessage()
+                        .contains(dir.resolve("vae").resolve("config.json").toString()),
+                e.getMessage());
         assertTrue(e.getMessage().contains("autoencoder configuration"), e.getMessage());
     }
 
@@ -100,8 +106,10 @@ class AutoencoderLoadTest {
         Path root = snapshot(null);
         writeWeights(root.resolve("ae.safetensors"), "decoder.up.1.block.0.conv2.weight", new long[] {32, 32, 3, 1});
         ModelException e = assertThrows(ModelException.class, () -> Autoencoder.load(root, CPU));
-        assertEquals("tensor 'decoder.up.1.block.0.conv2.weight' in " + root.resolve("ae.safetensors")
-                + " has shape [32, 32, 3, 1], expected [32, 32, 3, 3] for " + expectedDescription(), e.getMessage());
+        assertEquals(
+                "tensor 'decoder.up.1.block.0.conv2.weight' in " + root.resolve("ae.safetensors")
+                        + " has shape [32, 32, 3, 1], expected [32, 32, 3, 3] for " + expectedDescription(),
+                e.getMessage());
     }
 
     @Test
@@ -109,8 +117,10 @@ class AutoencoderLoadTest {
         Path root = snapshot(null);
         writeWeights(root.resolve("ae.safetensors"), "decoder.mid.attn_1.proj_out.bias", null);
         ModelException e = assertThrows(ModelException.class, () -> Autoencoder.load(root, CPU));
-        assertEquals("tensor 'decoder.mid.attn_1.proj_out.bias' is missing from " + root.resolve("ae.safetensors")
-                + ": expected shape [64] for " + expectedDescription(), e.getMessage());
+        assertEquals(
+                "tensor 'decoder.mid.attn_1.proj_out.bias' is missing from " + root.resolve("ae.safetensors")
+                        + ": expected shape [64] for " + expectedDescription(),
+                e.getMessage());
     }
 
     private static String expectedDescription() {
@@ -131,8 +141,10 @@ class AutoencoderLoadTest {
         Path root = snapshot(tinyConfigWith("block_out_channels", "[32, 64, 64, 64]"));
         Files.copy(Golden.path("flux-tiny-dev", "ae.safetensors"), root.resolve("ae.safetensors"));
         ModelException e = assertThrows(ModelException.class, () -> Autoencoder.load(root, CPU));
-        assertEquals(root.resolve("vae/config.json") + ": block_out_channels is [32,64,64,64] but the checkpoint gives"
-                + " [32, 32, 64, 64] (from encoder.down.<level>.block.0.conv1.weight)", e.getMessage());
+        assertEquals(
+                root.resolve("vae/config.json") + ": block_out_channels is [32,64,64,64] but the checkpoint gives"
+                        + " [32, 32, 64, 64] (from encoder.down.<level>.block.0.conv1.weight)",
+                e.getMessage());
     }
 
     @Test
@@ -140,8 +152,10 @@ class AutoencoderLoadTest {
         Path root = snapshot(tinyConfigWith("latent_channels", "4"));
         Files.copy(Golden.path("flux-tiny-dev", "ae.safetensors"), root.resolve("ae.safetensors"));
         ModelException e = assertThrows(ModelException.class, () -> Autoencoder.load(root, CPU));
-        assertEquals(root.resolve("vae/config.json") + ": latent_channels is 4 but the checkpoint gives 16"
-                + " (from decoder.conv_in.weight)", e.getMessage());
+        assertEquals(
+                root.resolve("vae/config.json") + ": latent_channels is 4 but the checkpoint gives 16"
+                        + " (from decoder.conv_in.weight)",
+                e.getMessage());
     }
 
     @Test
@@ -149,8 +163,11 @@ class AutoencoderLoadTest {
         Path root = snapshot(tinyConfigWith("layers_per_block", "2"));
         Files.copy(Golden.path("flux-tiny-dev", "ae.safetensors"), root.resolve("ae.safetensors"));
         ModelException e = assertThrows(ModelException.class, () -> Autoencoder.load(root, CPU));
-        assertTrue(e.getMessage().startsWith(root.resolve("vae/config.json") + ": layers_per_block is 2 but the"
-                + " checkpoint gives 1"), e.getMessage());
+        assertTrue(
+                e.getMessage()
+                        .startsWith(root.resolve("vae/config.json") + ": layers_per_block is 2 but the"
+                                + " checkpoint gives 1"),
+                e.getMessage());
     }
 
     @Test
@@ -165,8 +182,8 @@ class AutoencoderLoadTest {
     @Test
     void wrongInputShapesAreRejected() {
         Autoencoder ae = Autoencoder.load(Golden.path("flux-tiny-dev"), CPU);
-        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
-                () -> ae.decode(CPU.upload(new float[4 * 4 * 4], 1, 4, 4, 4)));
+        IllegalArgumentException e = assertThrows(
+                IllegalArgumentException.class, () -> ae.decode(CPU.upload(new float[4 * 4 * 4], 1, 4, 4, 4)));
         assertTrue(e.getMessage().contains("latent z has shape [1, 4, 4, 4], expected [B, 16, H, W]"), e.getMessage());
         e = assertThrows(IllegalArgumentException.class, () -> ae.encode(CPU.upload(new float[3 * 4 * 4], 1, 3, 4, 4)));
         assertTrue(e.getMessage().contains("H, W >= 8"), e.getMessage());

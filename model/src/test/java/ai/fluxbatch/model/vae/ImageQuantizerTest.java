@@ -10,7 +10,9 @@ class ImageQuantizerTest {
     @Test
     void clampsScalesTruncatesAndInterleaves() {
         // [1, 3, 1, 2]: R = (-2, 1), G = (0, 0.999), B = (-1, 0.5)
-        float[] image = {-2f, 1f, 0f, 0.999f, -1f, 0.5f, };
+        float[] image = {
+            -2f, 1f, 0f, 0.999f, -1f, 0.5f,
+        };
         byte[] rgb = ImageQuantizer.toRgbU8(image, 1, 1, 2);
         int[] unsigned = new int[rgb.length];
         for (int i = 0; i < rgb.length; i++) {
