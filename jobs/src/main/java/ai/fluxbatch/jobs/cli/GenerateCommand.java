@@ -6,6 +6,7 @@ import ai.fluxbatch.jobs.generate.GenerateSettings;
 import ai.fluxbatch.jobs.generate.ImageResult;
 import ai.fluxbatch.jobs.generate.ImageTask;
 import ai.fluxbatch.jobs.generate.OutputLayout;
+import ai.fluxbatch.jobs.output.Locations;
 import ai.fluxbatch.jobs.output.OutputFolder;
 import ai.fluxbatch.jobs.prompts.PromptRow;
 import ai.fluxbatch.model.pipeline.FluxPipeline;
@@ -14,7 +15,6 @@ import ai.fluxbatch.model.snapshot.FluxSnapshot;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.io.UncheckedIOException;
-import java.net.URI;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -168,7 +168,7 @@ public final class GenerateCommand implements Callable<Integer> {
         probe.set("fs.s3a.connection.establish.timeout", "10s");
         try {
             org.apache.hadoop.fs.Path marker =
-                    new org.apache.hadoop.fs.Path(URI.create(root + "_fluxbatch-write-check-" + UUID.randomUUID()));
+                    new org.apache.hadoop.fs.Path(Locations.path(root), "_fluxbatch-write-check-" + UUID.randomUUID());
             try (FileSystem fs = FileSystem.newInstance(marker.toUri(), probe)) {
                 OutputFolder.claim(fs, marker.getParent(), "--output " + output);
                 try (FSDataOutputStream out = fs.create(marker, false)) {

@@ -1,10 +1,10 @@
 package ai.fluxbatch.jobs.generate;
 
+import ai.fluxbatch.jobs.output.Locations;
 import ai.fluxbatch.jobs.prompts.PromptRow;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.IOException;
 import java.io.UncheckedIOException;
-import java.net.URI;
 import java.nio.charset.StandardCharsets;
 import java.util.List;
 import java.util.Locale;
@@ -19,7 +19,7 @@ public final class GenEvalMetadata {
     private GenEvalMetadata() {}
 
     public static void write(List<PromptRow> rows, String output, Configuration conf) {
-        Path root = new Path(URI.create(output.endsWith("/") ? output : output + "/"));
+        Path root = Locations.path(output.endsWith("/") ? output : output + "/");
         try {
             FileSystem fs = root.getFileSystem(conf);
             for (PromptRow r : rows) {

@@ -1,5 +1,6 @@
 package ai.fluxbatch.jobs.generate;
 
+import ai.fluxbatch.jobs.output.Locations;
 import ai.fluxbatch.model.image.PngDecoder;
 import java.io.FileNotFoundException;
 import java.io.IOException;
@@ -36,7 +37,7 @@ public final class ImageStore {
 
     public ImageStore(String output, Configuration conf) {
         try {
-            this.root = new Path(URI.create(output.endsWith("/") ? output : output + "/"));
+            this.root = Locations.path(output.endsWith("/") ? output : output + "/");
             this.fs = root.getFileSystem(conf);
             fs.setWriteChecksum(false); // no .crc side files next to the images on file://
             this.tmp = new Path(root, "_tmp");

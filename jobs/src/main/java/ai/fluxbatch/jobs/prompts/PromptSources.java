@@ -1,12 +1,12 @@
 package ai.fluxbatch.jobs.prompts;
 
+import ai.fluxbatch.jobs.output.Locations;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.DeserializationFeature;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.IOException;
 import java.io.UncheckedIOException;
-import java.net.URI;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Iterator;
@@ -14,7 +14,6 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
-import java.util.regex.Pattern;
 import org.apache.hadoop.conf.Configuration;
 import org.apache.hadoop.fs.FileStatus;
 import org.apache.hadoop.fs.FileSystem;
@@ -37,8 +36,6 @@ import org.apache.spark.sql.SparkSession;
 public final class PromptSources {
     /** One JSON value a line: {@code {"prompt": "a"} {"prompt": "b"}} is an error, not the first prompt. */
     private static final ObjectMapper JSON = new ObjectMapper().enable(DeserializationFeature.FAIL_ON_TRAILING_TOKENS);
-
-    private static final Pattern SCHEME = Pattern.compile("[A-Za-z][A-Za-z0-9+.-]*:");
 
     private PromptSources() {}
 
@@ -125,7 +122,7 @@ public final class PromptSources {
      */
     static Path path(String uri) {
         try {
-            return SCHEME.matcher(uri).lookingAt() ? new Path(URI.create(uri.replace(" ", "%20"))) : new Path(uri);
+            return Locations.path(uri);
         } catch (IllegalArgumentException e) {
             throw new PromptFormatException(
                     "--prompts " + uri + " is neither a path nor a URI: "

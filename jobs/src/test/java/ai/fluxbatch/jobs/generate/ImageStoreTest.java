@@ -57,6 +57,19 @@ class ImageStoreTest {
     }
 
     @Test
+    void aLocalOutputPathIsTakenLiterallyPercentHashAndSpacesIncluded() throws IOException {
+        Path out = tmp.resolve("o%20 #y");
+        ImageStore store = new ImageStore(out.toString(), new Configuration());
+        store.write("images/a.png", png(), false);
+        try (Stream<Path> all = Files.walk(tmp)) {
+            assertEquals(
+                    List.of(out.resolve("images/a.png")),
+                    all.filter(Files::isRegularFile).toList());
+        }
+        assertTrue(store.hasCompletePng("images/a.png"));
+    }
+
+    @Test
     void theT2iCompbenchPathOfHostileRowsStaysUnderTheOutput() throws IOException {
         Path out = tmp.resolve("out");
         ImageStore store = new ImageStore(out.toString(), new Configuration());
