@@ -22,6 +22,7 @@ public final class GenEvalMetadata {
         Path root = Locations.path(output.endsWith("/") ? output : output + "/");
         try {
             FileSystem fs = root.getFileSystem(conf);
+            fs.setWriteChecksum(false); // no .metadata.jsonl.crc beside each file on file://, as ImageStore
             for (PromptRow r : rows) {
                 String line = r.fields()
                         .getOrDefault(

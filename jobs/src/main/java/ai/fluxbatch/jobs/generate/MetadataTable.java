@@ -1,5 +1,6 @@
 package ai.fluxbatch.jobs.generate;
 
+import ai.fluxbatch.jobs.output.Locations;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -53,7 +54,9 @@ public final class MetadataTable {
 
     public static void write(SparkSession spark, List<ImageResult> results, String output) {
         Dataset<Row> df = dataFrame(spark, results);
-        String base = output.endsWith("/") ? output : output + "/";
+        // the same folder ImageStore writes into: a file: or s3a:// URI with its escapes, a local path literally
+        String root = Locations.path(output).toString();
+        String base = root.endsWith("/") ? root : root + "/";
         df.write().mode(SaveMode.Overwrite).parquet(base + "metadata/parquet");
         df.write().mode(SaveMode.Overwrite).json(base + "metadata/jsonl");
     }

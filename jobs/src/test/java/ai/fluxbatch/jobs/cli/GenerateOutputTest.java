@@ -60,6 +60,23 @@ class GenerateOutputTest {
     }
 
     @Test
+    void aFileUriOutputWithAnEscapeKeepsImagesMarkerAndMetadataInOneFolder() throws IOException {
+        Path dir = Files.createDirectories(tmp.resolve("esc"));
+        CliRun run = generate("--prompt", "a red circle", "--layout", "geneval", "--output", dir.toUri() + "a%20b");
+        assertEquals(0, run.exitCode(), run.err());
+        Path out = dir.resolve("a b");
+        List<String> files = filesUnder(dir).stream()
+                .map(p -> out.relativize(p).toString())
+                .filter(f -> !f.startsWith("metadata/") || f.equals("metadata/jsonl/_SUCCESS"))
+                .toList();
+        assertEquals(
+                List.of("00000/metadata.jsonl", "00000/samples/00000.png", "_fluxbatch", "metadata/jsonl/_SUCCESS"),
+                files,
+                "everything in the folder the URI names, no .crc files");
+        assertTrue(Files.exists(out.resolve("metadata/parquet/_SUCCESS")));
+    }
+
+    @Test
     void t2iCompbenchNamesFromTheDataStayUnderTheOutput() throws IOException {
         Path prompts = Files.createDirectories(tmp.resolve("prompts"));
         List<String> color =
