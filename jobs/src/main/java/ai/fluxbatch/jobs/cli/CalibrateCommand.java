@@ -156,6 +156,7 @@ public final class CalibrateCommand implements Callable<Integer> {
                     new OutputFiles.Input(
                             "--prompts",
                             input.uri == null || BuiltInPrompts.isName(input.uri) ? null : localPath(input.uri)));
+            OutputFiles.checkOutside(cli, "--output", local, "--model", snapshot.root());
         }
         try (SparkSession spark = SparkSessions.create("fluxbatch calibrate", master)) {
             Configuration hadoop = spark.sparkContext().hadoopConfiguration();

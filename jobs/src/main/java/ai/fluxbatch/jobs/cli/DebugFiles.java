@@ -38,7 +38,7 @@ final class DebugFiles {
     /** Opens the backend and the input, runs {@code body}, then writes the outputs it added; returns the exit code. */
     int run(ModelOption model, String producer, Body body) {
         Path modelDir = model.resolve();
-        check();
+        check(modelDir);
         try (CpuBackend backend = new CpuBackend();
                 TensorSource in = TensorSources.open(input)) {
             body.run(backend, in, modelDir);
@@ -47,9 +47,10 @@ final class DebugFiles {
         return 0;
     }
 
-    /** Before any work: the output may replace only a regular file, and never the input. */
-    void check() {
+    /** Before any work: the output may replace only a regular file, never the input, nothing in the model folder. */
+    void check(Path modelDir) {
         OutputFiles.check(mixee.commandLine(), "--output", output, new OutputFiles.Input("--input", input));
+        OutputFiles.checkOutside(mixee.commandLine(), "--output", output, "--model", modelDir);
     }
 
     DebugFiles add(Backend backend, String name, Tensor t) {

@@ -55,7 +55,7 @@ public final class DebugTransformerCommand implements Callable<Integer> {
             OptionChecks.range(spec.commandLine(), "--threads", threads, 1, MAX_THREADS, "one per core is enough");
         }
         Path modelDir = model.resolve();
-        files.check();
+        files.check(modelDir);
         BackendSelection.Decision decision =
                 device.select("debug transformer", spec.commandLine().getErr());
         try (Backend backend = device.open(

@@ -111,6 +111,10 @@ public final class EvaluateCommand implements Callable<Integer> {
         if (output != null) {
             for (Path report : reportFiles()) {
                 OutputFiles.check(cli, "--output", report, promptFile());
+                OutputFiles.checkOutside(cli, "--output", report, "--reference", ref);
+                for (Path q : quantized) {
+                    OutputFiles.checkOutside(cli, "--output", report, "--quantized", q);
+                }
             }
         }
 

@@ -32,9 +32,26 @@ final class OutputFiles {
                 throw new CommandLine.ParameterException(
                         cli,
                         option + " " + output + " is the " + in.option() + " "
-                                + in.path() + (output.equals(in.path()) ? "" : " (through a link)")
+                                + in.path()
+                                + (realPath(output).equals(realPath(in.path())) ? "" : " (through a link)")
                                 + ": refusing to replace an input; name another output file");
             }
+        }
+    }
+
+    /**
+     * Refuses {@code output} (given as {@code option}) when it is, lies inside or contains the folder {@code source}
+     * (given as {@code sourceOption}, e.g. {@code --model}), compared as real paths: writing there could replace the
+     * source's files.
+     */
+    static void checkOutside(CommandLine cli, String option, Path output, String sourceOption, Path source) {
+        Path out = realPath(output), src = realPath(source);
+        if (out.startsWith(src) || src.startsWith(out)) {
+            String how = out.equals(src) ? "is" : out.startsWith(src) ? "is inside" : "contains";
+            throw new CommandLine.ParameterException(
+                    cli,
+                    option + " " + output + " " + how + " " + sourceOption + " " + source
+                            + ": writing there could replace the source's files; choose an output outside it");
         }
     }
 

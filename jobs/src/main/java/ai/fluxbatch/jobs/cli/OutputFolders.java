@@ -25,14 +25,7 @@ public final class OutputFolders {
      */
     public static void check(
             CommandLine cli, String option, Path output, boolean overwrite, String sourceOption, Path source) {
-        Path out = OutputFiles.realPath(output), src = OutputFiles.realPath(source);
-        if (out.startsWith(src) || src.startsWith(out)) {
-            String how = out.equals(src) ? "is" : out.startsWith(src) ? "is inside" : "contains";
-            throw new CommandLine.ParameterException(
-                    cli,
-                    option + " " + output + " " + how + " " + sourceOption + " " + source
-                            + ": writing there would replace the source; choose an output folder outside it");
-        }
+        OutputFiles.checkOutside(cli, option, output, sourceOption, source);
         if (overwrite && Files.isDirectory(output) && !isMarked(output)) {
             throw new CommandLine.ParameterException(
                     cli,

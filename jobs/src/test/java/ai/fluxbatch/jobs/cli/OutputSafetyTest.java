@@ -62,6 +62,38 @@ class OutputSafetyTest {
     }
 
     @Test
+    void debugOutputsNeverGoIntoTheModelFolder() throws IOException {
+        Path model = copyOf(Golden.path("flux-tiny-dev"), tmp.resolve("model"));
+        List<String> before = listing(model);
+        Path forward = Golden.path("cases", "flux-tiny-dev", "forward-1.safetensors");
+        for (String weights : List.of("flux1-dev.safetensors", "ae.safetensors")) {
+            Path out = model.resolve(weights);
+            CliRun run = CliRun.of(
+                    "debug",
+                    "transformer",
+                    "--model",
+                    model.toString(),
+                    "--input",
+                    forward.toString(),
+                    "--output",
+                    out.toString());
+            assertEquals(2, run.exitCode(), run.err());
+            assertTrue(run.err().contains("--output " + out + " is inside --model " + model), run.err());
+        }
+        CliRun run = CliRun.of(
+                "debug",
+                "vae-decode",
+                "--model",
+                model.toString(),
+                "--input",
+                vaeCase.toString(),
+                "--output",
+                model.resolve("vae").resolve("x.safetensors").toString());
+        assertEquals(2, run.exitCode(), run.err());
+        assertEquals(before, listing(model));
+    }
+
+    @Test
     void quantizeNeverWritesOverOrIntoItsModel() throws IOException {
         Path model = copyOf(Golden.path("flux-tiny-schnell"), tmp.resolve("model"));
         Path link = Files.createSymbolicLink(tmp.resolve("model-link"), model);
@@ -73,7 +105,7 @@ class OutputSafetyTest {
             assertTrue(
                     run.err().contains("--output " + out)
                             && run.err().contains("--model " + model)
-                            && run.err().contains("would replace the source"),
+                            && run.err().contains("could replace the source's files"),
                     run.err());
         }
         assertEquals(before, listing(model));
