@@ -29,13 +29,12 @@ final class CpuAttention {
                 int biasBase = hi * l * l;
                 parallel.run(l, Math.max(1, 262144 / Math.max(1, l * d)), (from, to) -> {
                     float[] scores = new float[l];
-                    float[] lanes = VectorMath.laneScratch();
                     for (int i = from; i < to; i++) {
                         int qo = base + i * rowStride;
                         int keys = causal ? i + 1 : l;
                         float max = Float.NEGATIVE_INFINITY;
                         for (int j = 0; j < keys; j++) {
-                            float s = VectorMatmul.dot(q, qo, kh, j * d, d, lanes) * scale;
+                            float s = VectorMatmul.dot(q, qo, kh, j * d, d) * scale;
                             if (bias != null) {
                                 s += bias[biasBase + i * l + j];
                             }

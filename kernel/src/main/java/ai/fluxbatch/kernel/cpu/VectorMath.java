@@ -3,6 +3,7 @@ package ai.fluxbatch.kernel.cpu;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorShuffle;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
@@ -19,27 +20,46 @@ final class VectorMath {
 
     private VectorMath() {}
 
+    /** Butterfly shuffles for {@link #sumLanes}: lane i with lane i ^ h, for h = L/2 ... 1 (null where L <= h). */
+    private static final VectorShuffle<Float> XOR8 = butterfly(8), XOR4 = butterfly(4), XOR2 = butterfly(2);
+
+    private static final VectorShuffle<Float> XOR1 = butterfly(1);
+
+    private static VectorShuffle<Float> butterfly(int h) {
+        return S.length() > h ? VectorShuffle.fromOp(S, i -> i ^ h) : null;
+    }
+
     /**
      * The sum of the lanes of {@code v} in one fixed pairwise order (lane i + lane i + L/2, then + L/4, ...), the same
-     * in the interpreter, C1 and C2, unlike {@code reduceLanes(ADD)}. {@code scratch} holds at least one vector.
+     * in the interpreter, C1 and C2, unlike {@code reduceLanes(ADD)}: only lane-wise adds and exact shuffles, which C2
+     * compiles to a few permute-and-add instructions. Unrolled (no loop over shuffles), so C2 inlines it into the
+     * kernels and keeps the vector in registers.
      */
-    static float sumLanes(FloatVector v, float[] scratch) {
-        v.intoArray(scratch, 0);
-        for (int half = S.length() / 2; half >= 1; half /= 2) {
+    static float sumLanes(FloatVector v) {
+        if (S.length() > 16) {
+            return sumWideLanes(v);
+        }
+        if (XOR8 != null) {
+            v = v.add(v.rearrange(XOR8));
+        }
+        if (XOR4 != null) {
+            v = v.add(v.rearrange(XOR4));
+        }
+        if (XOR2 != null) {
+            v = v.add(v.rearrange(XOR2));
+        }
+        return v.add(v.rearrange(XOR1)).lane(0);
+    }
+
+    /** {@link #sumLanes} for vectors of more than 16 floats (ARM SVE): the same order, through an array. */
+    private static float sumWideLanes(FloatVector v) {
+        float[] lanes = v.toArray();
+        for (int half = lanes.length / 2; half >= 1; half /= 2) {
             for (int i = 0; i < half; i++) {
-                scratch[i] += scratch[i + half];
+                lanes[i] += lanes[i + half];
             }
         }
-        return scratch[0];
-    }
-
-    static float sumLanes(FloatVector v) {
-        return sumLanes(v, laneScratch());
-    }
-
-    /** Scratch for {@link #sumLanes(FloatVector, float[])}: one vector of floats. */
-    static float[] laneScratch() {
-        return new float[S.length()];
+        return lanes[0];
     }
 
     static float sum(float[] a, int off, int len) {
@@ -207,8 +227,9 @@ final class VectorMath {
      */
     static FloatVector exp(FloatVector x) {
         x = x.max(-87.3f).min(88.7f);
-        FloatVector n = x.fma(FloatVector.broadcast(S, 1.44269504f), FloatVector.broadcast(S, 12582912f))
-                .sub(12582912f); // round to nearest integer: 1.5 * 2^23 pushes the fraction out
+        // round to nearest integer: 1.5 * 2^23 pushes the fraction out, leaving n in the low mantissa bits of t
+        FloatVector t = x.fma(FloatVector.broadcast(S, 1.44269504f), FloatVector.broadcast(S, 12582912f));
+        FloatVector n = t.sub(12582912f);
         FloatVector r = n.fma(FloatVector.broadcast(S, -0.693359375f), x);
         r = n.fma(FloatVector.broadcast(S, 2.12194440e-4f), r);
         FloatVector p = FloatVector.broadcast(S, 1.9875691500e-4f);
@@ -218,8 +239,9 @@ final class VectorMath {
         p = p.fma(r, FloatVector.broadcast(S, 1.6666665459e-1f));
         p = p.fma(r, FloatVector.broadcast(S, 5.0000001201e-1f));
         p = p.fma(r.mul(r), r).add(1f);
-        IntVector bits =
-                ((IntVector) n.convert(VectorOperators.F2I, 0)).add(127).lanewise(VectorOperators.LSHL, 23);
+        // 2^n as float bits: (n + 127) << 23, with n read from t's bits (0x4B400000 + n) instead of an F2I
+        // conversion, which C2 on Java 17 does not compile for every vector size (same integers, far faster)
+        IntVector bits = t.reinterpretAsInts().sub(0x4B400000 - 127).lanewise(VectorOperators.LSHL, 23);
         return p.mul(bits.reinterpretAsFloats());
     }
 

@@ -32,28 +32,26 @@ final class VectorMatmul {
 
     private static void tile(
             float[] x, float[] w, float[] bias, float[] out, int m0, int m1, int n0, int n1, int n, int k) {
-        float[] lanes = VectorMath.laneScratch();
         int m = m0;
         for (; m + 4 <= m1; m += 4) {
             int j = n0;
             for (; j + 2 <= n1; j += 2) {
-                block4x2(x, w, bias, out, m, j, n, k, lanes);
+                block4x2(x, w, bias, out, m, j, n, k);
             }
             for (; j < n1; j++) {
                 for (int r = 0; r < 4; r++) {
-                    out[(m + r) * n + j] = dot(x, (m + r) * k, w, j * k, k, lanes) + (bias == null ? 0f : bias[j]);
+                    out[(m + r) * n + j] = dot(x, (m + r) * k, w, j * k, k) + (bias == null ? 0f : bias[j]);
                 }
             }
         }
         for (; m < m1; m++) {
             for (int j = n0; j < n1; j++) {
-                out[m * n + j] = dot(x, m * k, w, j * k, k, lanes) + (bias == null ? 0f : bias[j]);
+                out[m * n + j] = dot(x, m * k, w, j * k, k) + (bias == null ? 0f : bias[j]);
             }
         }
     }
 
-    private static void block4x2(
-            float[] x, float[] w, float[] bias, float[] out, int m, int j, int n, int k, float[] lanes) {
+    private static void block4x2(float[] x, float[] w, float[] bias, float[] out, int m, int j, int n, int k) {
         int x0 = m * k, x1 = x0 + k, x2 = x1 + k, x3 = x2 + k;
         int w0 = j * k, w1 = w0 + k;
         FloatVector a00 = FloatVector.zero(S), a01 = FloatVector.zero(S);
@@ -78,10 +76,10 @@ final class VectorMatmul {
             a30 = v.fma(b0, a30);
             a31 = v.fma(b1, a31);
         }
-        float s00 = VectorMath.sumLanes(a00, lanes), s01 = VectorMath.sumLanes(a01, lanes);
-        float s10 = VectorMath.sumLanes(a10, lanes), s11 = VectorMath.sumLanes(a11, lanes);
-        float s20 = VectorMath.sumLanes(a20, lanes), s21 = VectorMath.sumLanes(a21, lanes);
-        float s30 = VectorMath.sumLanes(a30, lanes), s31 = VectorMath.sumLanes(a31, lanes);
+        float s00 = VectorMath.sumLanes(a00), s01 = VectorMath.sumLanes(a01);
+        float s10 = VectorMath.sumLanes(a10), s11 = VectorMath.sumLanes(a11);
+        float s20 = VectorMath.sumLanes(a20), s21 = VectorMath.sumLanes(a21);
+        float s30 = VectorMath.sumLanes(a30), s31 = VectorMath.sumLanes(a31);
         for (; i < k; i++) {
             float b0 = w[w0 + i], b1 = w[w1 + i];
             s00 += x[x0 + i] * b0;
@@ -104,15 +102,15 @@ final class VectorMatmul {
         out[(m + 3) * n + j + 1] = s31 + c1;
     }
 
-    /** {@code a[ao ..] . b[bo ..]} over {@code k}; {@code lanes} is scratch for {@link VectorMath#sumLanes}. */
-    static float dot(float[] a, int ao, float[] b, int bo, int k, float[] lanes) {
+    /** {@code a[ao ..] . b[bo ..]} over {@code k}. */
+    static float dot(float[] a, int ao, float[] b, int bo, int k) {
         FloatVector acc = FloatVector.zero(S);
         int i = 0;
         int bound = S.loopBound(k);
         for (; i < bound; i += S.length()) {
             acc = FloatVector.fromArray(S, a, ao + i).fma(FloatVector.fromArray(S, b, bo + i), acc);
         }
-        float s = VectorMath.sumLanes(acc, lanes);
+        float s = VectorMath.sumLanes(acc);
         for (; i < k; i++) {
             s += a[ao + i] * b[bo + i];
         }
