@@ -86,10 +86,6 @@ public final class ImageStore {
         INVALID
     }
 
-    public boolean hasCompletePng(String relative) throws IOException {
-        return existing(relative) == Existing.COMPLETE_PNG;
-    }
-
     /**
      * Whether a complete PNG is at {@code relative}: a PNG signature, then chunks whose lengths fit and whose CRCs
      * match, up to IEND, and image data that inflates (read back with {@link PngDecoder}). Anything else is

@@ -1,7 +1,6 @@
 package ai.fluxbatch.jobs.generate;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -66,7 +65,7 @@ class ImageStoreTest {
                     List.of(out.resolve("images/a.png")),
                     all.filter(Files::isRegularFile).toList());
         }
-        assertTrue(store.hasCompletePng("images/a.png"));
+        assertEquals(ImageStore.Existing.COMPLETE_PNG, store.existing("images/a.png"));
     }
 
     @Test
@@ -100,9 +99,9 @@ class ImageStoreTest {
         Path out = tmp.resolve("out");
         ImageStore store = new ImageStore(out.toString(), new Configuration());
         byte[] good = png();
-        assertFalse(store.hasCompletePng("images/a.png"), "missing");
+        assertEquals(ImageStore.Existing.MISSING, store.existing("images/a.png"), "missing");
         store.write("images/a.png", good, false);
-        assertTrue(store.hasCompletePng("images/a.png"));
+        assertEquals(ImageStore.Existing.COMPLETE_PNG, store.existing("images/a.png"));
 
         byte[] zeros = new byte[good.length]; // a body of zeros that still ends in a valid IEND chunk
         System.arraycopy(good, good.length - 12, zeros, zeros.length - 12, 12);
@@ -112,7 +111,7 @@ class ImageStoreTest {
         noSignature[1] = 'Q';
         for (byte[] bad : List.of(zeros, badCrc, noSignature, Arrays.copyOf(good, good.length / 2), new byte[0])) {
             Files.write(out.resolve("images/a.png"), bad);
-            assertFalse(store.hasCompletePng("images/a.png"));
+            assertEquals(ImageStore.Existing.INVALID, store.existing("images/a.png"));
         }
     }
 
