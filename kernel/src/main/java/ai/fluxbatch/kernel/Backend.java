@@ -134,6 +134,80 @@ public interface Backend extends AutoCloseable {
      */
     Tensor transposeLast2(Tensor x);
 
+    // ---- Reverse mode. Each backward operation takes what its forward took (or what it returned) and dy, the gradient
+    // of a scalar loss with respect to the forward's output (same shape as that output), and returns the gradients
+    // with respect to the forward's inputs that can carry one. Weights of dense layers and norm scales are frozen:
+    // gradients only pass through them. Sums run over every leading axis (batch and tokens) in one fixed order, so a
+    // backend gives the same bits for the same inputs and thread count.
+
+    /** An all-zero tensor of the given shape. */
+    default Tensor zeros(int... shape) {
+        return upload(new float[Math.toIntExact(Shapes.numel(shape))], shape);
+    }
+
+    /** Gradient of {@code x} for {@link #linear}: {@code dy [..., N] . weight [N, K]} gives {@code [..., K]}. */
+    Tensor linearBackward(Tensor dy, Tensor weight);
+
+    /**
+     * Gradients of {@link #ternaryLinear} {@code y = (x . codes^T) * scale + bias}: {@code input = (dy * scale) . codes}
+     * ({@code [..., in]}, null unless {@code inputGrad}), {@code scale[o] = sum over rows of dy[o] * (x . codes^T)[o]}
+     * and {@code bias[o] = sum over rows of dy[o]} (each {@code [out]}).
+     */
+    TernaryLinearGrads ternaryLinearBackward(Tensor x, Tensor ternaryWeight, Tensor dy, boolean inputGrad);
+
+    /** Gradients of a ternary linear layer: the input's (or null), and those of the per-channel scale and the bias. */
+    record TernaryLinearGrads(Tensor input, Tensor scale, Tensor bias) {}
+
+    /**
+     * A ternary weight with the codes of {@code ternaryWeight} and another per-output-channel {@code scale} ({@code [out]},
+     * finite): what a training step changes. Shares the codes where the backend can; {@code ternaryWeight} stays valid.
+     */
+    Tensor withTernaryScale(Tensor ternaryWeight, float[] scale);
+
+    /** Gradient of {@code x} for {@link #layerNorm(Tensor, float)} (no affine parameters). */
+    Tensor layerNormBackward(Tensor x, Tensor dy, float eps);
+
+    /** Gradient of {@code x} for {@link #rmsNorm} ({@code scale} frozen). */
+    Tensor rmsNormBackward(Tensor x, Tensor scale, Tensor dy, float eps);
+
+    /** Gradient of {@code x} for {@link #gelu} (tanh approximation). */
+    Tensor geluBackward(Tensor x, Tensor dy);
+
+    /** Gradient of {@code x} for {@link #silu}. */
+    Tensor siluBackward(Tensor x, Tensor dy);
+
+    /**
+     * Gradients of {@link #modulate} {@code (1 + scale[b]) * x[b, l] + shift[b]}: {@code input = dy * (1 + scale)},
+     * {@code shift[b] = sum over l of dy[b, l]}, {@code scale[b] = sum over l of dy[b, l] * x[b, l]}.
+     */
+    ModulateGrads modulateBackward(Tensor x, Tensor scale, Tensor dy);
+
+    /** Gradients of a modulation: input {@code [B, L, C]}, shift and scale {@code [B, C]}. */
+    record ModulateGrads(Tensor input, Tensor shift, Tensor scale) {}
+
+    /**
+     * Gradients of {@link #gatedAdd} {@code x + gate[b] * y[b, l]} but that of {@code x}, which is {@code dy} itself:
+     * {@code gate[b] = sum over l of dy[b, l] * y[b, l]} ({@code [B, C]}), {@code update = gate[b] * dy[b, l]}.
+     */
+    GatedAddGrads gatedAddBackward(Tensor gate, Tensor y, Tensor dy);
+
+    /** Gradients of a gated residual add: the gate's {@code [B, C]} and the added update's {@code [B, L, C]}. */
+    record GatedAddGrads(Tensor gate, Tensor update) {}
+
+    /** Gradient of {@code x} for {@link #rope}: each pair rotated back by the transposed matrix. */
+    Tensor ropeBackward(Tensor dy, Tensor pe);
+
+    /**
+     * Gradients of {@link #attention(Tensor, Tensor, Tensor, int, float, Tensor, boolean)} without bias or mask, the
+     * softmax recomputed from {@code q} and {@code k}: with {@code P = softmax(q k^T scale)} per head,
+     * {@code value = P^T dOut}, {@code dP = dOut v^T}, {@code dS = P (dP - rowsum(dP P))}, {@code query = dS k scale},
+     * {@code key = dS^T q scale}; each {@code [B, L, H*D]}.
+     */
+    AttentionGrads attentionBackward(Tensor q, Tensor k, Tensor v, Tensor dOut, int heads, float scale);
+
+    /** Gradients of attention with respect to its query, key and value. */
+    record AttentionGrads(Tensor query, Tensor key, Tensor value) {}
+
     /**
      * Opens a scope: tensors this backend makes on this thread until it closes are freed then, except those kept.
      * Model code opens one around each block and each sampling step, so a backend with device memory reuses the same

@@ -734,4 +734,60 @@ public final class CudaBackend implements Backend {
             device.close();
         }
     }
+
+    // Backward operations: implementations land in the next commits (the contract is in Backend).
+    @Override
+    public Tensor linearBackward(Tensor dy, Tensor weight) {
+        throw new UnsupportedOperationException("linearBackward");
+    }
+
+    @Override
+    public TernaryLinearGrads ternaryLinearBackward(Tensor x, Tensor ternaryWeight, Tensor dy, boolean inputGrad) {
+        throw new UnsupportedOperationException("ternaryLinearBackward");
+    }
+
+    @Override
+    public Tensor withTernaryScale(Tensor ternaryWeight, float[] scale) {
+        throw new UnsupportedOperationException("withTernaryScale");
+    }
+
+    @Override
+    public Tensor layerNormBackward(Tensor x, Tensor dy, float eps) {
+        throw new UnsupportedOperationException("layerNormBackward");
+    }
+
+    @Override
+    public Tensor rmsNormBackward(Tensor x, Tensor scale, Tensor dy, float eps) {
+        throw new UnsupportedOperationException("rmsNormBackward");
+    }
+
+    @Override
+    public Tensor geluBackward(Tensor x, Tensor dy) {
+        throw new UnsupportedOperationException("geluBackward");
+    }
+
+    @Override
+    public Tensor siluBackward(Tensor x, Tensor dy) {
+        throw new UnsupportedOperationException("siluBackward");
+    }
+
+    @Override
+    public ModulateGrads modulateBackward(Tensor x, Tensor scale, Tensor dy) {
+        throw new UnsupportedOperationException("modulateBackward");
+    }
+
+    @Override
+    public GatedAddGrads gatedAddBackward(Tensor gate, Tensor y, Tensor dy) {
+        throw new UnsupportedOperationException("gatedAddBackward");
+    }
+
+    @Override
+    public Tensor ropeBackward(Tensor dy, Tensor pe) {
+        throw new UnsupportedOperationException("ropeBackward");
+    }
+
+    @Override
+    public AttentionGrads attentionBackward(Tensor q, Tensor k, Tensor v, Tensor dOut, int heads, float scale) {
+        throw new UnsupportedOperationException("attentionBackward");
+    }
 }
