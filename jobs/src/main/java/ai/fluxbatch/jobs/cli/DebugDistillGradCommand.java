@@ -8,6 +8,7 @@ import ai.fluxbatch.model.flux.FluxInputs;
 import ai.fluxbatch.model.flux.FluxInputsReader;
 import ai.fluxbatch.model.flux.FluxTransformer;
 import ai.fluxbatch.model.flux.FluxTransformers;
+import ai.fluxbatch.model.flux.TernaryLinear;
 import ai.fluxbatch.model.safetensors.TensorSource;
 import ai.fluxbatch.model.safetensors.TensorSources;
 import ai.fluxbatch.model.snapshot.FluxSnapshot;
@@ -68,15 +69,15 @@ public final class DebugDistillGradCommand implements Callable<Integer> {
                         "--quantized " + quantized + " is " + student.config() + ", --model " + modelDir + " is "
                                 + teacher.config() + ": expected a quantized copy of --model");
             }
-            FluxInputs inputs = FluxInputsReader.read(in, teacher.config());
-            DistillationLoss.Result r = DistillationLoss.compute(
-                    backend, student, inputs, DistillationLoss.target(backend, teacher, inputs));
-            if (r.scale().isEmpty()) {
+            if (student.blockLinears().values().stream().noneMatch(l -> l instanceof TernaryLinear)) {
                 throw new CommandLine.ParameterException(
                         spec.commandLine(),
                         "--quantized " + quantized + " has no ternary layers: expected a 1.58-bit snapshot (fluxbatch"
                                 + " quantize's output)");
             }
+            FluxInputs inputs = FluxInputsReader.read(in, teacher.config());
+            DistillationLoss.Result r = DistillationLoss.compute(
+                    backend, student, inputs, DistillationLoss.target(backend, teacher, inputs));
             long done = System.nanoTime();
             files.addF32("loss", new long[] {1}, new float[] {(float) r.loss()});
             for (Map.Entry<String, float[]> e : r.scale().entrySet()) {
