@@ -11,14 +11,24 @@ public final class Embeddings {
 
     private Embeddings() {}
 
-    /** {@code [cos(t*1000*f_i), sin(t*1000*f_i)]} with {@code f_i = exp(-ln(10000) i / (dim/2))}: {@code [B, dim]}. */
+    /**
+     * {@code [cos(t*1000*f_i), sin(t*1000*f_i)]} with {@code f_i = exp(-ln(10000) i / (dim/2))}: {@code [B, dim]}. The
+     * reference computes this in float32 whatever the model's precision (its frequencies are a float32 arange and it
+     * casts {@code t * 1000} to float32), so each of its float32 roundings is reproduced here, the transcendental
+     * functions evaluated in double and rounded once.
+     */
     public static float[] timestep(float[] t, int dim) {
         int half = dim / 2;
+        float logMaxPeriod = (float) -StrictMath.log(MAX_PERIOD);
+        float[] freq = new float[half];
+        for (int i = 0; i < half; i++) {
+            freq[i] = (float) StrictMath.exp((logMaxPeriod * i) / half);
+        }
         float[] out = new float[t.length * dim];
         for (int b = 0; b < t.length; b++) {
+            float scaled = (float) (TIME_FACTOR * t[b]);
             for (int i = 0; i < half; i++) {
-                double freq = StrictMath.exp(-StrictMath.log(MAX_PERIOD) * i / half);
-                double arg = TIME_FACTOR * t[b] * freq;
+                float arg = scaled * freq[i];
                 out[b * dim + i] = (float) StrictMath.cos(arg);
                 out[b * dim + half + i] = (float) StrictMath.sin(arg);
             }

@@ -156,7 +156,7 @@ public final class FluxTransformer {
             single.add(x);
         }
         Tensor finalInput = backend.sliceRows(x, t, l);
-        Tensor out = finalLayer(finalInput, siluVec);
+        Tensor out = finalLayer(finalInput, siluVec).out();
         return new Checkpoints(
                 imgInput,
                 txtInput,
@@ -255,14 +255,10 @@ public final class FluxTransformer {
     private record FinalGrads(Tensor input, Tensor siluVec) {}
 
     private FinalGrads finalLayerBackward(Tensor x, Tensor siluVec, Tensor dOut) {
-        Tensor m = weights.finalModulation().apply(backend, siluVec);
-        int h = config.hidden();
-        Tensor shift = backend.columns(m, 0, h), scale = backend.columns(m, h, h);
-        Tensor normed = backend.layerNorm(x, NORM_EPS);
-        Tensor modulated = backend.modulate(normed, shift, scale);
-        Tensor dModulated =
-                linearBackward("final_layer.linear", weights.finalLinear(), modulated, dOut, LayerGradients.NONE, true);
-        Backend.ModulateGrads mg = backend.modulateBackward(normed, scale, dModulated);
+        FinalTape tape = finalLayer(x, siluVec);
+        Tensor dModulated = linearBackward(
+                "final_layer.linear", weights.finalLinear(), tape.modulated(), dOut, LayerGradients.NONE, true);
+        Backend.ModulateGrads mg = backend.modulateBackward(tape.normed(), tape.scale(), dModulated);
         Tensor dm = backend.concatColumns(mg.shift(), mg.scale());
         return new FinalGrads(
                 backend.layerNormBackward(x, mg.input(), NORM_EPS),
@@ -602,14 +598,15 @@ public final class FluxTransformer {
                 backend.gatedAdd(x, mod.gate(), projected));
     }
 
-    private Tensor finalLayer(Tensor x, Tensor siluVec) {
+    /** The final layer's modulation and what it computed, kept for its backward. */
+    private record FinalTape(Tensor scale, Tensor normed, Tensor modulated, Tensor out) {}
+
+    private FinalTape finalLayer(Tensor x, Tensor siluVec) {
         Tensor m = weights.finalModulation().apply(backend, siluVec);
         Tensor shift = backend.columns(m, 0, config.hidden());
         Tensor scale = backend.columns(m, config.hidden(), config.hidden());
-        return weights.finalLinear().apply(backend, modulated(x, shift, scale));
-    }
-
-    private Tensor modulated(Tensor x, Tensor shift, Tensor scale) {
-        return backend.modulate(backend.layerNorm(x, NORM_EPS), shift, scale);
+        Tensor normed = backend.layerNorm(x, NORM_EPS);
+        Tensor modulated = backend.modulate(normed, shift, scale);
+        return new FinalTape(scale, normed, modulated, weights.finalLinear().apply(backend, modulated));
     }
 }
