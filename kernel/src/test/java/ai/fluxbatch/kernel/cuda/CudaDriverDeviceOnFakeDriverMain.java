@@ -160,7 +160,7 @@ final class CudaDriverDeviceOnFakeDriverMain {
         same(gpu, what, new float[][] {data(shape)}, new int[][] {shape}, (be, t) -> op.apply(be, t[0]));
     }
 
-    /** Every kernel of {@link OpsKernels} (its public static final String fields but MODULE) and both ternary ones. */
+    /** Every kernel of {@link OpsKernels} (its public static final String fields but MODULE) and the ternary ones. */
     static List<String[]> kernels() throws IllegalAccessException {
         List<String[]> names = new ArrayList<>();
         for (Field f : OpsKernels.class.getDeclaredFields()) {
@@ -175,6 +175,7 @@ final class CudaDriverDeviceOnFakeDriverMain {
         }
         names.add(new String[] {CudaModules.TERNARY_MATMUL, TernaryLaunch.SMALL_M_KERNEL});
         names.add(new String[] {CudaModules.TERNARY_MATMUL, TernaryLaunch.TILED_KERNEL});
+        names.add(new String[] {CudaModules.TERNARY_MATMUL, TernaryLaunch.INPUT_GRAD_KERNEL});
         return names;
     }
 
