@@ -415,18 +415,8 @@ public final class CpuBackend implements Backend {
         Shapes.requireRank("linearBackward", "weight", wt.shapeRef(), 2);
         int n = wt.shapeRef()[0], k = wt.shapeRef()[1];
         Shapes.requireEqual("linearBackward", "features of dy", Shapes.last(dt.shapeRef()), n);
-        // dy . W is the forward's product with the transposed weight: one [K, N] copy, the size of the weight
-        float[] wT = new float[n * k];
-        float[] w = wt.data;
-        parallel.run(k, Math.max(1, 65536 / Math.max(1, n)), (from, to) -> {
-            for (int j = from; j < to; j++) {
-                for (int i = 0; i < n; i++) {
-                    wT[j * n + i] = w[i * k + j];
-                }
-            }
-        });
         CpuTensor out = CpuTensor.zeros(Shapes.withLast(dt.shapeRef(), k));
-        VectorMatmul.matmul(parallel, dt.data, wT, null, out.data, Shapes.rows(dt.shapeRef()), k, n);
+        TransposedMatmul.dense(parallel, dt.data, wt.data, Shapes.rows(dt.shapeRef()), n, k, out.data);
         return out;
     }
 
@@ -446,7 +436,7 @@ public final class CpuBackend implements Backend {
         CpuTensor input = null;
         if (inputGrad) {
             input = CpuTensor.zeros(xt.shapeRef());
-            TernaryBackward.inputGradient(parallel, dt.data, w, input.data, m);
+            TransposedMatmul.ternary(parallel, dt.data, w, input.data, m);
         }
         return new TernaryLinearGrads(
                 input, new CpuTensor(scaleGrad, new int[] {w.out}), new CpuTensor(biasGrad, new int[] {w.out}));
@@ -569,8 +559,8 @@ public final class CpuBackend implements Backend {
         if (heads < 1 || c % heads != 0) {
             throw new IllegalArgumentException(op + ": " + c + " features do not split into " + heads + " heads");
         }
-        float[][] g =
-                CpuAttention.backward(parallel, qt.data, kt.data, vt.data, dt.data, bs, l, heads, c / heads, scale);
+        float[][] g = CpuAttentionBackward.backward(
+                parallel, qt.data, kt.data, vt.data, dt.data, bs, l, heads, c / heads, scale);
         return new AttentionGrads(
                 new CpuTensor(g[0], qt.shapeRef()),
                 new CpuTensor(g[1], qt.shapeRef()),

@@ -278,6 +278,22 @@ class CpuBackwardOpsTest {
         assertGradient("linearBackward", want, got);
     }
 
+    /** More rows than one row tile (256), more than one block of 128 output features, columns past whole tiles. */
+    @Test
+    void linearBackwardMatchesTheDoubleFormulaOnLargerShapes() {
+        int m = 300, n = 150, k = 83;
+        float[] w = randn(n, k), dy = randn(m, n);
+        double[] dx = new double[m * k];
+        for (int r = 0; r < m; r++) {
+            for (int j = 0; j < n; j++) {
+                for (int i = 0; i < k; i++) {
+                    dx[r * k + i] += (double) dy[r * n + j] * w[j * k + i];
+                }
+            }
+        }
+        assertGradient("linearBackward", dx, THREE.linearBackward(THREE.upload(dy, m, n), THREE.upload(w, n, k)));
+    }
+
     @Test
     void ternaryLinearBackwardMatchesCentralDifferencesWithAZeroScaleChannel() {
         int b = 2, l = 7, out = 37, in = 70; // 70 inputs: a second tile of columns, chunks past the last one
@@ -458,35 +474,39 @@ class CpuBackwardOpsTest {
                 ONE.ropeBackward(ONE.upload(lw, b, l, h, hd), ONE.upload(pe, b, l, hd / 2, 2, 2)));
     }
 
+    /** Shapes {B, L, H, D}: odd lengths past one vector, and fewer query rows than one register tile. */
     @Test
     void attentionBackwardMatchesCentralDifferences() {
-        int b = 2, l = 19, h = 3, hd = 20, c = h * hd;
-        float[] q = randn(b, l, c), k = randn(b, l, c), v = randn(b, l, c), lw = randn(b, l, c);
-        for (float scale : new float[] {(float) (1 / Math.sqrt(hd)), 0.6f}) {
-            assertForward(
-                    "attention",
-                    attentionRef(d(q), d(k), d(v), b, l, h, hd, scale),
-                    ONE.attention(
-                            ONE.upload(q, b, l, c),
-                            ONE.upload(k, b, l, c),
-                            ONE.upload(v, b, l, c),
-                            h,
-                            scale,
-                            null,
-                            false));
-            Function<double[][], Double> loss =
-                    in -> weighted(d(lw), attentionRef(in[0], in[1], in[2], b, l, h, hd, scale));
-            double[][] at = {d(q), d(k), d(v)};
-            AttentionGrads g = ONE.attentionBackward(
-                    ONE.upload(q, b, l, c),
-                    ONE.upload(k, b, l, c),
-                    ONE.upload(v, b, l, c),
-                    ONE.upload(lw, b, l, c),
-                    h,
-                    scale);
-            assertGradient("attention query, scale " + scale, numericGradient(loss, at, 0), g.query());
-            assertGradient("attention key, scale " + scale, numericGradient(loss, at, 1), g.key());
-            assertGradient("attention value, scale " + scale, numericGradient(loss, at, 2), g.value());
+        for (int[] shape : new int[][] {{2, 19, 3, 20}, {1, 3, 2, 5}}) {
+            int b = shape[0], l = shape[1], h = shape[2], hd = shape[3], c = h * hd;
+            float[] q = randn(b, l, c), k = randn(b, l, c), v = randn(b, l, c), lw = randn(b, l, c);
+            for (float scale : new float[] {(float) (1 / Math.sqrt(hd)), 0.6f}) {
+                String what = "attention " + Arrays.toString(shape) + ", scale " + scale;
+                assertForward(
+                        what,
+                        attentionRef(d(q), d(k), d(v), b, l, h, hd, scale),
+                        ONE.attention(
+                                ONE.upload(q, b, l, c),
+                                ONE.upload(k, b, l, c),
+                                ONE.upload(v, b, l, c),
+                                h,
+                                scale,
+                                null,
+                                false));
+                Function<double[][], Double> loss =
+                        in -> weighted(d(lw), attentionRef(in[0], in[1], in[2], b, l, h, hd, scale));
+                double[][] at = {d(q), d(k), d(v)};
+                AttentionGrads g = ONE.attentionBackward(
+                        ONE.upload(q, b, l, c),
+                        ONE.upload(k, b, l, c),
+                        ONE.upload(v, b, l, c),
+                        ONE.upload(lw, b, l, c),
+                        h,
+                        scale);
+                assertGradient(what + ", query", numericGradient(loss, at, 0), g.query());
+                assertGradient(what + ", key", numericGradient(loss, at, 1), g.key());
+                assertGradient(what + ", value", numericGradient(loss, at, 2), g.value());
+            }
         }
     }
 

@@ -13,16 +13,16 @@ import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.VectorOperators;
 
 /**
- * The input gradient of a ternary linear layer, {@code dx[m, k] = sum over o of dy[m, o] * (scale[o] * codes[o, k])}:
- * the transposed product of {@link TernaryMatmul}, on its packed layout. A task takes {@link TernaryMatmul#NW} input
- * columns and up to {@link TernaryMatmul#M_STEP} rows of dy; per block of {@link TernaryMatmul#KB} output channels
- * it decodes {@code scale[o] * codes[o, k0 .. k0 + NW)} into a float buffer (one int of the layout broadcast and
- * shifted per lane is 16 consecutive inputs of one row), then runs {@link TernaryMatmul#tile6x4} over it with dy as
- * the left operand. Every {@code dx[m, k]} is one chain of fused multiply-adds over o in order, so the result does
- * not depend on the tiling or the thread count. No dense copy of the weight is made: the buffers are per task, 32 KiB
- * and 64 KiB with 16 lanes.
+ * {@code dx [m, k] = dy [m, n] . W [n, k]}: the input gradient of a linear layer, the product with the weight not
+ * transposed, for a dense weight and for a {@link CpuTernaryTensor} ({@code W = scale[:, None] * codes}, read in its
+ * packed layout). A task takes {@link TernaryMatmul#NW} columns of dx and up to {@link TernaryMatmul#M_STEP} rows of
+ * dy; per block of {@link TernaryMatmul#KB} rows of W it loads {@code W[o0 .. o0 + KB, k0 .. k0 + NW)} into a float
+ * buffer (a copy, or for ternary codes a decode: one int of the layout broadcast and shifted per lane is 16
+ * consecutive inputs of one row), then runs {@link TernaryMatmul#tile6x4} over it with dy as the left operand. Every
+ * {@code dx[m, k]} is one chain of fused multiply-adds over n in order, so the result does not depend on the tiling or
+ * the thread count. No whole copy of the weight is made: the buffers are per task, 32 KiB and 64 KiB with 16 lanes.
  */
-final class TernaryBackward {
+final class TransposedMatmul {
     /** {@code 2c} for input {@code c} of a 16-input chunk: the per-lane left shift that brings its code to the top. */
     private static final int[] LANE_SHIFTS = new int[CpuTernaryTensor.PANEL];
 
@@ -32,11 +32,38 @@ final class TernaryBackward {
         }
     }
 
-    private TernaryBackward() {}
+    private TransposedMatmul() {}
+
+    /** Loads {@code wbuf[kk][j] = W[o0 + kk, k0 + j]} for {@code kk < kn}, {@code j < NW}, 0 past W's columns. */
+    private interface BlockLoader {
+        void load(int o0, int kn, int k0, float[] wbuf);
+    }
 
     /** {@code dx [m, w.in] = (dy [m, w.out] * scale) . codes}; {@code dx} is overwritten. */
-    static void inputGradient(ParallelFor parallel, float[] dy, CpuTernaryTensor w, float[] dx, int m) {
-        int n = w.out, k = w.in;
+    static void ternary(ParallelFor parallel, float[] dy, CpuTernaryTensor w, float[] dx, int m) {
+        multiply(parallel, dy, m, w.out, w.in, (o0, kn, k0, wbuf) -> decodeColumns(w, o0, kn, k0, wbuf), dx);
+    }
+
+    /** {@code dx [m, k] = dy [m, n] . w [n, k]}; {@code dx} is overwritten. */
+    static void dense(ParallelFor parallel, float[] dy, float[] w, int m, int n, int k, float[] dx) {
+        multiply(
+                parallel,
+                dy,
+                m,
+                n,
+                k,
+                (o0, kn, k0, wbuf) -> {
+                    int cols = Math.min(NW, k - k0);
+                    for (int kk = 0; kk < kn; kk++) {
+                        System.arraycopy(w, (o0 + kk) * k + k0, wbuf, kk * NW, cols);
+                        Arrays.fill(wbuf, kk * NW + cols, (kk + 1) * NW, 0f);
+                    }
+                },
+                dx);
+    }
+
+    private static void multiply(
+            ParallelFor parallel, float[] dy, int m, int n, int k, BlockLoader loader, float[] dx) {
         if (m == 0 || k == 0) {
             return;
         }
@@ -48,7 +75,7 @@ final class TernaryBackward {
                 Arrays.fill(acc, 0, rows * NW, 0f);
                 for (int o0 = 0; o0 < n; o0 += KB) {
                     int kn = Math.min(KB, n - o0);
-                    decodeColumns(w, o0, kn, k0, wbuf);
+                    loader.load(o0, kn, k0, wbuf);
                     int xo = m0 * n + o0;
                     for (int r = 0; r < rows; r += 6) {
                         int r1 = Math.min(r + 1, rows - 1), r2 = Math.min(r + 2, rows - 1);
