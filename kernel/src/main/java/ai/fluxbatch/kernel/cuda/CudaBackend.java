@@ -13,10 +13,16 @@ import java.util.Arrays;
  * the device's one stream (no host round trip between operations), memory comes from a caching pool that hands the
  * same blocks back step after step, and {@link #openScope()} frees a block's intermediates when it ends. Dense
  * products (linear layers, attention scores, convolutions as im2col) go to cuBLAS; the 1.58-bit products to
- * {@code ternary_matmul.cu}; everything else to {@code fluxbatch_ops.cu} (see {@link OpsKernels}).
+ * {@code ternary_matmul.cu}; everything else to {@code fluxbatch_ops.cu} (see {@link OpsKernels}). The reverse-mode
+ * operations split the same way (cuBLAS for the dense gradients and attention's, the ternary input gradient's kernel
+ * below {@link TernaryLaunch#DENSE_FROM_M} rows), and every sum over tokens is {@link OpsKernels#SUM_ROWS}, in one
+ * fixed order: the same bits on every run.
  */
 public final class CudaBackend implements Backend {
-    /** Workspace caps: attention scores of a chunk of heads, and im2col columns of a chunk of positions. */
+    /**
+     * Workspace caps: attention scores of a chunk of heads (attentionBackward keeps two buffers a head: probabilities
+     * and their gradients), and im2col columns of a chunk of positions.
+     */
     public record Workspace(long attentionBytes, long im2colBytes) {
         public static final Workspace DEFAULT = new Workspace(1L << 30, 512L << 20);
     }

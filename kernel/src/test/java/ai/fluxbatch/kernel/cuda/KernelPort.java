@@ -1,7 +1,7 @@
 package ai.fluxbatch.kernel.cuda;
 
 /**
- * A Java port of what the two kernels of {@code ternary_matmul.cu} compute on the {@link GpuTernaryLayout} words,
+ * A Java port of what the kernels of {@code ternary_matmul.cu} compute on the {@link GpuTernaryLayout} words,
  * operation for operation (fmaf is {@link Math#fma}; the epilogue a rounded multiply then a rounded add), so that the
  * layout's semantics and the kernels' summation order are pinned by tests without a GPU.
  */
