@@ -27,6 +27,7 @@ exec > >(tee -a "$log") 2>&1
 test_classes=(
   ai.fluxbatch.kernel.cuda.CudaDriverDeviceTest
   ai.fluxbatch.kernel.cuda.CudaBackendTest
+  ai.fluxbatch.kernel.cuda.CudaBackwardOnGpuTest
   ai.fluxbatch.model.flux.FluxTransformerGoldenTest
   ai.fluxbatch.model.quant.QuantizedSnapshotTest
   ai.fluxbatch.model.TextEncodersAndVaeOnCudaTest

@@ -20,12 +20,23 @@
 //   sums those), float32, deterministic. Two passes: mean = sum / n, then var = sum((x - mean)^2) / n, then the
 //   write with rstd = 1 / sqrtf(var + eps).
 //   fb_layer_norm, fb_rms_norm, fb_group_norm, fb_softmax_rows (bias, causal mask j > r % Lq, max subtracted, expf)
+// Reverse mode (the gradients of the ops above; fb_sum_rows is the one reduction over rows, see below):
+//   element-wise: fb_fill, fb_gelu_tanh_backward, fb_silu_backward, fb_mul_per_sample ((offset + v[b, c]) x, the
+//     input gradient of fb_modulate and the update gradient of fb_gated_add), fb_rope_backward (the transposed
+//     rotation)
+//   row kernels: fb_layer_norm_backward, fb_rms_norm_backward, fb_softmax_backward_rows (in place, the scores'
+//     gradient of attention from the recomputed probabilities)
+//   fb_sum_rows: y[b, c] = sum over l of a[b, l, c] (times v[b, l, c]), block (32, 8) per 32 columns of one b: thread
+//     (tx, ty) sums rows ty, ty + 8, ... in order, then thread (tx, 0) adds the 8 partials in order ty = 0..7. No
+//     atomics: the same bits on every GPU and every run.
 // Layout: fb_transpose_last2 [batch, M, N] -> [batch, N, M], 32 x 32 tiles through shared memory (33 columns: no
 //   bank conflicts), block (32, 8), each thread 4 rows of the tile, grid (ceil(N / 32), ceil(M / 32), batch).
 
 #define FB_BLOCK 256
 #define FB_TILE 32
 #define FB_TILE_ROWS 8
+#define FB_SUM_COLS 32
+#define FB_SUM_ROWS 8
 
 typedef unsigned long long fb_idx;
 
@@ -427,5 +438,185 @@ fb_transpose_last2(const float* __restrict__ x, float* __restrict__ y, int M, in
         if (n < N && m < M) {
             yb[(fb_idx) n * M + m] = tile[tx][ty + k];
         }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// reverse mode
+
+// y[i] = value
+extern "C" __global__ void __launch_bounds__(FB_BLOCK)
+fb_fill(float* __restrict__ y, float value, int n) {
+    const fb_idx total = (fb_idx) n;
+    for (fb_idx i = fb_first(); i < total; i += fb_stride()) {
+        y[i] = value;
+    }
+}
+
+// y = dy gelu'(x), gelu the tanh approximation: with u = sqrt(2/pi) (x + 0.044715 x^3), t = tanh(u),
+// gelu'(x) = 0.5 (1 + t) + 0.5 x (1 - t^2) sqrt(2/pi) (1 + 3 0.044715 x^2)
+extern "C" __global__ void __launch_bounds__(FB_BLOCK)
+fb_gelu_tanh_backward(const float* __restrict__ x, const float* __restrict__ dy, float* __restrict__ y, int n) {
+    const fb_idx total = (fb_idx) n;
+    const float c = 0.7978845608028654f;
+    for (fb_idx i = fb_first(); i < total; i += fb_stride()) {
+        const float v = x[i];
+        const float t = tanhf(c * (v + 0.044715f * v * v * v));
+        const float d = 0.5f * (1.0f + t) + 0.5f * v * (1.0f - t * t) * c * (1.0f + 0.134145f * v * v);
+        y[i] = dy[i] * d;
+    }
+}
+
+// y = dy silu'(x) = dy s (1 + x (1 - s)), s = 1 / (1 + exp(-x))
+extern "C" __global__ void __launch_bounds__(FB_BLOCK)
+fb_silu_backward(const float* __restrict__ x, const float* __restrict__ dy, float* __restrict__ y, int n) {
+    const fb_idx total = (fb_idx) n;
+    for (fb_idx i = fb_first(); i < total; i += fb_stride()) {
+        const float v = x[i];
+        const float s = 1.0f / (1.0f + expf(-v));
+        y[i] = dy[i] * (s * (1.0f + v * (1.0f - s)));
+    }
+}
+
+// y[b, l, c] = (offset + v[b, c]) x[b, l, c]
+extern "C" __global__ void __launch_bounds__(FB_BLOCK)
+fb_mul_per_sample(const float* __restrict__ x, const float* __restrict__ v, float offset, float* __restrict__ y,
+                  int B, int L, int C) {
+    const fb_idx lc = (fb_idx) L * C, total = (fb_idx) B * lc;
+    for (fb_idx i = fb_first(); i < total; i += fb_stride()) {
+        const fb_idx bc = (i / lc) * C + i % C;
+        y[i] = (offset + v[bc]) * x[i];
+    }
+}
+
+// The gradient of fb_rope: each pair rotated back by the transposed matrix,
+// y[2i + r] = pe[b, l, i, 0, r] dy[2i] + pe[b, l, i, 1, r] dy[2i + 1], r = 0, 1; index space B L H D/2
+extern "C" __global__ void __launch_bounds__(FB_BLOCK)
+fb_rope_backward(const float* __restrict__ dy, const float* __restrict__ pe, float* __restrict__ y, int B, int L,
+                 int H, int D) {
+    const fb_idx half = (fb_idx) (D / 2);
+    const fb_idx total = (fb_idx) B * L * H * half;
+    for (fb_idx t = fb_first(); t < total; t += fb_stride()) {
+        const fb_idx i = t % half, row = t / half;
+        const fb_idx bl = row / (fb_idx) H;
+        const fb_idx xo = row * (fb_idx) D + 2 * i;
+        const fb_idx po = (bl * half + i) * 4;
+        const float d0 = dy[xo], d1 = dy[xo + 1];
+        y[xo] = pe[po] * d0 + pe[po + 2] * d1;
+        y[xo + 1] = pe[po + 1] * d0 + pe[po + 3] * d1;
+    }
+}
+
+// The gradient of fb_layer_norm without affine parameters: with xhat = (x - mean) rstd,
+// y = rstd (dy - mean(dy) - xhat mean(dy xhat)) per row
+extern "C" __global__ void __launch_bounds__(FB_BLOCK)
+fb_layer_norm_backward(const float* __restrict__ x, const float* __restrict__ dy, float* __restrict__ y, int rows,
+                       int cols, float eps) {
+    __shared__ float sh[33];
+    const int row = blockIdx.x;
+    if (row >= rows) {
+        return;
+    }
+    const float* __restrict__ xr = x + (fb_idx) row * cols;
+    const float* __restrict__ gr = dy + (fb_idx) row * cols;
+    float* __restrict__ yr = y + (fb_idx) row * cols;
+    float mean, rstd;
+    fb_mean_rstd(xr, (fb_idx) cols, eps, sh, &mean, &rstd);
+    float s1 = 0.0f, s2 = 0.0f;
+    for (int c = threadIdx.x; c < cols; c += blockDim.x) {
+        const float g = gr[c];
+        s1 += g;
+        s2 += g * ((xr[c] - mean) * rstd);
+    }
+    const float a = fb_block_sum(s1, sh) / (float) cols;
+    const float b = fb_block_sum(s2, sh) / (float) cols;
+    for (int c = threadIdx.x; c < cols; c += blockDim.x) {
+        const float xhat = (xr[c] - mean) * rstd;
+        yr[c] = rstd * (gr[c] - a - xhat * b);
+    }
+}
+
+// The gradient of fb_rms_norm with a frozen scale: with r = 1 / sqrt(mean(x^2) + eps) and g = dy scale,
+// y = r (g - x r^2 mean(g x)) per row
+extern "C" __global__ void __launch_bounds__(FB_BLOCK)
+fb_rms_norm_backward(const float* __restrict__ x, const float* __restrict__ scale, const float* __restrict__ dy,
+                     float* __restrict__ y, int rows, int cols, float eps) {
+    __shared__ float sh[33];
+    const int row = blockIdx.x;
+    if (row >= rows) {
+        return;
+    }
+    const float* __restrict__ xr = x + (fb_idx) row * cols;
+    const float* __restrict__ gr = dy + (fb_idx) row * cols;
+    float* __restrict__ yr = y + (fb_idx) row * cols;
+    float q = 0.0f, p = 0.0f;
+    for (int c = threadIdx.x; c < cols; c += blockDim.x) {
+        const float v = xr[c];
+        q += v * v;
+        p += gr[c] * scale[c] * v;
+    }
+    const float ms = fb_block_sum(q, sh) / (float) cols;
+    const float gx = fb_block_sum(p, sh) / (float) cols;
+    const float r = 1.0f / sqrtf(ms + eps);
+    const float k = r * r * gx;
+    for (int c = threadIdx.x; c < cols; c += blockDim.x) {
+        yr[c] = r * (gr[c] * scale[c] - xr[c] * k);
+    }
+}
+
+// In place over g [rows, cols], the gradient of softmax rows given their probabilities p (same layout):
+// g = p (g - sum_j g[j] p[j]) per row. Each thread rewrites only the columns it read.
+extern "C" __global__ void __launch_bounds__(FB_BLOCK)
+fb_softmax_backward_rows(const float* __restrict__ p, float* __restrict__ g, int rows, int cols) {
+    __shared__ float sh[33];
+    const int row = blockIdx.x;
+    if (row >= rows) {
+        return;
+    }
+    const float* __restrict__ pr = p + (fb_idx) row * cols;
+    float* __restrict__ gr = g + (fb_idx) row * cols;
+    float s = 0.0f;
+    for (int c = threadIdx.x; c < cols; c += blockDim.x) {
+        s += gr[c] * pr[c];
+    }
+    const float total = fb_block_sum(s, sh);
+    for (int c = threadIdx.x; c < cols; c += blockDim.x) {
+        gr[c] = pr[c] * (gr[c] - total);
+    }
+}
+
+// y[b, c] = sum over l of a[b, l, c] v[b, l, c] (a[b, l, c] alone when v is nullptr), for a, v [B, L, C], y [B, C].
+// Block (32, 8), grid (ceil(C / 32), B): thread (tx, ty) of block (bx, b) owns column c = 32 bx + tx and sums rows
+// l = ty, ty + 8, ty + 16, ... in that order (acc = fmaf(a, v, acc), or acc + a); then thread (tx, 0) adds the
+// partials of ty = 0, 1, ..., 7 in that order. A fixed order that depends only on L: the same bits every run.
+extern "C" __global__ void __launch_bounds__(FB_SUM_COLS * FB_SUM_ROWS)
+fb_sum_rows(const float* __restrict__ a, const float* __restrict__ v, float* __restrict__ y, int B, int L, int C) {
+    __shared__ float part[FB_SUM_ROWS][FB_SUM_COLS + 1];
+    const int tx = threadIdx.x, ty = threadIdx.y;
+    const int c = blockIdx.x * FB_SUM_COLS + tx;
+    const fb_idx b = blockIdx.y;
+    float acc = 0.0f;
+    if (c < C) {
+        const fb_idx base = b * (fb_idx) L * C + c;
+        if (v != nullptr) {
+            for (int l = ty; l < L; l += FB_SUM_ROWS) {
+                const fb_idx i = base + (fb_idx) l * C;
+                acc = fmaf(a[i], v[i], acc);
+            }
+        } else {
+            for (int l = ty; l < L; l += FB_SUM_ROWS) {
+                acc += a[base + (fb_idx) l * C];
+            }
+        }
+    }
+    part[ty][tx] = acc;
+    __syncthreads();
+    if (ty == 0 && c < C) {
+        float total = part[0][tx];
+#pragma unroll
+        for (int r = 1; r < FB_SUM_ROWS; r++) {
+            total += part[r][tx];
+        }
+        y[b * C + c] = total;
     }
 }

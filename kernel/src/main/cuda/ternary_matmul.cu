@@ -31,6 +31,15 @@
 //
 // Epilogue (both): y = acc * scale[o] (+ bias[o]), a rounded multiply then a rounded add (__fmul_rn, __fadd_rn: no
 // contraction to an FMA), as the CPU backend does.
+//
+// The input gradient (reverse mode), dx [M, K] = (dy [M, N] * scale[None, :]) . codes [N, K]:
+//
+// ternary_matmul_input_grad (M up to 255; larger M decodes the codes and uses cuBLAS): block (blockIdx.x = c,
+//   blockIdx.y = t) computes dx[16 t .. 16 t + 15, 32 c .. 32 c + 31], 8 warps of 32 lanes; lane l is input
+//   k = 32 c + l, warp w sums the outputs o of its segment [w S, min(N, (w + 1) S)), S = ceil(N / 8), in order:
+//   acc[m] = fmaf(__fmul_rn(dy[m, o], scale[o]), code(o, k), acc[m]), the chunk's two words one broadcast load per o.
+//   The 8 partials go through shared memory (8 x 16 x 32 floats, 16 KiB, static) and are added in warp order
+//   0, 1, ..., 7. grid = (ceil(K / 32), ceil(M / 16)); the order depends only on N, never on the GPU.
 
 #ifdef __CUDACC_RTC__
 // NVRTC (the runtime-compilation fallback) has no <stdint.h>
@@ -45,6 +54,8 @@ typedef unsigned int uint32_t;
 #define FB_TILE_N 64
 #define FB_TILE_K 32
 #define FB_TILED_THREADS 256
+#define FB_IG_ROWS 16
+#define FB_IG_WARPS 8
 
 __device__ __forceinline__ float fb_epilogue(float acc, const float* __restrict__ scale,
                                              const float* __restrict__ bias, int o) {
@@ -179,6 +190,52 @@ ternary_matmul_tiled(const float* __restrict__ x, const uint32_t* __restrict__ w
                     y[(size_t) m * N + o] = fb_epilogue(acc[i][j], scale, bias, o);
                 }
             }
+        }
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(FB_IG_WARPS * 32)
+ternary_matmul_input_grad(const float* __restrict__ dy, const uint32_t* __restrict__ w,
+                          const float* __restrict__ scale, float* __restrict__ dx, int M, int N, int K) {
+    __shared__ float part[FB_IG_WARPS][FB_IG_ROWS][32];
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int c = blockIdx.x;
+    const int kw = (K + 31) >> 5;
+    const int m0 = blockIdx.y * FB_IG_ROWS;
+    const int rows = min(FB_IG_ROWS, M - m0);
+    const int seg = (N + FB_IG_WARPS - 1) / FB_IG_WARPS;
+    const int o0 = warp * seg, o1 = min(N, o0 + seg);
+    float acc[FB_IG_ROWS];
+#pragma unroll
+    for (int m = 0; m < FB_IG_ROWS; m++) {
+        acc[m] = 0.0f;
+    }
+    const float* __restrict__ dyr = dy + (size_t) m0 * N;
+    for (int o = o0; o < o1; o++) {
+        const uint2 pm = reinterpret_cast<const uint2*>(w)[(size_t) o * kw + c];
+        const float wv = (float) ((pm.x >> lane) & 1u) - (float) ((pm.y >> lane) & 1u);
+        const float s = scale[o];
+#pragma unroll
+        for (int m = 0; m < FB_IG_ROWS; m++) {
+            if (m < rows) {
+                acc[m] = fmaf(__fmul_rn(dyr[(size_t) m * N + o], s), wv, acc[m]);
+            }
+        }
+    }
+#pragma unroll
+    for (int m = 0; m < FB_IG_ROWS; m++) {
+        part[warp][m][lane] = acc[m];
+    }
+    __syncthreads();
+    const int k = (c << 5) + lane;
+    for (int m = warp; m < rows; m += FB_IG_WARPS) {
+        float total = part[0][m][lane];
+#pragma unroll
+        for (int v = 1; v < FB_IG_WARPS; v++) {
+            total += part[v][m][lane];
+        }
+        if (k < K) {
+            dx[(size_t) (m0 + m) * K + k] = total;
         }
     }
 }

@@ -748,6 +748,255 @@ void test_ternary() {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
+// reverse mode
+
+void test_backward_elementwise() {
+    const double s2pi = std::sqrt(2.0 / M_PI);
+    for (int n : {1, 33, 300}) {
+        for (auto& [grid, gl] : ew_grids(n, n == 300)) {
+            FBuf y(n);
+            y.unwritten();
+            launch(fb_fill, grid, dim3(BLOCK), y.p(), -2.5f, n);
+            check(fmt("fb_fill n=%d %s", n, gl.c_str()), y, std::vector<double>(n, -2.5), 0.0, intact(y));
+
+            FBuf x = random_buf(n, -6.0f, 6.0f), dy = random_buf(n);
+            const float edges[] = {0.0f, -0.0f, 30.0f, -30.0f, 100.0f, -100.0f, 1e-20f, -1e-20f, 9.0f, -9.0f};
+            for (int i = 0; i < n && i < 10; i++) {
+                x[(size_t) (n - 1 - i)] = edges[i];
+            }
+            std::vector<double> wg(n), ws(n);
+            for (int i = 0; i < n; i++) {
+                const double v = x[i];
+                const double t = std::tanh(s2pi * (v + 0.044715 * v * v * v));
+                wg[i] = dy[i] * (0.5 * (1.0 + t) + 0.5 * v * (1.0 - t * t) * s2pi * (1.0 + 3 * 0.044715 * v * v));
+                const double sg = 1.0 / (1.0 + std::exp(-v));
+                ws[i] = dy[i] * sg * (1.0 + v * (1.0 - sg));
+            }
+            y.unwritten();
+            launch(fb_gelu_tanh_backward, grid, dim3(BLOCK), x.p(), dy.p(), y.p(), n);
+            check(fmt("fb_gelu_tanh_backward n=%d %s", n, gl.c_str()), y, wg, TOL, intact(x, dy, y));
+            y.unwritten();
+            launch(fb_silu_backward, grid, dim3(BLOCK), x.p(), dy.p(), y.p(), n);
+            check(fmt("fb_silu_backward n=%d %s", n, gl.c_str()), y, ws, TOL, intact(x, dy, y));
+        }
+    }
+    struct S {
+        int B, L, C;
+    };
+    for (S s : {S{1, 1, 1}, S{2, 5, 33}, S{3, 7, 13}}) {
+        const int n = s.B * s.L * s.C;
+        for (auto& [grid, gl] : ew_grids(n, s.B == 2)) {
+            for (float offset : {0.0f, 1.0f}) {
+                FBuf x = random_buf(n), v = random_buf(s.B * s.C), y(n);
+                std::vector<double> want(n);
+                for (int i = 0; i < n; i++) {
+                    const size_t bc = (size_t) (i / (s.L * s.C)) * s.C + i % s.C;
+                    want[i] = ((double) offset + v[bc]) * x[i];
+                }
+                y.unwritten();
+                launch(fb_mul_per_sample, grid, dim3(BLOCK), x.p(), v.p(), offset, y.p(), s.B, s.L, s.C);
+                check(fmt("fb_mul_per_sample B=%d L=%d C=%d offset=%g %s", s.B, s.L, s.C, offset, gl.c_str()), y, want,
+                      TOL, intact(x, v, y));
+            }
+        }
+    }
+    struct R {
+        int B, L, H, D;
+    };
+    for (R s : {R{1, 1, 1, 2}, R{2, 3, 2, 8}, R{1, 5, 3, 22}}) {
+        const int n = s.B * s.L * s.H * s.D, pairs = n / 2;
+        for (auto& [grid, gl] : ew_grids(pairs, s.D == 22)) {
+            FBuf dy = random_buf(n), pe = random_buf((size_t) s.B * s.L * (s.D / 2) * 4), y(n);
+            std::vector<double> want(n);
+            for (int row = 0; row < s.B * s.L * s.H; row++) {
+                const int bl = row / s.H;
+                for (int i = 0; i < s.D / 2; i++) {
+                    const size_t xo = (size_t) row * s.D + 2 * i, po = ((size_t) bl * (s.D / 2) + i) * 4;
+                    // the transpose of [[pe0, pe1], [pe2, pe3]]
+                    want[xo] = (double) pe[po] * dy[xo] + (double) pe[po + 2] * dy[xo + 1];
+                    want[xo + 1] = (double) pe[po + 1] * dy[xo] + (double) pe[po + 3] * dy[xo + 1];
+                }
+            }
+            y.unwritten();
+            launch(fb_rope_backward, grid, dim3(BLOCK), dy.p(), pe.p(), y.p(), s.B, s.L, s.H, s.D);
+            check(fmt("fb_rope_backward B=%d L=%d H=%d D=%d %s", s.B, s.L, s.H, s.D, gl.c_str()), y, want, TOL,
+                  intact(dy, pe, y));
+        }
+    }
+}
+
+void test_backward_rows() {
+    for (int cols : {1, 7, 33, 300}) {
+        const int rows = cols == 300 ? 3 : 2;
+        const float eps = 1e-5f;
+        FBuf x = row_data(rows, cols), dy = random_buf((size_t) rows * cols), s = random_buf(cols, 0.5f, 1.5f),
+             y((size_t) rows * cols);
+        std::vector<double> wl((size_t) rows * cols), wr((size_t) rows * cols);
+        for (int r = 0; r < rows; r++) {
+            const float* xr = &x[(size_t) r * cols];
+            const float* gr = &dy[(size_t) r * cols];
+            double mean = 0, var = 0, ms = 0;
+            for (int c = 0; c < cols; c++) {
+                mean += xr[c];
+                ms += (double) xr[c] * xr[c];
+            }
+            mean /= cols;
+            ms /= cols;
+            for (int c = 0; c < cols; c++) {
+                var += (xr[c] - mean) * (xr[c] - mean);
+            }
+            var /= cols;
+            const double rstd = 1.0 / std::sqrt(var + (double) eps);
+            double mg = 0, mgx = 0, mgs = 0;
+            for (int c = 0; c < cols; c++) {
+                mg += gr[c];
+                mgx += gr[c] * (xr[c] - mean) * rstd;
+                mgs += (double) gr[c] * s[c] * xr[c];
+            }
+            mg /= cols;
+            mgx /= cols;
+            mgs /= cols;
+            const double rr = 1.0 / std::sqrt(ms + (double) eps);
+            for (int c = 0; c < cols; c++) {
+                const size_t i = (size_t) r * cols + c;
+                wl[i] = rstd * (gr[c] - mg - (xr[c] - mean) * rstd * mgx);
+                wr[i] = rr * ((double) gr[c] * s[c] - xr[c] * rr * rr * mgs);
+            }
+        }
+        y.unwritten();
+        launch(fb_layer_norm_backward, rows_grid(rows), dim3(BLOCK), x.p(), dy.p(), y.p(), rows, cols, eps);
+        check(fmt("fb_layer_norm_backward rows=%d cols=%d", rows, cols), y, wl, TOL, intact(x, dy, y));
+        y.unwritten();
+        launch(fb_rms_norm_backward, rows_grid(rows), dim3(BLOCK), x.p(), s.p(), dy.p(), y.p(), rows, cols, eps);
+        check(fmt("fb_rms_norm_backward rows=%d cols=%d", rows, cols), y, wr, TOL, intact(x, s, dy, y));
+    }
+    for (int cols : {1, 7, 33, 300}) {
+        const int rows = cols == 300 ? 2 : 3;
+        const size_t n = (size_t) rows * cols;
+        FBuf p(n), g = random_buf(n, -2.0f, 2.0f);
+        for (int r = 0; r < rows; r++) { // rows of probabilities
+            double sum = 0;
+            for (int c = 0; c < cols; c++) {
+                p[(size_t) r * cols + c] = uniform(0.01f, 1.0f);
+                sum += p[(size_t) r * cols + c];
+            }
+            for (int c = 0; c < cols; c++) {
+                p[(size_t) r * cols + c] = (float) (p[(size_t) r * cols + c] / sum);
+            }
+        }
+        std::vector<double> want(n);
+        for (int r = 0; r < rows; r++) {
+            double dot = 0;
+            for (int c = 0; c < cols; c++) {
+                dot += (double) g[(size_t) r * cols + c] * p[(size_t) r * cols + c];
+            }
+            for (int c = 0; c < cols; c++) {
+                const size_t i = (size_t) r * cols + c;
+                want[i] = p[i] * (g[i] - dot);
+            }
+        }
+        launch(fb_softmax_backward_rows, rows_grid(rows), dim3(BLOCK), p.p(), g.p(), rows, cols);
+        check(fmt("fb_softmax_backward_rows rows=%d cols=%d", rows, cols), g, want, TOL, intact(p, g));
+    }
+}
+
+void test_sum_rows() {
+    struct S {
+        int B, L, C;
+    };
+    for (S s : {S{1, 1, 1}, S{1, 300, 5}, S{2, 17, 40}}) {
+        const size_t n = (size_t) s.B * s.L * s.C;
+        FBuf a = random_buf(n), v = random_buf(n, -2.0f, 2.0f);
+        for (bool withV : {false, true}) {
+            FBuf y((size_t) s.B * s.C);
+            std::vector<double> want(y.n), norm(y.n), seq(y.n);
+            for (int b = 0; b < s.B; b++) {
+                for (int c = 0; c < s.C; c++) {
+                    double acc = 0, mag = 0;
+                    float part[8];
+                    for (int ty = 0; ty < 8; ty++) {
+                        float f = 0.0f;
+                        for (int l = ty; l < s.L; l += 8) {
+                            const size_t i = ((size_t) b * s.L + l) * s.C + c;
+                            f = withV ? std::fma(a[i], v[i], f) : f + a[i];
+                        }
+                        part[ty] = f;
+                    }
+                    float total = part[0];
+                    for (int ty = 1; ty < 8; ty++) {
+                        total += part[ty];
+                    }
+                    for (int l = 0; l < s.L; l++) {
+                        const size_t i = ((size_t) b * s.L + l) * s.C + c;
+                        const double t = withV ? (double) a[i] * v[i] : (double) a[i];
+                        acc += t;
+                        mag += std::fabs(t);
+                    }
+                    const size_t o = (size_t) b * s.C + c;
+                    want[o] = acc;
+                    norm[o] = std::max(mag, 1e-30);
+                    seq[o] = total;
+                }
+            }
+            y.unwritten();
+            const dim3 grid((unsigned) ((s.C + 31) / 32), (unsigned) s.B);
+            launch(fb_sum_rows, grid, dim3(32, 8), a.p(), withV ? v.p() : nullptr, y.p(), s.B, s.L, s.C);
+            const std::string label =
+                    fmt("fb_sum_rows B=%d L=%d C=%d %s grid=(%u,%u)", s.B, s.L, s.C, withV ? "a*v" : "a", grid.x, grid.y);
+            const bool g = intact(a, v, y);
+            check(label, y, want, TOL, g, &norm);
+            // OpsKernels.SUM_ROWS: rows ty, ty + 8, ... per thread, then the 8 partials in order (deterministic)
+            check(label + " bit-exact-vs-documented-order", y, seq, 0.0, g);
+        }
+    }
+}
+
+void test_ternary_input_grad() {
+    struct S {
+        int M, N, K;
+    };
+    for (S s : {S{1, 1, 1}, S{1, 70, 45}, S{3, 9, 64}, S{16, 70, 45}, S{33, 5, 40}}) {
+        Ternary t(s.N, s.K);
+        FBuf dy = random_buf((size_t) s.M * s.N), scale = random_buf(s.N, -2.0f, 2.0f), dx((size_t) s.M * s.K);
+        scale[0] = 0.0f; // a zero scale is allowed
+        std::vector<double> want(dx.n), norm(dx.n), seq(dx.n);
+        const int seg = (s.N + 7) / 8;
+        for (int m = 0; m < s.M; m++) {
+            for (int k = 0; k < s.K; k++) {
+                double acc = 0, mag = 0;
+                for (int o = 0; o < s.N; o++) {
+                    const double term = (double) dy[(size_t) m * s.N + o] * scale[o] * t.codes[(size_t) o * s.K + k];
+                    acc += term;
+                    mag += std::fabs(term);
+                }
+                float total = 0.0f;
+                for (int w = 0; w < 8; w++) {
+                    float f = 0.0f;
+                    for (int o = w * seg; o < std::min(s.N, (w + 1) * seg); o++) {
+                        const float ds = dy[(size_t) m * s.N + o] * scale[o];
+                        f = std::fma(ds, (float) t.codes[(size_t) o * s.K + k], f);
+                    }
+                    total = w == 0 ? f : total + f;
+                }
+                const size_t i = (size_t) m * s.K + k;
+                want[i] = acc;
+                norm[i] = std::max(mag, 1e-30);
+                seq[i] = total;
+            }
+        }
+        dx.unwritten();
+        const dim3 grid((unsigned) ((s.K + 31) / 32), (unsigned) ((s.M + 15) / 16));
+        launch(ternary_matmul_input_grad, grid, dim3(256), dy.p(), t.w.p(), scale.p(), dx.p(), s.M, s.N, s.K);
+        const std::string label =
+                fmt("ternary_matmul_input_grad M=%d N=%d K=%d grid=(%u,%u)", s.M, s.N, s.K, grid.x, grid.y);
+        const bool g = intact(dy, t.w, scale, dx);
+        check(label, dx, want, TOL, g, &norm);
+        // TernaryLaunch: each warp sums its eighth of the outputs in order, the partials added in warp order
+        check(label + " bit-exact-vs-documented-order", dx, seq, 0.0, g);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
 // the emulation itself: shuffles, barriers, shared memory poisoning
 
 __global__ void host_selfcheck(int* out) {
@@ -825,6 +1074,10 @@ int main() {
     test_transpose();
     test_ternary();
     test_ternary_dense_path();
+    test_backward_elementwise();
+    test_backward_rows();
+    test_sum_rows();
+    test_ternary_input_grad();
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     std::printf("%d checks, %d failed, %lld blocks, %lld threads, %.2f s\n", checks, failures,
                 cuda_host::launched_blocks, cuda_host::launched_threads, secs);

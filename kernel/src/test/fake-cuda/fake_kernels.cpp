@@ -123,15 +123,25 @@ const FakeKernel TABLE[] = {
     FAKE_KERNEL("fluxbatch_ops", fb_embedding, FB_BLOCK, true),
     FAKE_KERNEL("fluxbatch_ops", fb_im2col, FB_BLOCK, true),
     FAKE_KERNEL("fluxbatch_ops", fb_upsample_nearest2x, FB_BLOCK, true),
+    FAKE_KERNEL("fluxbatch_ops", fb_fill, FB_BLOCK, true),
+    FAKE_KERNEL("fluxbatch_ops", fb_gelu_tanh_backward, FB_BLOCK, true),
+    FAKE_KERNEL("fluxbatch_ops", fb_silu_backward, FB_BLOCK, true),
+    FAKE_KERNEL("fluxbatch_ops", fb_mul_per_sample, FB_BLOCK, true),
+    FAKE_KERNEL("fluxbatch_ops", fb_rope_backward, FB_BLOCK, true),
     // fluxbatch_ops.cu, block reductions and shared-memory tiles: one OS thread per CUDA thread
     FAKE_KERNEL("fluxbatch_ops", fb_layer_norm, FB_BLOCK, false),
     FAKE_KERNEL("fluxbatch_ops", fb_rms_norm, FB_BLOCK, false),
     FAKE_KERNEL("fluxbatch_ops", fb_softmax_rows, FB_BLOCK, false),
     FAKE_KERNEL("fluxbatch_ops", fb_group_norm, FB_BLOCK, false),
     FAKE_KERNEL("fluxbatch_ops", fb_transpose_last2, FB_TILE * FB_TILE_ROWS, false),
+    FAKE_KERNEL("fluxbatch_ops", fb_layer_norm_backward, FB_BLOCK, false),
+    FAKE_KERNEL("fluxbatch_ops", fb_rms_norm_backward, FB_BLOCK, false),
+    FAKE_KERNEL("fluxbatch_ops", fb_softmax_backward_rows, FB_BLOCK, false),
+    FAKE_KERNEL("fluxbatch_ops", fb_sum_rows, FB_SUM_COLS * FB_SUM_ROWS, false),
     // ternary_matmul.cu (warp shuffles, shared memory)
     FAKE_KERNEL("ternary_matmul", ternary_matmul_small_m, FB_SMALL_WARPS * 32, false),
     FAKE_KERNEL("ternary_matmul", ternary_matmul_tiled, FB_TILED_THREADS, false),
+    FAKE_KERNEL("ternary_matmul", ternary_matmul_input_grad, FB_IG_WARPS * 32, false),
 };
 
 } // namespace

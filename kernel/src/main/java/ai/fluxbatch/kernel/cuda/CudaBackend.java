@@ -6,16 +6,23 @@ import ai.fluxbatch.kernel.OpChecks;
 import ai.fluxbatch.kernel.Shapes;
 import ai.fluxbatch.kernel.Tensor;
 import ai.fluxbatch.kernel.TensorScope;
+import java.util.Arrays;
 
 /**
  * The backend on an NVIDIA GPU: tensors live in device memory from upload to download, every operation is queued on
  * the device's one stream (no host round trip between operations), memory comes from a caching pool that hands the
  * same blocks back step after step, and {@link #openScope()} frees a block's intermediates when it ends. Dense
  * products (linear layers, attention scores, convolutions as im2col) go to cuBLAS; the 1.58-bit products to
- * {@code ternary_matmul.cu}; everything else to {@code fluxbatch_ops.cu} (see {@link OpsKernels}).
+ * {@code ternary_matmul.cu}; everything else to {@code fluxbatch_ops.cu} (see {@link OpsKernels}). The reverse-mode
+ * operations split the same way (cuBLAS for the dense gradients and attention's, the ternary input gradient's kernel
+ * below {@link TernaryLaunch#DENSE_FROM_M} rows), and every sum over tokens is {@link OpsKernels#SUM_ROWS}, in one
+ * fixed order: the same bits on every run.
  */
 public final class CudaBackend implements Backend {
-    /** Workspace caps: attention scores of a chunk of heads, and im2col columns of a chunk of positions. */
+    /**
+     * Workspace caps: attention scores of a chunk of heads (attentionBackward keeps two buffers a head: probabilities
+     * and their gradients), and im2col columns of a chunk of positions.
+     */
     public record Workspace(long attentionBytes, long im2colBytes) {
         public static final Workspace DEFAULT = new Workspace(1L << 30, 512L << 20);
     }
@@ -218,12 +225,17 @@ public final class CudaBackend implements Backend {
         return t;
     }
 
+    private CudaTernaryTensor ternary(String op, Tensor t) {
+        if (!(t instanceof CudaTernaryTensor w) || w.codes.pool() != pool) {
+            throw new IllegalArgumentException(
+                    op + ": weight must be a ternary tensor made by this backend's" + " uploadTernary, got " + t);
+        }
+        return w;
+    }
+
     @Override
     public Tensor ternaryLinear(Tensor x, Tensor ternaryWeight, Tensor bias) {
-        if (!(ternaryWeight instanceof CudaTernaryTensor w) || w.codes.pool() != pool) {
-            throw new IllegalArgumentException("ternaryLinear: weight must be a ternary tensor made by this backend's"
-                    + " uploadTernary, got " + ternaryWeight);
-        }
+        CudaTernaryTensor w = ternary("ternaryLinear", ternaryWeight);
         CudaTensor xt = cuda(x);
         Shapes.requireEqual("ternaryLinear", "input features", Shapes.last(xt.shapeRef()), w.in);
         long biasPointer = 0;
@@ -236,25 +248,38 @@ public final class CudaBackend implements Backend {
         if (m >= TernaryLaunch.DENSE_FROM_M && w.out > 0 && w.in > 0) {
             ternaryAsGemm(xt, w, biasPointer, out, m);
         } else if (m > 0 && w.out > 0 && w.in > 0) {
-            for (int m0 = 0; m0 < m; m0 += TernaryLaunch.MAX_ROWS_PER_LAUNCH) {
-                int rows = Math.min(TernaryLaunch.MAX_ROWS_PER_LAUNCH, m - m0);
-                TernaryLaunch plan = TernaryLaunch.plan(rows, w.out, w.in);
-                device.launch(
-                        CudaModules.TERNARY_MATMUL,
-                        plan.kernel(),
-                        plan.geometry(),
-                        new KernelArgs()
-                                .ptr(xt.pointer() + 4L * m0 * w.in)
-                                .ptr(w.codes.pointer(w))
-                                .ptr(w.scale.pointer(w))
-                                .ptr(biasPointer)
-                                .ptr(out.pointer() + 4L * m0 * w.out)
-                                .i(rows)
-                                .i(w.out)
-                                .i(w.in));
-            }
+            ternaryKernels(xt.pointer(), w, w.scale.pointer(w), biasPointer, out.pointer(), m);
         }
         return out;
+    }
+
+    /** {@code y [m, out] = x [m, in] . codes^T * scale + bias} by the kernels of ternary_matmul.cu, in launches. */
+    private void ternaryKernels(long x, CudaTernaryTensor w, long scale, long bias, long y, int m) {
+        for (int m0 = 0; m0 < m; m0 += TernaryLaunch.MAX_ROWS_PER_LAUNCH) {
+            int rows = Math.min(TernaryLaunch.MAX_ROWS_PER_LAUNCH, m - m0);
+            TernaryLaunch plan = TernaryLaunch.plan(rows, w.out, w.in);
+            device.launch(
+                    CudaModules.TERNARY_MATMUL,
+                    plan.kernel(),
+                    plan.geometry(),
+                    new KernelArgs()
+                            .ptr(x + 4L * m0 * w.in)
+                            .ptr(w.codes.pointer(w))
+                            .ptr(scale)
+                            .ptr(bias)
+                            .ptr(y + 4L * m0 * w.out)
+                            .i(rows)
+                            .i(w.out)
+                            .i(w.in));
+        }
+    }
+
+    /** The codes of {@code w} decoded to floats {@code [out, in]} into {@code scratch}. */
+    private void decodeTernary(CudaTernaryTensor w, long scratch) {
+        launch(
+                OpsKernels.TERNARY_DECODE,
+                OpsKernels.elementwise((long) w.out * w.in),
+                new KernelArgs().ptr(w.codes.pointer(w)).ptr(scratch).i(w.out).i(w.in));
     }
 
     /** The large-M path: codes decoded to floats in a scratch weight, one GEMM, then scale and bias. */
@@ -263,14 +288,7 @@ public final class CudaBackend implements Backend {
         DeviceStorage decoded = storage(4 * weights);
         try {
             long scratch = decoded.pointer("decoded ternary weight");
-            launch(
-                    OpsKernels.TERNARY_DECODE,
-                    OpsKernels.elementwise(weights),
-                    new KernelArgs()
-                            .ptr(w.codes.pointer(w))
-                            .ptr(scratch)
-                            .i(w.out)
-                            .i(w.in));
+            decodeTernary(w, scratch);
             matmulNt(x.pointer(), scratch, out.pointer(), m, w.out, w.in);
             launch(
                     OpsKernels.SCALE_BIAS_ROWS,
@@ -735,59 +753,438 @@ public final class CudaBackend implements Backend {
         }
     }
 
-    // Backward operations: implementations land in the next commits (the contract is in Backend).
+    // ---- reverse mode ----------------------------------------------------------------------------------------
+
+    /** {@code n} floats at {@code y} set to {@code value}. */
+    private void fill(long y, float value, long n) {
+        if (n > 0) {
+            launch(
+                    OpsKernels.FILL,
+                    OpsKernels.elementwise(n),
+                    new KernelArgs().ptr(y).f(value).i((int) n));
+        }
+    }
+
+    @Override
+    public Tensor zeros(int... shape) {
+        CudaTensor out = empty(shape);
+        fill(out.pointer(), 0f, out.numel());
+        return out;
+    }
+
+    /**
+     * {@code y [m, n] = a [m, k] . b [k, n]}, all row-major: column-major, {@code y^T = b^T a^T} with b^T
+     * {@code [n, k]} (ld n) and a^T {@code [k, m]} (ld k). k = 0 is the caller's to handle.
+     */
+    private void matmulNn(long a, long b, long y, int m, int n, int k) {
+        device.gemm(false, false, n, m, k, 1f, b, n, 0, a, k, 0, 0f, y, n, 0, 1);
+    }
+
+    /**
+     * {@code y[b, c] = sum over l of a[b, l, c] v[b, l, c]} (of a alone when {@code v} is 0) for {@code [B, L, C]}, in
+     * launches of at most 65535 samples; zeros when L is 0.
+     */
+    private void sumRows(long a, long v, long y, int b, int l, int c) {
+        if (b == 0 || c == 0) {
+            return;
+        }
+        if (l == 0) {
+            fill(y, 0f, (long) b * c);
+            return;
+        }
+        for (int b0 = 0; b0 < b; b0 += LaunchGeometry.MAX_GRID_YZ) {
+            int count = Math.min(LaunchGeometry.MAX_GRID_YZ, b - b0);
+            long rows = 4L * b0 * l * c;
+            launch(
+                    OpsKernels.SUM_ROWS,
+                    OpsKernels.sumRows(count, c),
+                    new KernelArgs()
+                            .ptr(a + rows)
+                            .ptr(v == 0 ? 0 : v + rows)
+                            .ptr(y + 4L * b0 * c)
+                            .i(count)
+                            .i(l)
+                            .i(c));
+        }
+    }
+
+    /** {@code dx [..., K] = dy [..., N] . weight [N, K]} by one cuBLAS GEMM (at the device's GEMM precision). */
     @Override
     public Tensor linearBackward(Tensor dy, Tensor weight) {
-        throw new UnsupportedOperationException("linearBackward");
+        CudaTensor gt = cuda(dy), wt = cuda(weight);
+        Shapes.requireRank("linearBackward", "weight", wt.shapeRef(), 2);
+        int n = wt.shapeRef()[0], k = wt.shapeRef()[1];
+        Shapes.requireEqual("linearBackward", "output features of dy", Shapes.last(gt.shapeRef()), n);
+        int m = Shapes.rows(gt.shapeRef());
+        CudaTensor out = empty(Shapes.withLast(gt.shapeRef(), k));
+        if (m > 0 && k > 0) {
+            if (n == 0) {
+                fill(out.pointer(), 0f, out.numel());
+            } else {
+                matmulNn(gt.pointer(), wt.pointer(), out.pointer(), m, k, n);
+            }
+        }
+        return out;
     }
 
+    /**
+     * The bias gradient is a {@link OpsKernels#SUM_ROWS} of dy; the scale gradient one of {@code dy * z} with
+     * {@code z = x . codes^T} unscaled (the forward product run with unit scales), so a zero scale is no problem; the
+     * input gradient {@code (dy * scale) . codes} is {@link TernaryLaunch#INPUT_GRAD_KERNEL} below
+     * {@link TernaryLaunch#DENSE_FROM_M} rows and, from there on, a cuBLAS GEMM with the codes decoded once into a
+     * scratch weight that z's GEMM shares.
+     */
     @Override
     public TernaryLinearGrads ternaryLinearBackward(Tensor x, Tensor ternaryWeight, Tensor dy, boolean inputGrad) {
-        throw new UnsupportedOperationException("ternaryLinearBackward");
+        CudaTernaryTensor w = ternary("ternaryLinearBackward", ternaryWeight);
+        CudaTensor xt = cuda(x), gt = cuda(dy);
+        Shapes.requireEqual("ternaryLinearBackward", "input features", Shapes.last(xt.shapeRef()), w.in);
+        Shapes.requireSame("ternaryLinearBackward dy", gt.shapeRef(), Shapes.withLast(xt.shapeRef(), w.out));
+        int m = Shapes.rows(xt.shapeRef());
+        CudaTensor dx = inputGrad ? empty(xt.shapeRef()) : null;
+        CudaTensor dScale = empty(w.out), dBias = empty(w.out);
+        sumRows(gt.pointer(), 0, dBias.pointer(), 1, m, w.out);
+        if (m == 0) {
+            fill(dScale.pointer(), 0f, w.out);
+            return new TernaryLinearGrads(dx, dScale, dBias);
+        }
+        DeviceStorage z = storage(4L * m * w.out);
+        DeviceStorage decoded = m >= TernaryLaunch.DENSE_FROM_M ? storage(4L * w.out * w.in) : null;
+        try {
+            long zp = z.pointer("x . codes^T");
+            long codes = 0;
+            if (decoded != null) {
+                codes = decoded.pointer("decoded ternary weight");
+                decodeTernary(w, codes);
+                matmulNt(xt.pointer(), codes, zp, m, w.out, w.in);
+            } else {
+                float[] ones = new float[w.out];
+                Arrays.fill(ones, 1f);
+                DeviceStorage unit = storage(4L * w.out);
+                try {
+                    long up = unit.pointer("unit scales");
+                    device.upload(up, ones, 0, ones.length);
+                    ternaryKernels(xt.pointer(), w, up, 0, zp, m);
+                } finally {
+                    unit.release();
+                }
+            }
+            sumRows(gt.pointer(), zp, dScale.pointer(), 1, m, w.out);
+            if (dx != null && decoded != null) {
+                // z is spent: it takes dy * scale (a copy scaled in place), then one GEMM with the decoded codes
+                device.copy(zp, gt.pointer(), 4L * m * w.out);
+                launch(
+                        OpsKernels.SCALE_BIAS_ROWS,
+                        OpsKernels.elementwise((long) m * w.out),
+                        new KernelArgs()
+                                .ptr(zp)
+                                .ptr(w.scale.pointer(w))
+                                .ptr(0)
+                                .i(m)
+                                .i(w.out));
+                matmulNn(zp, codes, dx.pointer(), m, w.in, w.out);
+            } else if (dx != null) {
+                device.launch(
+                        CudaModules.TERNARY_MATMUL,
+                        TernaryLaunch.INPUT_GRAD_KERNEL,
+                        TernaryLaunch.inputGrad(m, w.in),
+                        new KernelArgs()
+                                .ptr(gt.pointer())
+                                .ptr(w.codes.pointer(w))
+                                .ptr(w.scale.pointer(w))
+                                .ptr(dx.pointer())
+                                .i(m)
+                                .i(w.out)
+                                .i(w.in));
+            }
+        } finally {
+            z.release();
+            if (decoded != null) {
+                decoded.release();
+            }
+        }
+        return new TernaryLinearGrads(dx, dScale, dBias);
     }
 
+    /** A new weight on the device codes of {@code ternaryWeight} (not copied) with {@code scale} uploaded. */
     @Override
     public Tensor withTernaryScale(Tensor ternaryWeight, float[] scale) {
-        throw new UnsupportedOperationException("withTernaryScale");
+        CudaTernaryTensor w = ternary("withTernaryScale", ternaryWeight);
+        HfTernaryPacking.checkScale(scale, w.out, w.in);
+        w.codes.pointer(w); // the codes are still there
+        DeviceStorage scales = storage(4L * w.out);
+        CudaTernaryTensor t = w.withScale(scales);
+        device.upload(scales.pointer(t), scale, 0, w.out);
+        return t;
+    }
+
+    /** A row kernel over {@code x} and {@code dy} of one shape: {@code (x, [vector,] dy, y, rows, cols, eps)}. */
+    private Tensor rowBackward(String kernel, String op, Tensor x, Tensor vector, Tensor dy, float eps) {
+        CudaTensor xt = cuda(x), gt = cuda(dy);
+        Shapes.requireSame(op, gt.shapeRef(), xt.shapeRef());
+        int c = Shapes.last(xt.shapeRef()), rows = Shapes.rows(xt.shapeRef());
+        KernelArgs args = new KernelArgs().ptr(xt.pointer());
+        if (vector != null) {
+            Shapes.requireEqual(op, "scale length", n(cuda(vector)), c);
+            args.ptr(ptr(vector));
+        }
+        CudaTensor out = empty(xt.shapeRef());
+        args.ptr(gt.pointer()).ptr(out.pointer()).i(rows).i(c).f(eps);
+        if (rows > 0 && c > 0) {
+            launch(kernel, OpsKernels.rows(rows), args);
+        }
+        return out;
     }
 
     @Override
     public Tensor layerNormBackward(Tensor x, Tensor dy, float eps) {
-        throw new UnsupportedOperationException("layerNormBackward");
+        return rowBackward(OpsKernels.LAYER_NORM_BACKWARD, "layerNormBackward", x, null, dy, eps);
     }
 
     @Override
     public Tensor rmsNormBackward(Tensor x, Tensor scale, Tensor dy, float eps) {
-        throw new UnsupportedOperationException("rmsNormBackward");
+        return rowBackward(OpsKernels.RMS_NORM_BACKWARD, "rmsNormBackward", x, scale, dy, eps);
+    }
+
+    private Tensor activationBackward(String op, String kernel, Tensor x, Tensor dy) {
+        CudaTensor xt = cuda(x), gt = cuda(dy);
+        Shapes.requireSame(op, gt.shapeRef(), xt.shapeRef());
+        CudaTensor out = empty(xt.shapeRef());
+        int n = n(out);
+        if (n > 0) {
+            launch(
+                    kernel,
+                    OpsKernels.elementwise(n),
+                    new KernelArgs()
+                            .ptr(xt.pointer())
+                            .ptr(gt.pointer())
+                            .ptr(out.pointer())
+                            .i(n));
+        }
+        return out;
     }
 
     @Override
     public Tensor geluBackward(Tensor x, Tensor dy) {
-        throw new UnsupportedOperationException("geluBackward");
+        return activationBackward("geluBackward", OpsKernels.GELU_TANH_BACKWARD, x, dy);
     }
 
     @Override
     public Tensor siluBackward(Tensor x, Tensor dy) {
-        throw new UnsupportedOperationException("siluBackward");
+        return activationBackward("siluBackward", OpsKernels.SILU_BACKWARD, x, dy);
+    }
+
+    /** {@code (offset + v[b]) * x[b, l]} for {@code x [B, L, C]}, {@code v [B, C]}. */
+    private CudaTensor mulPerSample(CudaTensor x, CudaTensor v, float offset) {
+        int[] s = x.shapeRef();
+        CudaTensor out = empty(s);
+        if (n(out) > 0) {
+            launch(
+                    OpsKernels.MUL_PER_SAMPLE,
+                    OpsKernels.elementwise(n(out)),
+                    new KernelArgs()
+                            .ptr(x.pointer())
+                            .ptr(v.pointer())
+                            .f(offset)
+                            .ptr(out.pointer())
+                            .i(s[0])
+                            .i(s[1])
+                            .i(s[2]));
+        }
+        return out;
+    }
+
+    /** The per-sample sums over tokens {@code [B, C]} of {@code a [B, L, C]} (times {@code v}, or null). */
+    private CudaTensor sumOverTokens(CudaTensor a, CudaTensor v) {
+        int[] s = a.shapeRef();
+        CudaTensor out = empty(s[0], s[2]);
+        sumRows(a.pointer(), v == null ? 0 : v.pointer(), out.pointer(), s[0], s[1], s[2]);
+        return out;
     }
 
     @Override
     public ModulateGrads modulateBackward(Tensor x, Tensor scale, Tensor dy) {
-        throw new UnsupportedOperationException("modulateBackward");
+        CudaTensor xt = cuda(x), st = cuda(scale), gt = cuda(dy);
+        OpChecks.batchRows("modulateBackward", xt.shapeRef(), st.shapeRef(), st.shapeRef());
+        Shapes.requireSame("modulateBackward dy", gt.shapeRef(), xt.shapeRef());
+        return new ModulateGrads(mulPerSample(gt, st, 1f), sumOverTokens(gt, null), sumOverTokens(gt, xt));
     }
 
     @Override
     public GatedAddGrads gatedAddBackward(Tensor gate, Tensor y, Tensor dy) {
-        throw new UnsupportedOperationException("gatedAddBackward");
+        CudaTensor at = cuda(gate), yt = cuda(y), gt = cuda(dy);
+        OpChecks.batchRows("gatedAddBackward", yt.shapeRef(), at.shapeRef(), at.shapeRef());
+        Shapes.requireSame("gatedAddBackward dy", gt.shapeRef(), yt.shapeRef());
+        return new GatedAddGrads(sumOverTokens(gt, yt), mulPerSample(gt, at, 0f));
     }
 
     @Override
     public Tensor ropeBackward(Tensor dy, Tensor pe) {
-        throw new UnsupportedOperationException("ropeBackward");
+        CudaTensor gt = cuda(dy), pt = cuda(pe);
+        OpChecks.rope(gt.shapeRef(), pt.shapeRef());
+        int[] s = gt.shapeRef();
+        CudaTensor out = empty(s);
+        long pairs = n(out) / 2;
+        if (pairs > 0) {
+            launch(
+                    OpsKernels.ROPE_BACKWARD,
+                    OpsKernels.elementwise(pairs),
+                    new KernelArgs()
+                            .ptr(gt.pointer())
+                            .ptr(pt.pointer())
+                            .ptr(out.pointer())
+                            .i(s[0])
+                            .i(s[1])
+                            .i(s[2])
+                            .i(s[3]));
+        }
+        return out;
     }
 
+    /**
+     * Per sample and per chunk of heads, like {@link #attention}: {@code P} recomputed (scores GEMM, then
+     * {@link OpsKernels#SOFTMAX_ROWS}), {@code dV = P^T dOut} and {@code dP = dOut V^T} by strided batched GEMMs,
+     * {@code dS} in place of dP by {@link OpsKernels#SOFTMAX_BACKWARD_ROWS}, then {@code dQ = scale dS K} and
+     * {@code dK = scale dS^T Q} straight into the heads' columns. Two score buffers per head, so a chunk is as many
+     * heads as fit the attention workspace twice.
+     */
     @Override
     public AttentionGrads attentionBackward(Tensor q, Tensor k, Tensor v, Tensor dOut, int heads, float scale) {
-        throw new UnsupportedOperationException("attentionBackward");
+        CudaTensor qt = cuda(q), kt = cuda(k), vt = cuda(v), gt = cuda(dOut);
+        OpChecks.attention(qt.shapeRef(), kt.shapeRef(), vt.shapeRef(), heads, null);
+        Shapes.requireSame("attentionBackward dOut", gt.shapeRef(), qt.shapeRef());
+        int bs = qt.shapeRef()[0], l = qt.shapeRef()[1], c = qt.shapeRef()[2], d = c / heads;
+        CudaTensor dq = empty(qt.shapeRef()), dk = empty(qt.shapeRef()), dv = empty(qt.shapeRef());
+        if (n(dq) == 0) {
+            return new AttentionGrads(dq, dk, dv);
+        }
+        long scoresPerHead = (long) l * l;
+        if (scoresPerHead > Integer.MAX_VALUE) {
+            throw new IllegalArgumentException("attentionBackward over " + l + " tokens: one head's " + scoresPerHead
+                    + " scores exceed the kernels' int indexing");
+        }
+        int chunk = (int) Math.max(1, Math.min(heads, workspace.attentionBytes() / (8 * scoresPerHead)));
+        if (chunk * scoresPerHead > Integer.MAX_VALUE) {
+            chunk = (int) Math.max(1, Integer.MAX_VALUE / scoresPerHead);
+        }
+        DeviceStorage probabilities = storage(4 * chunk * scoresPerHead);
+        DeviceStorage gradients = storage(4 * chunk * scoresPerHead);
+        try {
+            long p = probabilities.pointer("attention probabilities");
+            long g = gradients.pointer("attention score gradients");
+            for (int b = 0; b < bs; b++) {
+                long rowBase = 4L * b * l * c;
+                for (int h0 = 0; h0 < heads; h0 += chunk) {
+                    int hc = Math.min(chunk, heads - h0);
+                    long head = rowBase + 4L * h0 * d;
+                    // P = softmax(scale Q K^T), row i of head h at p + (h L + i) L
+                    device.gemm(
+                            true,
+                            false,
+                            l,
+                            l,
+                            d,
+                            scale,
+                            kt.pointer() + head,
+                            c,
+                            d,
+                            qt.pointer() + head,
+                            c,
+                            d,
+                            0f,
+                            p,
+                            l,
+                            scoresPerHead,
+                            hc);
+                    launch(
+                            OpsKernels.SOFTMAX_ROWS,
+                            OpsKernels.rows(hc * l),
+                            new KernelArgs().ptr(p).ptr(0).i(hc * l).i(l).i(l).i(0));
+                    // dV^T [D, L] = dOut^T [D, L] . P [L, L]: P's column-major view is P^T, so transposed
+                    device.gemm(
+                            false,
+                            true,
+                            d,
+                            l,
+                            l,
+                            1f,
+                            gt.pointer() + head,
+                            c,
+                            d,
+                            p,
+                            l,
+                            scoresPerHead,
+                            0f,
+                            dv.pointer() + head,
+                            c,
+                            d,
+                            hc);
+                    // dP [L, L] = dOut V^T, laid out like the scores
+                    device.gemm(
+                            true,
+                            false,
+                            l,
+                            l,
+                            d,
+                            1f,
+                            vt.pointer() + head,
+                            c,
+                            d,
+                            gt.pointer() + head,
+                            c,
+                            d,
+                            0f,
+                            g,
+                            l,
+                            scoresPerHead,
+                            hc);
+                    launch(
+                            OpsKernels.SOFTMAX_BACKWARD_ROWS,
+                            OpsKernels.rows(hc * l),
+                            new KernelArgs().ptr(p).ptr(g).i(hc * l).i(l));
+                    // dQ^T = scale K^T dS^T, like the forward's O^T = V^T P^T; dK^T = scale Q^T dS, like dV
+                    device.gemm(
+                            false,
+                            false,
+                            d,
+                            l,
+                            l,
+                            scale,
+                            kt.pointer() + head,
+                            c,
+                            d,
+                            g,
+                            l,
+                            scoresPerHead,
+                            0f,
+                            dq.pointer() + head,
+                            c,
+                            d,
+                            hc);
+                    device.gemm(
+                            false,
+                            true,
+                            d,
+                            l,
+                            l,
+                            scale,
+                            qt.pointer() + head,
+                            c,
+                            d,
+                            g,
+                            l,
+                            scoresPerHead,
+                            0f,
+                            dk.pointer() + head,
+                            c,
+                            d,
+                            hc);
+                }
+            }
+        } finally {
+            probabilities.release();
+            gradients.release();
+        }
+        return new AttentionGrads(dq, dk, dv);
     }
 }

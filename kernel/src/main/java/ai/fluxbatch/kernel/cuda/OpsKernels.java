@@ -10,6 +10,11 @@ package ai.fluxbatch.kernel.cuda;
  * space: block {@link #BLOCK} threads, grid {@link #elementwise(long)}. Row kernels ({@link #LAYER_NORM},
  * {@link #RMS_NORM}, {@link #SOFTMAX_ROWS}, {@link #GROUP_NORM}) run one block of {@link #BLOCK} threads per row
  * (per group), grid {@link #rows(int)}, and reduce in float32 with a two-pass mean and variance.
+ *
+ * <p>Reverse mode: the element-wise {@link #FILL}, {@link #GELU_TANH_BACKWARD}, {@link #SILU_BACKWARD},
+ * {@link #MUL_PER_SAMPLE} and {@link #ROPE_BACKWARD}; the row kernels {@link #LAYER_NORM_BACKWARD},
+ * {@link #RMS_NORM_BACKWARD} and {@link #SOFTMAX_BACKWARD_ROWS}; and {@link #SUM_ROWS}, the one reduction over rows
+ * (deterministic: a fixed order, no atomics).
  */
 public final class OpsKernels {
     public static final String MODULE = "fluxbatch_ops";
@@ -120,6 +125,59 @@ public final class OpsKernels {
      */
     public static final String TRANSPOSE_LAST2 = "fb_transpose_last2";
 
+    // ---- reverse mode
+
+    /** {@code fill(float* y, float value, int n)}: {@code y[i] = value}. */
+    public static final String FILL = "fb_fill";
+    /**
+     * {@code gelu_tanh_backward(const float* x, const float* dy, float* y, int n)}: {@code y = dy gelu'(x)}, gelu the
+     * tanh approximation of {@link #GELU_TANH}.
+     */
+    public static final String GELU_TANH_BACKWARD = "fb_gelu_tanh_backward";
+    /**
+     * {@code silu_backward(const float* x, const float* dy, float* y, int n)}: {@code y = dy s (1 + x (1 - s))},
+     * {@code s = 1 / (1 + exp(-x))}.
+     */
+    public static final String SILU_BACKWARD = "fb_silu_backward";
+    /**
+     * {@code mul_per_sample(const float* x, const float* v, float offset, float* y, int B, int L, int C)}:
+     * {@code y[b,l,c] = (offset + v[b,c]) x[b,l,c]}; index space B L C. The input gradient of {@link #MODULATE}
+     * (offset 1, v its scale) and the update gradient of {@link #GATED_ADD} (offset 0, v the gate).
+     */
+    public static final String MUL_PER_SAMPLE = "fb_mul_per_sample";
+    /**
+     * {@code rope_backward(const float* dy, const float* pe, float* y, int B, int L, int H, int D)}: the gradient of
+     * {@link #ROPE}, each pair rotated by the transposed matrix: {@code y[2i+r] = pe[b,l,i,0,r] dy[2i] + pe[b,l,i,1,r]
+     * dy[2i+1]}; index space B L H D/2.
+     */
+    public static final String ROPE_BACKWARD = "fb_rope_backward";
+    /**
+     * {@code layer_norm_backward(const float* x, const float* dy, float* y, int rows, int cols, float eps)}: the
+     * gradient of {@link #LAYER_NORM} without affine parameters, {@code y = rstd (dy - mean(dy) - xhat mean(dy xhat))}
+     * per row with {@code xhat = (x - mean) rstd}; one block per row.
+     */
+    public static final String LAYER_NORM_BACKWARD = "fb_layer_norm_backward";
+    /**
+     * {@code rms_norm_backward(const float* x, const float* scale, const float* dy, float* y, int rows, int cols,
+     * float eps)}: the gradient of {@link #RMS_NORM} with the scale frozen, {@code y = r (g - x r^2 mean(g x))} per
+     * row with {@code r = 1 / sqrt(mean(x^2) + eps)} and {@code g = dy scale}; one block per row.
+     */
+    public static final String RMS_NORM_BACKWARD = "fb_rms_norm_backward";
+    /**
+     * {@code softmax_backward_rows(const float* p, float* g, int rows, int cols)}: in place over {@code g [rows,
+     * cols]}, given the softmax probabilities {@code p} of the same layout: {@code g = p (g - sum_j g[j] p[j])} per
+     * row; one block per row.
+     */
+    public static final String SOFTMAX_BACKWARD_ROWS = "fb_softmax_backward_rows";
+    /**
+     * {@code sum_rows(const float* a, const float* v, float* y, int B, int L, int C)}: {@code y[b,c] = sum over l of
+     * a[b,l,c] v[b,l,c]} ({@code a[b,l,c]} alone when v is null), {@code a, v [B,L,C]}, {@code y [B,C]}; block
+     * (32, 8), grid {@link #sumRows(int, int)}. Thread (tx, ty) sums rows {@code ty, ty + 8, ...} of its column in
+     * order with {@code fmaf(a, v, acc)} (or {@code acc + a}), then the 8 partials are added in order of ty: one fixed
+     * order that depends only on L, no atomics. The gradients' sums over tokens (bias, scale, shift, gate).
+     */
+    public static final String SUM_ROWS = "fb_sum_rows";
+
     private OpsKernels() {}
 
     /** Blocks for {@code n} elements, capped at {@link #MAX_ELEMENTWISE_BLOCKS}. */
@@ -137,6 +195,19 @@ public final class OpsKernels {
             throw new IllegalArgumentException("a row launch over " + rows + " rows");
         }
         return LaunchGeometry.of(rows, BLOCK);
+    }
+
+    /** Columns of one {@link #SUM_ROWS} block (block x) and the rows it sums in parallel (block y). */
+    public static final int SUM_COLS = 32;
+
+    public static final int SUM_ROWS_PARALLEL = 8;
+
+    /** {@link #SUM_ROWS} over {@code [B, L, C]}: grid {@code (ceil(C / 32), B)}, block (32, 8). */
+    public static LaunchGeometry sumRows(int b, int c) {
+        if (b < 1 || c < 1) {
+            throw new IllegalArgumentException("a column sum over " + b + " samples of " + c + " columns");
+        }
+        return new LaunchGeometry((c + SUM_COLS - 1) / SUM_COLS, b, 1, SUM_COLS, SUM_ROWS_PARALLEL, 1, 0);
     }
 
     /** Transpose tiles of {@code [batch, M, N]}. */

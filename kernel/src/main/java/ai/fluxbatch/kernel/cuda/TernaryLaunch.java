@@ -14,6 +14,12 @@ package ai.fluxbatch.kernel.cuda;
  *   <li>{@link #TILED_KERNEL} above: 64 x 64 output tiles, 256 threads with 4 x 4 outputs each, grid
  *   {@code (ceil(N / 64), ceil(M / 64))}, {@link #TILED_SHARED_BYTES} of shared memory.</li>
  * </ul>
+ *
+ * <p>The reverse mode's input gradient {@code dx [M, K] = (dy [M, N] * scale) . codes} has its own kernel,
+ * {@link #INPUT_GRAD_KERNEL} {@code (const float* dy, const uint32_t* w, const float* scale, float* dx, int M, int N,
+ * int K)}, for M below {@link #DENSE_FROM_M} (above, the backend decodes the codes and runs one GEMM): 8 warps, lane
+ * l being input {@code 32 c + l} of chunk {@code c = blockIdx.x}, warp w summing its eighth of the outputs for
+ * {@link #INPUT_GRAD_ROWS} rows of dy, the partials added in warp order; grid {@link #inputGrad(int, int)}.
  */
 public final class TernaryLaunch {
     public static final String SMALL_M_KERNEL = "ternary_matmul_small_m";
@@ -41,6 +47,14 @@ public final class TernaryLaunch {
     public static final int DENSE_FROM_M = 256;
     /** The most rows of x one launch takes; the backend splits larger x. */
     public static final int MAX_ROWS_PER_LAUNCH = MAX_GRID_Y * TILE_M;
+
+    public static final String INPUT_GRAD_KERNEL = "ternary_matmul_input_grad";
+    /** Rows of dy one block of {@link #INPUT_GRAD_KERNEL} takes (its per-thread accumulators); FB_IG_ROWS. */
+    public static final int INPUT_GRAD_ROWS = 16;
+    /** Warps of an {@link #INPUT_GRAD_KERNEL} block, each summing one eighth of the outputs; FB_IG_WARPS. */
+    public static final int INPUT_GRAD_WARPS = 8;
+    /** {@code float part[8][16][32]}. */
+    public static final int INPUT_GRAD_SHARED_BYTES = 4 * INPUT_GRAD_WARPS * INPUT_GRAD_ROWS * 32;
 
     private final String kernel;
     private final int gridX;
@@ -76,6 +90,26 @@ public final class TernaryLaunch {
                     + (long) MAX_GRID_Y * TILE_M + "; split x");
         }
         return new TernaryLaunch(TILED_KERNEL, ceilDiv(n, TILE_N), gy, TILED_THREADS, TILED_SHARED_BYTES);
+    }
+
+    /**
+     * The launch of {@link #INPUT_GRAD_KERNEL} for M rows of dy and K inputs: grid {@code (ceil(K / 32),
+     * ceil(M / 16))}, 256 threads, static shared memory only.
+     *
+     * @throws IllegalArgumentException if a dimension is not positive or M exceeds one launch's
+     *                                  {@code 65535 * 16} rows
+     */
+    public static LaunchGeometry inputGrad(int m, int k) {
+        if (m < 1 || k < 1) {
+            throw new IllegalArgumentException(
+                    "ternary input gradient: M = " + m + ", K = " + k + " must both be positive");
+        }
+        int gy = ceilDiv(m, INPUT_GRAD_ROWS);
+        if (gy > MAX_GRID_Y) {
+            throw new IllegalArgumentException("ternary input gradient: M = " + m + " rows exceed one launch's "
+                    + (long) MAX_GRID_Y * INPUT_GRAD_ROWS + "; split dy");
+        }
+        return new LaunchGeometry(GpuTernaryLayout.chunks(k), gy, 1, 32 * INPUT_GRAD_WARPS, 1, 1, 0);
     }
 
     /** The launch as {@link Device#launch} takes it. */

@@ -1,5 +1,6 @@
 package ai.fluxbatch.kernel.cuda;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -8,6 +9,7 @@ import ai.fluxbatch.kernel.Backend;
 import ai.fluxbatch.kernel.Tensor;
 import ai.fluxbatch.kernel.TestData;
 import ai.fluxbatch.kernel.cpu.CpuBackend;
+import java.util.List;
 import java.util.Random;
 import java.util.function.BiFunction;
 import org.junit.jupiter.api.AfterEach;
@@ -202,6 +204,116 @@ class CudaBackendTest {
                 new float[][] {data(x), data(w1)},
                 new int[][] {x, w1},
                 (be, t) -> be.conv2d(t[0], t[1], null, 1, 0));
+    }
+
+    // ---- reverse mode ----------------------------------------------------------------------------------------
+
+    @Test
+    void everyBackwardOperationMatchesTheCpuBackend() {
+        for (BackwardCases.Case c : BackwardCases.all(random)) {
+            same(c.what(), c.inputs(), c.shapes(), c.op());
+        }
+        List<String> kernels = device.launchedKernels();
+        for (String k : List.of(
+                TernaryLaunch.INPUT_GRAD_KERNEL,
+                OpsKernels.TERNARY_DECODE,
+                OpsKernels.SUM_ROWS,
+                OpsKernels.SOFTMAX_BACKWARD_ROWS,
+                OpsKernels.MUL_PER_SAMPLE,
+                OpsKernels.FILL)) {
+            assertTrue(kernels.contains(k), k + " ran");
+        }
+    }
+
+    @Test
+    void attentionBackwardInChunksOfHeads() {
+        int[] s = {2, 9, 12};
+        float[][] in = {data(s), data(s), data(s), data(s)};
+        int[][] shapes = {s, s, s, s};
+        // this backend's workspace holds one head's two score buffers; a second one holds two heads'
+        EmulatedDevice second = new EmulatedDevice();
+        try (CudaBackend two = new CudaBackend(second, new CudaBackend.Workspace(2 * 2 * 4 * 9 * 9, 0))) {
+            for (CudaBackend b : List.of(gpu, two)) {
+                EmulatedDevice d = b == gpu ? device : second;
+                d.clearLaunches();
+                for (int part = 0; part < 3; part++) {
+                    int which = part;
+                    BackendComparison c =
+                            BackendComparison.run("attentionBackward part " + part, cpu, b, in, shapes, (be, t) -> {
+                                Backend.AttentionGrads g = be.attentionBackward(t[0], t[1], t[2], t[3], 3, 0.5f);
+                                return which == 0 ? g.query() : which == 1 ? g.key() : g.value();
+                            });
+                    assertTrue(c.relativeL2() <= TOL, "part " + part + ": " + c.relativeL2() + " " + c.firstValues());
+                }
+                long chunks = d.launches().stream()
+                        .filter(l -> l.kernel().equals(OpsKernels.SOFTMAX_BACKWARD_ROWS))
+                        .count();
+                assertEquals(b == gpu ? 3 * 2 * 3 : 3 * 2 * 2, chunks, "3 calls, 2 samples, heads in chunks");
+            }
+        }
+    }
+
+    @Test
+    void ternaryLinearBackwardWithoutInputGradientAndOverNoRows() {
+        byte[] packed = BackwardCases.ternaryCodes(random);
+        float[] scale = BackwardCases.ternaryScale(random);
+        int in = BackwardCases.TERNARY_IN, out = BackwardCases.TERNARY_OUT;
+        for (int m : new int[] {3, TernaryLaunch.DENSE_FROM_M}) {
+            Tensor w = gpu.uploadTernary(packed, out, in, scale);
+            Backend.TernaryLinearGrads g = gpu.ternaryLinearBackward(
+                    gpu.upload(data(m, in), m, in), w, gpu.upload(data(m, out), m, out), false);
+            assertEquals(null, g.input(), "no input gradient asked for");
+            assertEquals(out, g.scale().numel());
+        }
+        Tensor w = gpu.uploadTernary(packed, out, in, scale);
+        Backend.TernaryLinearGrads g =
+                gpu.ternaryLinearBackward(gpu.upload(new float[0], 0, in), w, gpu.upload(new float[0], 0, out), true);
+        assertArrayEquals(new float[out], gpu.download(g.scale()), "no rows: zero gradients");
+        assertArrayEquals(new float[out], gpu.download(g.bias()));
+        assertArrayEquals(new int[] {0, in}, g.input().shape());
+
+        Tensor x = gpu.upload(data(2, in), 2, in);
+        String m = assertThrows(
+                        IllegalArgumentException.class,
+                        () -> gpu.ternaryLinearBackward(x, w, gpu.upload(data(2, out - 1), 2, out - 1), true))
+                .getMessage();
+        assertTrue(m.contains("ternaryLinearBackward"), m);
+        m = assertThrows(IllegalArgumentException.class, () -> gpu.ternaryLinearBackward(x, x, x, true))
+                .getMessage();
+        assertTrue(m.contains("uploadTernary"), m);
+    }
+
+    @Test
+    void withTernaryScaleSharesTheCodesAndOwnsOnlyItsScale() {
+        byte[] packed = BackwardCases.ternaryCodes(random);
+        int in = BackwardCases.TERNARY_IN, out = BackwardCases.TERNARY_OUT;
+        float[] scale = data(out), scale2 = data(out);
+        Tensor x = gpu.upload(data(5, in), 5, in);
+        Tensor w = gpu.uploadTernary(packed, out, in, scale);
+        float[] before = gpu.download(gpu.ternaryLinear(x, w, null));
+        long allocated = gpu.memory().inUseBytes();
+        Tensor w2 = gpu.withTernaryScale(w, scale2);
+        assertEquals(DeviceMemoryPool.GRANULE, gpu.memory().inUseBytes() - allocated, "one block: the new scales");
+        assertTrue(((CudaTernaryTensor) w2).codes == ((CudaTernaryTensor) w).codes, "the device codes are shared");
+        float[] after = gpu.download(gpu.ternaryLinear(x, w2, null));
+        Tensor w2OnCpu = cpu.withTernaryScale(cpu.uploadTernary(packed, out, in, scale), scale2);
+        float[] want = cpu.download(cpu.ternaryLinear(cpu.upload(gpu.download(x), 5, in), w2OnCpu, null));
+        assertTrue(TestData.relativeL2(want, after) <= TOL, "the new scales are used");
+        w2.close();
+        assertArrayEquals(before, gpu.download(gpu.ternaryLinear(x, w, null)), "the original stays valid");
+        String m = assertThrows(IllegalArgumentException.class, () -> gpu.withTernaryScale(w, new float[out - 1]))
+                .getMessage();
+        assertTrue(m.contains("expected " + out), m);
+        float[] bad = data(out);
+        bad[4] = Float.NaN;
+        m = assertThrows(IllegalArgumentException.class, () -> gpu.withTernaryScale(w, bad))
+                .getMessage();
+        assertTrue(m.contains("scale[4]"), m);
+        Tensor w3 = gpu.withTernaryScale(w, scale2);
+        w.close();
+        m = assertThrows(IllegalStateException.class, () -> gpu.ternaryLinear(x, w3, null))
+                .getMessage();
+        assertTrue(m.contains("used after it was freed"), "the codes went with their owner: " + m);
     }
 
     @Test

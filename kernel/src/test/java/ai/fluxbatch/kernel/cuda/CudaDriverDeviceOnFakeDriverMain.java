@@ -160,7 +160,7 @@ final class CudaDriverDeviceOnFakeDriverMain {
         same(gpu, what, new float[][] {data(shape)}, new int[][] {shape}, (be, t) -> op.apply(be, t[0]));
     }
 
-    /** Every kernel of {@link OpsKernels} (its public static final String fields but MODULE) and both ternary ones. */
+    /** Every kernel of {@link OpsKernels} (its public static final String fields but MODULE) and the ternary ones. */
     static List<String[]> kernels() throws IllegalAccessException {
         List<String[]> names = new ArrayList<>();
         for (Field f : OpsKernels.class.getDeclaredFields()) {
@@ -175,6 +175,7 @@ final class CudaDriverDeviceOnFakeDriverMain {
         }
         names.add(new String[] {CudaModules.TERNARY_MATMUL, TernaryLaunch.SMALL_M_KERNEL});
         names.add(new String[] {CudaModules.TERNARY_MATMUL, TernaryLaunch.TILED_KERNEL});
+        names.add(new String[] {CudaModules.TERNARY_MATMUL, TernaryLaunch.INPUT_GRAD_KERNEL});
         return names;
     }
 
@@ -548,6 +549,14 @@ final class CudaDriverDeviceOnFakeDriverMain {
         same(gpu, "upsampleNearest2x", new int[] {2, 3, 4, 5}, Backend::upsampleNearest2x);
         same(gpu, "transposeLast2", new int[] {3, 33, 70}, Backend::transposeLast2);
         same(gpu, "embedding (int upload)", new int[] {11, 6}, (be, t) -> be.embedding(t, new int[] {3, 0, 10, 3}));
+
+        // reverse mode: the host build of every backward kernel, reached through the backend (attention at one scale
+        // only: each call launches over a hundred blocks of the thread-per-CUDA-thread emulation)
+        for (BackwardCases.Case bc : BackwardCases.all(random)) {
+            if (!bc.what().contains("scale 0.7")) {
+                same(gpu, bc.what(), bc.inputs(), bc.shapes(), bc.op());
+            }
+        }
     }
 
     /** CudaDriverDevice's own paths: plain copies, argument checks, error codes and messages. */

@@ -79,7 +79,7 @@ class CudaKernelsOnHostTest {
         System.out.println("CudaKernelsOnHostTest: " + kernels.size() + " kernels; " + lines[lines.length - 1]);
     }
 
-    /** Every kernel of {@link OpsKernels} (its public static final String fields but MODULE) and both ternary ones. */
+    /** Every kernel of {@link OpsKernels} (its public static final String fields but MODULE) and the ternary ones. */
     static List<String> kernelNames() throws IllegalAccessException {
         List<String> names = new ArrayList<>();
         for (Field f : OpsKernels.class.getDeclaredFields()) {
@@ -95,6 +95,7 @@ class CudaKernelsOnHostTest {
         assertFalse(names.isEmpty(), "OpsKernels names no kernel (reflection found no String constants)");
         names.add(TernaryLaunch.SMALL_M_KERNEL);
         names.add(TernaryLaunch.TILED_KERNEL);
+        names.add(TernaryLaunch.INPUT_GRAD_KERNEL);
         return names;
     }
 

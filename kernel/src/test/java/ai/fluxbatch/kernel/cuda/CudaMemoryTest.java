@@ -44,6 +44,36 @@ class CudaMemoryTest {
         assertEquals(2 * DeviceMemoryPool.GRANULE, gpu.memory().inUseBytes(), "only x and w stay");
     }
 
+    /** A training step's backward operations: only the gradients kept by the caller survive the scope. */
+    private float[] backwardStep(Tensor x, Tensor w, Tensor tw) {
+        try (TensorScope scope = gpu.openScope()) {
+            Tensor dy = gpu.silu(gpu.linear(x, w, null));
+            Tensor dx = gpu.linearBackward(gpu.layerNormBackward(dy, dy, 1e-6f), w);
+            Tensor t = gpu.reshape(dx, 1, 2, 3);
+            Tensor a = gpu.attentionBackward(t, t, t, t, 1, 0.5f).key();
+            Tensor g = gpu.ternaryLinearBackward(gpu.reshape(a, 2, 3), tw, dy, true)
+                    .scale();
+            return gpu.download(gpu.add(g, gpu.zeros(4)));
+        }
+    }
+
+    @Test
+    void backwardStepsAfterTheFirstAllocateNothingAndFreeTheirScratch() {
+        Tensor x = gpu.upload(new float[] {1, 2, 3, 4, 5, 6}, 2, 3);
+        Tensor w = gpu.upload(new float[] {1, 0, 0, 0, 1, 0, 0, 0, 1, 1, 1, 1}, 4, 3);
+        Tensor tw = gpu.uploadTernary(
+                new byte[] {(byte) 0b10_01_00, 0b01_10, 0b00_00_10}, 4, 3, new float[] {1, 0, -2, 0.5f});
+        float[] first = backwardStep(x, w, tw);
+        long allocations = device.allocations();
+        long inUse = gpu.memory().inUseBytes();
+        for (int i = 0; i < 3; i++) {
+            assertArrayEquals(first, backwardStep(x, w, tw));
+        }
+        assertEquals(allocations, device.allocations(), "device allocations after the first step");
+        assertEquals(inUse, gpu.memory().inUseBytes(), "bytes in live tensors after each step");
+        assertEquals(4 * DeviceMemoryPool.GRANULE, gpu.memory().inUseBytes(), "only x, w and the ternary weight stay");
+    }
+
     @Test
     void aKeptTensorMovesToTheEnclosingScope() {
         Tensor kept;

@@ -344,6 +344,9 @@ public class EmulatedDevice implements Device {
     private static final EmulatedOpsKernels.Signature TERNARY_TILED = new EmulatedOpsKernels.Signature(
             TernaryLaunch.TILED_KERNEL + "(ptr x, ptr w, ptr scale, ptr? bias, ptr y, int M, int N, int K)");
 
+    private static final EmulatedOpsKernels.Signature TERNARY_INPUT_GRAD = new EmulatedOpsKernels.Signature(
+            TernaryLaunch.INPUT_GRAD_KERNEL + "(ptr dy, ptr w, ptr scale, ptr dx, int M, int N, int K)");
+
     @Override
     public synchronized void launch(String module, String kernel, LaunchGeometry geometry, KernelArgs args) {
         checkOpen();
@@ -359,6 +362,10 @@ public class EmulatedDevice implements Device {
                 sig = TERNARY_SMALL_M;
             } else if (TernaryLaunch.TILED_KERNEL.equals(kernel)) {
                 sig = TERNARY_TILED;
+            } else if (TernaryLaunch.INPUT_GRAD_KERNEL.equals(kernel)) {
+                ternaryInputGrad(geometry, args);
+                launches.add(new Launch(module, kernel, geometry));
+                return;
             } else {
                 throw new IllegalArgumentException("module " + module + " has no kernel " + kernel);
             }
@@ -418,6 +425,39 @@ public class EmulatedDevice implements Device {
                 ? KernelPort.smallM(x, w, scale, bias, m, n, k)
                 : KernelPort.tiled(x, w, scale, bias, m, n, k);
         y.set(out);
+    }
+
+    private void ternaryInputGrad(LaunchGeometry g, KernelArgs a) {
+        EmulatedOpsKernels.Signature sig = TERNARY_INPUT_GRAD;
+        sig.check(a);
+        int m = sig.i(a, "M"), n = sig.i(a, "N"), k = sig.i(a, "K");
+        if (n < 1) {
+            throw new IllegalArgumentException("kernel " + sig.kernel + ": N = " + n + " must be positive");
+        }
+        LaunchGeometry expected;
+        try {
+            expected = TernaryLaunch.inputGrad(m, k);
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException("kernel " + sig.kernel + ": " + e.getMessage(), e);
+        }
+        EmulatedOpsKernels.expectGeometry(
+                sig.kernel, expected, g, "M = " + m + ", K = " + k + " (TernaryLaunch.inputGrad)");
+        if ((long) m * k > Integer.MAX_VALUE
+                || (long) m * n > Integer.MAX_VALUE
+                || GpuTernaryLayout.words(n, k) > Integer.MAX_VALUE) {
+            throw new IllegalArgumentException("kernel " + sig.kernel + ": M = " + m + ", N = " + n + ", K = " + k
+                    + " are too large for the emulation");
+        }
+        String what = "kernel " + sig.kernel + ", argument ";
+        long wp = sig.ptr(a, "w");
+        if (wp % 8 != 0) {
+            throw new IllegalStateException(what + "w: " + hex(wp) + " is not 8-byte aligned (the kernel loads uint2)");
+        }
+        float[] dy = words(sig.ptr(a, "dy"), (long) m * n, what + "dy").toFloats();
+        int[] w = words(wp, GpuTernaryLayout.words(n, k), what + "w").toInts();
+        float[] scale = words(sig.ptr(a, "scale"), n, what + "scale").toFloats();
+        EmulatedOpsKernels.Words dx = words(sig.ptr(a, "dx"), (long) m * k, what + "dx");
+        dx.set(KernelPort.inputGrad(dy, w, scale, m, n, k));
     }
 
     // ---- GEMM ------------------------------------------------------------------------------------------------

@@ -656,6 +656,219 @@ class EmulatedDeviceTest {
                                 .i(n)));
     }
 
+    @Test
+    void ternaryInputGradient() {
+        // N = 3 outputs, K = 2 inputs: codes [[1, -1], [0, 1], [-1, -1]], scale (2, 0, -1); M = 2 rows of dy
+        int[] w = {0b01, 0b10, 0b10, 0, 0, 0b11};
+        long wp = putInts(w), sp = put(2, 0, -1), dyp = put(1, 5, 3, -2, 7, 0.5f), dxp = empty(4);
+        LaunchGeometry g = TernaryLaunch.inputGrad(2, 2);
+        dev.launch(
+                CudaModules.TERNARY_MATMUL,
+                TernaryLaunch.INPUT_GRAD_KERNEL,
+                g,
+                new KernelArgs().ptr(dyp).ptr(wp).ptr(sp).ptr(dxp).i(2).i(3).i(2));
+        // row 0: dy * scale = (2, 0, -3): dx = (2 + 3, -2 + 0 + 3); row 1: (-4, 0, -0.5): (-4 + 0.5, 4 + 0.5)
+        assertArrayEquals(new float[] {5, 1, -3.5f, 4.5f}, dev.read(dxp, 4));
+        assertThrows(
+                IllegalArgumentException.class,
+                () -> dev.launch(
+                        CudaModules.TERNARY_MATMUL,
+                        TernaryLaunch.INPUT_GRAD_KERNEL,
+                        LaunchGeometry.of(2, 256),
+                        new KernelArgs()
+                                .ptr(dyp)
+                                .ptr(wp)
+                                .ptr(sp)
+                                .ptr(dxp)
+                                .i(2)
+                                .i(3)
+                                .i(2)));
+    }
+
+    // ---- reverse mode ----------------------------------------------------------------------------------------
+
+    @Test
+    void fillAndActivationGradients() {
+        long y = empty(5);
+        ops(
+                OpsKernels.FILL,
+                OpsKernels.elementwise(5),
+                new KernelArgs().ptr(y).f(-1.5f).i(5));
+        assertArrayEquals(new float[] {-1.5f, -1.5f, -1.5f, -1.5f, -1.5f}, dev.read(y, 5));
+
+        double[] xs = {-3, -0.5, 0, 0.25, 1, 4};
+        double[] dys = {1, -2, 0.5, 3, -1, 2};
+        long x = put(f(xs)), dy = put(f(dys)), out = empty(xs.length);
+        float[] gelu = new float[xs.length], silu = new float[xs.length];
+        for (int i = 0; i < xs.length; i++) {
+            double v = xs[i], h = 1e-4;
+            gelu[i] = (float) (dys[i] * (geluOf(v + h) - geluOf(v - h)) / (2 * h));
+            double sig = 1 / (1 + Math.exp(-v));
+            silu[i] = (float) (dys[i] * sig * (1 + v * (1 - sig)));
+        }
+        LaunchGeometry g = OpsKernels.elementwise(xs.length);
+        ops(
+                OpsKernels.GELU_TANH_BACKWARD,
+                g,
+                new KernelArgs().ptr(x).ptr(dy).ptr(out).i(xs.length));
+        assertClose(gelu, dev.read(out, xs.length), 1e-5);
+        ops(
+                OpsKernels.SILU_BACKWARD,
+                g,
+                new KernelArgs().ptr(x).ptr(dy).ptr(out).i(xs.length));
+        assertClose(silu, dev.read(out, xs.length), 1e-6);
+    }
+
+    private static double geluOf(double v) {
+        return 0.5 * v * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (v + 0.044715 * v * v * v)));
+    }
+
+    @Test
+    void perSampleProductAndRopeGradient() {
+        // B = 2, L = 2, C = 1: y = (1 + v[b]) x
+        long x = put(1, 2, 3, 4), v = put(2, -1), y = empty(4);
+        ops(
+                OpsKernels.MUL_PER_SAMPLE,
+                OpsKernels.elementwise(4),
+                new KernelArgs().ptr(x).ptr(v).f(1f).ptr(y).i(2).i(2).i(1));
+        assertArrayEquals(new float[] {3, 6, 0, 0}, dev.read(y, 4));
+
+        // the rope example above, backwards: pair 0 of position 0 is rotated by -90 degrees
+        long dy = put(f(1, 2, 3, 4, 5, 6, 7, 8, 1, 2, 3, 4, 5, 6, 7, 8));
+        long pe = put(f(0, -1, 1, 0, 2, 0, 0, 2, 0, 1, 1, 0, 1, 0, 0, 1));
+        long dx = empty(16);
+        ops(
+                OpsKernels.ROPE_BACKWARD,
+                OpsKernels.elementwise(8),
+                new KernelArgs().ptr(dy).ptr(pe).ptr(dx).i(1).i(2).i(2).i(4));
+        assertArrayEquals(new float[] {2, -1, 6, 8, 6, -5, 14, 16, 2, 1, 3, 4, 6, 5, 7, 8}, dev.read(dx, 16));
+    }
+
+    @Test
+    void normAndSoftmaxGradients() {
+        // one row: layer norm of (1, 2, 3, 6) with dy = (1, 0, 0, 0), against central differences
+        double[] xs = {1, 2, 3, 6}, dys = {1, -0.5, 0, 2};
+        float eps = 1e-5f;
+        long x = put(f(xs)), dy = put(f(dys)), s = put(1.5f, 0.5f, 1, 2), out = empty(4);
+        ops(
+                OpsKernels.LAYER_NORM_BACKWARD,
+                OpsKernels.rows(1),
+                new KernelArgs().ptr(x).ptr(dy).ptr(out).i(1).i(4).f(eps));
+        float[] want = new float[4];
+        float[] wantRms = new float[4];
+        double[] sc = {1.5, 0.5, 1, 2};
+        for (int j = 0; j < 4; j++) {
+            double h = 1e-5;
+            double[] up = xs.clone(), down = xs.clone();
+            up[j] += h;
+            down[j] -= h;
+            want[j] = (float) ((dot(dys, layerNormOf(up, eps)) - dot(dys, layerNormOf(down, eps))) / (2 * h));
+            wantRms[j] = (float) ((dot(dys, rmsNormOf(up, sc, eps)) - dot(dys, rmsNormOf(down, sc, eps))) / (2 * h));
+        }
+        assertClose(want, dev.read(out, 4), 1e-4);
+        ops(
+                OpsKernels.RMS_NORM_BACKWARD,
+                OpsKernels.rows(1),
+                new KernelArgs().ptr(x).ptr(s).ptr(dy).ptr(out).i(1).i(4).f(eps));
+        assertClose(wantRms, dev.read(out, 4), 1e-4);
+
+        // softmax rows: p = (0.5, 0.25, 0.25), g = (1, 2, 3): sum g p = 1.75, g = p (g - 1.75)
+        long p = put(0.5f, 0.25f, 0.25f), g = put(1, 2, 3);
+        ops(
+                OpsKernels.SOFTMAX_BACKWARD_ROWS,
+                OpsKernels.rows(1),
+                new KernelArgs().ptr(p).ptr(g).i(1).i(3));
+        assertArrayEquals(new float[] {-0.375f, 0.0625f, 0.3125f}, dev.read(g, 3));
+    }
+
+    private static double dot(double[] a, double[] b) {
+        double s = 0;
+        for (int i = 0; i < a.length; i++) {
+            s += a[i] * b[i];
+        }
+        return s;
+    }
+
+    private static double[] layerNormOf(double[] x, double eps) {
+        double mean = 0, var = 0;
+        for (double v : x) {
+            mean += v / x.length;
+        }
+        for (double v : x) {
+            var += (v - mean) * (v - mean) / x.length;
+        }
+        double[] y = new double[x.length];
+        for (int i = 0; i < x.length; i++) {
+            y[i] = (x[i] - mean) / Math.sqrt(var + eps);
+        }
+        return y;
+    }
+
+    private static double[] rmsNormOf(double[] x, double[] scale, double eps) {
+        double ms = 0;
+        for (double v : x) {
+            ms += v * v / x.length;
+        }
+        double[] y = new double[x.length];
+        for (int i = 0; i < x.length; i++) {
+            y[i] = x[i] / Math.sqrt(ms + eps) * scale[i];
+        }
+        return y;
+    }
+
+    @Test
+    void sumRowsInItsDocumentedOrder() {
+        // B = 2, L = 10, C = 3, small integers (every partial exact) but column 0 of sample 0: rows 0, 1 and 8 hold
+        // 1e8, -1e8 and 1. Rows 0 and 8 share the partial of ty = 0, where 1e8 + 1 rounds to 1e8, so the kernel's
+        // sum is 0 where the exact (and the sequential) sum is 1
+        int b = 2, l = 10, c = 3;
+        float[] a = new float[b * l * c], v = new float[b * l * c];
+        for (int i = 0; i < a.length; i++) {
+            a[i] = i % 7 - 3;
+            v[i] = i % 5 * 0.5f;
+        }
+        for (int r = 0; r < l; r++) {
+            a[r * c] = 0;
+            v[r * c] = 1;
+        }
+        a[0] = 1e8f;
+        a[c] = -1e8f;
+        a[8 * c] = 1f;
+        long ap = put(a), vp = put(v), y = empty(b * c), yv = empty(b * c);
+        ops(
+                OpsKernels.SUM_ROWS,
+                OpsKernels.sumRows(b, c),
+                new KernelArgs().ptr(ap).ptr(0).ptr(y).i(b).i(l).i(c));
+        ops(
+                OpsKernels.SUM_ROWS,
+                OpsKernels.sumRows(b, c),
+                new KernelArgs().ptr(ap).ptr(vp).ptr(yv).i(b).i(l).i(c));
+        float[] sums = dev.read(y, b * c), dots = dev.read(yv, b * c);
+        assertEquals(0f, sums[0], "1e8 + 1 in the partial of rows 0, 8, then -1e8");
+        assertEquals(0f, dots[0]);
+        for (int s = 0; s < b; s++) {
+            for (int col = 0; col < c; col++) {
+                if (s == 0 && col == 0) {
+                    continue;
+                }
+                double sum = 0, d = 0;
+                for (int r = 0; r < l; r++) {
+                    int i = (s * l + r) * c + col;
+                    sum += a[i];
+                    d += (double) a[i] * v[i];
+                }
+                assertEquals((float) sum, sums[s * c + col], "sum of column " + col + " of sample " + s);
+                assertEquals((float) d, dots[s * c + col], "dot of column " + col + " of sample " + s);
+            }
+        }
+        assertThrows(
+                IllegalArgumentException.class,
+                () -> ops(
+                        OpsKernels.SUM_ROWS,
+                        OpsKernels.elementwise(b * c),
+                        new KernelArgs().ptr(ap).ptr(0).ptr(y).i(b).i(l).i(c)));
+    }
+
     // ---- gemm ------------------------------------------------------------------------------------------------
 
     /**

@@ -253,6 +253,36 @@ final class EmulatedOpsKernels {
                         + " float eps)",
                 EmulatedOpsKernels::groupNorm);
         define(OpsKernels.TRANSPOSE_LAST2 + "(ptr x, ptr y, int M, int N)", EmulatedOpsKernels::transpose);
+        define(OpsKernels.FILL + "(ptr y, float value, int n)", EmulatedOpsKernels::fill);
+        define(
+                OpsKernels.GELU_TANH_BACKWARD + "(ptr x, ptr dy, ptr y, int n)",
+                (s, m, g, a) -> activationBackward(s, m, g, a, (x, dy) -> {
+                    float c = 0.7978845608028654f;
+                    float t = (float) Math.tanh(c * (x + 0.044715f * x * x * x));
+                    return dy * (0.5f * (1f + t) + 0.5f * x * (1f - t * t) * c * (1f + 0.134145f * x * x));
+                }));
+        define(
+                OpsKernels.SILU_BACKWARD + "(ptr x, ptr dy, ptr y, int n)",
+                (s, m, g, a) -> activationBackward(s, m, g, a, (x, dy) -> {
+                    float sig = 1f / (1f + (float) Math.exp(-x));
+                    return dy * (sig * (1f + x * (1f - sig)));
+                }));
+        define(
+                OpsKernels.MUL_PER_SAMPLE + "(ptr x, ptr v, float offset, ptr y, int B, int L, int C)",
+                EmulatedOpsKernels::mulPerSample);
+        define(
+                OpsKernels.ROPE_BACKWARD + "(ptr dy, ptr pe, ptr y, int B, int L, int H, int D)",
+                EmulatedOpsKernels::ropeBackward);
+        define(
+                OpsKernels.LAYER_NORM_BACKWARD + "(ptr x, ptr dy, ptr y, int rows, int cols, float eps)",
+                EmulatedOpsKernels::layerNormBackward);
+        define(
+                OpsKernels.RMS_NORM_BACKWARD + "(ptr x, ptr scale, ptr dy, ptr y, int rows, int cols, float eps)",
+                EmulatedOpsKernels::rmsNormBackward);
+        define(
+                OpsKernels.SOFTMAX_BACKWARD_ROWS + "(ptr p, ptr g, int rows, int cols)",
+                EmulatedOpsKernels::softmaxBackwardRows);
+        define(OpsKernels.SUM_ROWS + "(ptr a, ptr? v, ptr y, int B, int L, int C)", EmulatedOpsKernels::sumRows);
     }
 
     /** Whether module {@link OpsKernels#MODULE} has kernel {@code kernel}. */
@@ -630,6 +660,172 @@ final class EmulatedOpsKernels {
                 for (long j = 0; j < N; j++) {
                     y.f(o + j * M + i, x.f(o + i * N + j));
                 }
+            }
+        }
+    }
+
+    // ---- reverse mode ----------------------------------------------------------------------------------------
+
+    @FunctionalInterface
+    private interface FloatOp2 {
+        float apply(float x, float dy);
+    }
+
+    private static void fill(Signature s, Memory mem, LaunchGeometry g, KernelArgs a) {
+        int n = s.atLeast(a, "n", 1);
+        elementwise(s, g, n);
+        Words y = words(s, mem, a, "y", n);
+        float v = s.f(a, "value");
+        for (int i = 0; i < n; i++) {
+            y.f(i, v);
+        }
+    }
+
+    private static void activationBackward(Signature s, Memory mem, LaunchGeometry g, KernelArgs a, FloatOp2 op) {
+        int n = s.atLeast(a, "n", 1);
+        elementwise(s, g, n);
+        Words x = words(s, mem, a, "x", n), dy = words(s, mem, a, "dy", n), y = words(s, mem, a, "y", n);
+        for (int i = 0; i < n; i++) {
+            y.f(i, op.apply(x.f(i), dy.f(i)));
+        }
+    }
+
+    private static void mulPerSample(Signature s, Memory mem, LaunchGeometry g, KernelArgs a) {
+        int B = s.atLeast(a, "B", 1), L = s.atLeast(a, "L", 1), C = s.atLeast(a, "C", 1);
+        float offset = s.f(a, "offset");
+        long space = (long) B * L * C;
+        elementwise(s, g, space);
+        Words x = words(s, mem, a, "x", space), v = words(s, mem, a, "v", (long) B * C);
+        Words y = words(s, mem, a, "y", space);
+        for (long i = 0; i < space; i++) {
+            long c = i % C, b = i / ((long) L * C);
+            y.f(i, (offset + v.f(b * C + c)) * x.f(i));
+        }
+    }
+
+    private static void ropeBackward(Signature s, Memory mem, LaunchGeometry g, KernelArgs a) {
+        int B = s.atLeast(a, "B", 1), L = s.atLeast(a, "L", 1), H = s.atLeast(a, "H", 1), D = s.atLeast(a, "D", 2);
+        if (D % 2 != 0) {
+            throw new IllegalArgumentException("kernel " + s.kernel + ": D = " + D + " must be even");
+        }
+        int half = D / 2;
+        long space = (long) B * L * H * half;
+        elementwise(s, g, space);
+        Words dy = words(s, mem, a, "dy", (long) B * L * H * D), y = words(s, mem, a, "y", (long) B * L * H * D);
+        Words pe = words(s, mem, a, "pe", (long) B * L * half * 4);
+        for (long idx = 0; idx < space; idx++) {
+            long i = idx % half, rest = idx / half, h = rest % H, bl = rest / H;
+            long xo = (bl * H + h) * D + 2 * i, po = (bl * half + i) * 4;
+            float d0 = dy.f(xo), d1 = dy.f(xo + 1);
+            float y0 = pe.f(po) * d0 + pe.f(po + 2) * d1;
+            float y1 = pe.f(po + 1) * d0 + pe.f(po + 3) * d1;
+            y.f(xo, y0);
+            y.f(xo + 1, y1);
+        }
+    }
+
+    private static void layerNormBackward(Signature s, Memory mem, LaunchGeometry g, KernelArgs a) {
+        int rows = s.atLeast(a, "rows", 1), cols = s.atLeast(a, "cols", 1);
+        float eps = s.f(a, "eps");
+        rows(s, g, rows);
+        long n = (long) rows * cols;
+        Words x = words(s, mem, a, "x", n), dy = words(s, mem, a, "dy", n), y = words(s, mem, a, "y", n);
+        noOverlap(s, y, "y", x, "x");
+        noOverlap(s, y, "y", dy, "dy");
+        for (long r = 0; r < rows; r++) {
+            long o = r * cols;
+            float[] mv = meanVar(x, o, cols);
+            float rstd = 1f / (float) Math.sqrt(mv[1] + eps);
+            float s1 = 0f, s2 = 0f;
+            for (int c = 0; c < cols; c++) {
+                float gv = dy.f(o + c);
+                s1 += gv;
+                s2 += gv * ((x.f(o + c) - mv[0]) * rstd);
+            }
+            float ma = s1 / cols, mb = s2 / cols;
+            for (int c = 0; c < cols; c++) {
+                float xhat = (x.f(o + c) - mv[0]) * rstd;
+                y.f(o + c, rstd * (dy.f(o + c) - ma - xhat * mb));
+            }
+        }
+    }
+
+    private static void rmsNormBackward(Signature s, Memory mem, LaunchGeometry g, KernelArgs a) {
+        int rows = s.atLeast(a, "rows", 1), cols = s.atLeast(a, "cols", 1);
+        float eps = s.f(a, "eps");
+        rows(s, g, rows);
+        long n = (long) rows * cols;
+        Words x = words(s, mem, a, "x", n), dy = words(s, mem, a, "dy", n), y = words(s, mem, a, "y", n);
+        Words scale = words(s, mem, a, "scale", cols);
+        noOverlap(s, y, "y", x, "x");
+        noOverlap(s, y, "y", dy, "dy");
+        for (long r = 0; r < rows; r++) {
+            long o = r * cols;
+            float q = 0f, p = 0f;
+            for (int c = 0; c < cols; c++) {
+                float v = x.f(o + c);
+                q += v * v;
+                p += dy.f(o + c) * scale.f(c) * v;
+            }
+            float ms = q / cols, gx = p / cols;
+            float rr = 1f / (float) Math.sqrt(ms + eps);
+            float k = rr * rr * gx;
+            for (int c = 0; c < cols; c++) {
+                y.f(o + c, rr * (dy.f(o + c) * scale.f(c) - x.f(o + c) * k));
+            }
+        }
+    }
+
+    private static void softmaxBackwardRows(Signature s, Memory mem, LaunchGeometry g, KernelArgs a) {
+        int rows = s.atLeast(a, "rows", 1), cols = s.atLeast(a, "cols", 1);
+        rows(s, g, rows);
+        long n = (long) rows * cols;
+        Words p = words(s, mem, a, "p", n), gr = words(s, mem, a, "g", n);
+        noOverlap(s, gr, "g", p, "p");
+        for (long r = 0; r < rows; r++) {
+            long o = r * cols;
+            float total = 0f;
+            for (int c = 0; c < cols; c++) {
+                total += gr.f(o + c) * p.f(o + c);
+            }
+            for (int c = 0; c < cols; c++) {
+                gr.f(o + c, p.f(o + c) * (gr.f(o + c) - total));
+            }
+        }
+    }
+
+    /** The kernel's own order: per column, rows ty, ty + 8, ... for each ty, then the 8 partials in order. */
+    private static void sumRows(Signature s, Memory mem, LaunchGeometry g, KernelArgs a) {
+        int B = s.atLeast(a, "B", 1), L = s.atLeast(a, "L", 1), C = s.atLeast(a, "C", 1);
+        expectGeometry(
+                s.kernel,
+                OpsKernels.sumRows(B, C),
+                g,
+                "[B = " + B + ", L = " + L + ", C = " + C + "] (OpsKernels.sumRows)");
+        long n = (long) B * L * C;
+        Words x = words(s, mem, a, "a", n), y = words(s, mem, a, "y", (long) B * C);
+        Words v = s.ptr(a, "v") != 0 ? words(s, mem, a, "v", n) : null;
+        noOverlap(s, y, "y", x, "a");
+        if (v != null) {
+            noOverlap(s, y, "y", v, "v");
+        }
+        int lanes = OpsKernels.SUM_ROWS_PARALLEL;
+        float[] part = new float[lanes];
+        for (long b = 0; b < B; b++) {
+            for (long c = 0; c < C; c++) {
+                for (int ty = 0; ty < lanes; ty++) {
+                    float acc = 0f;
+                    for (long l = ty; l < L; l += lanes) {
+                        long i = (b * L + l) * C + c;
+                        acc = v != null ? Math.fma(x.f(i), v.f(i), acc) : acc + x.f(i);
+                    }
+                    part[ty] = acc;
+                }
+                float total = part[0];
+                for (int ty = 1; ty < lanes; ty++) {
+                    total += part[ty];
+                }
+                y.f(b * C + c, total);
             }
         }
     }

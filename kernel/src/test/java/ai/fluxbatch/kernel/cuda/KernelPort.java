@@ -1,7 +1,7 @@
 package ai.fluxbatch.kernel.cuda;
 
 /**
- * A Java port of what the two kernels of {@code ternary_matmul.cu} compute on the {@link GpuTernaryLayout} words,
+ * A Java port of what the kernels of {@code ternary_matmul.cu} compute on the {@link GpuTernaryLayout} words,
  * operation for operation (fmaf is {@link Math#fma}; the epilogue a rounded multiply then a rounded add), so that the
  * layout's semantics and the kernels' summation order are pinned by tests without a GPU.
  */
@@ -77,5 +77,32 @@ final class KernelPort {
         return TernaryLaunch.plan(m, n, k).kernel().equals(TernaryLaunch.SMALL_M_KERNEL)
                 ? smallM(x, w, scale, bias, m, n, k)
                 : tiled(x, w, scale, bias, m, n, k);
+    }
+
+    /**
+     * ternary_matmul_input_grad: {@code dx [m, k] = (dy [m, n] * scale) . codes}; per input, warp w sums
+     * {@code fma(dy * scale, code, acc)} over its segment of ceil(n / 8) outputs in order, then the 8 partials are
+     * added in warp order.
+     */
+    static float[] inputGrad(float[] dy, int[] w, float[] scale, int m, int n, int k) {
+        int kw = GpuTernaryLayout.chunks(k);
+        int warps = TernaryLaunch.INPUT_GRAD_WARPS, seg = (n + warps - 1) / warps;
+        float[] dx = new float[m * k];
+        for (int r = 0; r < m; r++) {
+            for (int kk = 0; kk < k; kk++) {
+                int c = kk / 32, b = kk % 32;
+                float total = 0f;
+                for (int warp = 0; warp < warps; warp++) {
+                    float acc = 0f;
+                    for (int o = warp * seg; o < Math.min(n, (warp + 1) * seg); o++) {
+                        int plus = w[2 * (o * kw + c)], minus = w[2 * (o * kw + c) + 1];
+                        acc = Math.fma(dy[r * n + o] * scale[o], weight(plus, minus, b), acc);
+                    }
+                    total = warp == 0 ? acc : total + acc;
+                }
+                dx[r * k + kk] = total;
+            }
+        }
+        return dx;
     }
 }
