@@ -101,7 +101,7 @@ public final class DistillTraining {
             GradientSums sums;
             try {
                 sums = gradients.of(step, params, batch);
-            } catch (RuntimeException e) {
+            } catch (Exception e) { // Spark's failures are checked exceptions thrown from Scala
                 throw new ModelException(
                         "step " + (step + 1) + " of " + settings.steps() + " failed" + kept(settings, lastCheckpoint)
                                 + ": " + e.getMessage(),
