@@ -10,6 +10,7 @@ import picocli.CommandLine.Command;
         description = "Run one model component on input tensors and write its outputs (parity checks).",
         subcommands = {
             DebugTransformerCommand.class,
+            DebugDistillGradCommand.class,
             DebugTokenizeCommand.class,
             DebugT5Command.class,
             DebugClipCommand.class,

@@ -58,6 +58,11 @@ final class DebugFiles {
         return this;
     }
 
+    DebugFiles addF32(String name, long[] shape, float[] values) {
+        writer.addF32(name, shape, values);
+        return this;
+    }
+
     /** Input tensor {@code name} of rank {@code rank}, uploaded to the backend. */
     static Tensor read(Backend backend, TensorSource in, String name, int rank) {
         if (!in.contains(name)) {

@@ -399,59 +399,181 @@ public final class CpuBackend implements Backend {
         throw new IllegalArgumentException("the CPU backend got a tensor of another backend: " + t);
     }
 
-    // Backward operations: implementations land in the next commits (the contract is in Backend).
+    private static CpuTernaryTensor ternary(String op, Tensor t) {
+        if (t instanceof CpuTernaryTensor w) {
+            return w;
+        }
+        throw new IllegalArgumentException(
+                op + ": weight must be a ternary tensor made by uploadTernary of the CPU backend, got " + t);
+    }
+
+    // ---- Reverse mode (the contract is in Backend)
+
     @Override
     public Tensor linearBackward(Tensor dy, Tensor weight) {
-        throw new UnsupportedOperationException("linearBackward");
+        CpuTensor dt = cpu(dy), wt = cpu(weight);
+        Shapes.requireRank("linearBackward", "weight", wt.shapeRef(), 2);
+        int n = wt.shapeRef()[0], k = wt.shapeRef()[1];
+        Shapes.requireEqual("linearBackward", "features of dy", Shapes.last(dt.shapeRef()), n);
+        // dy . W is the forward's product with the transposed weight: one [K, N] copy, the size of the weight
+        float[] wT = new float[n * k];
+        float[] w = wt.data;
+        parallel.run(k, Math.max(1, 65536 / Math.max(1, n)), (from, to) -> {
+            for (int j = from; j < to; j++) {
+                for (int i = 0; i < n; i++) {
+                    wT[j * n + i] = w[i * k + j];
+                }
+            }
+        });
+        CpuTensor out = CpuTensor.zeros(Shapes.withLast(dt.shapeRef(), k));
+        VectorMatmul.matmul(parallel, dt.data, wT, null, out.data, Shapes.rows(dt.shapeRef()), k, n);
+        return out;
     }
 
     @Override
     public TernaryLinearGrads ternaryLinearBackward(Tensor x, Tensor ternaryWeight, Tensor dy, boolean inputGrad) {
-        throw new UnsupportedOperationException("ternaryLinearBackward");
+        String op = "ternaryLinearBackward";
+        CpuTernaryTensor w = ternary(op, ternaryWeight);
+        CpuTensor xt = cpu(x), dt = cpu(dy);
+        Shapes.requireEqual(op, "input features", Shapes.last(xt.shapeRef()), w.in);
+        Shapes.requireSame(op + " dy", dt.shapeRef(), Shapes.withLast(xt.shapeRef(), w.out));
+        int m = Shapes.rows(xt.shapeRef());
+        // the scale's gradient needs x . codes^T without the scale: the forward with a unit scale, not y / scale
+        float[] z = new float[dt.data.length];
+        TernaryMatmul.matmul(parallel, xt.data, w.unitScale(), null, z, m);
+        float[] scaleGrad = RowSums.sum(parallel, dt.data, z, 1, m, w.out);
+        float[] biasGrad = RowSums.sum(parallel, dt.data, null, 1, m, w.out);
+        CpuTensor input = null;
+        if (inputGrad) {
+            input = CpuTensor.zeros(xt.shapeRef());
+            TernaryBackward.inputGradient(parallel, dt.data, w, input.data, m);
+        }
+        return new TernaryLinearGrads(
+                input, new CpuTensor(scaleGrad, new int[] {w.out}), new CpuTensor(biasGrad, new int[] {w.out}));
     }
 
     @Override
     public Tensor withTernaryScale(Tensor ternaryWeight, float[] scale) {
-        throw new UnsupportedOperationException("withTernaryScale");
+        return ternary("withTernaryScale", ternaryWeight).withScale(scale);
     }
 
     @Override
     public Tensor layerNormBackward(Tensor x, Tensor dy, float eps) {
-        throw new UnsupportedOperationException("layerNormBackward");
+        CpuTensor xt = cpu(x), dt = cpu(dy);
+        Shapes.requireSame("layerNormBackward dy", dt.shapeRef(), xt.shapeRef());
+        int c = Shapes.last(xt.shapeRef());
+        CpuTensor out = CpuTensor.zeros(xt.shapeRef());
+        parallel.run(Shapes.rows(xt.shapeRef()), Math.max(1, 32768 / Math.max(1, c)), (from, to) -> {
+            for (int r = from; r < to; r++) {
+                VectorMath.layerNormBackwardRow(xt.data, dt.data, r * c, c, eps, out.data);
+            }
+        });
+        return out;
     }
 
     @Override
     public Tensor rmsNormBackward(Tensor x, Tensor scale, Tensor dy, float eps) {
-        throw new UnsupportedOperationException("rmsNormBackward");
+        CpuTensor xt = cpu(x), dt = cpu(dy);
+        float[] s = cpu(scale).data;
+        int c = Shapes.last(xt.shapeRef());
+        Shapes.requireEqual("rmsNormBackward", "scale length", s.length, c);
+        Shapes.requireSame("rmsNormBackward dy", dt.shapeRef(), xt.shapeRef());
+        CpuTensor out = CpuTensor.zeros(xt.shapeRef());
+        parallel.run(Shapes.rows(xt.shapeRef()), Math.max(1, 32768 / Math.max(1, c)), (from, to) -> {
+            for (int r = from; r < to; r++) {
+                VectorMath.rmsNormBackwardRow(xt.data, dt.data, r * c, c, s, eps, out.data);
+            }
+        });
+        return out;
     }
 
     @Override
     public Tensor geluBackward(Tensor x, Tensor dy) {
-        throw new UnsupportedOperationException("geluBackward");
+        return elementwise("geluBackward dy", cpu(x), cpu(dy), VectorMath::geluBackward);
     }
 
     @Override
     public Tensor siluBackward(Tensor x, Tensor dy) {
-        throw new UnsupportedOperationException("siluBackward");
+        return elementwise("siluBackward dy", cpu(x), cpu(dy), VectorMath::siluBackward);
     }
 
     @Override
     public ModulateGrads modulateBackward(Tensor x, Tensor scale, Tensor dy) {
-        throw new UnsupportedOperationException("modulateBackward");
+        CpuTensor xt = cpu(x), sc = cpu(scale), dt = cpu(dy);
+        int[] dims = OpChecks.batchRows("modulateBackward", xt.shapeRef(), sc.shapeRef(), sc.shapeRef());
+        Shapes.requireSame("modulateBackward dy", dt.shapeRef(), xt.shapeRef());
+        int bs = dims[0], l = dims[1], c = dims[2];
+        CpuTensor input = CpuTensor.zeros(xt.shapeRef());
+        parallel.run(bs * l, Math.max(1, 65536 / Math.max(1, c)), (from, to) -> {
+            for (int r = from; r < to; r++) {
+                VectorMath.mulOnePlusRow(dt.data, r * c, sc.data, (r / l) * c, input.data, r * c, c);
+            }
+        });
+        float[] shiftGrad = RowSums.sum(parallel, dt.data, null, bs, l, c);
+        float[] scaleGrad = RowSums.sum(parallel, dt.data, xt.data, bs, l, c);
+        return new ModulateGrads(
+                input, new CpuTensor(shiftGrad, sc.shapeRef()), new CpuTensor(scaleGrad, sc.shapeRef()));
     }
 
     @Override
     public GatedAddGrads gatedAddBackward(Tensor gate, Tensor y, Tensor dy) {
-        throw new UnsupportedOperationException("gatedAddBackward");
+        CpuTensor gt = cpu(gate), yt = cpu(y), dt = cpu(dy);
+        int[] dims = OpChecks.batchRows("gatedAddBackward", yt.shapeRef(), gt.shapeRef(), gt.shapeRef());
+        Shapes.requireSame("gatedAddBackward dy", dt.shapeRef(), yt.shapeRef());
+        int bs = dims[0], l = dims[1], c = dims[2];
+        CpuTensor update = CpuTensor.zeros(yt.shapeRef());
+        parallel.run(bs * l, Math.max(1, 65536 / Math.max(1, c)), (from, to) -> {
+            for (int r = from; r < to; r++) {
+                VectorMath.mulRow(dt.data, r * c, gt.data, (r / l) * c, update.data, r * c, c);
+            }
+        });
+        float[] gateGrad = RowSums.sum(parallel, dt.data, yt.data, bs, l, c);
+        return new GatedAddGrads(new CpuTensor(gateGrad, gt.shapeRef()), update);
     }
 
     @Override
     public Tensor ropeBackward(Tensor dy, Tensor pe) {
-        throw new UnsupportedOperationException("ropeBackward");
+        CpuTensor dt = cpu(dy), pt = cpu(pe);
+        Shapes.requireRank("ropeBackward", "dy", dt.shapeRef(), 4);
+        int bs = dt.shapeRef()[0], l = dt.shapeRef()[1], h = dt.shapeRef()[2], d = dt.shapeRef()[3];
+        Shapes.requireSame("ropeBackward pe", pt.shapeRef(), new int[] {bs, l, d / 2, 2, 2});
+        CpuTensor out = CpuTensor.zeros(dt.shapeRef());
+        float[] ds = dt.data, ps = pt.data, os = out.data;
+        parallel.run(bs * l, 64, (from, to) -> {
+            for (int row = from; row < to; row++) {
+                int po = row * (d / 2) * 4;
+                for (int hi = 0; hi < h; hi++) {
+                    int xo = (row * h + hi) * d;
+                    for (int i = 0; i < d / 2; i++) {
+                        float d0 = ds[xo + 2 * i], d1 = ds[xo + 2 * i + 1];
+                        int p = po + 4 * i;
+                        // the transposed rotation: (p0 p2; p1 p3) . (d0, d1)
+                        os[xo + 2 * i] = ps[p] * d0 + ps[p + 2] * d1;
+                        os[xo + 2 * i + 1] = ps[p + 1] * d0 + ps[p + 3] * d1;
+                    }
+                }
+            }
+        });
+        return out;
     }
 
     @Override
     public AttentionGrads attentionBackward(Tensor q, Tensor k, Tensor v, Tensor dOut, int heads, float scale) {
-        throw new UnsupportedOperationException("attentionBackward");
+        CpuTensor qt = cpu(q), kt = cpu(k), vt = cpu(v), dt = cpu(dOut);
+        String op = "attentionBackward";
+        Shapes.requireRank(op, "q", qt.shapeRef(), 3);
+        Shapes.requireSame(op + " k", kt.shapeRef(), qt.shapeRef());
+        Shapes.requireSame(op + " v", vt.shapeRef(), qt.shapeRef());
+        Shapes.requireSame(op + " dOut", dt.shapeRef(), qt.shapeRef());
+        int bs = qt.shapeRef()[0], l = qt.shapeRef()[1], c = qt.shapeRef()[2];
+        if (heads < 1 || c % heads != 0) {
+            throw new IllegalArgumentException(op + ": " + c + " features do not split into " + heads + " heads");
+        }
+        float[][] g =
+                CpuAttention.backward(parallel, qt.data, kt.data, vt.data, dt.data, bs, l, heads, c / heads, scale);
+        return new AttentionGrads(
+                new CpuTensor(g[0], qt.shapeRef()),
+                new CpuTensor(g[1], qt.shapeRef()),
+                new CpuTensor(g[2], qt.shapeRef()));
     }
 }

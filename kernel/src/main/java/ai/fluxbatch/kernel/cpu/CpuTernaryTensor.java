@@ -2,6 +2,7 @@ package ai.fluxbatch.kernel.cpu;
 
 import ai.fluxbatch.kernel.HfTernaryPacking;
 import ai.fluxbatch.kernel.Tensor;
+import java.util.Arrays;
 
 /**
  * A ternary weight {@code [out, in]} on the Java heap in the layout {@link TernaryMatmul} reads. A block is 16 ints
@@ -71,6 +72,24 @@ final class CpuTernaryTensor implements Tensor {
             }
         });
         return t;
+    }
+
+    /**
+     * The same codes (shared, not copied) with another per-row scale, checked like the interchange scale: {@code out}
+     * finite values. This tensor is unchanged.
+     */
+    CpuTernaryTensor withScale(float[] newScale) {
+        HfTernaryPacking.checkScale(newScale, out, in);
+        float[] padded = new float[scale.length];
+        System.arraycopy(newScale, 0, padded, 0, out);
+        return new CpuTernaryTensor(out, in, codes, padded);
+    }
+
+    /** The same codes with scale 1 on every row: its {@link TernaryMatmul} product is {@code x . codes^T}. */
+    CpuTernaryTensor unitScale() {
+        float[] ones = new float[scale.length];
+        Arrays.fill(ones, 0, out, 1f);
+        return new CpuTernaryTensor(out, in, codes, ones);
     }
 
     /** Rejects the bit pattern 3 in any field that belongs to a real row (padding rows may hold anything). */

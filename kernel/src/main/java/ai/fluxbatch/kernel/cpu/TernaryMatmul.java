@@ -28,12 +28,12 @@ import jdk.incubator.vector.VectorSpecies;
  */
 final class TernaryMatmul {
     /** At most 16 lanes, so a 16-row panel is a whole number of vectors. */
-    private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED.length() <= CpuTernaryTensor.PANEL
+    static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED.length() <= CpuTernaryTensor.PANEL
             ? FloatVector.SPECIES_PREFERRED
             : FloatVector.SPECIES_512;
 
-    private static final VectorSpecies<Integer> I = S.withLanes(int.class);
-    private static final int L = S.length();
+    static final VectorSpecies<Integer> I = S.withLanes(int.class);
+    static final int L = S.length();
     /** Vectors per 16-row panel. */
     private static final int VP = CpuTernaryTensor.PANEL / L;
     /** Ints from one chunk of a panel to the next. */
@@ -41,12 +41,12 @@ final class TernaryMatmul {
     /** Vector columns (groups of L output rows) per tile: the register tile's width. */
     private static final int NV = 4;
 
-    private static final int NW = NV * L;
+    static final int NW = NV * L;
     /** Up to this many rows of x the weights are decoded in registers; above, into the per-thread buffer. */
     static final int DIRECT_MAX_ROWS = 8;
 
-    private static final int KB = 128;
-    private static final int M_STEP = 256;
+    static final int KB = 128;
+    static final int M_STEP = 256;
     private static final int[] SHIFTS = new int[CpuTernaryTensor.PANEL * L];
     private static final ThreadLocal<float[][]> SCRATCH =
             ThreadLocal.withInitial(() -> new float[][] {new float[KB * NW], new float[M_STEP * NW]});
@@ -298,7 +298,7 @@ final class TernaryMatmul {
      * Six rows of x (offsets at the block's first input) times the decoded block: {@code acc[c_r + i*L ..] +=} over
      * the block's {@code kn} inputs in order. Rows may repeat (a short last group); a repeated row stores equal values.
      */
-    private static void tile6x4(
+    static void tile6x4(
             float[] x,
             int x0,
             int x1,

@@ -220,6 +220,173 @@ final class VectorMath {
         }
     }
 
+    /** {@code sum((a[i] - center) * b[i])} over one row of both, fused multiply-adds in lane order. */
+    static float centeredDot(float[] a, float[] b, int off, int len, float center) {
+        FloatVector acc = FloatVector.zero(S);
+        FloatVector c = FloatVector.broadcast(S, center);
+        int i = 0;
+        for (int bound = S.loopBound(len); i < bound; i += S.length()) {
+            acc = FloatVector.fromArray(S, a, off + i).sub(c).fma(FloatVector.fromArray(S, b, off + i), acc);
+        }
+        float s = sumLanes(acc);
+        for (; i < len; i++) {
+            s = Math.fma(a[off + i] - center, b[off + i], s);
+        }
+        return s;
+    }
+
+    /**
+     * The gradient of {@link #layerNormRow} (no affine parameters) for one row: with {@code xhat = (x - mean) * rstd},
+     * {@code dx = rstd * (dy - mean(dy) - xhat * mean(dy * xhat))}, mean and rstd recomputed as the forward does.
+     */
+    static void layerNormBackwardRow(float[] x, float[] dy, int off, int len, float eps, float[] out) {
+        float mean = sum(x, off, len) / len;
+        float var = sumOfSquares(x, off, len, mean) / len;
+        float rstd = (float) (1.0 / Math.sqrt(var + eps));
+        float dyMean = sum(dy, off, len) / len;
+        // xhat * mean(dy * xhat) = (x - mean) * rstd^2 * sum(dy * (x - mean)) / len
+        float coef = rstd * rstd * centeredDot(x, dy, off, len, mean) / len;
+        FloatVector c = FloatVector.broadcast(S, mean);
+        int i = 0;
+        for (int bound = S.loopBound(len); i < bound; i += S.length()) {
+            FloatVector g = FloatVector.fromArray(S, dy, off + i).sub(dyMean);
+            FloatVector.fromArray(S, x, off + i)
+                    .sub(c)
+                    .fma(FloatVector.broadcast(S, -coef), g)
+                    .mul(rstd)
+                    .intoArray(out, off + i);
+        }
+        for (; i < len; i++) {
+            out[off + i] = Math.fma(x[off + i] - mean, -coef, dy[off + i] - dyMean) * rstd;
+        }
+    }
+
+    /**
+     * The gradient of {@link #rmsNormRow} with respect to x for one row ({@code scale} frozen): with {@code g = dy *
+     * scale} and {@code r = 1 / sqrt(mean(x^2) + eps)}, {@code dx = r * (g - x * r^2 * mean(g * x))}.
+     */
+    static void rmsNormBackwardRow(float[] x, float[] dy, int off, int len, float[] scale, float eps, float[] out) {
+        float r = (float) (1.0 / Math.sqrt(sumOfSquares(x, off, len, 0f) / len + eps));
+        FloatVector acc = FloatVector.zero(S);
+        int i = 0;
+        for (int bound = S.loopBound(len); i < bound; i += S.length()) {
+            FloatVector g = FloatVector.fromArray(S, dy, off + i).mul(FloatVector.fromArray(S, scale, i));
+            acc = g.fma(FloatVector.fromArray(S, x, off + i), acc);
+        }
+        float gx = sumLanes(acc);
+        for (; i < len; i++) {
+            gx = Math.fma(dy[off + i] * scale[i], x[off + i], gx);
+        }
+        float coef = r * r * gx / len;
+        i = 0;
+        for (int bound = S.loopBound(len); i < bound; i += S.length()) {
+            FloatVector g = FloatVector.fromArray(S, dy, off + i).mul(FloatVector.fromArray(S, scale, i));
+            FloatVector.fromArray(S, x, off + i)
+                    .fma(FloatVector.broadcast(S, -coef), g)
+                    .mul(r)
+                    .intoArray(out, off + i);
+        }
+        for (; i < len; i++) {
+            out[off + i] = Math.fma(x[off + i], -coef, dy[off + i] * scale[i]) * r;
+        }
+    }
+
+    /**
+     * {@code out = dy * gelu'(x)} for the tanh approximation: with {@code t = tanh(inner)} as in {@link #gelu},
+     * {@code gelu' = 0.5 (1 + t) + 0.5 x (1 - t^2) sqrt(2/pi) (1 + 3 * 0.044715 x^2)}.
+     */
+    static void geluBackward(float[] x, float[] dy, float[] out, int from, int to) {
+        int i = from;
+        for (int bound = from + S.loopBound(to - from); i < bound; i += S.length()) {
+            FloatVector v = FloatVector.fromArray(S, x, i);
+            FloatVector v2 = v.mul(v);
+            FloatVector t = tanh(v2.mul(v).mul(0.044715f).add(v).mul(SQRT_2_OVER_PI));
+            FloatVector dInner = v2.mul(3 * 0.044715f).add(1f).mul(SQRT_2_OVER_PI);
+            FloatVector slope =
+                    FloatVector.broadcast(S, 1f).sub(t.mul(t)).mul(dInner).mul(v);
+            t.add(1f).add(slope).mul(0.5f).mul(FloatVector.fromArray(S, dy, i)).intoArray(out, i);
+        }
+        for (; i < to; i++) {
+            float v = x[i], v2 = v * v;
+            float t = tanh((v2 * v * 0.044715f + v) * SQRT_2_OVER_PI);
+            float dInner = (v2 * (3 * 0.044715f) + 1f) * SQRT_2_OVER_PI;
+            float slope = (1f - t * t) * dInner * v;
+            out[i] = (t + 1f + slope) * 0.5f * dy[i];
+        }
+    }
+
+    /** {@code out = dy * silu'(x)}: with {@code s = sigmoid(x)}, {@code silu' = s (1 + x (1 - s))}. */
+    static void siluBackward(float[] x, float[] dy, float[] out, int from, int to) {
+        int i = from;
+        for (int bound = from + S.loopBound(to - from); i < bound; i += S.length()) {
+            FloatVector v = FloatVector.fromArray(S, x, i);
+            FloatVector s = FloatVector.broadcast(S, 1f).div(exp(v.neg()).add(1f));
+            FloatVector.broadcast(S, 1f)
+                    .sub(s)
+                    .mul(v)
+                    .add(1f)
+                    .mul(s)
+                    .mul(FloatVector.fromArray(S, dy, i))
+                    .intoArray(out, i);
+        }
+        for (; i < to; i++) {
+            float s = 1f / (exp(-x[i]) + 1f);
+            out[i] = ((1f - s) * x[i] + 1f) * s * dy[i];
+        }
+    }
+
+    /** {@code out[oo + i] = a[ao + i] * b[bo + i]} for one row. */
+    static void mulRow(float[] a, int ao, float[] b, int bo, float[] out, int oo, int len) {
+        int i = 0;
+        for (int bound = S.loopBound(len); i < bound; i += S.length()) {
+            FloatVector.fromArray(S, a, ao + i)
+                    .mul(FloatVector.fromArray(S, b, bo + i))
+                    .intoArray(out, oo + i);
+        }
+        for (; i < len; i++) {
+            out[oo + i] = a[ao + i] * b[bo + i];
+        }
+    }
+
+    /** {@code out[oo + i] = a[ao + i] * (1 + b[bo + i])} for one row. */
+    static void mulOnePlusRow(float[] a, int ao, float[] b, int bo, float[] out, int oo, int len) {
+        int i = 0;
+        for (int bound = S.loopBound(len); i < bound; i += S.length()) {
+            FloatVector.fromArray(S, a, ao + i)
+                    .mul(FloatVector.fromArray(S, b, bo + i).add(1f))
+                    .intoArray(out, oo + i);
+        }
+        for (; i < len; i++) {
+            out[oo + i] = a[ao + i] * (b[bo + i] + 1f);
+        }
+    }
+
+    /** {@code acc[co + i] += a[ao + i]} for one row. */
+    static void addTo(float[] a, int ao, float[] acc, int co, int len) {
+        int i = 0;
+        for (int bound = S.loopBound(len); i < bound; i += S.length()) {
+            FloatVector.fromArray(S, acc, co + i)
+                    .add(FloatVector.fromArray(S, a, ao + i))
+                    .intoArray(acc, co + i);
+        }
+        for (; i < len; i++) {
+            acc[co + i] += a[ao + i];
+        }
+    }
+
+    /** {@code acc[co + i] = fma(a[ao + i], b[bo + i], acc[co + i])} for one row. */
+    static void mulAddTo(float[] a, int ao, float[] b, int bo, float[] acc, int co, int len) {
+        int i = 0;
+        for (int bound = S.loopBound(len); i < bound; i += S.length()) {
+            FloatVector.fromArray(S, a, ao + i)
+                    .fma(FloatVector.fromArray(S, b, bo + i), FloatVector.fromArray(S, acc, co + i))
+                    .intoArray(acc, co + i);
+        }
+        for (; i < len; i++) {
+            acc[co + i] = Math.fma(a[ao + i], b[bo + i], acc[co + i]);
+        }
+    }
+
     /**
      * e^x to about 2 ulp from add, multiply and bit operations only. The Vector API's own EXP runs a different
      * implementation before and after JIT compilation (its fallback and the SVML intrinsic), so the same seed could

@@ -36,6 +36,22 @@ public record FluxConfig(
         return guidanceEmbed ? "dev" : "schnell";
     }
 
+    /** Same architecture: every field equal, the rotary axes by value. */
+    public boolean sameArchitecture(FluxConfig o) {
+        return inChannels == o.inChannels
+                && outChannels == o.outChannels
+                && hidden == o.hidden
+                && heads == o.heads
+                && mlpHidden == o.mlpHidden
+                && depth == o.depth
+                && depthSingle == o.depthSingle
+                && contextDim == o.contextDim
+                && vecDim == o.vecDim
+                && guidanceEmbed == o.guidanceEmbed
+                && Arrays.equals(axesDim, o.axesDim)
+                && Double.compare(theta, o.theta) == 0;
+    }
+
     @Override
     public String toString() {
         return "FLUX.1-" + variant() + " (hidden " + hidden + ", " + heads + " heads of " + headDim() + ", mlp "

@@ -1,0 +1,108 @@
+package ai.fluxbatch.kernel.cpu;
+
+import static ai.fluxbatch.kernel.cpu.TernaryMatmul.I;
+import static ai.fluxbatch.kernel.cpu.TernaryMatmul.KB;
+import static ai.fluxbatch.kernel.cpu.TernaryMatmul.L;
+import static ai.fluxbatch.kernel.cpu.TernaryMatmul.M_STEP;
+import static ai.fluxbatch.kernel.cpu.TernaryMatmul.NW;
+import static ai.fluxbatch.kernel.cpu.TernaryMatmul.S;
+
+import java.util.Arrays;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.VectorOperators;
+
+/**
+ * The input gradient of a ternary linear layer, {@code dx[m, k] = sum over o of dy[m, o] * (scale[o] * codes[o, k])}:
+ * the transposed product of {@link TernaryMatmul}, on its packed layout. A task takes {@link TernaryMatmul#NW} input
+ * columns and up to {@link TernaryMatmul#M_STEP} rows of dy; per block of {@link TernaryMatmul#KB} output channels
+ * it decodes {@code scale[o] * codes[o, k0 .. k0 + NW)} into a float buffer (one int of the layout broadcast and
+ * shifted per lane is 16 consecutive inputs of one row), then runs {@link TernaryMatmul#tile6x4} over it with dy as
+ * the left operand. Every {@code dx[m, k]} is one chain of fused multiply-adds over o in order, so the result does
+ * not depend on the tiling or the thread count. No dense copy of the weight is made: the buffers are per task, 32 KiB
+ * and 64 KiB with 16 lanes.
+ */
+final class TernaryBackward {
+    /** {@code 2c} for input {@code c} of a 16-input chunk: the per-lane left shift that brings its code to the top. */
+    private static final int[] LANE_SHIFTS = new int[CpuTernaryTensor.PANEL];
+
+    static {
+        for (int c = 0; c < LANE_SHIFTS.length; c++) {
+            LANE_SHIFTS[c] = 2 * c;
+        }
+    }
+
+    private TernaryBackward() {}
+
+    /** {@code dx [m, w.in] = (dy [m, w.out] * scale) . codes}; {@code dx} is overwritten. */
+    static void inputGradient(ParallelFor parallel, float[] dy, CpuTernaryTensor w, float[] dx, int m) {
+        int n = w.out, k = w.in;
+        if (m == 0 || k == 0) {
+            return;
+        }
+        int kTiles = (k + NW - 1) / NW, mTiles = (m + M_STEP - 1) / M_STEP;
+        parallel.run(kTiles * mTiles, 1, (from, to) -> {
+            float[] wbuf = new float[KB * NW], acc = new float[M_STEP * NW];
+            for (int t = from; t < to; t++) {
+                int k0 = (t % kTiles) * NW, m0 = (t / kTiles) * M_STEP, rows = Math.min(M_STEP, m - m0);
+                Arrays.fill(acc, 0, rows * NW, 0f);
+                for (int o0 = 0; o0 < n; o0 += KB) {
+                    int kn = Math.min(KB, n - o0);
+                    decodeColumns(w, o0, kn, k0, wbuf);
+                    int xo = m0 * n + o0;
+                    for (int r = 0; r < rows; r += 6) {
+                        int r1 = Math.min(r + 1, rows - 1), r2 = Math.min(r + 2, rows - 1);
+                        int r3 = Math.min(r + 3, rows - 1), r4 = Math.min(r + 4, rows - 1);
+                        int r5 = Math.min(r + 5, rows - 1);
+                        TernaryMatmul.tile6x4(
+                                dy,
+                                xo + r * n,
+                                xo + r1 * n,
+                                xo + r2 * n,
+                                xo + r3 * n,
+                                xo + r4 * n,
+                                xo + r5 * n,
+                                kn,
+                                wbuf,
+                                acc,
+                                r * NW,
+                                r1 * NW,
+                                r2 * NW,
+                                r3 * NW,
+                                r4 * NW,
+                                r5 * NW);
+                    }
+                }
+                int cols = Math.min(NW, k - k0);
+                for (int r = 0; r < rows; r++) {
+                    System.arraycopy(acc, r * NW, dx, (m0 + r) * k + k0, cols);
+                }
+            }
+        });
+    }
+
+    /**
+     * {@code wbuf[kk][j] = scale[o0 + kk] * codes[o0 + kk, k0 + j]} for {@code kk < kn}, {@code j < NW}; inputs past
+     * the last chunk are 0 (those inside it are 0 by the layout's padding).
+     */
+    private static void decodeColumns(CpuTernaryTensor w, int o0, int kn, int k0, float[] wbuf) {
+        int[] codes = w.codes;
+        for (int kk = 0; kk < kn; kk++) {
+            int o = o0 + kk;
+            FloatVector s = FloatVector.broadcast(S, w.scale[o]);
+            for (int j = 0; j < NW; j += L) {
+                int col = k0 + j, kc = col / CpuTernaryTensor.PANEL;
+                FloatVector v = FloatVector.zero(S);
+                if (kc < w.chunks) {
+                    IntVector shift = IntVector.fromArray(I, LANE_SHIFTS, col % CpuTernaryTensor.PANEL);
+                    v = ((FloatVector) IntVector.broadcast(I, codes[w.index(o, kc)])
+                                    .lanewise(VectorOperators.LSHL, shift)
+                                    .lanewise(VectorOperators.ASHR, 30)
+                                    .convert(VectorOperators.I2F, 0))
+                            .mul(s);
+                }
+                v.intoArray(wbuf, kk * NW + j);
+            }
+        }
+    }
+}
