@@ -48,7 +48,10 @@ public final class DistillBenchmark {
             }
             System.out.printf("baseline: one 64 x 64 image, 20 steps, batch 1 (best of 3): %.3f s%n", image);
             try (StudentGradients sg = TeacherStudent.load(
-                    backend, FluxSnapshot.open(model), FluxSnapshot.open(student), new DistillSettings(64, 64, 3.5f, 512))) {
+                    backend,
+                    FluxSnapshot.open(model),
+                    FluxSnapshot.open(student),
+                    new DistillSettings(64, 64, 3.5f, 512))) {
                 TrainableParameters params = sg.initial();
                 double[] times = pipeline.timesteps(p);
                 double best = Double.MAX_VALUE, first = 0;
