@@ -16,6 +16,7 @@ import picocli.CommandLine.Command;
             GenerateCommand.class,
             CalibrateCommand.class,
             QuantizeCommand.class,
+            DistillCommand.class,
             EvaluateCommand.class,
             DebugCommand.class,
             CommandLine.HelpCommand.class

@@ -72,11 +72,11 @@ public final class CheckpointQuantizer {
                             : "--layers " + recipe.layers() + " matches no block weight of " + sourceFile
                                     + " (names such as double_blocks.0.img_attn.qkv)");
         }
-        if (partial && !recipe.method().name().equals(meta.get(TernaryFormat.KEY_METHOD))) {
+        String earlier = meta.getOrDefault(TernaryFormat.KEY_METHOD, "");
+        if (partial && !recipe.method().name().equals(TernaryFormat.baseMethod(earlier))) {
             throw new ModelException(
-                    sourceFile + " is partly quantized with method " + meta.get(TernaryFormat.KEY_METHOD)
-                            + ": continue with --method " + meta.get(TernaryFormat.KEY_METHOD) + ", or start from the"
-                            + " full-precision checkpoint");
+                    sourceFile + " is partly quantized with method " + earlier + ": continue with" + " --method "
+                            + TernaryFormat.baseMethod(earlier) + ", or start from the full-precision checkpoint");
         }
         recipe.check(source, this::quantizesNow);
         long total = 0;

@@ -15,6 +15,7 @@ import java.util.Comparator;
 import java.util.List;
 import java.util.Set;
 import java.util.TreeSet;
+import java.util.function.Predicate;
 import java.util.stream.Stream;
 
 /**
@@ -31,6 +32,54 @@ public final class QuantizedSnapshotWriter {
 
     public static void write(
             FluxSnapshot source, Path output, boolean overwrite, QuantizeProgress progress, QuantizeRecipe recipe) {
+        write(
+                source,
+                output,
+                overwrite,
+                target -> {
+                    Path transformer = source.transformerFile();
+                    String sha = Sha256.ofFiles(transformerFiles(transformer));
+                    try (TensorSource weights = TensorSources.open(transformer)) {
+                        new CheckpointQuantizer(weights, transformer, sha, progress, recipe).write(target);
+                    }
+                },
+                rel -> false);
+    }
+
+    /** Writes the transformer checkpoint of a snapshot under construction to {@code target}. */
+    @FunctionalInterface
+    public interface TransformerWriter {
+        void write(Path target) throws IOException;
+    }
+
+    /** Adds files of its own to a finished snapshot folder under construction, before it is renamed into place. */
+    @FunctionalInterface
+    public interface Extras {
+        Extras NONE = folder -> {};
+
+        void addTo(Path folder) throws IOException;
+    }
+
+    /**
+     * Writes a snapshot folder whose transformer checkpoint {@code transformer} writes (under the source's transformer
+     * file name, a sharded source's index name without {@code .index.json}), with every other file of {@code source}
+     * except those {@code skip} selects (by path relative to the source folder) hard-linked or copied. Built in a
+     * temporary sibling folder and renamed into place; an existing {@code output} is replaced only with {@code
+     * overwrite}, and only once the new folder is complete.
+     */
+    public static void write(
+            FluxSnapshot source, Path output, boolean overwrite, TransformerWriter transformer, Predicate<Path> skip) {
+        write(source, output, overwrite, transformer, skip, Extras.NONE);
+    }
+
+    /** {@link #write(FluxSnapshot, Path, boolean, TransformerWriter, Predicate)} with {@code extras} added last. */
+    public static void write(
+            FluxSnapshot source,
+            Path output,
+            boolean overwrite,
+            TransformerWriter transformer,
+            Predicate<Path> skip,
+            Extras extras) {
         Path out = output.toAbsolutePath().normalize();
         if (Files.exists(out) && !overwrite) {
             throw new ModelException("output folder " + output + " exists: choose another, or pass --overwrite");
@@ -38,17 +87,15 @@ public final class QuantizedSnapshotWriter {
         if (Files.exists(out) && !Files.isDirectory(out)) {
             throw new ModelException("output " + output + " is a file: expected a folder to write the snapshot into");
         }
-        Path transformer = source.transformerFile();
-        Set<Path> transformerFiles = transformerFiles(transformer);
+        Path file = source.transformerFile();
+        Set<Path> transformerFiles = transformerFiles(file);
         Path tmp = out.resolveSibling("." + out.getFileName() + ".tmp-" + Long.toHexString(System.nanoTime()));
         try {
             Files.createDirectories(tmp);
-            String name = transformer.getFileName().toString().replaceFirst("\\.index\\.json$", "");
-            try (TensorSource weights = TensorSources.open(transformer)) {
-                new CheckpointQuantizer(weights, transformer, Sha256.ofFiles(transformerFiles), progress, recipe)
-                        .write(tmp.resolve(name));
-            }
-            copyOthers(source.root(), tmp, transformerFiles);
+            String name = file.getFileName().toString().replaceFirst("\\.index\\.json$", "");
+            transformer.write(tmp.resolve(name));
+            copyOthers(source.root(), tmp, transformerFiles, skip);
+            extras.addTo(tmp);
             replace(tmp, out);
         } catch (IOException e) {
             deleteTree(tmp);
@@ -57,6 +104,14 @@ public final class QuantizedSnapshotWriter {
             deleteTree(tmp);
             throw e;
         }
+    }
+
+    /**
+     * The SHA-256 of a snapshot's transformer checkpoint as quantized checkpoints record it ({@link
+     * TernaryFormat#KEY_SOURCE_SHA256}): of the file, or of a sharded index and its shards in path order.
+     */
+    public static String transformerSha256(FluxSnapshot snapshot) {
+        return Sha256.ofFiles(transformerFiles(snapshot.transformerFile()));
     }
 
     /** The transformer file, or a sharded index and every shard it names. */
@@ -73,7 +128,8 @@ public final class QuantizedSnapshotWriter {
         return files;
     }
 
-    private static void copyOthers(Path root, Path target, Set<Path> skip) throws IOException {
+    private static void copyOthers(Path root, Path target, Set<Path> transformerFiles, Predicate<Path> skip)
+            throws IOException {
         List<Path> all;
         try (Stream<Path> s = Files.walk(root)) {
             all = s.filter(p -> !p.equals(root)).sorted().toList();
@@ -81,7 +137,7 @@ public final class QuantizedSnapshotWriter {
         for (Path p : all) {
             Path rel = root.relativize(p);
             Path dst = target.resolve(rel.toString());
-            if (skip.contains(p.toAbsolutePath().normalize())) {
+            if (transformerFiles.contains(p.toAbsolutePath().normalize()) || skipped(rel, skip)) {
                 continue;
             }
             if (Files.isDirectory(p)) {
@@ -95,6 +151,16 @@ public final class QuantizedSnapshotWriter {
                 }
             }
         }
+    }
+
+    /** Whether {@code rel} or a folder it lies in is selected. */
+    private static boolean skipped(Path rel, Predicate<Path> skip) {
+        for (Path p = rel; p != null; p = p.getParent()) {
+            if (skip.test(p)) {
+                return true;
+            }
+        }
+        return false;
     }
 
     private static void replace(Path tmp, Path out) throws IOException {

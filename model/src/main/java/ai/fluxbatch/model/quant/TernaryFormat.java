@@ -22,6 +22,12 @@ public final class TernaryFormat {
     public static final String KEY_SOURCE_SHA256 = "source_sha256";
     public static final String KEY_CALIBRATION = "calibration";
 
+    /**
+     * Appended to the method of a checkpoint whose scales and biases {@code fluxbatch distill} has trained (same codes):
+     * {@code absmean+distill}.
+     */
+    public static final String DISTILL_SUFFIX = "+distill";
+
     private static final Pattern BLOCK_WEIGHT = Pattern.compile("^(double_blocks|single_blocks)\\.\\d+\\..+\\.weight$");
 
     private TernaryFormat() {}
@@ -34,6 +40,15 @@ public final class TernaryFormat {
     /** {@code double_blocks.0.img_attn.qkv.weight -> double_blocks.0.img_attn.qkv.weight_scale}. */
     public static String scaleName(String weightName) {
         return weightName + "_scale";
+    }
+
+    /**
+     * The quantizer behind a recorded method: {@code gptq+distill -> gptq}, {@code absmean -> absmean} (what chose the
+     * codes; later passes such as distillation only retune scales and biases).
+     */
+    public static String baseMethod(String method) {
+        int plus = method.indexOf('+');
+        return plus < 0 ? method : method.substring(0, plus);
     }
 
     public static int packedRows(int out) {
