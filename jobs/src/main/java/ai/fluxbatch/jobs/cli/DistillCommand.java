@@ -138,9 +138,9 @@ public final class DistillCommand implements Callable<Integer> {
 
     @Option(
             names = "--seed",
-            defaultValue = "0",
+            defaultValue = "1000000",
             description = "Seed of the sample choice; sample i of step s has noise seed + s * batch + i (default:"
-                    + " ${DEFAULT-VALUE}).")
+                    + " ${DEFAULT-VALUE}: training noise apart from the small seeds that generate and benchmarks use).")
     long seed;
 
     @Option(
