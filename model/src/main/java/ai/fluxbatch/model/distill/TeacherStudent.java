@@ -24,14 +24,17 @@ import java.util.Map;
 
 /**
  * The {@link StudentGradients} of a full-precision teacher snapshot and a 1.58-bit student snapshot of it, both
- * resident on one backend with the teacher's text encoders. A share of a step's batch runs in micro-batches of
- * {@value #MICRO_BATCH} samples: the teacher's velocity at the noise (t = 1), one Euler step of it to the sample's
+ * resident on one backend with the teacher's text encoders. A share of a step's batch runs in micro-batches of up to
+ * {@value #MICRO_BATCH} samples, fewer when they would hold more than {@value #MICRO_BATCH_TOKENS} tokens (one sample
+ * at a time at 1024 x 1024, where a sample's activations take gigabytes): the teacher's velocity at the noise (t = 1), one Euler step of it to the sample's
  * t, the teacher's velocity there as the target, then the student's checkpointed forward and backward at the same
  * point. Text embeddings are computed once per prompt and kept in a bounded cache.
  */
 public final class TeacherStudent implements StudentGradients {
     /** Samples per transformer call: larger products, while a call's activations stay small. */
     static final int MICRO_BATCH = 4;
+    /** Text plus image tokens per transformer call above which a micro-batch shrinks. */
+    static final int MICRO_BATCH_TOKENS = 4096;
     /** Bytes of text embeddings kept per executor (T5 at 512 tokens is 8 MB a prompt at FLUX.1 size). */
     private static final long EMBEDDING_CACHE_BYTES = 256L << 20;
 
@@ -120,8 +123,10 @@ public final class TeacherStudent implements StudentGradients {
             bias.put(e.getKey(), new double[e.getValue().channels()]);
         }
         double loss = 0;
-        for (int from = 0; from < samples.size(); from += MICRO_BATCH) {
-            List<DistillSample> part = samples.subList(from, Math.min(samples.size(), from + MICRO_BATCH));
+        int tokens = text.t5MaxLength() + size.imageTokens();
+        int micro = Math.max(1, Math.min(MICRO_BATCH, MICRO_BATCH_TOKENS / tokens));
+        for (int from = 0; from < samples.size(); from += micro) {
+            List<DistillSample> part = samples.subList(from, Math.min(samples.size(), from + micro));
             int b = part.size();
             DistillationLoss.Result r = microBatch(part);
             // the call's loss is the mean over its b samples' values: times b, the sum of per-sample losses
