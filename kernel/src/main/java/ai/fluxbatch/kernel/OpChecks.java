@@ -40,8 +40,13 @@ public final class OpChecks {
     }
 
     public static void rope(int[] x, int[] pe) {
-        Shapes.requireRank("rope", "x", x, 4);
-        Shapes.requireSame("rope", pe, new int[] {x[0], x[1], x[3] / 2, 2, 2});
+        rope("rope", x, pe);
+    }
+
+    /** The checks of {@link #rope(int[], int[])} under the name of the operation making them (e.g. its backward). */
+    public static void rope(String op, int[] x, int[] pe) {
+        Shapes.requireRank(op, "x", x, 4);
+        Shapes.requireSame(op + " pe", pe, new int[] {x[0], x[1], x[3] / 2, 2, 2});
     }
 
     /** Checks q, k, v {@code [B, L, C]} of one shape, C split into heads, bias {@code [H, L, L]} or null. */

@@ -268,11 +268,18 @@ public final class CpuBackend implements Backend {
 
     @Override
     public Tensor rope(Tensor x, Tensor pe) {
+        return rotatePairs(x, pe, false);
+    }
+
+    /** Each pair {@code (x[2i], x[2i+1])} times the 2 x 2 matrix {@code pe[i]}, or its transpose (RoPE's backward). */
+    private Tensor rotatePairs(Tensor x, Tensor pe, boolean transposed) {
         CpuTensor xt = cpu(x), pt = cpu(pe);
-        OpChecks.rope(xt.shapeRef(), pt.shapeRef());
+        OpChecks.rope(transposed ? "ropeBackward" : "rope", xt.shapeRef(), pt.shapeRef());
         int bs = xt.shapeRef()[0], l = xt.shapeRef()[1], h = xt.shapeRef()[2], d = xt.shapeRef()[3];
         CpuTensor out = CpuTensor.zeros(xt.shapeRef());
         float[] xs = xt.data, ps = pt.data, os = out.data;
+        // pe[i] = (p0 p1; p2 p3); its transpose swaps the off-diagonal entries
+        int offA = transposed ? 2 : 1, offB = transposed ? 1 : 2;
         parallel.run(bs * l, 64, (from, to) -> {
             for (int row = from; row < to; row++) {
                 int po = row * (d / 2) * 4;
@@ -281,8 +288,8 @@ public final class CpuBackend implements Backend {
                     for (int i = 0; i < d / 2; i++) {
                         float x0 = xs[xo + 2 * i], x1 = xs[xo + 2 * i + 1];
                         int p = po + 4 * i;
-                        os[xo + 2 * i] = ps[p] * x0 + ps[p + 1] * x1;
-                        os[xo + 2 * i + 1] = ps[p + 2] * x0 + ps[p + 3] * x1;
+                        os[xo + 2 * i] = ps[p] * x0 + ps[p + offA] * x1;
+                        os[xo + 2 * i + 1] = ps[p + offB] * x0 + ps[p + 3] * x1;
                     }
                 }
             }
@@ -523,28 +530,7 @@ public final class CpuBackend implements Backend {
 
     @Override
     public Tensor ropeBackward(Tensor dy, Tensor pe) {
-        CpuTensor dt = cpu(dy), pt = cpu(pe);
-        Shapes.requireRank("ropeBackward", "dy", dt.shapeRef(), 4);
-        int bs = dt.shapeRef()[0], l = dt.shapeRef()[1], h = dt.shapeRef()[2], d = dt.shapeRef()[3];
-        Shapes.requireSame("ropeBackward pe", pt.shapeRef(), new int[] {bs, l, d / 2, 2, 2});
-        CpuTensor out = CpuTensor.zeros(dt.shapeRef());
-        float[] ds = dt.data, ps = pt.data, os = out.data;
-        parallel.run(bs * l, 64, (from, to) -> {
-            for (int row = from; row < to; row++) {
-                int po = row * (d / 2) * 4;
-                for (int hi = 0; hi < h; hi++) {
-                    int xo = (row * h + hi) * d;
-                    for (int i = 0; i < d / 2; i++) {
-                        float d0 = ds[xo + 2 * i], d1 = ds[xo + 2 * i + 1];
-                        int p = po + 4 * i;
-                        // the transposed rotation: (p0 p2; p1 p3) . (d0, d1)
-                        os[xo + 2 * i] = ps[p] * d0 + ps[p + 2] * d1;
-                        os[xo + 2 * i + 1] = ps[p + 1] * d0 + ps[p + 3] * d1;
-                    }
-                }
-            }
-        });
-        return out;
+        return rotatePairs(dy, pe, true);
     }
 
     @Override

@@ -468,14 +468,19 @@ public final class CudaBackend implements Backend {
 
     @Override
     public Tensor rope(Tensor x, Tensor pe) {
+        return rotatePairs(OpsKernels.ROPE, x, pe);
+    }
+
+    /** RoPE ({@link OpsKernels#ROPE}) or its backward ({@link OpsKernels#ROPE_BACKWARD}): one thread a pair. */
+    private Tensor rotatePairs(String kernel, Tensor x, Tensor pe) {
         CudaTensor xt = cuda(x), pt = cuda(pe);
-        OpChecks.rope(xt.shapeRef(), pt.shapeRef());
+        OpChecks.rope(kernel.equals(OpsKernels.ROPE) ? "rope" : "ropeBackward", xt.shapeRef(), pt.shapeRef());
         int[] s = xt.shapeRef();
         CudaTensor out = empty(s);
         long pairs = n(out) / 2;
         if (pairs > 0) {
             launch(
-                    OpsKernels.ROPE,
+                    kernel,
                     OpsKernels.elementwise(pairs),
                     new KernelArgs()
                             .ptr(xt.pointer())
@@ -1020,25 +1025,7 @@ public final class CudaBackend implements Backend {
 
     @Override
     public Tensor ropeBackward(Tensor dy, Tensor pe) {
-        CudaTensor gt = cuda(dy), pt = cuda(pe);
-        OpChecks.rope(gt.shapeRef(), pt.shapeRef());
-        int[] s = gt.shapeRef();
-        CudaTensor out = empty(s);
-        long pairs = n(out) / 2;
-        if (pairs > 0) {
-            launch(
-                    OpsKernels.ROPE_BACKWARD,
-                    OpsKernels.elementwise(pairs),
-                    new KernelArgs()
-                            .ptr(gt.pointer())
-                            .ptr(pt.pointer())
-                            .ptr(out.pointer())
-                            .i(s[0])
-                            .i(s[1])
-                            .i(s[2])
-                            .i(s[3]));
-        }
-        return out;
+        return rotatePairs(OpsKernels.ROPE_BACKWARD, dy, pe);
     }
 
     /**
