@@ -1,5 +1,6 @@
 package ai.fluxbatch.kernel.cpu;
 
+import java.util.Arrays;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
@@ -13,10 +14,12 @@ import jdk.incubator.vector.VectorSpecies;
  * padded with zeros to whole vectors, so scores run along the keys in vector lanes and the weighted sum of values
  * along the features. Work items are (batch, head, block of query rows); within one, for each key tile in order and
  * each register tile of four query rows: the scores (one chain of fused multiply-adds over the head's features in
- * order, times the scale, plus the bias), the tile's maximum {@code m'} of the row, the old accumulator and sum
- * rescaled by {@code exp(m - m')}, {@code p = exp(s - m')} by {@link VectorMath#expShifted} (vector lanes and scalar
- * tail the same polynomial), and {@code acc += p_j v_j} one key after another. The key tiles depend on L and D only,
- * so every output element is computed by the same operations in the same order whatever the thread count.
+ * order, times the scale, plus the bias), the row's new maximum {@code m'} over the keys so far, the row's
+ * accumulator and sum rescaled by {@code exp(m - m')}, {@code p = exp(s - m')} as in {@link VectorMath#expShifted}
+ * (vector lanes and scalar tail the same polynomial), and {@code acc += p_j v_j} one key after another; at the end
+ * {@code out = acc * (1 / sum)}. The key tiles depend on L and D only, so every output element is computed by the same
+ * operations in the same order whatever the thread count. Heads are gathered and attended in groups of at most
+ * {@link #GROUP_FLOATS} floats of copies, so the copies of a large call stay a bounded extra memory.
  */
 final class CpuAttention {
     private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
@@ -107,7 +110,7 @@ final class CpuAttention {
         return (n + m - 1) / m * m;
     }
 
-    /** The sizes of one call: L and D, both also padded to whole vectors, the keys per tile. */
+    /** One call's sizes (L and D, both also padded to whole vectors, the keys per tile), scale and mask. */
     private record Shape(int l, int lp, int h, int d, int dp, int tile, float scale, boolean causal) {}
 
     /** One (batch, head)'s keys transposed {@code [D, Lp]} and values as rows {@code [L, Dp]}, zero in the padding. */
@@ -145,8 +148,9 @@ final class CpuAttention {
         int l = x.l(), d = x.d(), dp = x.dp(), tile = x.tile(), stride = x.h() * d;
         int rows = Math.min(BLOCK, l - i0);
         int qBase = (bi * l * x.h() + hi) * d;
-        java.util.Arrays.fill(w.max, Float.NEGATIVE_INFINITY);
-        java.util.Arrays.fill(w.sum, 0f);
+        Arrays.fill(w.max, Float.NEGATIVE_INFINITY);
+        Arrays.fill(w.sum, 0f);
+        Arrays.fill(w.acc, 0f);
         int keyEnd = x.causal() ? i0 + rows : l;
         for (int j0 = 0; j0 < keyEnd; j0 += tile) {
             int inTile = Math.min(tile, l - j0);
@@ -179,14 +183,16 @@ final class CpuAttention {
                     softmaxStep(w, r, t + r, most, bias, (hi * l + i + r) * l + j0, tile);
                 }
                 int a = t * dp;
-                boolean start = j0 == 0;
                 float[] c = w.rescale;
                 int f = 0;
+                for (; f + 4 * V <= dp; f += 4 * V) {
+                    values4(w.s, tile, most, head.v(), j0 * dp + f, dp, w.acc, a + f, c);
+                }
                 for (; f + 2 * V <= dp; f += 2 * V) {
-                    values2(w.s, tile, most, head.v(), j0 * dp + f, dp, w.acc, a + f, start, c);
+                    values2(w.s, tile, most, head.v(), j0 * dp + f, dp, w.acc, a + f, c);
                 }
                 for (; f < dp; f += V) {
-                    values1(w.s, tile, most, head.v(), j0 * dp + f, dp, w.acc, a + f, start, c);
+                    values1(w.s, tile, most, head.v(), j0 * dp + f, dp, w.acc, a + f, c);
                 }
             }
         }
@@ -216,7 +222,7 @@ final class CpuAttention {
         if (max == Float.NEGATIVE_INFINITY) {
             n = 0;
         }
-        java.util.Arrays.fill(s, so + n, so + most, 0f);
+        Arrays.fill(s, so + n, so + most, 0f);
         if (n == 0) {
             w.rescale[r] = 1f;
             return;
@@ -296,25 +302,20 @@ final class CpuAttention {
 
     /**
      * Features {@code f .. f + 2V} of four accumulator rows ({@code acc[a + r * dp ..]}): each first rescaled by
-     * {@code c[r]} (or started at 0), then {@code += p[r * tile + j] * v[vo + j * dp ..]} for keys {@code j < keys} in
+     * {@code c[r]}, then {@code += p[r * tile + j] * v[vo + j * dp ..]} for keys {@code j < keys} in
      * order.
      */
     private static void values2(
-            float[] p, int tile, int keys, float[] v, int vo, int dp, float[] acc, int a, boolean start, float[] c) {
-        FloatVector a0, a1, a2, a3, b0, b1, b2, b3;
+            float[] p, int tile, int keys, float[] v, int vo, int dp, float[] acc, int a, float[] c) {
         int r1 = a + dp, r2 = a + 2 * dp, r3 = a + 3 * dp;
-        if (start) {
-            a0 = a1 = a2 = a3 = b0 = b1 = b2 = b3 = FloatVector.zero(S);
-        } else {
-            a0 = FloatVector.fromArray(S, acc, a).mul(c[0]);
-            b0 = FloatVector.fromArray(S, acc, a + V).mul(c[0]);
-            a1 = FloatVector.fromArray(S, acc, r1).mul(c[1]);
-            b1 = FloatVector.fromArray(S, acc, r1 + V).mul(c[1]);
-            a2 = FloatVector.fromArray(S, acc, r2).mul(c[2]);
-            b2 = FloatVector.fromArray(S, acc, r2 + V).mul(c[2]);
-            a3 = FloatVector.fromArray(S, acc, r3).mul(c[3]);
-            b3 = FloatVector.fromArray(S, acc, r3 + V).mul(c[3]);
-        }
+        FloatVector a0 = FloatVector.fromArray(S, acc, a).mul(c[0]);
+        FloatVector b0 = FloatVector.fromArray(S, acc, a + V).mul(c[0]);
+        FloatVector a1 = FloatVector.fromArray(S, acc, r1).mul(c[1]);
+        FloatVector b1 = FloatVector.fromArray(S, acc, r1 + V).mul(c[1]);
+        FloatVector a2 = FloatVector.fromArray(S, acc, r2).mul(c[2]);
+        FloatVector b2 = FloatVector.fromArray(S, acc, r2 + V).mul(c[2]);
+        FloatVector a3 = FloatVector.fromArray(S, acc, r3).mul(c[3]);
+        FloatVector b3 = FloatVector.fromArray(S, acc, r3 + V).mul(c[3]);
         for (int j = 0, off = vo; j < keys; j++, off += dp) {
             FloatVector va = FloatVector.fromArray(S, v, off);
             FloatVector vb = FloatVector.fromArray(S, v, off + V);
@@ -341,19 +342,78 @@ final class CpuAttention {
         b3.intoArray(acc, r3 + V);
     }
 
+    /** {@link #values2} for four vectors of features. */
+    private static void values4(
+            float[] p, int tile, int keys, float[] v, int vo, int dp, float[] acc, int a, float[] c) {
+        int r1 = a + dp, r2 = a + 2 * dp, r3 = a + 3 * dp;
+        FloatVector a0 = FloatVector.fromArray(S, acc, a).mul(c[0]);
+        FloatVector b0 = FloatVector.fromArray(S, acc, a + V).mul(c[0]);
+        FloatVector c0 = FloatVector.fromArray(S, acc, a + 2 * V).mul(c[0]);
+        FloatVector d0 = FloatVector.fromArray(S, acc, a + 3 * V).mul(c[0]);
+        FloatVector a1 = FloatVector.fromArray(S, acc, r1).mul(c[1]);
+        FloatVector b1 = FloatVector.fromArray(S, acc, r1 + V).mul(c[1]);
+        FloatVector c1 = FloatVector.fromArray(S, acc, r1 + 2 * V).mul(c[1]);
+        FloatVector d1 = FloatVector.fromArray(S, acc, r1 + 3 * V).mul(c[1]);
+        FloatVector a2 = FloatVector.fromArray(S, acc, r2).mul(c[2]);
+        FloatVector b2 = FloatVector.fromArray(S, acc, r2 + V).mul(c[2]);
+        FloatVector c2 = FloatVector.fromArray(S, acc, r2 + 2 * V).mul(c[2]);
+        FloatVector d2 = FloatVector.fromArray(S, acc, r2 + 3 * V).mul(c[2]);
+        FloatVector a3 = FloatVector.fromArray(S, acc, r3).mul(c[3]);
+        FloatVector b3 = FloatVector.fromArray(S, acc, r3 + V).mul(c[3]);
+        FloatVector c3 = FloatVector.fromArray(S, acc, r3 + 2 * V).mul(c[3]);
+        FloatVector d3 = FloatVector.fromArray(S, acc, r3 + 3 * V).mul(c[3]);
+        for (int j = 0, off = vo; j < keys; j++, off += dp) {
+            FloatVector va = FloatVector.fromArray(S, v, off);
+            FloatVector vb = FloatVector.fromArray(S, v, off + V);
+            FloatVector vc = FloatVector.fromArray(S, v, off + 2 * V);
+            FloatVector vd = FloatVector.fromArray(S, v, off + 3 * V);
+            FloatVector p0 = FloatVector.broadcast(S, p[j]);
+            a0 = va.fma(p0, a0);
+            b0 = vb.fma(p0, b0);
+            c0 = vc.fma(p0, c0);
+            d0 = vd.fma(p0, d0);
+            FloatVector p1 = FloatVector.broadcast(S, p[tile + j]);
+            a1 = va.fma(p1, a1);
+            b1 = vb.fma(p1, b1);
+            c1 = vc.fma(p1, c1);
+            d1 = vd.fma(p1, d1);
+            FloatVector p2 = FloatVector.broadcast(S, p[2 * tile + j]);
+            a2 = va.fma(p2, a2);
+            b2 = vb.fma(p2, b2);
+            c2 = vc.fma(p2, c2);
+            d2 = vd.fma(p2, d2);
+            FloatVector p3 = FloatVector.broadcast(S, p[3 * tile + j]);
+            a3 = va.fma(p3, a3);
+            b3 = vb.fma(p3, b3);
+            c3 = vc.fma(p3, c3);
+            d3 = vd.fma(p3, d3);
+        }
+        a0.intoArray(acc, a);
+        b0.intoArray(acc, a + V);
+        c0.intoArray(acc, a + 2 * V);
+        d0.intoArray(acc, a + 3 * V);
+        a1.intoArray(acc, r1);
+        b1.intoArray(acc, r1 + V);
+        c1.intoArray(acc, r1 + 2 * V);
+        d1.intoArray(acc, r1 + 3 * V);
+        a2.intoArray(acc, r2);
+        b2.intoArray(acc, r2 + V);
+        c2.intoArray(acc, r2 + 2 * V);
+        d2.intoArray(acc, r2 + 3 * V);
+        a3.intoArray(acc, r3);
+        b3.intoArray(acc, r3 + V);
+        c3.intoArray(acc, r3 + 2 * V);
+        d3.intoArray(acc, r3 + 3 * V);
+    }
+
     /** {@link #values2} for one vector of features. */
     private static void values1(
-            float[] p, int tile, int keys, float[] v, int vo, int dp, float[] acc, int a, boolean start, float[] c) {
-        FloatVector a0, a1, a2, a3;
+            float[] p, int tile, int keys, float[] v, int vo, int dp, float[] acc, int a, float[] c) {
         int r1 = a + dp, r2 = a + 2 * dp, r3 = a + 3 * dp;
-        if (start) {
-            a0 = a1 = a2 = a3 = FloatVector.zero(S);
-        } else {
-            a0 = FloatVector.fromArray(S, acc, a).mul(c[0]);
-            a1 = FloatVector.fromArray(S, acc, r1).mul(c[1]);
-            a2 = FloatVector.fromArray(S, acc, r2).mul(c[2]);
-            a3 = FloatVector.fromArray(S, acc, r3).mul(c[3]);
-        }
+        FloatVector a0 = FloatVector.fromArray(S, acc, a).mul(c[0]);
+        FloatVector a1 = FloatVector.fromArray(S, acc, r1).mul(c[1]);
+        FloatVector a2 = FloatVector.fromArray(S, acc, r2).mul(c[2]);
+        FloatVector a3 = FloatVector.fromArray(S, acc, r3).mul(c[3]);
         for (int j = 0, off = vo; j < keys; j++, off += dp) {
             FloatVector va = FloatVector.fromArray(S, v, off);
             a0 = va.fma(FloatVector.broadcast(S, p[j]), a0);

@@ -70,10 +70,15 @@ class CpuAttentionTest {
         assertTrue(worst <= 1e-5, what + ": max relative error " + worst);
     }
 
-    /** Shapes {B, L, H, D}: one query row, fewer rows than a register tile, several query blocks, odd D. */
+    /**
+     * Shapes {B, L, H, D}: one query row, fewer rows than a register tile, several query blocks, odd D, and heads of
+     * 70 and 100 features (with 16 lanes: the value products of four, two and one vectors of features).
+     */
     @Test
     void keyTilesMatchTheReference() {
-        int[][] shapes = {{1, 1, 1, 1}, {2, 3, 2, 5}, {1, 37, 3, 12}, {2, 70, 2, 24}, {1, 101, 1, 40}};
+        int[][] shapes = {
+            {1, 1, 1, 1}, {2, 3, 2, 5}, {1, 37, 3, 12}, {2, 70, 2, 24}, {1, 101, 1, 40}, {2, 21, 1, 70}, {1, 45, 2, 100}
+        };
         for (int[] s : shapes) {
             int b = s[0], l = s[1], h = s[2], d = s[3], c = h * d;
             float[] q = TestData.randn(random, b * l * c), k = TestData.randn(random, b * l * c);
