@@ -18,7 +18,7 @@ jar() { ls "$1"/kernel/target/fluxbatch-kernel-*.jar | grep -v tests | head -1; 
 mkdir -p bench/results
 out="bench/results/cpu-attention-$(hostname -s).txt"
 {
-  echo "command: bench/attention.sh $base $*   ($(date -u +%Y-%m-%dT%H:%MZ)); base $(git rev-parse --short "$base"),"\
+  echo "command: ${MAVEN_ARGS:+MAVEN_ARGS=\"$MAVEN_ARGS\" }bench/attention.sh $base $*   ($(date -u +%Y-%m-%dT%H:%MZ)); base $(git rev-parse --short "$base"),"\
 " this tree $here; load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
   java --add-modules=jdk.incubator.vector -Xmx8g bench/AttentionBenchmark.java "$(jar "$work/base")" "$(jar "$PWD")" \
     "$@" 2>&1 | grep -vE "incubat|^1 warning"
