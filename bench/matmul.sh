@@ -1,13 +1,33 @@
 #!/usr/bin/env bash
-# CPU matmul benchmark at FLUX shapes; prints the machine and writes bench/results/cpu-matmul-<host>.txt.
+# The CPU dense linear and 3 x 3 convolution at the flux-shapes-dev miniature's and FLUX's shapes
+# (bench/MatmulBenchmark.java); prints the machine and writes bench/results/cpu-matmul-<host>.txt.
+# Usage: bench/matmul.sh [BASE] [ARGS...]   BASE: a commit whose kernel is built in a temporary clone and timed in the
+# same JVM, alternately with this tree's, with base / new ratios; ARGS go to the benchmark (flux=false, shapes=...).
+# MVN_FLAGS (e.g. "-o -Dfluxbatch.skipCuda=true") go to every mvn call.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-mvn -B -q -Dstyle.color=never -DskipTests -pl kernel package
+base=""
+if [ $# -gt 0 ] && [[ "$1" != *=* ]]; then
+  base=$1
+  shift
+fi
+here=$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . || echo "+changes")
+mvn -B -q -Dstyle.color=never ${MVN_FLAGS:-} -DskipTests -pl kernel package
 jar=$(ls kernel/target/fluxbatch-kernel-*.jar | grep -v tests | head -1)
+args=("new=$jar")
+if [ -n "$base" ]; then
+  work=$(mktemp -d)
+  trap 'rm -rf "$work"' EXIT
+  git clone -q . "$work/base"
+  git -C "$work/base" checkout -q "$base"
+  (cd "$work/base" && mvn -B -q -Dstyle.color=never ${MVN_FLAGS:-} -DskipTests -pl kernel package)
+  args+=("base=$(ls "$work"/base/kernel/target/fluxbatch-kernel-*.jar | grep -v tests | head -1)")
+fi
 mkdir -p bench/results
 out="bench/results/cpu-matmul-$(hostname -s).txt"
 {
-  echo "command: bench/matmul.sh   ($(date -u +%Y-%m-%dT%H:%MZ))"
-  java --add-modules=jdk.incubator.vector -Xmx8g -cp "$jar" bench/MatmulBenchmark.java 2>&1 | grep -vE "incubat|^1 warning"
+  echo "command: bench/matmul.sh ${base:+$base }$*   ($(date -u +%Y-%m-%dT%H:%MZ)); this tree: $here${base:+, base: $(git rev-parse --short "$base")}"
+  java --add-modules=jdk.incubator.vector -Xmx8g bench/MatmulBenchmark.java "${args[@]}" "$@" 2>&1 \
+    | grep -vE "incubat|^1 warning"
 } | tee "$out"
 echo "written: $out"

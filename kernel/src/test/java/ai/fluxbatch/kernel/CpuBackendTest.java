@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import ai.fluxbatch.kernel.cpu.CpuBackend;
+import java.util.Arrays;
 import java.util.Random;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.Test;
@@ -53,6 +54,41 @@ class CpuBackendTest {
             }
         }
         assertClose(expected, CPU.download(noBias), 1e-5 * Math.sqrt(k));
+    }
+
+    /**
+     * The dense kernel's contract: every output is the chain {@code acc = fma(x[m, k], w[n, k], acc)} over k in order
+     * from 0, plus the bias, bit for bit, whichever path computes it (one row alone, a few rows, bands of rows past one
+     * task's height, inputs past one block, columns past one tile) and with one or three threads. So a row gives the
+     * same bits alone or in any batch.
+     */
+    @ParameterizedTest
+    @CsvSource({"1,70,129", "2,9,5", "5,64,128", "7,65,300", "300,130,33", "1100,17,129"})
+    void linearIsOneFusedChainPerOutputForAnyRowsAndThreads(int m, int n, int k) {
+        float[] x = randn(m * k), w = randn(n * k), b = randn(n);
+        float[] chain = new float[m * n];
+        for (int i = 0; i < m; i++) {
+            for (int j = 0; j < n; j++) {
+                float acc = 0f;
+                for (int q = 0; q < k; q++) {
+                    acc = Math.fma(x[i * k + q], w[j * k + q], acc);
+                }
+                chain[i * n + j] = acc + b[j];
+            }
+        }
+        try (CpuBackend one = new CpuBackend(1)) {
+            for (CpuBackend be : new CpuBackend[] {one, CPU}) {
+                Tensor wt = be.upload(w, n, k), bt = be.upload(b, n);
+                float[] all = be.download(be.linear(be.upload(x, m, k), wt, bt));
+                assertArrayEquals(chain, all, "all " + m + " rows");
+                float[] row = new float[k];
+                for (int i : new int[] {0, m / 2, m - 1}) {
+                    System.arraycopy(x, i * k, row, 0, k);
+                    float[] alone = be.download(be.linear(be.upload(row, 1, k), wt, bt));
+                    assertArrayEquals(Arrays.copyOfRange(chain, i * n, i * n + n), alone, "row " + i + " alone");
+                }
+            }
+        }
     }
 
     @Test
@@ -219,8 +255,33 @@ class CpuBackendTest {
         assertClose(expected, CPU.download(out), 1e-5);
     }
 
+    /** Query rows run in bands on the threads: one thread and three give the same bits, masked and biased or not. */
+    @Test
+    void attentionGivesTheSameBitsForOneAndThreeThreads() {
+        int b = 2, l = 150, h = 3, d = 20, c = h * d;
+        float[] q = randn(b * l * c), k = randn(b * l * c), v = randn(b * l * c), bias = randn(h * l * l);
+        try (CpuBackend one = new CpuBackend(1)) {
+            for (boolean causal : new boolean[] {false, true}) {
+                float[][] outs = new float[2][];
+                CpuBackend[] backends = {one, CPU};
+                for (int i = 0; i < 2; i++) {
+                    CpuBackend be = backends[i];
+                    outs[i] = be.download(be.attention(
+                            be.upload(q, b, l, c),
+                            be.upload(k, b, l, c),
+                            be.upload(v, b, l, c),
+                            h,
+                            0.3f,
+                            causal ? be.upload(bias, h, l, l) : null,
+                            causal));
+                }
+                assertArrayEquals(outs[0], outs[1], "causal " + causal);
+            }
+        }
+    }
+
     @ParameterizedTest
-    @CsvSource({"1,1,1,1,false", "2,5,3,7,true", "1,33,4,12,true", "2,17,2,24,false"})
+    @CsvSource({"1,1,1,1,false", "2,5,3,7,true", "1,33,4,12,true", "2,17,2,24,false", "1,150,2,20,true"})
     void attentionWithScaleBiasAndCausalMaskMatchesScalar(int b, int l, int h, int d, boolean causal) {
         int c = h * d;
         float scale = 0.37f;

@@ -86,7 +86,8 @@ class CpuImageOpsTest {
         "1, 3, 6, 5, 2, 1, 1, 2, 0, 0, 0, 0", // 1 x 1 with stride 2 (through im2col)
         "1, 2, 3, 3, 2, 1, 1, 1, 1, 0, 0, 1", // 1 x 1 with padding
         "2, 7, 11, 13, 9, 5, 5, 3, 2, 1, 2, 0",
-        "1, 512, 32, 31, 5, 3, 3, 1, 1, 1, 1, 1" // K = 4608: 910 positions a band, two bands
+        "1, 512, 32, 31, 5, 3, 3, 1, 1, 1, 1, 1", // K = 4608: one product column tile of positions a band, 16 bands
+        "1, 512, 2, 1, 3, 1, 3, 1, 0, 0, 0, 40" // a band starting inside the last input row's right padding
     })
     void conv2dMatchesScalar(
             int b, int c, int h, int w, int o, int kh, int kw, int stride, int pt, int pb, int pl, int pr) {

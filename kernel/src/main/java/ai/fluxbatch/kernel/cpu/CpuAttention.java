@@ -228,7 +228,7 @@ final class CpuAttention {
             return;
         }
         float c = old == Float.NEGATIVE_INFINITY ? 0f : VectorMath.exp(old - max);
-        float tileSum = expShifted(s, so, n, max);
+        float tileSum = VectorMath.expShifted(s, so, n, max);
         w.rescale[r] = c;
         w.max[row] = max;
         w.sum[row] = w.sum[row] * c + tileSum;
@@ -452,25 +452,5 @@ final class CpuAttention {
             r = Math.max(r, a[off + j]);
         }
         return r;
-    }
-
-    /**
-     * {@code a[off + j] = exp(a[off + j] - shift)} for {@code j < n}, in place; returns their sum: {@link
-     * VectorMath#expShifted} at an offset, the same operations.
-     */
-    private static float expShifted(float[] a, int off, int n, float shift) {
-        FloatVector acc = FloatVector.zero(S);
-        int j = 0;
-        for (int bound = S.loopBound(n); j < bound; j += V) {
-            FloatVector e = VectorMath.exp(FloatVector.fromArray(S, a, off + j).sub(shift));
-            e.intoArray(a, off + j);
-            acc = acc.add(e);
-        }
-        float sum = VectorMath.sumLanes(acc);
-        for (; j < n; j++) {
-            a[off + j] = VectorMath.exp(a[off + j] - shift);
-            sum += a[off + j];
-        }
-        return sum;
     }
 }

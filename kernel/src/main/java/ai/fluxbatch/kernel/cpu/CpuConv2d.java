@@ -5,14 +5,16 @@ import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
- * 2-D convolution over {@code [B, C, H, W]} images. The general case is im2col + {@link VectorMatmul}, one tile of
- * output positions at a time: a task gathers the patches of a tile into rows {@code [tile, K]} with
- * {@code K = C*kh*kw} in the weight's own order, multiplies {@code weight [O, K] . patches^T} on its own thread into
- * {@code [O, tile]}, and copies each output channel's run into place with its bias. A full im2col would not fit:
- * 128 channels at 1024 x 1024 with a 3 x 3 kernel is 1,048,576 positions x 1,152 floats = 4.8 GB. Tiles bound the
- * scratch memory instead: a tile's patches hold about {@link #TILE_FLOATS} floats (512 KiB, so they are still in
- * the core's cache when the matmul reads them; at least 32 positions), plus its {@code [O, tile]} result, and at
- * most one tile per thread is live (there: 113 positions, 0.5 MiB of patches + 57 KiB of result per thread). Tasks
+ * 2-D convolution over {@code [B, C, H, W]} images. The general case is im2col + {@link TransposedMatmul}, one tile of
+ * output positions at a time: a task gathers the patches of a tile as columns {@code [K, tile]} with
+ * {@code K = C*kh*kw} in the weight's own order (with stride 1 a row of it is a run of an input row, one copy),
+ * multiplies {@code weight [O, K] . patches} on its own thread into {@code [O, tile]} (every output one chain of fused
+ * multiply-adds over K in order, so the tiling changes no bit), and copies each output channel's run into place with
+ * its bias. A full im2col would not fit: 128 channels at 1024 x 1024 with a 3 x 3 kernel is 1,048,576 positions x
+ * 1,152 floats = 4.8 GB. Tiles bound the scratch memory instead: a tile's patches hold about {@link #TILE_FLOATS}
+ * floats (512 KiB, so they are still in the core's cache when the matmul reads them), its positions a whole number
+ * of the product's column tiles ({@link TernaryMatmul#NW}, at least one), plus its {@code [O, tile]} result, and at
+ * most one tile per thread is live (there: 64 positions, 0.3 MiB of patches + 32 KiB of result per thread). Tasks
  * split the positions, so the weight matrix is shared and read from cache by every thread. 1 x 1 convolutions
  * with stride 1 and no padding need no patches: they multiply {@code weight [O, C]} by the image {@code [C, H*W]}
  * directly, vectorized along the positions.
@@ -21,7 +23,6 @@ final class CpuConv2d {
     /** About how many floats the patches of one tile hold. */
     static final int TILE_FLOATS = 1 << 17;
 
-    private static final int MIN_TILE = 32;
     private static final ParallelFor SERIAL = new ParallelFor(1);
     private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
     /** Positions per task of the 1 x 1 kernel: a multiple of every vector length, a few KiB of each channel. */
@@ -54,12 +55,12 @@ final class CpuConv2d {
             return out;
         }
         int k = c * kh * kw;
-        int tile = Math.min(positions, Math.max(MIN_TILE, TILE_FLOATS / k));
+        int tile = Math.min(positions, Math.max(1, TILE_FLOATS / k / TernaryMatmul.NW) * TernaryMatmul.NW);
         int tiles = (positions + tile - 1) / tile;
         long flopsPerTile = 2L * k * o * tile;
         int grain = (int) Math.max(1, 2_000_000 / Math.max(1, flopsPerTile));
         parallel.run(b * tiles, grain, (from, to) -> {
-            float[] patches = new float[Math.toIntExact((long) tile * k)];
+            float[] patches = new float[Math.toIntExact((long) k * tile)];
             float[] tileOut = new float[Math.toIntExact((long) o * tile)];
             for (int t = from; t < to; t++) {
                 int bi = t / tiles;
@@ -69,10 +70,10 @@ final class CpuConv2d {
                 for (int i = 0; i < count; ) {
                     int oy = (p0 + i) / wo, ox = (p0 + i) % wo;
                     int run = Math.min(count - i, wo - ox);
-                    im2colRun(x, xBase, c, h, w, kh, kw, stride, padTop, padLeft, oy, ox, run, patches, i, k);
+                    im2colRun(x, xBase, c, h, w, kh, kw, stride, padTop, padLeft, oy, ox, run, patches, i, count);
                     i += run;
                 }
-                VectorMatmul.matmul(SERIAL, weight, patches, null, tileOut, o, count, k);
+                TransposedMatmul.dense(SERIAL, weight, patches, o, k, count, tileOut);
                 int outBase = bi * o * positions + p0;
                 for (int oc = 0; oc < o; oc++) {
                     int dst = outBase + oc * positions;
@@ -87,9 +88,9 @@ final class CpuConv2d {
     }
 
     /**
-     * The patches of {@code run} consecutive output positions of row {@code oy}, from column {@code ox0}, into rows
-     * {@code first, first + 1, ...} of {@code patches} ({@code k} floats each, in the order channel, dy, dx), zeros
-     * where a patch overhangs the image.
+     * The patches of {@code run} consecutive output positions of row {@code oy}, from column {@code ox0}, into columns
+     * {@code first, first + 1, ...} of {@code patches} ([k][count]: one row per weight input, in the order channel,
+     * dy, dx), zeros where a patch overhangs the image. With stride 1 each row's run is one copy of an input row's run.
      */
     private static void im2colRun(
             float[] x,
@@ -107,32 +108,32 @@ final class CpuConv2d {
             int run,
             float[] patches,
             int first,
-            int k) {
+            int count) {
         for (int ci = 0; ci < c; ci++) {
             int plane = xBase + ci * h * w;
             for (int dy = 0; dy < kh; dy++) {
                 int iy = oy * stride - padTop + dy;
-                int col = (ci * kh + dy) * kw;
-                if (iy < 0 || iy >= h) {
-                    for (int i = 0; i < run; i++) {
-                        Arrays.fill(patches, (first + i) * k + col, (first + i) * k + col + kw, 0f);
+                for (int dx = 0; dx < kw; dx++) {
+                    int dst = ((ci * kh + dy) * kw + dx) * count + first;
+                    if (iy < 0 || iy >= h) {
+                        Arrays.fill(patches, dst, dst + run, 0f);
+                        continue;
                     }
-                    continue;
-                }
-                int src = plane + iy * w;
-                for (int i = 0; i < run; i++) {
-                    int ix0 = (ox0 + i) * stride - padLeft;
-                    int dst = (first + i) * k + col;
-                    if (ix0 >= 0 && ix0 + kw <= w) {
-                        for (int dx = 0; dx < kw; dx++) {
-                            patches[dst + dx] = x[src + ix0 + dx];
+                    int src = plane + iy * w;
+                    int ix0 = ox0 * stride - padLeft + dx;
+                    if (stride != 1) {
+                        for (int i = 0, ix = ix0; i < run; i++, ix += stride) {
+                            patches[dst + i] = ix >= 0 && ix < w ? x[src + ix] : 0f;
                         }
-                    } else {
-                        for (int dx = 0; dx < kw; dx++) {
-                            int ix = ix0 + dx;
-                            patches[dst + dx] = ix >= 0 && ix < w ? x[src + ix] : 0f;
-                        }
+                        continue;
                     }
+                    // columns [lo, hi) of the run fall inside the input row, those before and after in the padding
+                    int lo = Math.min(run, Math.max(0, -ix0)), hi = Math.max(lo, Math.min(run, w - ix0));
+                    Arrays.fill(patches, dst, dst + lo, 0f);
+                    if (hi > lo) {
+                        System.arraycopy(x, src + ix0 + lo, patches, dst + lo, hi - lo);
+                    }
+                    Arrays.fill(patches, dst + hi, dst + run, 0f);
                 }
             }
         }

@@ -69,7 +69,7 @@ final class TransposedMatmul {
         }
         int kTiles = (k + NW - 1) / NW, mTiles = (m + M_STEP - 1) / M_STEP;
         parallel.run(kTiles * mTiles, 1, (from, to) -> {
-            float[] wbuf = new float[KB * NW], acc = new float[M_STEP * NW];
+            float[] wbuf = new float[Math.min(KB, n) * NW], acc = new float[Math.min(M_STEP, m) * NW];
             for (int t = from; t < to; t++) {
                 int k0 = (t % kTiles) * NW, m0 = (t / kTiles) * M_STEP, rows = Math.min(M_STEP, m - m0);
                 Arrays.fill(acc, 0, rows * NW, 0f);

@@ -441,17 +441,25 @@ final class VectorMath {
 
     /** {@code a[i] = exp(a[i] - shift)} for {@code i < len}, in place; returns their sum. */
     static float expShifted(float[] a, int len, float shift) {
+        return expShifted(a, 0, len, shift);
+    }
+
+    /**
+     * {@code a[from + i] = exp(a[from + i] - shift)} for {@code i < len}, in place; returns their sum, in the same order
+     * as for a run starting at index 0.
+     */
+    static float expShifted(float[] a, int from, int len, float shift) {
         FloatVector acc = FloatVector.zero(S);
         int i = 0;
         for (int bound = S.loopBound(len); i < bound; i += S.length()) {
-            FloatVector e = exp(FloatVector.fromArray(S, a, i).sub(shift));
-            e.intoArray(a, i);
+            FloatVector e = exp(FloatVector.fromArray(S, a, from + i).sub(shift));
+            e.intoArray(a, from + i);
             acc = acc.add(e);
         }
         float sum = sumLanes(acc);
         for (; i < len; i++) {
-            a[i] = exp(a[i] - shift);
-            sum += a[i];
+            a[from + i] = exp(a[from + i] - shift);
+            sum += a[from + i];
         }
         return sum;
     }
