@@ -6,6 +6,8 @@ import ai.fluxbatch.kernel.TensorScope;
 import ai.fluxbatch.model.Scratch;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
+import java.util.function.BiFunction;
 
 /**
  * The FLUX.1 transformer (dev and schnell) as the reference implementation computes it: timestep, guidance and
@@ -30,12 +32,12 @@ public final class FluxTransformer {
     }
 
     /** The block linear layers by checkpoint name ({@link FluxWeights#blockLinears}). */
-    public java.util.Map<String, Linear> blockLinears() {
+    public Map<String, Linear> blockLinears() {
         return weights.blockLinears();
     }
 
     /** This transformer with its block linear layers replaced: every other weight is shared, nothing is copied. */
-    public FluxTransformer withBlockLinears(java.util.function.BiFunction<String, Linear, Linear> replace) {
+    public FluxTransformer withBlockLinears(BiFunction<String, Linear, Linear> replace) {
         return new FluxTransformer(backend, config, weights.withBlockLinears(replace));
     }
 
