@@ -511,14 +511,7 @@ public final class CudaBackend implements Backend {
             return out;
         }
         long scoresPerHead = (long) l * l;
-        int chunk = (int) Math.max(1, Math.min(heads, workspace.attentionBytes() / (4 * scoresPerHead)));
-        if (chunk * scoresPerHead > Integer.MAX_VALUE) {
-            chunk = (int) Math.max(1, Integer.MAX_VALUE / scoresPerHead);
-        }
-        if (scoresPerHead > Integer.MAX_VALUE) {
-            throw new IllegalArgumentException("attention over " + l + " tokens: one head's " + scoresPerHead
-                    + " scores exceed the kernels' int indexing");
-        }
+        int chunk = headsPerChunk("attention", l, heads, 1);
         DeviceStorage scores = storage(4 * chunk * scoresPerHead);
         try {
             long s = scores.pointer("attention scores");
@@ -527,35 +520,8 @@ public final class CudaBackend implements Backend {
                 for (int h0 = 0; h0 < heads; h0 += chunk) {
                     int hc = Math.min(chunk, heads - h0);
                     long head = rowBase + 4L * h0 * d;
-                    device.gemm(
-                            true,
-                            false,
-                            l,
-                            l,
-                            d,
-                            scale,
-                            kt.pointer() + head,
-                            c,
-                            d,
-                            qt.pointer() + head,
-                            c,
-                            d,
-                            0f,
-                            s,
-                            l,
-                            scoresPerHead,
-                            hc);
                     long biasPointer = bt == null ? 0 : bt.pointer() + 4 * h0 * scoresPerHead;
-                    launch(
-                            OpsKernels.SOFTMAX_ROWS,
-                            OpsKernels.rows(hc * l),
-                            new KernelArgs()
-                                    .ptr(s)
-                                    .ptr(biasPointer)
-                                    .i(hc * l)
-                                    .i(l)
-                                    .i(l)
-                                    .i(causal ? 1 : 0));
+                    probabilities(qt, kt, head, c, d, l, hc, scale, biasPointer, causal, s);
                     device.gemm(
                             false,
                             false,
@@ -1029,6 +995,67 @@ public final class CudaBackend implements Backend {
     }
 
     /**
+     * How many heads of {@code l x l} scores an attention call handles at once: as many as fit the attention workspace
+     * with {@code buffersPerHead} score buffers a head, at least one, and within the kernels' int indexing.
+     */
+    private int headsPerChunk(String op, int l, int heads, int buffersPerHead) {
+        long scoresPerHead = (long) l * l;
+        if (scoresPerHead > Integer.MAX_VALUE) {
+            throw new IllegalArgumentException(op + " over " + l + " tokens: one head's " + scoresPerHead
+                    + " scores exceed the kernels' int indexing");
+        }
+        int chunk =
+                (int) Math.max(1, Math.min(heads, workspace.attentionBytes() / (4L * buffersPerHead * scoresPerHead)));
+        if (chunk * scoresPerHead > Integer.MAX_VALUE) {
+            chunk = (int) Math.max(1, Integer.MAX_VALUE / scoresPerHead);
+        }
+        return chunk;
+    }
+
+    /**
+     * {@code softmax(scale Q K^T + bias)} of {@code hc} heads starting at byte offset {@code head} of the {@code [L, C]}
+     * rows of q and k, into {@code out} (row i of head h at {@code out + (h L + i) L}): one strided batched GEMM, then
+     * {@link OpsKernels#SOFTMAX_ROWS} in place ({@code bias} a device pointer or 0, keys after the query masked when
+     * {@code causal}).
+     */
+    private void probabilities(
+            CudaTensor qt,
+            CudaTensor kt,
+            long head,
+            int c,
+            int d,
+            int l,
+            int hc,
+            float scale,
+            long bias,
+            boolean causal,
+            long out) {
+        long scoresPerHead = (long) l * l;
+        device.gemm(
+                true,
+                false,
+                l,
+                l,
+                d,
+                scale,
+                kt.pointer() + head,
+                c,
+                d,
+                qt.pointer() + head,
+                c,
+                d,
+                0f,
+                out,
+                l,
+                scoresPerHead,
+                hc);
+        launch(
+                OpsKernels.SOFTMAX_ROWS,
+                OpsKernels.rows(hc * l),
+                new KernelArgs().ptr(out).ptr(bias).i(hc * l).i(l).i(l).i(causal ? 1 : 0));
+    }
+
+    /**
      * Per sample and per chunk of heads, like {@link #attention}: {@code P} recomputed (scores GEMM, then
      * {@link OpsKernels#SOFTMAX_ROWS}), {@code dV = P^T dOut} and {@code dP = dOut V^T} by strided batched GEMMs,
      * {@code dS} in place of dP by {@link OpsKernels#SOFTMAX_BACKWARD_ROWS}, then {@code dQ = scale dS K} and
@@ -1046,14 +1073,7 @@ public final class CudaBackend implements Backend {
             return new AttentionGrads(dq, dk, dv);
         }
         long scoresPerHead = (long) l * l;
-        if (scoresPerHead > Integer.MAX_VALUE) {
-            throw new IllegalArgumentException("attentionBackward over " + l + " tokens: one head's " + scoresPerHead
-                    + " scores exceed the kernels' int indexing");
-        }
-        int chunk = (int) Math.max(1, Math.min(heads, workspace.attentionBytes() / (8 * scoresPerHead)));
-        if (chunk * scoresPerHead > Integer.MAX_VALUE) {
-            chunk = (int) Math.max(1, Integer.MAX_VALUE / scoresPerHead);
-        }
+        int chunk = headsPerChunk("attentionBackward", l, heads, 2);
         DeviceStorage probabilities = storage(4 * chunk * scoresPerHead);
         DeviceStorage gradients = storage(4 * chunk * scoresPerHead);
         try {
@@ -1065,28 +1085,7 @@ public final class CudaBackend implements Backend {
                     int hc = Math.min(chunk, heads - h0);
                     long head = rowBase + 4L * h0 * d;
                     // P = softmax(scale Q K^T), row i of head h at p + (h L + i) L
-                    device.gemm(
-                            true,
-                            false,
-                            l,
-                            l,
-                            d,
-                            scale,
-                            kt.pointer() + head,
-                            c,
-                            d,
-                            qt.pointer() + head,
-                            c,
-                            d,
-                            0f,
-                            p,
-                            l,
-                            scoresPerHead,
-                            hc);
-                    launch(
-                            OpsKernels.SOFTMAX_ROWS,
-                            OpsKernels.rows(hc * l),
-                            new KernelArgs().ptr(p).ptr(0).i(hc * l).i(l).i(l).i(0));
+                    probabilities(qt, kt, head, c, d, l, hc, scale, 0, false, p);
                     // dV^T [D, L] = dOut^T [D, L] . P [L, L]: P's column-major view is P^T, so transposed
                     device.gemm(
                             false,
