@@ -268,30 +268,37 @@ final class TernaryMatmul {
                             .intoArray(wbuf, o);
                 }
             }
-            for (int r = 0; r < rows; r += 6) {
-                int r1 = Math.min(r + 1, rows - 1), r2 = Math.min(r + 2, rows - 1), r3 = Math.min(r + 3, rows - 1);
-                int r4 = Math.min(r + 4, rows - 1), r5 = Math.min(r + 5, rows - 1);
-                int xo = m0 * k + kb0;
-                tile6x4(
-                        x,
-                        xo + r * k,
-                        xo + r1 * k,
-                        xo + r2 * k,
-                        xo + r3 * k,
-                        xo + r4 * k,
-                        xo + r5 * k,
-                        kn,
-                        wbuf,
-                        acc,
-                        r * NW,
-                        r1 * NW,
-                        r2 * NW,
-                        r3 * NW,
-                        r4 * NW,
-                        r5 * NW);
-            }
+            tileRows(x, m0 * k + kb0, k, rows, kn, wbuf, acc);
         }
         epilogue(acc, rows, w.scale, bias, out, n, m0, v0, nv);
+    }
+
+    /**
+     * {@link #tile6x4} over {@code rows} rows of x (row r at {@code xo + r * stride}), six at a time, the last group
+     * repeating its final row; row r accumulates into {@code acc[r * NW ..]}.
+     */
+    static void tileRows(float[] x, int xo, int stride, int rows, int kn, float[] wbuf, float[] acc) {
+        for (int r = 0; r < rows; r += 6) {
+            int r1 = Math.min(r + 1, rows - 1), r2 = Math.min(r + 2, rows - 1), r3 = Math.min(r + 3, rows - 1);
+            int r4 = Math.min(r + 4, rows - 1), r5 = Math.min(r + 5, rows - 1);
+            tile6x4(
+                    x,
+                    xo + r * stride,
+                    xo + r1 * stride,
+                    xo + r2 * stride,
+                    xo + r3 * stride,
+                    xo + r4 * stride,
+                    xo + r5 * stride,
+                    kn,
+                    wbuf,
+                    acc,
+                    r * NW,
+                    r1 * NW,
+                    r2 * NW,
+                    r3 * NW,
+                    r4 * NW,
+                    r5 * NW);
+        }
     }
 
     /**

@@ -77,28 +77,7 @@ final class TransposedMatmul {
                     int kn = Math.min(KB, n - o0);
                     loader.load(o0, kn, k0, wbuf);
                     int xo = m0 * n + o0;
-                    for (int r = 0; r < rows; r += 6) {
-                        int r1 = Math.min(r + 1, rows - 1), r2 = Math.min(r + 2, rows - 1);
-                        int r3 = Math.min(r + 3, rows - 1), r4 = Math.min(r + 4, rows - 1);
-                        int r5 = Math.min(r + 5, rows - 1);
-                        TernaryMatmul.tile6x4(
-                                dy,
-                                xo + r * n,
-                                xo + r1 * n,
-                                xo + r2 * n,
-                                xo + r3 * n,
-                                xo + r4 * n,
-                                xo + r5 * n,
-                                kn,
-                                wbuf,
-                                acc,
-                                r * NW,
-                                r1 * NW,
-                                r2 * NW,
-                                r3 * NW,
-                                r4 * NW,
-                                r5 * NW);
-                    }
+                    TernaryMatmul.tileRows(dy, xo, n, rows, kn, wbuf, acc);
                 }
                 int cols = Math.min(NW, k - k0);
                 for (int r = 0; r < rows; r++) {

@@ -135,28 +135,7 @@ final class VectorMatmul {
         for (int kb0 = 0; kb0 < k; kb0 += KB) {
             int kn = Math.min(KB, k - kb0);
             transposeBlock(w, k, n0, cols, kb0, kn, wbuf);
-            int xo = m0 * k + kb0;
-            for (int r = 0; r < rows; r += TILE_ROWS) {
-                int r1 = Math.min(r + 1, rows - 1), r2 = Math.min(r + 2, rows - 1), r3 = Math.min(r + 3, rows - 1);
-                int r4 = Math.min(r + 4, rows - 1), r5 = Math.min(r + 5, rows - 1);
-                TernaryMatmul.tile6x4(
-                        x,
-                        xo + r * k,
-                        xo + r1 * k,
-                        xo + r2 * k,
-                        xo + r3 * k,
-                        xo + r4 * k,
-                        xo + r5 * k,
-                        kn,
-                        wbuf,
-                        acc,
-                        r * NW,
-                        r1 * NW,
-                        r2 * NW,
-                        r3 * NW,
-                        r4 * NW,
-                        r5 * NW);
-            }
+            TernaryMatmul.tileRows(x, m0 * k + kb0, k, rows, kn, wbuf, acc);
         }
         epilogue(acc, rows, bias, out, n, m0, n0, cols);
     }
