@@ -13,7 +13,7 @@ import java.util.Map;
  * Seconds per image and per denoising step of the whole pipeline on the shipped miniature, at its native 64 x 64
  * and at 256 x 256, with the share of time in the text encoders, the transformer and the autoencoder.
  * The 64 x 64 figures are the baseline the 256 x 256 ones are compared with. Arguments: the snapshot, then
- * {@code images=N} and {@code reference64=S} / {@code reference256=S}, the reference's seconds per image (mean of its
+ * {@code images=N}, {@code warmup=N} (untimed images first at each size) and {@code reference64=S} / {@code reference256=S}, the reference's seconds per image (mean of its
  * images, denoise + decode) that bench/generate.sh measured just before; the speed-up compares that with this
  * pipeline's mean over the same number of images (text encoders included, which the reference leaves out).
  * Run with bench/generate.sh.
@@ -31,6 +31,9 @@ public final class GenerateBenchmark {
         }
         int steps = 20;
         int images = Integer.parseInt(options.getOrDefault("images", "3"));
+        // the JIT compiles the Vector API kernels during the first few images (about 10 s here): a bulk job's
+        // executor runs long past that, so the timed images come after warmup images at each size
+        int warmup = Integer.parseInt(options.getOrDefault("warmup", "3"));
         String cpu = Files.readAllLines(Path.of("/proc/cpuinfo")).stream()
                 .filter(l -> l.startsWith("model name"))
                 .map(l -> l.substring(l.indexOf(':') + 1).trim())
@@ -40,10 +43,10 @@ public final class GenerateBenchmark {
                 + Runtime.version());
         try (CpuBackend backend = new CpuBackend()) {
             FluxPipeline pipeline = FluxPipeline.load(model, backend);
-            System.out.println(
-                    "model: " + model + " (" + pipeline.variant() + "), " + steps + " steps, batch 1, best of " + images
-                            + " images after one warm-up image; backend " + backend.name() + ", dense products: "
-                            + NativeBlas.description());
+            System.out.println("model: " + model + " (" + pipeline.variant() + "), " + steps
+                    + " steps, batch 1, best of " + images
+                    + " images after " + warmup + " warm-up images; backend " + backend.name() + ", dense products: "
+                    + NativeBlas.description());
             System.out.printf(
                     "%-10s %10s %10s %8s %12s %8s %10s %13s %9s%n",
                     "size", "s/image", "s/step", "text", "transformer", "vae", "mean", "reference", "speed-up");
@@ -52,11 +55,11 @@ public final class GenerateBenchmark {
                 GenerationParams p = new GenerationParams(side, side, steps, 3.5f);
                 double[] best = null;
                 double all = 0;
-                for (int i = 0; i <= images; i++) {
+                for (int i = 1 - warmup; i <= images; i++) {
                     long t0 = System.nanoTime();
                     TextEmbedding e = pipeline.embed("a red circle on the left " + i);
                     double text = (System.nanoTime() - t0) / 1e9;
-                    FluxPipeline.Batch b = pipeline.generate(List.of(e), new long[] {i}, p, s -> {});
+                    FluxPipeline.Batch b = pipeline.generate(List.of(e), new long[] {1000L + warmup + i}, p, s -> {});
                     double[] t = {text, b.times().transformer(), b.times().vae()};
                     if (i > 0) {
                         all += sum(t);
