@@ -28,6 +28,7 @@ test_classes=(
   ai.fluxbatch.kernel.cuda.CudaDriverDeviceTest
   ai.fluxbatch.kernel.cuda.CudaBackendTest
   ai.fluxbatch.kernel.cuda.CudaBackwardOnGpuTest
+  ai.fluxbatch.kernel.cuda.CudaFlashAttentionOnGpuTest
   ai.fluxbatch.model.flux.FluxTransformerGoldenTest
   ai.fluxbatch.model.quant.QuantizedSnapshotTest
   ai.fluxbatch.model.TextEncodersAndVaeOnCudaTest
@@ -38,6 +39,9 @@ bench_mains=(
   # matmul on FLUX.1-dev's block linear shapes, M = 1 .. 4608 (where DENSE_FROM_M should be), and the weight bytes
   # against BF16 (under a minute on an H100)
   "ai.fluxbatch.model.bench.CudaBenchmark kernels --m 1,64,256,1024,4608 --torch $out/torch-baseline.json --layout $kit/golden/flux1-dev-layout.json"
+  # forward attention: the flash kernels (float32 SIMT) against the GEMM path (cuBLAS FP32 and BF16 + softmax) at the
+  # models' shapes, up to FLUX.1-dev's 4,608 tokens x 24 heads of 128 (well under a minute)
+  "ai.fluxbatch.kernel.cuda.CudaAttentionBenchmark"
   # seconds per denoising step of the whole 1.58-bit FLUX.1-dev at 1024 x 1024 (4096 + 512 tokens), synthetic weights;
   # stops timing steps at 100 s (load + warm-up + steps)
   "ai.fluxbatch.model.bench.CudaBenchmark step --layout $kit/golden/flux1-dev-layout.json --steps 3 --max-seconds 100"

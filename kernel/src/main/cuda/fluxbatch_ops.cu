@@ -31,12 +31,17 @@
 //     atomics: the same bits on every GPU and every run.
 // Layout: fb_transpose_last2 [batch, M, N] -> [batch, N, M], 32 x 32 tiles through shared memory (33 columns: no
 //   bank conflicts), block (32, 8), each thread 4 rows of the tile, grid (ceil(N / 32), ceil(M / 32), batch).
+// Attention: fb_flash_attention_d32, _d64, _d128, softmax(scale Q K^T + bias, causal mask) V of one (query tile,
+//   head, sample) per block without the score matrix (tiled, online softmax in float32); see the section below.
 
 #define FB_BLOCK 256
 #define FB_TILE 32
 #define FB_TILE_ROWS 8
 #define FB_SUM_COLS 32
 #define FB_SUM_ROWS 8
+#define FB_ATT_WARPS 4
+#define FB_ATT_ROWS 8
+#define FB_ATT_QUERIES (FB_ATT_WARPS * FB_ATT_ROWS)
 
 typedef unsigned long long fb_idx;
 
@@ -620,3 +625,210 @@ fb_sum_rows(const float* __restrict__ a, const float* __restrict__ v, float* __r
         y[b * C + c] = total;
     }
 }
+
+// ---------------------------------------------------------------------------------------------------------------
+// attention
+
+// softmax(scale Q K^T + bias, causal) V for q, k, v, y [B, L, H D] (head h of token l at columns h D .. h D + D - 1 of
+// row b L + l), bias [H, L, L] or nullptr, without the L x L scores: flash attention in float32 on the SIMT cores.
+//
+// Block (FB_ATT_WARPS 32) threads, grid (ceil(L / FB_ATT_QUERIES), H, B): block (x, h, b) owns the FB_ATT_QUERIES
+// queries from x FB_ATT_QUERIES of head h of sample b, and warp w of it the FB_ATT_ROWS rows from w FB_ATT_ROWS. The
+// head is padded with zeros to DMAX features (DMAX a multiple of 32, D <= DMAX) in shared memory. Per key tile of BK
+// keys (BK a multiple of 32), in order:
+//   1. the keys [BK, DMAX] into shared memory (row stride DMAX + 4 floats: the 16-byte reads of 8 consecutive rows by
+//      8 lanes hit 8 different bank groups), zero past L;
+//   2. lane t scores its keys t, t + 32, ... against the warp's rows: one chain of fmaf over the features in order
+//      (4 at a time, the query's 4 a broadcast read), then times scale, plus bias[h, i, j]; -inf for j >= L and, when
+//      causal, for j > i;
+//   3. per row, the tile's maximum over the warp (xor shuffles), m' = max(m, tile max), alpha = exp(m - m') (with m'
+//      taken as 0 while it is still -inf, so a fully masked prefix gives 0, never NaN), p = exp(s - m') written to the
+//      warp's rows of the probability tile in shared memory, the lane's partial sum l = alpha l + its p's, and the
+//      lane's output columns o = alpha o;
+//   4. the values [BK, DMAX] into the same shared buffer, and o += p v over the tile's keys in order: lane t owns the
+//      DMAX / 32 consecutive output columns from t DMAX / 32 of each of the warp's rows.
+// At the end each row's sum is added over the warp (xor shuffles) and y = o (1 / sum) is written once, columns < D of
+// rows < L. With causal, key tiles past the block's last query are skipped. Every sum has one fixed order: the same
+// bits every run. Queries of rows past L are zeros (never written); every row has key 0 unmasked in the first tile,
+// so m is finite from then on unless the bias holds -inf.
+// Shared memory: FB_ATT_QUERIES DMAX (queries) + BK (DMAX + 4) (keys, then values) + FB_ATT_QUERIES BK
+// (probabilities) floats: 21 KiB for DMAX 32 and BK 64, 33 KiB for 64 / 64, 37 KiB for 128 / 32, under the 48 KiB of
+// static shared memory. qs, kvs and ps are that memory, 16-byte aligned.
+// Checked on the host emulation only when written (kernels_on_host.cpp, the fake driver against the CPU backend); its
+// speed against the cuBLAS path, its occupancy (ptxas for sm_90: 96, 156 and 140 registers a thread for DMAX 32, 64,
+// 128, so 3 to 5 blocks of 4 warps an SM) and its bank conflicts are unmeasured on a GPU.
+template <int DMAX, int BK>
+__device__ __forceinline__ void fb_flash_attention(const float* __restrict__ q, const float* __restrict__ k,
+                                                   const float* __restrict__ v, const float* __restrict__ bias,
+                                                   float* __restrict__ y, int B, int L, int H, int D, float scale,
+                                                   int causal, float* __restrict__ qs, float* __restrict__ kvs,
+                                                   float* __restrict__ ps) {
+    constexpr int RQ = FB_ATT_ROWS;
+    constexpr int RK = BK / 32;
+    constexpr int CPL = DMAX / 32;
+    constexpr int KS = DMAX + 4;
+    constexpr int THREADS = FB_ATT_WARPS * 32;
+    static_assert(DMAX % 32 == 0 && BK % 32 == 0, "DMAX and BK are multiples of 32");
+    if ((int) blockIdx.z >= B || (int) blockIdx.y >= H) {
+        return; // the whole block
+    }
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int q0 = blockIdx.x * FB_ATT_QUERIES;
+    const int h = blockIdx.y;
+    const fb_idx C = (fb_idx) H * D;
+    const fb_idx base = (fb_idx) blockIdx.z * L * C + (fb_idx) h * D; // element (b, token 0, head h, feature 0)
+    const float ninf = fb_neg_inf();
+
+    for (int e = threadIdx.x; e < FB_ATT_QUERIES * DMAX; e += THREADS) {
+        const int r = e / DMAX, c = e % DMAX, i = q0 + r;
+        qs[e] = (i < L && c < D) ? q[base + (fb_idx) i * C + c] : 0.0f;
+    }
+    float m[RQ], l[RQ], o[RQ][CPL];
+#pragma unroll
+    for (int r = 0; r < RQ; r++) {
+        m[r] = ninf;
+        l[r] = 0.0f;
+#pragma unroll
+        for (int cc = 0; cc < CPL; cc++) {
+            o[r][cc] = 0.0f;
+        }
+    }
+    const float* __restrict__ qw = qs + warp * RQ * DMAX;
+    float* __restrict__ pw = ps + warp * RQ * BK;
+    const int iw = q0 + warp * RQ; // the warp's first query
+    const int kend = causal != 0 ? min(L, q0 + FB_ATT_QUERIES) : L;
+    for (int k0 = 0; k0 < kend; k0 += BK) {
+        __syncthreads(); // the queries are in (first tile); every warp is done with the previous values
+        for (int e = threadIdx.x; e < BK * DMAX; e += THREADS) {
+            const int r = e / DMAX, c = e % DMAX, j = k0 + r;
+            kvs[r * KS + c] = (j < L && c < D) ? k[base + (fb_idx) j * C + c] : 0.0f;
+        }
+        __syncthreads();
+        float s[RQ][RK];
+#pragma unroll
+        for (int r = 0; r < RQ; r++) {
+#pragma unroll
+            for (int jj = 0; jj < RK; jj++) {
+                s[r][jj] = 0.0f;
+            }
+        }
+#pragma unroll 2
+        for (int c = 0; c < DMAX; c += 4) {
+            float4 kk[RK];
+#pragma unroll
+            for (int jj = 0; jj < RK; jj++) {
+                kk[jj] = *reinterpret_cast<const float4*>(kvs + (lane + 32 * jj) * KS + c);
+            }
+#pragma unroll
+            for (int r = 0; r < RQ; r++) {
+                const float4 qq = *reinterpret_cast<const float4*>(qw + r * DMAX + c);
+#pragma unroll
+                for (int jj = 0; jj < RK; jj++) {
+                    float a = s[r][jj];
+                    a = fmaf(qq.x, kk[jj].x, a);
+                    a = fmaf(qq.y, kk[jj].y, a);
+                    a = fmaf(qq.z, kk[jj].z, a);
+                    a = fmaf(qq.w, kk[jj].w, a);
+                    s[r][jj] = a;
+                }
+            }
+        }
+#pragma unroll
+        for (int r = 0; r < RQ; r++) {
+            const int i = iw + r;
+            float tmax = ninf;
+#pragma unroll
+            for (int jj = 0; jj < RK; jj++) {
+                const int j = k0 + lane + 32 * jj;
+                float x = s[r][jj] * scale;
+                if (j >= L || (causal != 0 && j > i)) {
+                    x = ninf;
+                } else if (bias != nullptr && i < L) {
+                    x += bias[((fb_idx) h * L + i) * L + j];
+                }
+                s[r][jj] = x;
+                tmax = fmaxf(tmax, x);
+            }
+            tmax = fb_warp_reduce<fb_max>(tmax);
+            const float mnew = fmaxf(m[r], tmax);
+            const float mu = mnew == ninf ? 0.0f : mnew;
+            const float alpha = expf(m[r] - mu);
+            m[r] = mnew;
+            float sum = 0.0f;
+#pragma unroll
+            for (int jj = 0; jj < RK; jj++) {
+                const float p = expf(s[r][jj] - mu);
+                pw[r * BK + lane + 32 * jj] = p;
+                sum += p;
+            }
+            l[r] = l[r] * alpha + sum;
+#pragma unroll
+            for (int cc = 0; cc < CPL; cc++) {
+                o[r][cc] *= alpha;
+            }
+        }
+        __syncthreads(); // every warp is done with the keys (and has written its probabilities)
+        for (int e = threadIdx.x; e < BK * DMAX; e += THREADS) {
+            const int r = e / DMAX, c = e % DMAX, j = k0 + r;
+            kvs[r * KS + c] = (j < L && c < D) ? v[base + (fb_idx) j * C + c] : 0.0f;
+        }
+        __syncthreads();
+        const float* __restrict__ vl = kvs + lane * CPL;
+#pragma unroll 2
+        for (int j = 0; j < BK; j += 4) {
+            float4 pp[RQ];
+#pragma unroll
+            for (int r = 0; r < RQ; r++) {
+                pp[r] = *reinterpret_cast<const float4*>(pw + r * BK + j);
+            }
+#pragma unroll
+            for (int u = 0; u < 4; u++) {
+                float vv[CPL];
+#pragma unroll
+                for (int cc = 0; cc < CPL; cc++) {
+                    vv[cc] = vl[(j + u) * KS + cc];
+                }
+#pragma unroll
+                for (int r = 0; r < RQ; r++) {
+                    const float p = u == 0 ? pp[r].x : u == 1 ? pp[r].y : u == 2 ? pp[r].z : pp[r].w;
+#pragma unroll
+                    for (int cc = 0; cc < CPL; cc++) {
+                        o[r][cc] = fmaf(p, vv[cc], o[r][cc]);
+                    }
+                }
+            }
+        }
+    }
+#pragma unroll
+    for (int r = 0; r < RQ; r++) {
+        const float inv = 1.0f / fb_warp_reduce<fb_sum>(l[r]);
+        const int i = iw + r;
+        if (i < L) {
+            float* __restrict__ yr = y + base + (fb_idx) i * C;
+#pragma unroll
+            for (int cc = 0; cc < CPL; cc++) {
+                const int c = lane * CPL + cc;
+                if (c < D) {
+                    yr[c] = o[r][cc] * inv;
+                }
+            }
+        }
+    }
+}
+
+// The entry points, one per padded head size: D <= 32 (keys 64 a tile), D <= 64 (64), D <= 128 (32). The shared
+// arrays are float4 so that every float4 read of them is aligned.
+#define FB_FLASH_ATTENTION(NAME, DMAX, BK)                                                                            \
+    extern "C" __global__ void __launch_bounds__(FB_ATT_WARPS * 32)                                                    \
+    NAME(const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v,                       \
+         const float* __restrict__ bias, float* __restrict__ y, int B, int L, int H, int D, float scale, int causal) { \
+        __shared__ float4 qs[FB_ATT_QUERIES * (DMAX) / 4];                                                             \
+        __shared__ float4 kvs[(BK) * ((DMAX) + 4) / 4];                                                                \
+        __shared__ float4 ps[FB_ATT_QUERIES * (BK) / 4];                                                               \
+        fb_flash_attention<DMAX, BK>(q, k, v, bias, y, B, L, H, D, scale, causal, reinterpret_cast<float*>(qs),        \
+                                     reinterpret_cast<float*>(kvs), reinterpret_cast<float*>(ps));                     \
+    }
+
+FB_FLASH_ATTENTION(fb_flash_attention_d32, 32, 64)
+FB_FLASH_ATTENTION(fb_flash_attention_d64, 64, 64)
+FB_FLASH_ATTENTION(fb_flash_attention_d128, 128, 32)

@@ -553,6 +553,82 @@ void test_softmax() {
     }
 }
 
+// The flash attention kernels against softmax(scale q.k + bias, causal) v in double, one kernel per padded head size
+// (OpsKernels.flashAttentionKernel), grid (ceil(L / 32), H, B) of 128 threads (OpsKernels.flashAttention). The cases:
+// the flux-shapes miniature's transformer (L = 528 = 512 text + 16 image tokens, heads of 32; 2 of its 4 heads to keep
+// the emulation short, CudaDriverDeviceOnFakeDriverTest runs all of them against the CPU backend), lengths that are
+// not a multiple of the query or key tile, head sizes below each kernel's padded size (T5's 12, 48, 100), bias (with a
+// -1e4 masking entry every 7 rows), causal, a single token.
+void test_flash_attention() {
+    struct S {
+        void (*kernel)(const float*, const float*, const float*, const float*, float*, int, int, int, int, float, int);
+        const char* name;
+        int B, L, H, D;
+        bool bias, causal;
+    };
+    const S cases[] = {
+        {fb_flash_attention_d32, "fb_flash_attention_d32", 1, 528, 2, 32, false, false},
+        {fb_flash_attention_d32, "fb_flash_attention_d32", 2, 45, 3, 12, true, false},
+        {fb_flash_attention_d32, "fb_flash_attention_d32", 2, 77, 2, 8, false, true},
+        {fb_flash_attention_d32, "fb_flash_attention_d32", 1, 100, 2, 32, true, true},
+        {fb_flash_attention_d32, "fb_flash_attention_d32", 1, 1, 1, 5, true, true},
+        {fb_flash_attention_d64, "fb_flash_attention_d64", 1, 77, 2, 64, false, true},
+        {fb_flash_attention_d64, "fb_flash_attention_d64", 2, 70, 2, 48, true, false},
+        {fb_flash_attention_d128, "fb_flash_attention_d128", 1, 70, 2, 128, true, true},
+        {fb_flash_attention_d128, "fb_flash_attention_d128", 1, 33, 1, 100, false, false},
+    };
+    for (const S& s : cases) {
+        const int C = s.H * s.D;
+        const size_t n = (size_t) s.B * s.L * C, nb = (size_t) s.H * s.L * s.L;
+        FBuf q = random_buf(n), k = random_buf(n), v = random_buf(n), bias = random_buf(nb, -2.0f, 2.0f), y(n);
+        if (s.bias && s.L > 3) {
+            for (int r = 0; r < s.H * s.L; r += 7) {
+                bias[(size_t) r * s.L + 2] = -1e4f;
+            }
+        }
+        const float scale = 1.0f / std::sqrt((float) s.D) * 1.5f;
+        std::vector<double> want(n);
+        std::vector<double> p(s.L);
+        for (int b = 0; b < s.B; b++) {
+            for (int h = 0; h < s.H; h++) {
+                for (int i = 0; i < s.L; i++) {
+                    double mx = -INFINITY;
+                    for (int j = 0; j < s.L; j++) {
+                        double dot = 0;
+                        for (int d = 0; d < s.D; d++) {
+                            dot += (double) q[((size_t) b * s.L + i) * C + h * s.D + d] *
+                                   k[((size_t) b * s.L + j) * C + h * s.D + d];
+                        }
+                        p[j] = dot * scale + (s.bias ? (double) bias[((size_t) h * s.L + i) * s.L + j] : 0.0);
+                        if (s.causal && j > i) {
+                            p[j] = -INFINITY;
+                        }
+                        mx = std::max(mx, p[j]);
+                    }
+                    double sum = 0;
+                    for (int j = 0; j < s.L; j++) {
+                        p[j] = std::exp(p[j] - mx);
+                        sum += p[j];
+                    }
+                    for (int d = 0; d < s.D; d++) {
+                        double acc = 0;
+                        for (int j = 0; j < s.L; j++) {
+                            acc += p[j] * v[((size_t) b * s.L + j) * C + h * s.D + d];
+                        }
+                        want[((size_t) b * s.L + i) * C + h * s.D + d] = acc / sum;
+                    }
+                }
+            }
+        }
+        y.unwritten();
+        launch(s.kernel, dim3((unsigned) ((s.L + 31) / 32), (unsigned) s.H, (unsigned) s.B), dim3(128), q.p(), k.p(),
+               v.p(), s.bias ? bias.p() : nullptr, y.p(), s.B, s.L, s.H, s.D, scale, s.causal ? 1 : 0);
+        check(fmt("%s B=%d L=%d H=%d D=%d %s %s", s.name, s.B, s.L, s.H, s.D, s.bias ? "bias" : "no-bias",
+                  s.causal ? "causal" : "non-causal"),
+              y, want, TOL, intact(q, k, v, bias, y));
+    }
+}
+
 void test_group_norm() {
     struct S {
         int B, C, HW, groups;
@@ -1070,6 +1146,7 @@ int main() {
     test_layer_norm();
     test_rms_norm();
     test_softmax();
+    test_flash_attention();
     test_group_norm();
     test_transpose();
     test_ternary();

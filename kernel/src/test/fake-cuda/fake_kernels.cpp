@@ -138,6 +138,9 @@ const FakeKernel TABLE[] = {
     FAKE_KERNEL("fluxbatch_ops", fb_rms_norm_backward, FB_BLOCK, false),
     FAKE_KERNEL("fluxbatch_ops", fb_softmax_backward_rows, FB_BLOCK, false),
     FAKE_KERNEL("fluxbatch_ops", fb_sum_rows, FB_SUM_COLS * FB_SUM_ROWS, false),
+    FAKE_KERNEL("fluxbatch_ops", fb_flash_attention_d32, FB_ATT_WARPS * 32, false),
+    FAKE_KERNEL("fluxbatch_ops", fb_flash_attention_d64, FB_ATT_WARPS * 32, false),
+    FAKE_KERNEL("fluxbatch_ops", fb_flash_attention_d128, FB_ATT_WARPS * 32, false),
     // ternary_matmul.cu (warp shuffles, shared memory)
     FAKE_KERNEL("ternary_matmul", ternary_matmul_small_m, FB_SMALL_WARPS * 32, false),
     FAKE_KERNEL("ternary_matmul", ternary_matmul_tiled, FB_TILED_THREADS, false),

@@ -12,19 +12,58 @@ import java.util.Arrays;
  * The backend on an NVIDIA GPU: tensors live in device memory from upload to download, every operation is queued on
  * the device's one stream (no host round trip between operations), memory comes from a caching pool that hands the
  * same blocks back step after step, and {@link #openScope()} frees a block's intermediates when it ends. Dense
- * products (linear layers, attention scores, convolutions as im2col) go to cuBLAS; the 1.58-bit products to
- * {@code ternary_matmul.cu}; everything else to {@code fluxbatch_ops.cu} (see {@link OpsKernels}). The reverse-mode
+ * products (linear layers, convolutions as im2col, attention over heads of more than 128 features) go to cuBLAS; the
+ * 1.58-bit products to {@code ternary_matmul.cu}; everything else, attention over smaller heads included (the flash
+ * kernels, see {@link AttentionPath}), to {@code fluxbatch_ops.cu} (see {@link OpsKernels}). The reverse-mode
  * operations split the same way (cuBLAS for the dense gradients and attention's, the ternary input gradient's kernel
  * below {@link TernaryLaunch#DENSE_FROM_M} rows), and every sum over tokens is {@link OpsKernels#SUM_ROWS}, in one
  * fixed order: the same bits on every run.
  */
 public final class CudaBackend implements Backend {
     /**
-     * Workspace caps: attention scores of a chunk of heads (attentionBackward keeps two buffers a head: probabilities
-     * and their gradients), and im2col columns of a chunk of positions.
+     * Workspace caps: attention scores of a chunk of heads on the GEMM path (attentionBackward keeps two buffers a
+     * head: probabilities and their gradients; the flash forward takes none), and im2col columns of a chunk of
+     * positions.
      */
     public record Workspace(long attentionBytes, long im2colBytes) {
         public static final Workspace DEFAULT = new Workspace(1L << 30, 512L << 20);
+    }
+
+    /**
+     * How {@link #attention} computes. {@link #FLASH} (the default): heads of up to {@link OpsKernels#FLASH_MAX_HEAD}
+     * features through the flash kernels ({@link OpsKernels#FLASH_ATTENTION_D32} ...: tiled, online softmax in float32,
+     * no score matrix, one launch per call), larger heads (FLUX.1's autoencoder: one head of 512) as {@link #GEMM}.
+     * {@link #GEMM}: per sample and chunk of heads, a cuBLAS scores GEMM, {@link OpsKernels#SOFTMAX_ROWS} and a second
+     * GEMM, the scores of a chunk in the attention workspace ({@link Workspace#attentionBytes()}); it follows the
+     * device's {@link GemmPrecision} (BF16 tensor cores), where the flash kernels are float32 on the SIMT cores
+     * whatever the precision.
+     *
+     * <p>Unverified on a real GPU (none was at hand when the kernels were written; they are checked on the host
+     * emulation and, where a GPU is, by {@code CudaFlashAttentionOnGpuTest}): their speed against {@link #GEMM}
+     * (at FLUX.1-dev's 4,608 tokens the GEMM path at BF16 may well be faster), occupancy (ptxas: 96 to 156 registers
+     * a thread, 21 to 37 KiB of shared memory a block of 128 threads) and bank conflicts. {@code CudaAttentionBenchmark}
+     * times both on a GPU; {@code -Dfluxbatch.cuda.attention=gemm} switches a backend built without an explicit path
+     * back to GEMM.
+     */
+    public enum AttentionPath {
+        FLASH,
+        GEMM;
+
+        /** The system property naming the path of a backend built without one: {@code flash} or {@code gemm}. */
+        public static final String PROPERTY = "fluxbatch.cuda.attention";
+
+        /** {@link #PROPERTY}'s path, {@link #FLASH} when it is not set. */
+        public static AttentionPath fromSystemProperty() {
+            String value = System.getProperty(PROPERTY);
+            if (value == null || value.isBlank() || value.trim().equalsIgnoreCase("flash")) {
+                return FLASH;
+            }
+            if (value.trim().equalsIgnoreCase("gemm")) {
+                return GEMM;
+            }
+            throw new IllegalArgumentException(
+                    "-D" + PROPERTY + "=" + value + ": expected flash (the default) or gemm (cuBLAS + softmax)");
+        }
     }
 
     private static final String OPS = OpsKernels.MODULE;
@@ -34,15 +73,23 @@ public final class CudaBackend implements Backend {
     private final DeviceMemoryPool pool;
     private final DeviceScopes scopes = new DeviceScopes();
     private final Workspace workspace;
+    private final AttentionPath attentionPath;
 
+    /** The default workspace; attention as {@link AttentionPath#fromSystemProperty()} says (flash by default). */
     public CudaBackend(Device device) {
         this(device, Workspace.DEFAULT);
     }
 
+    /** Attention as {@link AttentionPath#fromSystemProperty()} says (flash by default). */
     public CudaBackend(Device device, Workspace workspace) {
+        this(device, workspace, AttentionPath.fromSystemProperty());
+    }
+
+    public CudaBackend(Device device, Workspace workspace, AttentionPath attentionPath) {
         this.device = device;
         this.pool = new DeviceMemoryPool(device);
         this.workspace = workspace;
+        this.attentionPath = attentionPath;
     }
 
     /** The backend on CUDA device {@code ordinal} (an index under CUDA_VISIBLE_DEVICES). */
@@ -57,6 +104,10 @@ public final class CudaBackend implements Backend {
 
     public Device device() {
         return device;
+    }
+
+    public AttentionPath attentionPath() {
+        return attentionPath;
     }
 
     public DeviceMemoryPool.Stats memory() {
@@ -495,10 +546,12 @@ public final class CudaBackend implements Backend {
     }
 
     /**
-     * Per sample and per chunk of heads: scores {@code S = scale Q K^T} by one strided batched GEMM over the heads
-     * (a head is a column window of the {@code [L, H D]} rows, so no copy), bias, mask and softmax in place, then
-     * {@code O = P V} by a second GEMM straight into the head's columns of the output. The chunk is as many heads
-     * as fit the attention workspace.
+     * With {@link AttentionPath#FLASH} and heads of up to {@link OpsKernels#FLASH_MAX_HEAD} features: one launch of
+     * the flash kernel for the head size over all samples and heads, no workspace. Otherwise ({@link
+     * AttentionPath#GEMM}, larger heads, or more than 65,535 samples or heads for the grid), per sample and per chunk
+     * of heads: scores {@code S = scale Q K^T} by one strided batched GEMM over the heads (a head is a column window
+     * of the {@code [L, H D]} rows, so no copy), bias, mask and softmax in place, then {@code O = P V} by a second GEMM
+     * straight into the head's columns of the output. The chunk is as many heads as fit the attention workspace.
      */
     @Override
     public Tensor attention(Tensor q, Tensor k, Tensor v, int heads, float scale, Tensor bias, boolean causal) {
@@ -508,6 +561,27 @@ public final class CudaBackend implements Backend {
         int bs = qt.shapeRef()[0], l = qt.shapeRef()[1], c = qt.shapeRef()[2], d = c / heads;
         CudaTensor out = empty(qt.shapeRef());
         if (n(out) == 0) {
+            return out;
+        }
+        if (attentionPath == AttentionPath.FLASH
+                && d <= OpsKernels.FLASH_MAX_HEAD
+                && bs <= LaunchGeometry.MAX_GRID_YZ
+                && heads <= LaunchGeometry.MAX_GRID_YZ) {
+            launch(
+                    OpsKernels.flashAttentionKernel(d),
+                    OpsKernels.flashAttention(bs, l, heads),
+                    new KernelArgs()
+                            .ptr(qt.pointer())
+                            .ptr(kt.pointer())
+                            .ptr(vt.pointer())
+                            .ptr(bt == null ? 0 : bt.pointer())
+                            .ptr(out.pointer())
+                            .i(bs)
+                            .i(l)
+                            .i(heads)
+                            .i(d)
+                            .f(scale)
+                            .i(causal ? 1 : 0));
             return out;
         }
         long scoresPerHead = (long) l * l;

@@ -15,6 +15,9 @@ package ai.fluxbatch.kernel.cuda;
  * {@link #MUL_PER_SAMPLE} and {@link #ROPE_BACKWARD}; the row kernels {@link #LAYER_NORM_BACKWARD},
  * {@link #RMS_NORM_BACKWARD} and {@link #SOFTMAX_BACKWARD_ROWS}; and {@link #SUM_ROWS}, the one reduction over rows
  * (deterministic: a fixed order, no atomics).
+ *
+ * <p>Attention: {@link #FLASH_ATTENTION_D32}, {@link #FLASH_ATTENTION_D64} and {@link #FLASH_ATTENTION_D128}, one
+ * kernel per padded head size ({@link #flashAttentionKernel(int)}), grid {@link #flashAttention(int, int, int)}.
  */
 public final class OpsKernels {
     public static final String MODULE = "fluxbatch_ops";
@@ -125,6 +128,23 @@ public final class OpsKernels {
      */
     public static final String TRANSPOSE_LAST2 = "fb_transpose_last2";
 
+    /**
+     * {@code flash_attention_d32(const float* q, const float* k, const float* v, const float* bias, float* y, int B,
+     * int L, int H, int D, float scale, int causal)}: {@code y = softmax(scale q k^T + bias, causal) v} for
+     * {@code q, k, v, y [B, L, H D]} (head h of token l in columns {@code h D .. h D + D - 1}), {@code bias [H, L, L]}
+     * shared by the batch (may be null), keys {@code j > i} masked for query i when causal is not 0; heads of
+     * {@code D <= 32} features, key tiles of 64. Flash attention: the {@code L x L} scores are never stored; per block
+     * of {@link #ATTENTION_QUERIES} queries of one head and sample, key and value tiles pass through shared memory
+     * and each row keeps a running maximum, sum and output in float32 (the online softmax), written once at the end.
+     * Every sum in one fixed order: the same bits every run. Block {@link #ATTENTION_THREADS}, grid
+     * {@link #flashAttention(int, int, int)}; the semantics in full are in {@code fluxbatch_ops.cu}.
+     */
+    public static final String FLASH_ATTENTION_D32 = "fb_flash_attention_d32";
+    /** {@link #FLASH_ATTENTION_D32} for heads of {@code D <= 64} features, key tiles of 64. */
+    public static final String FLASH_ATTENTION_D64 = "fb_flash_attention_d64";
+    /** {@link #FLASH_ATTENTION_D32} for heads of {@code D <= 128} features, key tiles of 32. */
+    public static final String FLASH_ATTENTION_D128 = "fb_flash_attention_d128";
+
     // ---- reverse mode
 
     /** {@code fill(float* y, float value, int n)}: {@code y[i] = value}. */
@@ -208,6 +228,42 @@ public final class OpsKernels {
             throw new IllegalArgumentException("a column sum over " + b + " samples of " + c + " columns");
         }
         return new LaunchGeometry((c + SUM_COLS - 1) / SUM_COLS, b, 1, SUM_COLS, SUM_ROWS_PARALLEL, 1, 0);
+    }
+
+    /** Queries per block of the flash attention kernels (4 warps of 8 query rows each). */
+    public static final int ATTENTION_QUERIES = 32;
+
+    /** Threads per block of the flash attention kernels. */
+    public static final int ATTENTION_THREADS = 128;
+
+    /** The largest head size a flash attention kernel takes ({@link #FLASH_ATTENTION_D128}). */
+    public static final int FLASH_MAX_HEAD = 128;
+
+    /**
+     * The flash attention kernel for heads of {@code d} features: the one with the smallest padded size that holds
+     * them (32, 64 or 128).
+     *
+     * @throws IllegalArgumentException when {@code d} is not in 1 .. {@link #FLASH_MAX_HEAD}
+     */
+    public static String flashAttentionKernel(int d) {
+        if (d < 1 || d > FLASH_MAX_HEAD) {
+            throw new IllegalArgumentException(
+                    "flash attention takes heads of 1 to " + FLASH_MAX_HEAD + " features, not " + d);
+        }
+        return d <= 32 ? FLASH_ATTENTION_D32 : d <= 64 ? FLASH_ATTENTION_D64 : FLASH_ATTENTION_D128;
+    }
+
+    /**
+     * A flash attention launch over {@code b} samples of {@code l} tokens and {@code heads} heads: grid
+     * {@code (ceil(l / 32), heads, b)}, block {@link #ATTENTION_THREADS}, static shared memory only.
+     */
+    public static LaunchGeometry flashAttention(int b, int l, int heads) {
+        if (b < 1 || l < 1 || heads < 1) {
+            throw new IllegalArgumentException(
+                    "a flash attention launch over " + b + " samples of " + l + " tokens and " + heads + " heads");
+        }
+        return new LaunchGeometry(
+                (l + ATTENTION_QUERIES - 1) / ATTENTION_QUERIES, heads, b, ATTENTION_THREADS, 1, 1, 0);
     }
 
     /** Transpose tiles of {@code [batch, M, N]}. */

@@ -26,12 +26,19 @@ class CudaBackendTest {
     private final Random random = new Random(7);
     private final CpuBackend cpu = new CpuBackend(1);
     private final EmulatedDevice device = new EmulatedDevice();
-    /** Small workspaces, so attention and im2col run in several chunks. */
-    private final CudaBackend gpu = new CudaBackend(device, new CudaBackend.Workspace(4 * 2 * 9 * 9, 4 * 18 * 5));
+    /** Small workspaces, so attention (on the GEMM path) and im2col run in several chunks. */
+    private static final CudaBackend.Workspace SMALL = new CudaBackend.Workspace(4 * 2 * 9 * 9, 4 * 18 * 5);
+
+    private final CudaBackend gpu = new CudaBackend(device, SMALL, CudaBackend.AttentionPath.FLASH);
+    /** The same on the GEMM attention path (scores GEMM + softmax + GEMM per chunk of heads). */
+    private final EmulatedDevice gemmDevice = new EmulatedDevice();
+
+    private final CudaBackend gemmAttention = new CudaBackend(gemmDevice, SMALL, CudaBackend.AttentionPath.GEMM);
 
     @AfterEach
     void close() {
         gpu.close();
+        gemmAttention.close();
         cpu.close();
     }
 
@@ -163,24 +170,138 @@ class CudaBackendTest {
         assertTrue(device.launchedKernels().contains(TernaryLaunch.SMALL_M_KERNEL), "the small-M kernel ran");
     }
 
+    private void sameOn(
+            CudaBackend backend,
+            String what,
+            float[][] inputs,
+            int[][] shapes,
+            BiFunction<Backend, Tensor[], Tensor> op) {
+        BackendComparison c = BackendComparison.run(what, cpu, backend, inputs, shapes, op);
+        assertTrue(
+                c.relativeL2() <= TOL, what + ": relative L2 error " + c.relativeL2() + " (" + c.firstValues() + ")");
+    }
+
+    private static long launches(EmulatedDevice d, String kernel) {
+        return d.launches().stream().filter(l -> l.kernel().equals(kernel)).count();
+    }
+
     @Test
-    void attentionInChunksOfHeads() {
+    void attentionInChunksOfHeadsOnTheGemmPath() {
         int[] s = {2, 9, 12};
-        same(
+        sameOn(
+                gemmAttention,
                 "attention",
                 new float[][] {data(s), data(s), data(s)},
                 new int[][] {s, s, s},
                 (be, t) -> be.attention(t[0], t[1], t[2], 3));
         int[] bias = {3, 9, 9};
-        same(
+        sameOn(
+                gemmAttention,
                 "attention with bias, causal",
                 new float[][] {data(s), data(s), data(s), data(bias)},
                 new int[][] {s, s, s, bias},
                 (be, t) -> be.attention(t[0], t[1], t[2], 3, 0.7f, t[3], true));
-        long softmaxLaunches = device.launches().stream()
-                .filter(l -> l.kernel().equals(OpsKernels.SOFTMAX_ROWS))
-                .count();
-        assertEquals(2 * 2 * 2, softmaxLaunches, "3 heads in chunks of 2, 2 samples, 2 calls");
+        assertEquals(
+                2 * 2 * 2, launches(gemmDevice, OpsKernels.SOFTMAX_ROWS), "3 heads in chunks of 2, 2 samples, 2 calls");
+        assertEquals(0, launches(gemmDevice, OpsKernels.FLASH_ATTENTION_D32), "the GEMM path launched flash attention");
+    }
+
+    @Test
+    void flashAttentionIsOneLaunchPerCall() {
+        // head sizes 4, 48 and 128 take the three kernels; the flux-shapes miniature's transformer attention (2 x 528
+        // tokens, 4 heads of 32), T5's bias, CLIP's causal mask, lengths that are not a multiple of a tile
+        record Case(String what, int b, int l, int heads, int d, float scale, boolean bias, boolean causal) {}
+        List<Case> cases = List.of(
+                new Case("3 heads of 4", 2, 9, 3, 4, 0.5f, false, false),
+                new Case("with bias, causal", 2, 9, 3, 4, 0.7f, true, true),
+                new Case("miniature transformer", 2, 528, 4, 32, (float) (1 / Math.sqrt(32)), false, false),
+                new Case("T5-like bias", 2, 45, 4, 12, 1f, true, false),
+                new Case("CLIP-like causal", 2, 77, 4, 8, (float) (1 / Math.sqrt(8)), false, true),
+                new Case("heads of 48, bias", 1, 70, 2, 48, 0.2f, true, false),
+                new Case("heads of 128, bias, causal", 1, 100, 2, 128, (float) (1 / Math.sqrt(128)), true, true));
+        for (Case c : cases) {
+            int[] s = {c.b(), c.l(), c.heads() * c.d()}, bs = {c.heads(), c.l(), c.l()};
+            float[][] in = c.bias()
+                    ? new float[][] {data(s), data(s), data(s), data(bs)}
+                    : new float[][] {data(s), data(s), data(s)};
+            int[][] shapes = c.bias() ? new int[][] {s, s, s, bs} : new int[][] {s, s, s};
+            device.clearLaunches();
+            long gemms = device.gemms();
+            sameOn(
+                    gpu,
+                    "flash attention, " + c.what(),
+                    in,
+                    shapes,
+                    (be, t) ->
+                            be.attention(t[0], t[1], t[2], c.heads(), c.scale(), c.bias() ? t[3] : null, c.causal()));
+            assertEquals(
+                    List.of(OpsKernels.flashAttentionKernel(c.d())),
+                    device.launchedKernels(),
+                    c.what() + ": one flash launch, nothing else");
+            assertEquals(gemms, device.gemms(), c.what() + ": no GEMM");
+        }
+    }
+
+    @Test
+    void flashAttentionTakesNoScoreWorkspace() {
+        int b = 2, l = 528, heads = 4, d = 32;
+        int[] s = {b, l, heads * d};
+        float[] q = data(s), k = data(s), v = data(s);
+        long tensor = DeviceMemoryPool.rounded(4L * b * l * heads * d);
+        for (CudaBackend.AttentionPath path : CudaBackend.AttentionPath.values()) {
+            try (CudaBackend be = new CudaBackend(new EmulatedDevice(), CudaBackend.Workspace.DEFAULT, path)) {
+                be.download(be.attention(be.upload(q, s), be.upload(k, s), be.upload(v, s), heads));
+                long peak = be.memory().peakInUseBytes();
+                if (path == CudaBackend.AttentionPath.FLASH) {
+                    assertEquals(4 * tensor, peak, "flash: q, k, v and the output, nothing else");
+                } else {
+                    assertEquals(
+                            4 * tensor + DeviceMemoryPool.rounded(4L * heads * l * l),
+                            peak,
+                            "GEMM: the four tensors and the scores of all 4 heads");
+                }
+            }
+        }
+    }
+
+    @Test
+    void headsOverTheFlashLimitTakeTheGemmPath() {
+        int[] s = {1, 7, 2 * 130};
+        device.clearLaunches();
+        sameOn(
+                gpu,
+                "attention, 2 heads of 130",
+                new float[][] {data(s), data(s), data(s)},
+                new int[][] {s, s, s},
+                (be, t) -> be.attention(t[0], t[1], t[2], 2, 0.1f, null, true));
+        assertTrue(launches(device, OpsKernels.SOFTMAX_ROWS) > 0, "heads of 130 features: " + device.launchedKernels());
+        assertTrue(
+                device.launchedKernels().stream().noneMatch(k -> k.startsWith("fb_flash_attention")),
+                "flash attention for heads of 130 features: " + device.launchedKernels());
+    }
+
+    @Test
+    void attentionPathFromTheSystemProperty() {
+        String key = CudaBackend.AttentionPath.PROPERTY, old = System.getProperty(key);
+        try {
+            System.clearProperty(key);
+            assertEquals(CudaBackend.AttentionPath.FLASH, CudaBackend.AttentionPath.fromSystemProperty());
+            System.setProperty(key, "GEMM");
+            assertEquals(CudaBackend.AttentionPath.GEMM, CudaBackend.AttentionPath.fromSystemProperty());
+            try (CudaBackend b = new CudaBackend(new EmulatedDevice())) {
+                assertEquals(CudaBackend.AttentionPath.GEMM, b.attentionPath());
+            }
+            System.setProperty(key, "fast");
+            IllegalArgumentException e =
+                    assertThrows(IllegalArgumentException.class, CudaBackend.AttentionPath::fromSystemProperty);
+            assertTrue(e.getMessage().contains("-D" + key + "=fast"), e.getMessage());
+        } finally {
+            if (old == null) {
+                System.clearProperty(key);
+            } else {
+                System.setProperty(key, old);
+            }
+        }
     }
 
     @Test

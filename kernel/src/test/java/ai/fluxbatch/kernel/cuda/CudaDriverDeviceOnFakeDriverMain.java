@@ -38,6 +38,9 @@ import java.util.stream.Stream;
  *   again.</li>
  *   <li>{@code nolibs}: run with FAKE_CUDA_INIT_RESULT=100 and no libcublas.so.13 on the library path: what
  *   {@link CudaDriverDevice#open} says.</li>
+ *   <li>{@code attention}: the flash attention kernels (the host build of {@code fluxbatch_ops.cu}) through
+ *   {@link CudaBackend#attention} against the CPU backend at the model's shapes: the flux-shapes miniature's
+ *   transformer (2 x 528 tokens, 4 heads of 32), T5's bias, CLIP's causal mask, and the two larger head sizes.</li>
  * </ul>
  */
 final class CudaDriverDeviceOnFakeDriverMain {
@@ -61,6 +64,7 @@ final class CudaDriverDeviceOnFakeDriverMain {
                 case "oom" -> m.outOfMemoryAndFault();
                 case "nvrtc" -> m.nvrtc(args.length > 1 && args[1].equals("stale"));
                 case "nolibs" -> m.noLibraries();
+                case "attention" -> m.flashAttention();
                 default -> throw new IllegalArgumentException("unknown mode " + mode);
             }
         } catch (Throwable t) {
@@ -224,12 +228,30 @@ final class CudaDriverDeviceOnFakeDriverMain {
             return all.size() + " kernels; e.g. " + sizes;
         });
 
-        CudaBackend gpu = new CudaBackend(dev, new CudaBackend.Workspace(4 * 2 * 9 * 9, 4 * 18 * 5));
+        CudaBackend.Workspace small = new CudaBackend.Workspace(4 * 2 * 9 * 9, 4 * 18 * 5);
+        CudaBackend gpu = new CudaBackend(dev, small, CudaBackend.AttentionPath.FLASH);
         check("backend name", () -> {
             expect(gpu.name().equals("cuda(" + dev.describe() + ")"), gpu.name());
             return gpu.name();
         });
         backendOps(gpu);
+        // attention on the GEMM path (a second device object on the same GPU, closed with its backend)
+        check("attention on the GEMM path (3 heads in chunks of 2: scores GEMM, softmax, GEMM)", () -> {
+            try (CudaBackend gemm = new CudaBackend(
+                    CudaDriverDevice.open(0, GemmPrecision.FP32), small, CudaBackend.AttentionPath.GEMM)) {
+                int[] as = {2, 9, 12}, ab = {3, 9, 9};
+                long before = logCount("launch " + OpsKernels.SOFTMAX_ROWS + " ");
+                double rel = compare(
+                        "attention, GEMM path",
+                        gemm,
+                        new float[][] {data(as), data(as), data(as), data(ab)},
+                        new int[][] {as, as, as, ab},
+                        (be, t) -> be.attention(t[0], t[1], t[2], 3, 0.7f, t[3], true));
+                long softmax = logCount("launch " + OpsKernels.SOFTMAX_ROWS + " ") - before;
+                expect(softmax == 4, softmax + " softmax launches, expected 2 samples x 2 chunks");
+                return String.format(Locale.ROOT, "rel %.2e", rel);
+            }
+        });
         check("an operation on another thread (the context made current there)", () -> {
             double[] rel = {-1};
             Throwable[] error = new Throwable[1];
@@ -481,7 +503,7 @@ final class CudaDriverDeviceOnFakeDriverMain {
         int[] as = {2, 9, 12};
         same(
                 gpu,
-                "attention (3 heads in chunks of 2)",
+                "attention (flash, 3 heads of 4)",
                 new float[][] {data(as), data(as), data(as)},
                 new int[][] {as, as, as},
                 (be, t) -> be.attention(t[0], t[1], t[2], 3));
@@ -504,6 +526,19 @@ final class CudaDriverDeviceOnFakeDriverMain {
                 new float[][] {data(as), data(as), data(as)},
                 new int[][] {as, as, as},
                 (be, t) -> be.attention(t[0], t[1], t[2], 3, 0.3f, null, true));
+        int[] a64 = {1, 40, 96}, a128 = {1, 35, 256}, ab2 = {2, 35, 35};
+        same(
+                gpu,
+                "attention (flash, 2 heads of 48, causal)",
+                new float[][] {data(a64), data(a64), data(a64)},
+                new int[][] {a64, a64, a64},
+                (be, t) -> be.attention(t[0], t[1], t[2], 2, 0.2f, null, true));
+        same(
+                gpu,
+                "attention (flash, 2 heads of 128, bias)",
+                new float[][] {data(a128), data(a128), data(a128), data(ab2)},
+                new int[][] {a128, a128, a128, ab2},
+                (be, t) -> be.attention(t[0], t[1], t[2], 2, 0.09f, t[3], false));
 
         int[] cx = {2, 3, 6, 7}, cwt = {4, 3, 3, 3}, cb = {4};
         same(
@@ -557,6 +592,72 @@ final class CudaDriverDeviceOnFakeDriverMain {
                 same(gpu, bc.what(), bc.inputs(), bc.shapes(), bc.op());
             }
         }
+    }
+
+    // ---- mode attention ------------------------------------------------------------------------------------------
+
+    /**
+     * The flash attention kernels against the CPU backend at the shapes the models use, each call one launch of the
+     * kernel {@link OpsKernels#flashAttentionKernel} names (the fake driver's log says which ran).
+     */
+    private void flashAttention() throws Exception {
+        record Case(String what, int b, int l, int heads, int d, float scale, boolean bias, boolean causal) {}
+        List<Case> cases = List.of(
+                new Case(
+                        "flux-shapes transformer: 2 x 528 tokens (512 text + 16 image), 4 heads of 32",
+                        2,
+                        528,
+                        4,
+                        32,
+                        (float) (1 / Math.sqrt(32)),
+                        false,
+                        false),
+                new Case(
+                        "T5-like: 2 x 45 tokens, 4 heads of 12, relative-position bias", 2, 45, 4, 12, 1f, true, false),
+                new Case(
+                        "CLIP-like: 2 x 77 tokens, 4 heads of 8, causal",
+                        2,
+                        77,
+                        4,
+                        8,
+                        (float) (1 / Math.sqrt(8)),
+                        false,
+                        true),
+                new Case("2 x 100 tokens, 2 heads of 32, bias and causal", 2, 100, 2, 32, 0.3f, true, true),
+                new Case("77 tokens, 2 heads of 64, causal", 1, 77, 2, 64, 0.125f, false, true),
+                new Case("70 tokens, 2 heads of 128, bias", 1, 70, 2, 128, (float) (1 / Math.sqrt(128)), true, false));
+        try (CudaBackend gpu = new CudaBackend(
+                CudaDriverDevice.open(0, GemmPrecision.FP32),
+                CudaBackend.Workspace.DEFAULT,
+                CudaBackend.AttentionPath.FLASH)) {
+            for (Case c : cases) {
+                check("flash attention, " + c.what(), () -> {
+                    int[] s = {c.b(), c.l(), c.heads() * c.d()}, bs = {c.heads(), c.l(), c.l()};
+                    float[][] in = c.bias()
+                            ? new float[][] {data(s), data(s), data(s), data(bs)}
+                            : new float[][] {data(s), data(s), data(s)};
+                    int[][] shapes = c.bias() ? new int[][] {s, s, s, bs} : new int[][] {s, s, s};
+                    String kernel = OpsKernels.flashAttentionKernel(c.d());
+                    long launches = logCount("launch " + kernel + " "), all = logCount("launch ");
+                    double rel = compare(
+                            c.what(),
+                            gpu,
+                            in,
+                            shapes,
+                            (be, t) -> be.attention(
+                                    t[0], t[1], t[2], c.heads(), c.scale(), c.bias() ? t[3] : null, c.causal()));
+                    expect(logCount("launch " + kernel + " ") - launches == 1, "no launch of " + kernel);
+                    expect(logCount("launch ") - all == 1, "launches besides the one of " + kernel);
+                    return String.format(Locale.ROOT, "%s, rel %.2e", kernel, rel);
+                });
+            }
+        }
+        check("no FAULT in the fake driver's log", () -> {
+            List<String> faults =
+                    logLines().stream().filter(l -> l.startsWith("FAULT")).toList();
+            expect(faults.isEmpty(), String.join("\n", faults));
+            return "";
+        });
     }
 
     /** CudaDriverDevice's own paths: plain copies, argument checks, error codes and messages. */

@@ -181,6 +181,14 @@ class CudaDriverDeviceOnFakeDriverTest {
     }
 
     @Test
+    void flashAttentionMatchesTheCpuBackendAtTheModelsShapes() throws Exception {
+        Run r = child("attention", Map.of());
+        assertEquals(0, r.exitCode, "the child failed (exit " + r.exitCode + "):\n" + r);
+        assertTrue(r.faults().isEmpty(), "the fake driver saw FAULTs:\n" + r);
+        System.out.println("CudaDriverDeviceOnFakeDriverTest attention: " + r.lastLine());
+    }
+
+    @Test
     void outOfMemoryAndAFaultSurfaceAsExceptions() throws Exception {
         Run r = child("oom", Map.of("FAKE_CUDA_CAPACITY", "8M", "FAKE_CUBLAS_CREATE_FAIL_AT", "2"));
         assertEquals(0, r.exitCode, "the child failed (exit " + r.exitCode + "):\n" + r);

@@ -1,5 +1,6 @@
 package ai.fluxbatch.kernel.cuda;
 
+import java.util.Arrays;
 import java.util.HashMap;
 import java.util.Map;
 
@@ -248,6 +249,14 @@ final class EmulatedOpsKernels {
         define(
                 OpsKernels.SOFTMAX_ROWS + "(ptr s, ptr? bias, int rows, int cols, int Lq, int causal)",
                 EmulatedOpsKernels::softmaxRows);
+        for (String flash : new String[] {
+            OpsKernels.FLASH_ATTENTION_D32, OpsKernels.FLASH_ATTENTION_D64, OpsKernels.FLASH_ATTENTION_D128
+        }) {
+            define(
+                    flash + "(ptr q, ptr k, ptr v, ptr? bias, ptr y, int B, int L, int H, int D, float scale,"
+                            + " int causal)",
+                    EmulatedOpsKernels::flashAttention);
+        }
         define(
                 OpsKernels.GROUP_NORM + "(ptr x, ptr weight, ptr bias, ptr y, int B, int C, int HW, int groups,"
                         + " float eps)",
@@ -617,6 +626,95 @@ final class EmulatedOpsKernels {
                 sc.f(o + j, row[j] / sum);
             }
         }
+    }
+
+    /**
+     * The flash attention kernels: the kernel must be the one {@link OpsKernels#flashAttentionKernel} picks for D and
+     * the grid {@link OpsKernels#flashAttention}. Per query row, in float32 as the kernel: scores one fma chain over
+     * the features in order, times scale, plus bias; key tiles of the kernel's size in order, each with the tile's
+     * maximum, the rescale by {@code exp(m - m')}, {@code p = exp(s - m')}, the sum and {@code o += p v} key after key
+     * (the GPU sums a row's p in 32 lane partials, so the sums may differ in the last bits); {@code y = o (1 / sum)}.
+     */
+    private static void flashAttention(Signature s, Memory mem, LaunchGeometry g, KernelArgs a) {
+        int B = s.atLeast(a, "B", 1), L = s.atLeast(a, "L", 1), H = s.atLeast(a, "H", 1), D = s.atLeast(a, "D", 1);
+        float scale = s.f(a, "scale");
+        boolean causal = s.i(a, "causal") != 0;
+        String want;
+        try {
+            want = OpsKernels.flashAttentionKernel(D);
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException("kernel " + s.kernel + ": " + e.getMessage(), e);
+        }
+        if (!want.equals(s.kernel)) {
+            throw new IllegalArgumentException(
+                    "kernel " + s.kernel + " launched for heads of " + D + " features, which take " + want);
+        }
+        expectGeometry(
+                s.kernel,
+                OpsKernels.flashAttention(B, L, H),
+                g,
+                B + " samples, " + L + " tokens, " + H + " heads (OpsKernels.flashAttention)");
+        int tile = s.kernel.equals(OpsKernels.FLASH_ATTENTION_D128) ? 32 : 64;
+        long c = (long) H * D, n = (long) B * L * c;
+        Words qw = words(s, mem, a, "q", n), kw = words(s, mem, a, "k", n), vw = words(s, mem, a, "v", n);
+        Words yw = words(s, mem, a, "y", n);
+        Words bw = s.ptr(a, "bias") != 0 ? words(s, mem, a, "bias", (long) H * L * L) : null;
+        noOverlap(s, yw, "y", qw, "q");
+        noOverlap(s, yw, "y", kw, "k");
+        noOverlap(s, yw, "y", vw, "v");
+        float[] q = qw.toFloats(), k = kw.toFloats(), v = vw.toFloats(), y = new float[(int) n];
+        float[] bias = bw == null ? null : bw.toFloats();
+        float[] p = new float[tile], o = new float[D];
+        for (int b = 0; b < B; b++) {
+            for (int h = 0; h < H; h++) {
+                int base = (int) ((long) b * L * c) + h * D;
+                for (int i = 0; i < L; i++) {
+                    int qi = base + i * (int) c;
+                    float m = Float.NEGATIVE_INFINITY, sum = 0f;
+                    Arrays.fill(o, 0f);
+                    int end = causal ? i + 1 : L;
+                    for (int k0 = 0; k0 < end; k0 += tile) {
+                        int kn = Math.min(tile, end - k0);
+                        float tmax = Float.NEGATIVE_INFINITY;
+                        for (int t = 0; t < kn; t++) {
+                            int kj = base + (k0 + t) * (int) c;
+                            float dot = 0f;
+                            for (int f = 0; f < D; f++) {
+                                dot = Math.fma(q[qi + f], k[kj + f], dot);
+                            }
+                            float x = dot * scale;
+                            if (bias != null) {
+                                x += bias[(h * L + i) * L + k0 + t];
+                            }
+                            p[t] = x;
+                            tmax = Math.max(tmax, x);
+                        }
+                        float mNew = Math.max(m, tmax);
+                        float mu = mNew == Float.NEGATIVE_INFINITY ? 0f : mNew;
+                        float alpha = (float) Math.exp(m - mu);
+                        m = mNew;
+                        float tileSum = 0f;
+                        for (int f = 0; f < D; f++) {
+                            o[f] *= alpha;
+                        }
+                        for (int t = 0; t < kn; t++) {
+                            float e = (float) Math.exp(p[t] - mu);
+                            tileSum += e;
+                            int vj = base + (k0 + t) * (int) c;
+                            for (int f = 0; f < D; f++) {
+                                o[f] = Math.fma(e, v[vj + f], o[f]);
+                            }
+                        }
+                        sum = sum * alpha + tileSum;
+                    }
+                    float inv = 1f / sum;
+                    for (int f = 0; f < D; f++) {
+                        y[qi + f] = o[f] * inv;
+                    }
+                }
+            }
+        }
+        yw.set(y);
     }
 
     private static void groupNorm(Signature s, Memory mem, LaunchGeometry g, KernelArgs a) {
