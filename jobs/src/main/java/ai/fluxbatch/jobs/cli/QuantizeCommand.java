@@ -1,20 +1,31 @@
 package ai.fluxbatch.jobs.cli;
 
+import ai.fluxbatch.jobs.quantize.QuantizeJob;
+import ai.fluxbatch.jobs.quantize.QuantizeSettings;
+import ai.fluxbatch.model.ModelException;
 import ai.fluxbatch.model.Sha256;
 import ai.fluxbatch.model.calib.CalibrationFile;
 import ai.fluxbatch.model.quant.AbsmeanQuantizer;
+import ai.fluxbatch.model.quant.CheckpointQuantizer;
 import ai.fluxbatch.model.quant.LayerQuantizer;
 import ai.fluxbatch.model.quant.QuantizeMethods;
 import ai.fluxbatch.model.quant.QuantizeRecipe;
 import ai.fluxbatch.model.quant.QuantizedSnapshotWriter;
+import ai.fluxbatch.model.safetensors.TensorSource;
+import ai.fluxbatch.model.safetensors.TensorSources;
 import ai.fluxbatch.model.snapshot.FluxSnapshot;
+import java.io.IOException;
 import java.io.PrintWriter;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
+import java.util.Map;
 import java.util.concurrent.Callable;
 import java.util.stream.Collectors;
+import org.apache.spark.SparkException;
+import org.apache.spark.sql.SparkSession;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -28,7 +39,10 @@ import picocli.CommandLine.Option;
             "Quantize every block weight of a FLUX.1 transformer to ternary codes {-1, 0, +1} with per-output-channel"
                     + " scales (1.58-bit), streaming tensor by tensor (memory bounded by the largest tensor).",
             "The output folder is a snapshot that --model accepts: the quantized transformer plus the source's other"
-                    + " files (hard-linked where possible)."
+                    + " files (hard-linked where possible).",
+            "With --master (or under spark-submit) the blocks are spread over Spark executors: each writes its blocks as"
+                    + " one shard, NAME-0000K-of-0000N.safetensors, and the driver indexes them in NAME.index.json; the"
+                    + " tensors and metadata are those of a one-process run, byte for byte."
         })
 public final class QuantizeCommand implements Callable<Integer> {
     @CommandLine.Mixin
@@ -77,6 +91,17 @@ public final class QuantizeCommand implements Callable<Integer> {
             })
     boolean overwrite;
 
+    @Option(
+            names = "--master",
+            paramLabel = "URL",
+            description = {
+                "Spark master (spark://host:7077, local[N], ...): spread the blocks over its executors, one task and one"
+                        + " shard per block. --model, --calibration and --output must then lie on a file system that every"
+                        + " executor mounts at the same path. Default: one process, one file (or spread under"
+                        + " spark-submit, over the master it set)."
+            })
+    String master;
+
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
 
@@ -87,7 +112,7 @@ public final class QuantizeCommand implements Callable<Integer> {
     }
 
     @Override
-    public Integer call() {
+    public Integer call() throws IOException {
         String chosen = method != null
                 ? method
                 : !calibration.isEmpty() ? QuantizeMethods.BEST_CALIBRATED : AbsmeanQuantizer.METHOD;
@@ -106,13 +131,7 @@ public final class QuantizeCommand implements Callable<Integer> {
         Path source = model.resolve();
         OutputFolders.check(spec.commandLine(), "--output", output, overwrite, "--model", source);
         FluxSnapshot snapshot = FluxSnapshot.open(source);
-        QuantizeRecipe recipe = QuantizeRecipe.ABSMEAN;
-        if (quantizer.needsStatistics()) {
-            CalibrationFile.Contents stats = CalibrationFile.readAll(calibration);
-            String names =
-                    calibration.stream().map(f -> f.getFileName().toString()).collect(Collectors.joining(","));
-            recipe = new QuantizeRecipe(quantizer, stats.stats(), names, Sha256.ofFiles(calibration), stats.metadata());
-        } else if (!calibration.isEmpty()) {
+        if (!quantizer.needsStatistics() && !calibration.isEmpty()) {
             err.println("quantize: --method " + chosen + " does not read --calibration; " + calibration + " is unused");
         }
         if (layers != null) {
@@ -122,6 +141,17 @@ public final class QuantizeCommand implements Callable<Integer> {
                 throw new CommandLine.ParameterException(
                         spec.commandLine(), "--layers is not a regular expression: " + e.getMessage());
             }
+        }
+        if (master != null || System.getProperty("spark.master") != null) {
+            return spread(snapshot, quantizer, err);
+        }
+        QuantizeRecipe recipe = QuantizeRecipe.ABSMEAN;
+        if (quantizer.needsStatistics()) {
+            CalibrationFile.Contents stats = CalibrationFile.readAll(calibration);
+            recipe = new QuantizeRecipe(
+                    quantizer, stats.stats(), statsNames(), Sha256.ofFiles(calibration), stats.metadata());
+        }
+        if (layers != null) {
             recipe = recipe.forLayers(layers);
         }
         err.printf(
@@ -150,6 +180,90 @@ public final class QuantizeCommand implements Callable<Integer> {
         OutputFolders.mark(output, "quantize");
         err.printf(Locale.ROOT, "quantize: %s written in %.1f s%n", output, (System.nanoTime() - start) / 1e9);
         return 0;
+    }
+
+    private String statsNames() {
+        return calibration.stream().map(f -> f.getFileName().toString()).collect(Collectors.joining(","));
+    }
+
+    /**
+     * The blocks spread over Spark executors ({@link QuantizeJob}). The driver checks what a one-process run checks
+     * before it writes (statistics from their headers only: each executor reads its own layers' statistics), computes
+     * the source's SHA-256 and the checkpoint metadata once, and indexes the shards in the staging folder that
+     * {@link QuantizedSnapshotWriter} renames into place when complete, or removes on failure.
+     */
+    private int spread(FluxSnapshot snapshot, LayerQuantizer quantizer, PrintWriter err) throws IOException {
+        if (Files.exists(output) && !overwrite) { // as the writer says it, but before Spark starts
+            throw new ModelException("output folder " + output + " exists: choose another, or pass --overwrite");
+        }
+        try (SparkSession spark = session(spec.commandLine())) {
+            Path transformer = snapshot.transformerFile().toAbsolutePath().normalize();
+            String sha = QuantizedSnapshotWriter.transformerSha256(snapshot);
+            QuantizeRecipe recipe = QuantizeRecipe.ABSMEAN;
+            Map<String, CalibrationFile.LayerSummary> summaries = Map.of();
+            List<String> statsFiles = List.of();
+            if (quantizer.needsStatistics()) {
+                // the files are checked and their metadata read here; the statistics themselves by each executor
+                CalibrationFile.Contents none = CalibrationFile.readAll(calibration, layer -> false);
+                summaries = CalibrationFile.summarize(calibration);
+                recipe = new QuantizeRecipe(
+                        quantizer, none.stats(), statsNames(), Sha256.ofFiles(calibration), none.metadata());
+                statsFiles = calibration.stream()
+                        .map(f -> f.toAbsolutePath().normalize().toString())
+                        .toList();
+            }
+            if (layers != null) {
+                recipe = recipe.forLayers(layers);
+            }
+            Map<String, String> metadata;
+            try (TensorSource weights = TensorSources.open(transformer)) {
+                CheckpointQuantizer planned =
+                        new CheckpointQuantizer(weights, transformer, sha, (g, d, t, s) -> {}, recipe);
+                planned.check(summaries);
+                metadata = planned.metadata();
+            }
+            QuantizeSettings settings = QuantizeSettings.of(transformer.toString(), sha, recipe, statsFiles);
+            err.printf(
+                    Locale.ROOT,
+                    "quantize: method %s%s, spread over Spark (%s)%n",
+                    quantizer.name(),
+                    statsFiles.isEmpty() ? "" : ", statistics " + calibration,
+                    spark.sparkContext().master());
+            long start = System.nanoTime();
+            QuantizedSnapshotWriter.write(
+                    snapshot,
+                    output,
+                    overwrite,
+                    target -> QuantizeJob.write(spark, settings, metadata, target, err),
+                    rel -> false);
+            OutputFolders.mark(output, "quantize");
+            err.printf(Locale.ROOT, "quantize: %s written in %.1f s%n", output, (System.nanoTime() - start) / 1e9);
+            return 0;
+        }
+    }
+
+    /**
+     * The Spark session, without speculative tasks (a duplicate writes the same shard, but one still running when the
+     * folder is renamed into place could leave its temporary file there); a master URL Spark cannot parse is a usage
+     * error naming --master.
+     */
+    private SparkSession session(CommandLine cli) {
+        try {
+            return SparkSessions.create("fluxbatch quantize", master, Map.of("spark.speculation", "false"));
+        } catch (Exception e) { // SparkException is checked, and thrown undeclared
+            if (e instanceof SparkException
+                    && String.valueOf(e.getMessage()).startsWith("Could not parse Master URL")) {
+                throw new CommandLine.ParameterException(
+                        cli,
+                        "--master " + (master != null ? master : System.getProperty("spark.master")) + ": "
+                                + e.getMessage()
+                                + "; expected spark://HOST:PORT, local, local[N], local[*], yarn or k8s://...");
+            }
+            if (e instanceof RuntimeException r) {
+                throw r;
+            }
+            throw new IllegalStateException("cannot start Spark: " + e.getMessage(), e);
+        }
     }
 
     static String bytes(long b) {

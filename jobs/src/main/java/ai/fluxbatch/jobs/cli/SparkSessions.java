@@ -12,7 +12,13 @@ final class SparkSessions {
     private SparkSessions() {}
 
     static SparkSession create(String appName, String master) {
+        return create(appName, master, java.util.Map.of());
+    }
+
+    /** {@link #create(String, String)} with {@code settings} set over what the user set. */
+    static SparkSession create(String appName, String master, java.util.Map<String, String> settings) {
         SparkConf conf = new SparkConf().setAppName(appName);
+        settings.forEach(conf::set);
         if (master != null) {
             conf.setMaster(master);
         } else if (!conf.contains("spark.master")) {

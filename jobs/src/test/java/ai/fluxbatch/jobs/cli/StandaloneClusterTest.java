@@ -27,7 +27,10 @@ import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.TreeMap;
+import java.util.TreeSet;
 import java.util.concurrent.TimeUnit;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -37,7 +40,8 @@ import org.junit.jupiter.api.io.TempDir;
 /**
  * {@code fluxbatch generate --master spark://...} on a Spark standalone cluster on this machine: a master and two
  * workers (1 core, 1500 MB each) started here as child JVMs from the Spark jars on the test classpath, so the job runs
- * in two executor JVMs. Every image is written exactly once, both executors work, and each loads the engine once.
+ * in two executor JVMs. Every image is written exactly once, both executors work, and each loads the engine once;
+ * calibrate and quantize give what they give in local mode.
  */
 class StandaloneClusterTest {
     @TempDir
@@ -238,6 +242,35 @@ class StandaloneClusterTest {
                         l + " sum " + i);
             }
         }
+    }
+
+    /**
+     * {@code fluxbatch quantize --master spark://...} (gptq) over two executor JVMs: each writes some of the shards,
+     * reading the Gram statistics of its own layers from the shared file, and the output folder is the one local mode
+     * writes, file by file and byte for byte (shards, index, marker and the source's other files).
+     */
+    @Test
+    void quantizeOverTwoExecutorsWritesTheFilesOfLocalMode() throws Exception {
+        Path stats = QuantizedOutputs.gramStatistics(tmp.resolve("quantize-gram.safetensors"));
+        String[] args = {"--model", Golden.path("flux-tiny-dev").toString(), "--calibration", stats.toString()};
+        Path cluster = tmp.resolve("quantized-cluster");
+        Path local = tmp.resolve("quantized-local");
+        CliRun run = withSystemProperties(
+                clusterConf(),
+                () -> CliRun.of(concat(
+                        new String[] {"quantize", "--master", masterUrl, "--output", cluster.toString()}, args)));
+        assertEquals(0, run.exitCode(), run.err() + run.out() + logs());
+        Set<String> executors = new TreeSet<>();
+        Matcher m = Pattern.compile("written by executor (\\S+) in").matcher(run.err());
+        while (m.find()) {
+            executors.add(m.group(1));
+        }
+        assertEquals(2, executors.size(), "shards from both executors: " + run.err());
+        assertTrue(!executors.contains("driver"), "ran in the driver: " + run.err());
+        CliRun ref = CliRun.of(
+                concat(new String[] {"quantize", "--master", "local[2]", "--output", local.toString()}, args));
+        assertEquals(0, ref.exitCode(), ref.err());
+        QuantizedOutputs.assertSameFiles(local, cluster);
     }
 
     private static String[] concat(String[] a, String[] b) {

@@ -15,7 +15,10 @@ import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.SortedMap;
+import java.util.TreeMap;
 import java.util.TreeSet;
+import java.util.function.Predicate;
 
 /**
  * Calibration statistics as one safetensors file: per layer {@code <layer>.tokens} (I64 [1]), {@code .input_sum} and
@@ -37,6 +40,27 @@ public final class CalibrationFile {
 
     /** Statistics read back, with the file's metadata. */
     public record Contents(CalibrationStats stats, Map<String, String> metadata) {}
+
+    /**
+     * What statistics files hold for one layer, from their headers and token counts alone (no array read): enough to
+     * check a quantization plan before the statistics themselves, Gram matrices included, are read where they are used.
+     */
+    public record LayerSummary(int inFeatures, long tokens, boolean hasGram) {
+        /** The summary of statistics in memory. */
+        public static LayerSummary of(LayerStats stats) {
+            return new LayerSummary(stats.inFeatures(), stats.tokens(), stats.hasGram());
+        }
+
+        /** The summary of the merged statistics; refused as {@link LayerStats#merge} refuses them. */
+        LayerSummary plus(LayerSummary other) {
+            if (other.inFeatures != inFeatures || other.hasGram != hasGram) {
+                throw new IllegalArgumentException("cannot merge statistics of " + other.inFeatures + " inputs"
+                        + (other.hasGram ? " with Gram" : "") + " into " + inFeatures + " inputs"
+                        + (hasGram ? " with Gram" : ""));
+            }
+            return new LayerSummary(inFeatures, tokens + other.tokens, hasGram);
+        }
+    }
 
     private CalibrationFile() {}
 
@@ -64,14 +88,21 @@ public final class CalibrationFile {
      * model; files over the same layers add their tokens); the metadata is the first file's, plus {@code parts}.
      */
     public static Contents readAll(List<Path> files) {
-        Contents first = read(files.get(0));
+        return readAll(files, layer -> true);
+    }
+
+    /**
+     * {@link #readAll(List)} with the statistics of the layers {@code layers} selects only (the same values, merged in
+     * the same order), so that a worker holds just the layers it quantizes; every file is still checked as a whole
+     * (format, version, tensor names, dtypes and shapes), the values of the selected layers only.
+     */
+    public static Contents readAll(List<Path> files, Predicate<String> layers) {
+        Contents first = read(files.get(0), layers);
         for (Path f : files.subList(1, files.size())) {
             try {
-                first.stats().merge(read(f).stats());
+                first.stats().merge(read(f, layers).stats());
             } catch (IllegalArgumentException e) {
-                throw new ModelException(
-                        "cannot merge calibration statistics " + f + " into " + files.get(0) + ": " + e.getMessage(),
-                        e);
+                throw mergeFailure(files, f, e);
             }
         }
         Map<String, String> meta = new LinkedHashMap<>(first.metadata());
@@ -82,13 +113,73 @@ public final class CalibrationFile {
     }
 
     /**
+     * Per layer what {@link #readAll(List)} would give, in summary: input channels, tokens in all files, whether there
+     * is a Gram matrix. Refuses what {@code readAll} refuses from headers and token counts (files of another format or
+     * version, unknown or missing tensors, wrong dtypes or shapes, negative counts, layers that do not merge), with
+     * the same messages; the values themselves (finite, non-negative) are checked only when read.
+     */
+    public static SortedMap<String, LayerSummary> summarize(List<Path> files) {
+        SortedMap<String, LayerSummary> all = new TreeMap<>();
+        for (Path f : files) {
+            SortedMap<String, LayerSummary> some = new TreeMap<>();
+            try (TensorSource src = open(f)) {
+                for (String l : layers(src, f)) {
+                    LayerSummary s = summary(src, f, l);
+                    requireTokens(f, l, s.tokens());
+                    some.put(l, s);
+                }
+            } catch (SafetensorsException e) {
+                throw unreadable(f, e);
+            }
+            for (var e : some.entrySet()) {
+                try {
+                    all.merge(e.getKey(), e.getValue(), LayerSummary::plus);
+                } catch (IllegalArgumentException ex) {
+                    throw mergeFailure(
+                            files, f, new IllegalArgumentException("layer " + e.getKey() + ": " + ex.getMessage(), ex));
+                }
+            }
+        }
+        return all;
+    }
+
+    private static ModelException mergeFailure(List<Path> files, Path f, IllegalArgumentException e) {
+        return new ModelException(
+                "cannot merge calibration statistics " + f + " into " + files.get(0) + ": " + e.getMessage(), e);
+    }
+
+    /**
      * Reads a statistics file by its content, whatever its name ({@code calibrate --output stats} writes one without
      * an extension, and quantize takes it back as it is): the one rule for both is "a safetensors file whose metadata
      * says {@value #FORMAT}".
      */
     public static Contents read(Path file) {
-        try (TensorSource src = SafetensorsFile.open(file)) {
+        return read(file, layer -> true);
+    }
+
+    private static Contents read(Path file, Predicate<String> load) {
+        try (TensorSource src = open(file)) {
             Map<String, String> meta = new LinkedHashMap<>(src.metadata());
+            meta.remove(KEY_FORMAT);
+            meta.remove(KEY_VERSION);
+            CalibrationStats stats = new CalibrationStats();
+            for (String l : layers(src, file)) {
+                LayerSummary s = summary(src, file, l);
+                if (load.test(l)) {
+                    stats.put(l, layer(src, file, l, s));
+                }
+            }
+            return new Contents(stats, meta);
+        } catch (SafetensorsException e) {
+            throw unreadable(file, e);
+        }
+    }
+
+    /** The file opened, once its metadata says it is statistics of this format version. */
+    private static TensorSource open(Path file) {
+        TensorSource src = SafetensorsFile.open(file);
+        try {
+            Map<String, String> meta = src.metadata();
             if (!FORMAT.equals(meta.get(KEY_FORMAT))) {
                 throw new ModelException(file + " is not a calibration statistics file: its metadata " + KEY_FORMAT
                         + " is " + meta.get(KEY_FORMAT) + ", expected " + FORMAT + " (made by fluxbatch calibrate)");
@@ -97,51 +188,65 @@ public final class CalibrationFile {
                 throw new ModelException(
                         file + " has calibration format version " + meta.get(KEY_VERSION) + ", expected " + VERSION);
             }
-            meta.remove(KEY_FORMAT);
-            meta.remove(KEY_VERSION);
-            CalibrationStats stats = new CalibrationStats();
-            TreeSet<String> layers = new TreeSet<>();
-            for (String n : src.names()) {
-                if (n.endsWith(TOKENS)) {
-                    layers.add(n.substring(0, n.length() - TOKENS.length()));
-                }
-            }
-            if (layers.isEmpty()) {
-                throw new ModelException(file + " holds no layer statistics (no <layer>" + TOKENS + " entry)");
-            }
-            for (String n : src.names()) {
-                String suffix = n.substring(Math.max(0, n.lastIndexOf('.')));
-                String layer = n.substring(0, n.length() - suffix.length());
-                if (!SUFFIXES.contains(suffix) || !layers.contains(layer)) {
-                    throw new ModelException(file + " holds an unexpected tensor '" + n + "': expected only <layer>"
-                            + String.join(", <layer>", SUFFIXES) + " entries of layers that have a " + TOKENS
-                            + " entry (the file is corrupt or not made by fluxbatch calibrate)");
-                }
-            }
-            for (String l : layers) {
-                stats.put(l, layer(src, file, l));
-            }
-            return new Contents(stats, meta);
-        } catch (SafetensorsException e) {
-            throw new ModelException("calibration statistics " + file + " cannot be read: " + e.getMessage(), e);
+            return src;
+        } catch (RuntimeException e) {
+            src.close();
+            throw e;
         }
     }
 
-    private static LayerStats layer(TensorSource src, Path file, String l) {
+    /** The layers of a statistics file, once every tensor is one of a layer's. */
+    private static TreeSet<String> layers(TensorSource src, Path file) {
+        TreeSet<String> layers = new TreeSet<>();
+        for (String n : src.names()) {
+            if (n.endsWith(TOKENS)) {
+                layers.add(n.substring(0, n.length() - TOKENS.length()));
+            }
+        }
+        if (layers.isEmpty()) {
+            throw new ModelException(file + " holds no layer statistics (no <layer>" + TOKENS + " entry)");
+        }
+        for (String n : src.names()) {
+            String suffix = n.substring(Math.max(0, n.lastIndexOf('.')));
+            String layer = n.substring(0, n.length() - suffix.length());
+            if (!SUFFIXES.contains(suffix) || !layers.contains(layer)) {
+                throw new ModelException(file + " holds an unexpected tensor '" + n + "': expected only <layer>"
+                        + String.join(", <layer>", SUFFIXES) + " entries of layers that have a " + TOKENS
+                        + " entry (the file is corrupt or not made by fluxbatch calibrate)");
+            }
+        }
+        return layers;
+    }
+
+    private static ModelException unreadable(Path file, SafetensorsException e) {
+        return new ModelException("calibration statistics " + file + " cannot be read: " + e.getMessage(), e);
+    }
+
+    /** A layer's entries checked by dtype and shape, and its token count. */
+    private static LayerSummary summary(TensorSource src, Path file, String l) {
         int in = Math.toIntExact(require(src, file, l + SUM, DType.F64).shape()[0]);
         require(src, file, l + SUM_SQ, DType.F64, in);
         require(src, file, l + ABSMAX, DType.F32, in);
         require(src, file, l + TOKENS, DType.I64, 1);
-        float[] gram = null;
-        if (src.contains(l + GRAM)) {
+        boolean gram = src.contains(l + GRAM);
+        if (gram) {
             require(src, file, l + GRAM, DType.F32, in, in);
-            gram = finite(file, l + GRAM, src.floats(l + GRAM));
         }
-        long tokens = src.longs(l + TOKENS)[0];
+        return new LayerSummary(in, src.longs(l + TOKENS)[0], gram);
+    }
+
+    private static void requireTokens(Path file, String l, long tokens) {
         if (tokens < 0) {
             throw new ModelException(file + ": " + l + TOKENS + " is " + tokens + ", expected a token count >= 0"
                     + " (the file is corrupt)");
         }
+    }
+
+    private static LayerStats layer(TensorSource src, Path file, String l, LayerSummary s) {
+        int in = s.inFeatures();
+        float[] gram = s.hasGram() ? finite(file, l + GRAM, src.floats(l + GRAM)) : null;
+        long tokens = s.tokens();
+        requireTokens(file, l, tokens);
         double[] sumSq = finite(file, l + SUM_SQ, src.doubles(l + SUM_SQ));
         float[] absMax = finite(file, l + ABSMAX, src.floats(l + ABSMAX));
         requireNonNegative(file, l + SUM_SQ, Arrays.stream(sumSq).min().orElse(0));

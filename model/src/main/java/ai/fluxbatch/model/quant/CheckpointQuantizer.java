@@ -2,6 +2,7 @@ package ai.fluxbatch.model.quant;
 
 import ai.fluxbatch.model.FiniteValues;
 import ai.fluxbatch.model.ModelException;
+import ai.fluxbatch.model.calib.CalibrationFile;
 import ai.fluxbatch.model.safetensors.DType;
 import ai.fluxbatch.model.safetensors.SafetensorsWriter;
 import ai.fluxbatch.model.safetensors.TensorInfo;
@@ -12,7 +13,9 @@ import java.nio.ByteOrder;
 import java.nio.channels.WritableByteChannel;
 import java.nio.file.Path;
 import java.util.HashMap;
+import java.util.LinkedHashMap;
 import java.util.Map;
+import java.util.function.Predicate;
 
 /**
  * Streams a checkpoint into the 1.58-bit format tensor by tensor: each block weight is read, checked for NaN/Inf,
@@ -59,6 +62,94 @@ public final class CheckpointQuantizer {
 
     /** Writes the quantized checkpoint to {@code target} (under a temporary name, renamed when complete). */
     public void write(Path target) {
+        write(target, name -> true);
+    }
+
+    /**
+     * Writes to {@code target} the part of the quantized checkpoint made from the source tensors {@code part} selects:
+     * those tensors, and the scales of the layers among them, with the same bytes and the same metadata as {@link
+     * #write(Path)} writes them, so that parts written separately over disjoint selections add up to the whole
+     * checkpoint. A layer's weight and bias must be in the same part; the recipe's statistics need to hold the layers
+     * of the part only. Checks the whole source as {@link #write(Path)} does, and the statistics of the part's layers.
+     */
+    public void write(Path target, Predicate<String> part) {
+        checkSource();
+        for (String name : source.names()) {
+            if (shiftsBias(name) && part.test(name) != part.test(weightOf(name))) {
+                String in = part.test(name) ? name : weightOf(name), out = part.test(name) ? weightOf(name) : name;
+                throw new IllegalArgumentException("a part must hold a quantized layer's weight and bias together,"
+                        + " but it holds " + in + " and not " + out);
+            }
+        }
+        recipe.check(source, name -> quantizesNow(name) && part.test(name));
+        long total = 0;
+        for (String name : source.names()) {
+            if (part.test(name)) {
+                total += source.info(name).byteLength();
+            }
+        }
+        long bytesTotal = total;
+        SafetensorsWriter writer = new SafetensorsWriter();
+        metadata().forEach(writer::metadata);
+        for (String name : source.names()) {
+            if (!part.test(name)) {
+                continue;
+            }
+            TensorInfo info = source.info(name);
+            if (quantizesNow(name)) {
+                addQuantized(writer, info, bytesTotal);
+            } else if (shiftsBias(name)) {
+                addShiftedBias(writer, info, bytesTotal);
+            } else {
+                writer.add(name, info.dtype(), info.shape(), out -> {
+                    copy(info, out);
+                    advance(name, info.byteLength(), bytesTotal);
+                });
+            }
+        }
+        started = System.nanoTime();
+        writer.write(target);
+        if (group != null) {
+            progress.groupDone(group, bytesDone, bytesTotal, (System.nanoTime() - started) / 1e9);
+        }
+    }
+
+    /**
+     * Checks what {@link #write(Path)} checks before it writes anything, with the statistics of each layer described
+     * by {@code statistics} (from {@link CalibrationFile#summarize}) instead of read: for a driver that leaves the
+     * reading of the statistics to the workers that quantize the layers.
+     */
+    public void check(Map<String, CalibrationFile.LayerSummary> statistics) {
+        checkSource();
+        recipe.check(source, this::quantizesNow, statistics::get);
+    }
+
+    /** The quantized checkpoint's metadata, in the order its header lists them. */
+    public Map<String, String> metadata() {
+        Map<String, String> meta = source.metadata();
+        boolean partial = meta.containsKey(TernaryFormat.KEY_FORMAT);
+        Map<String, String> out = new LinkedHashMap<>();
+        out.put(TernaryFormat.KEY_FORMAT, TernaryFormat.FORMAT);
+        out.put(TernaryFormat.KEY_VERSION, TernaryFormat.VERSION);
+        out.put(TernaryFormat.KEY_METHOD, recipe.method().name());
+        out.put(TernaryFormat.KEY_PACKING, TernaryFormat.PACKING);
+        out.put(TernaryFormat.KEY_SOURCE, sourceFile.getFileName().toString());
+        out.put(TernaryFormat.KEY_SOURCE_SHA256, sourceSha256);
+        out.put("format", "pt");
+        if (partial) {
+            out.putAll(meta); // the original source and the calibrations of the earlier passes
+        }
+        recipe.metadata()
+                .forEach((k, v) -> out.put(
+                        k,
+                        partial && meta.containsKey(k) && k.startsWith(TernaryFormat.KEY_CALIBRATION)
+                                ? meta.get(k) + ";" + v
+                                : v));
+        return out;
+    }
+
+    /** Refuses a source with nothing left to quantize, or partly quantized with another method. */
+    private void checkSource() {
         Map<String, String> meta = source.metadata();
         boolean partial = meta.containsKey(TernaryFormat.KEY_FORMAT);
         if (source.names().stream().noneMatch(this::quantizesNow)) {
@@ -77,47 +168,6 @@ public final class CheckpointQuantizer {
             throw new ModelException(
                     sourceFile + " is partly quantized with method " + earlier + ": continue with" + " --method "
                             + TernaryFormat.baseMethod(earlier) + ", or start from the full-precision checkpoint");
-        }
-        recipe.check(source, this::quantizesNow);
-        long total = 0;
-        for (String name : source.names()) {
-            total += source.info(name).byteLength();
-        }
-        long bytesTotal = total;
-        SafetensorsWriter writer = new SafetensorsWriter()
-                .metadata(TernaryFormat.KEY_FORMAT, TernaryFormat.FORMAT)
-                .metadata(TernaryFormat.KEY_VERSION, TernaryFormat.VERSION)
-                .metadata(TernaryFormat.KEY_METHOD, recipe.method().name())
-                .metadata(TernaryFormat.KEY_PACKING, TernaryFormat.PACKING)
-                .metadata(TernaryFormat.KEY_SOURCE, sourceFile.getFileName().toString())
-                .metadata(TernaryFormat.KEY_SOURCE_SHA256, sourceSha256)
-                .metadata("format", "pt");
-        if (partial) {
-            meta.forEach(writer::metadata); // the original source and the calibrations of the earlier passes
-        }
-        recipe.metadata()
-                .forEach((k, v) -> writer.metadata(
-                        k,
-                        partial && meta.containsKey(k) && k.startsWith(TernaryFormat.KEY_CALIBRATION)
-                                ? meta.get(k) + ";" + v
-                                : v));
-        for (String name : source.names()) {
-            TensorInfo info = source.info(name);
-            if (quantizesNow(name)) {
-                addQuantized(writer, info, bytesTotal);
-            } else if (shiftsBias(name)) {
-                addShiftedBias(writer, info, bytesTotal);
-            } else {
-                writer.add(name, info.dtype(), info.shape(), out -> {
-                    copy(info, out);
-                    advance(name, info.byteLength(), bytesTotal);
-                });
-            }
-        }
-        started = System.nanoTime();
-        writer.write(target);
-        if (group != null) {
-            progress.groupDone(group, bytesDone, bytesTotal, (System.nanoTime() - started) / 1e9);
         }
     }
 
@@ -225,7 +275,7 @@ public final class CheckpointQuantizer {
     }
 
     /** {@code double_blocks.7.img_attn.qkv.weight -> double_blocks.7}; every other tensor is in "other". */
-    static String groupOf(String name) {
+    public static String groupOf(String name) {
         String[] parts = name.split("\\.");
         return (parts[0].equals("double_blocks") || parts[0].equals("single_blocks")) && parts.length > 2
                 ? parts[0] + "." + parts[1]

@@ -1,6 +1,7 @@
 package ai.fluxbatch.model.quant;
 
 import ai.fluxbatch.model.ModelException;
+import ai.fluxbatch.model.calib.CalibrationFile.LayerSummary;
 import ai.fluxbatch.model.calib.CalibrationStats;
 import ai.fluxbatch.model.calib.LayerStats;
 import ai.fluxbatch.model.safetensors.TensorInfo;
@@ -8,6 +9,7 @@ import ai.fluxbatch.model.safetensors.TensorSource;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.Map;
+import java.util.function.Function;
 import java.util.function.Predicate;
 import java.util.regex.Pattern;
 
@@ -53,6 +55,14 @@ public record QuantizeRecipe(
 
     /** Checks, before anything is written, that the statistics fit every layer this checkpoint quantizes. */
     void check(TensorSource source, Predicate<String> quantizedNow) {
+        check(source, quantizedNow, layer -> {
+            LayerStats s = stats.get(layer);
+            return s == null ? null : LayerSummary.of(s);
+        });
+    }
+
+    /** {@link #check(TensorSource, Predicate)} against summaries of the statistics (null: none for that layer). */
+    void check(TensorSource source, Predicate<String> quantizedNow, Function<String, LayerSummary> summaries) {
         if (!method.needsStatistics()) {
             return;
         }
@@ -62,7 +72,7 @@ public record QuantizeRecipe(
                 continue;
             }
             String layer = name.substring(0, name.length() - ".weight".length());
-            LayerStats s = stats.get(layer);
+            LayerSummary s = summaries.apply(layer);
             if (s == null) {
                 throw new ModelException("calibration statistics " + statsFile + " have nothing for layer " + layer
                         + " (" + Arrays.toString(info.shape()) + ") of " + source.file(name) + ": they were recorded"

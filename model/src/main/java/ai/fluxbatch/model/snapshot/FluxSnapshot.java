@@ -126,6 +126,29 @@ public final class FluxSnapshot {
         return root.resolve("tokenizer_2").resolve("spiece.model");
     }
 
+    /**
+     * The one {@code NAME.safetensors.index.json} among {@code candidates} when every other candidate is one of its
+     * shards by the Hugging Face naming, {@code NAME-00001-of-00004.safetensors}; else null.
+     */
+    private static Path shardedIndex(List<Path> candidates) {
+        List<Path> indexes = candidates.stream()
+                .filter(p -> p.getFileName().toString().endsWith(".safetensors.index.json"))
+                .toList();
+        if (indexes.size() != 1) {
+            return null;
+        }
+        String index = indexes.get(0).getFileName().toString();
+        String shard =
+                java.util.regex.Pattern.quote(index.substring(0, index.length() - ".safetensors.index.json".length()))
+                        + "-\\d{5}-of-\\d{5}\\.safetensors";
+        for (Path p : candidates) {
+            if (!p.equals(indexes.get(0)) && !p.getFileName().toString().matches(shard)) {
+                return null;
+            }
+        }
+        return indexes.get(0);
+    }
+
     private static Path findTransformer(Path dir) {
         for (String name : KNOWN_TRANSFORMER_FILES) {
             Path p = dir.resolve(name);
@@ -154,6 +177,10 @@ public final class FluxSnapshot {
         }
         if (candidates.size() == 1) {
             return candidates.get(0);
+        }
+        Path index = shardedIndex(candidates);
+        if (index != null) {
+            return index;
         }
         String expected = "expected the FLUX.1 transformer as flux1-dev.safetensors or flux1-schnell.safetensors"
                 + " (or one *.safetensors / *.safetensors.index.json) in " + dir;

@@ -13,6 +13,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.Map;
+import java.util.Random;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -125,5 +126,57 @@ class CalibrationFileTest {
                 .write(partial);
         e = assertThrows(ModelException.class, () -> CalibrationFile.read(partial));
         assertTrue(e.getMessage().contains("lacks l.input_sum"), e.getMessage());
+    }
+
+    @Test
+    void selectedLayersReadAsTheFullReadHasThemAndSummariesAgree() {
+        Random random = new Random(3);
+        java.util.List<Path> files = new java.util.ArrayList<>();
+        for (int f = 0; f < 3; f++) {
+            CalibrationStats stats = new CalibrationStats();
+            for (String l : f == 1 ? java.util.List.of("a", "c") : java.util.List.of("a", "b", "c")) {
+                int in = l.equals("b") ? 3 : 4;
+                float[] x = new float[(2 + f) * in];
+                for (int i = 0; i < x.length; i++) {
+                    x[i] = (float) random.nextGaussian();
+                }
+                stats.put(l, LayerStatsFixtures.of(x, 2 + f, in));
+            }
+            Path file = tmp.resolve("part-" + f + ".safetensors");
+            CalibrationFile.write(stats, Map.of("model", "tiny", "part", Integer.toString(f)), file);
+            files.add(file);
+        }
+        CalibrationFile.Contents all = CalibrationFile.readAll(files);
+        CalibrationFile.Contents some = CalibrationFile.readAll(files, l -> !l.equals("a"));
+        assertEquals(all.metadata(), some.metadata());
+        assertEquals(java.util.Set.of("b", "c"), some.stats().layers().keySet());
+        for (String l : some.stats().layers().keySet()) {
+            LayerStats a = all.stats().get(l), b = some.stats().get(l);
+            assertEquals(a.tokens(), b.tokens(), l);
+            assertArrayEquals(a.sum(), b.sum(), l); // exact: the same additions in the same order
+            assertArrayEquals(a.sumSq(), b.sumSq(), l);
+            assertArrayEquals(a.absMax(), b.absMax(), l);
+            assertArrayEquals(a.gram(), b.gram(), l);
+        }
+        assertTrue(CalibrationFile.readAll(files, l -> false).stats().isEmpty());
+        java.util.SortedMap<String, CalibrationFile.LayerSummary> summaries = CalibrationFile.summarize(files);
+        assertEquals(all.stats().layers().keySet(), summaries.keySet());
+        all.stats().layers().forEach((l, s) -> assertEquals(CalibrationFile.LayerSummary.of(s), summaries.get(l), l));
+    }
+
+    @Test
+    void summariesRefuseFilesThatDoNotMergeWithTheFullReadsMessage() {
+        CalibrationStats gram = new CalibrationStats();
+        gram.layer("l", 2, true).addRows(new float[] {4, 5}, 1);
+        CalibrationStats diag = new CalibrationStats();
+        diag.layer("l", 2, false).addRows(new float[] {4, 5}, 1);
+        Path g = tmp.resolve("gram.safetensors"), d = tmp.resolve("diag.safetensors");
+        CalibrationFile.write(gram, Map.of(), g);
+        CalibrationFile.write(diag, Map.of(), d);
+        java.util.List<Path> files = java.util.List.of(g, d);
+        ModelException read = assertThrows(ModelException.class, () -> CalibrationFile.readAll(files));
+        ModelException summary = assertThrows(ModelException.class, () -> CalibrationFile.summarize(files));
+        assertEquals(read.getMessage(), summary.getMessage());
+        assertTrue(summary.getMessage().contains("cannot merge calibration statistics"), summary.getMessage());
     }
 }

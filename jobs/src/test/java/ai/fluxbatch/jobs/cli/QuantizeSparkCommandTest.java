@@ -1,0 +1,178 @@
+package ai.fluxbatch.jobs.cli;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import ai.fluxbatch.jobs.quantize.QuantizeJob;
+import ai.fluxbatch.model.Golden;
+import ai.fluxbatch.model.calib.CalibrationFile;
+import ai.fluxbatch.model.calib.CalibrationStats;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * {@code fluxbatch quantize --master local[N]}: the blocks spread over Spark tasks, one shard each, indexed by the
+ * driver. The sharded checkpoint reads back as the one-file checkpoint of a one-process run (same tensors, bytes and
+ * metadata), a retried task leaves the same output, a failed job none, and bad options are refused before any work.
+ */
+class QuantizeSparkCommandTest {
+    @TempDir
+    static Path shared;
+
+    private static Path stats;
+    private static Path oneProcessGptq;
+
+    @TempDir
+    Path tmp;
+
+    @BeforeAll
+    static void quantizeInOneProcess() {
+        stats = QuantizedOutputs.gramStatistics(shared.resolve("gram.safetensors"));
+        oneProcessGptq = shared.resolve("one-process-gptq");
+        CliRun run = CliRun.of(
+                "quantize",
+                "--model",
+                Golden.path("flux-tiny-dev").toString(),
+                "--calibration",
+                stats.toString(),
+                "--output",
+                oneProcessGptq.toString());
+        assertEquals(0, run.exitCode(), run.err());
+    }
+
+    @Test
+    void gptqSpreadOverTwoTasksGivesTheOneProcessTensorsAndMetadata() throws IOException {
+        Path out = tmp.resolve("spread");
+        CliRun run = CliRun.of(
+                "quantize",
+                "--master",
+                "local[2]",
+                "--model",
+                Golden.path("flux-tiny-dev").toString(),
+                "--calibration",
+                stats.toString(),
+                "--output",
+                out.toString());
+        assertEquals(0, run.exitCode(), run.err());
+        assertTrue(run.err().contains("5 shards (one per block)"), run.err());
+        QuantizedOutputs.assertSameTransformer(oneProcessGptq, out);
+        List<String> expected = new java.util.ArrayList<>(QuantizedOutputs.files(oneProcessGptq));
+        expected.remove("flux1-dev.safetensors");
+        expected.add("flux1-dev.safetensors.index.json");
+        for (int i = 1; i <= 5; i++) {
+            expected.add(String.format("flux1-dev-%05d-of-00005.safetensors", i));
+        }
+        expected.sort(null);
+        assertEquals(expected, QuantizedOutputs.files(out), "the shards and the index instead of the one file");
+        String index = Files.readString(out.resolve("flux1-dev.safetensors.index.json"));
+        assertTrue(
+                index.contains("\"double_blocks.0.img_attn.qkv.weight\" : \"flux1-dev-00001-of-00005.safetensors\""),
+                index);
+        assertFalse(index.contains("total_size"), "only the checkpoint's own metadata: " + index);
+        try (Stream<Path> siblings = Files.list(tmp)) {
+            assertEquals(List.of(out), siblings.toList(), "no staging folder left beside the output");
+        }
+    }
+
+    @Test
+    void aRetriedTaskLeavesTheCleanOutputAndAFailedJobLeavesNothing() throws IOException {
+        Path clean = tmp.resolve("clean");
+        String model = Golden.path("flux-tiny-dev").toString();
+        String layers = "single_blocks\\..*"; // the double blocks are copied as they are
+        assertEquals(
+                0,
+                CliRun.of("quantize", "--model", model, "--layers", layers, "--output", clean.toString())
+                        .exitCode());
+        Path failed = tmp.resolve("failed"), retried = tmp.resolve("retried");
+        System.setProperty(QuantizeJob.FAIL_FIRST_ATTEMPT, "true");
+        try {
+            CliRun run = CliRun.of(
+                    "quantize",
+                    "--master",
+                    "local[2]",
+                    "--model",
+                    model,
+                    "--layers",
+                    layers,
+                    "--output",
+                    failed.toString());
+            assertNotEquals(0, run.exitCode(), "the hook fails a task, and local[2] does not retry it");
+            assertTrue(run.err().contains("fails on purpose"), run.err());
+            run = CliRun.of(
+                    "quantize",
+                    "--master",
+                    "local[2,2]",
+                    "--model",
+                    model,
+                    "--layers",
+                    layers,
+                    "--output",
+                    retried.toString());
+            assertEquals(0, run.exitCode(), run.err());
+        } finally {
+            System.clearProperty(QuantizeJob.FAIL_FIRST_ATTEMPT);
+        }
+        try (Stream<Path> s = Files.list(tmp)) {
+            assertEquals(
+                    List.of(clean, retried),
+                    s.sorted().toList(),
+                    "no output and no staging folder from the failed job");
+        }
+        QuantizedOutputs.assertSameTransformer(clean, retried);
+        assertTrue(
+                QuantizedOutputs.files(retried).stream().noneMatch(f -> f.contains(".tmp")),
+                "the half shard the failed attempt left is gone: " + QuantizedOutputs.files(retried));
+    }
+
+    @Test
+    void refusesABadMasterAnExistingOutputAndStatisticsThatDoNotFitBeforeAnyTask() throws IOException {
+        String model = Golden.path("flux-tiny-dev").toString();
+        Path out = tmp.resolve("out");
+        CliRun run = CliRun.of("quantize", "--master", "bogus://x", "--model", model, "--output", out.toString());
+        assertEquals(2, run.exitCode(), run.err());
+        assertTrue(run.err().contains("--master bogus://x: Could not parse Master URL"), run.err());
+
+        Path exists = Files.createDirectories(tmp.resolve("exists"));
+        run = CliRun.of("quantize", "--master", "local[2]", "--model", model, "--output", exists.toString());
+        assertEquals(1, run.exitCode(), run.err());
+        assertTrue(run.err().contains("output folder " + exists + " exists"), run.err());
+        assertFalse(run.err().contains("shards"), "refused before the job: " + run.err());
+        try (Stream<Path> s = Files.list(exists)) {
+            assertEquals(0, s.count(), "the existing folder is left as it was");
+        }
+
+        Path halfStats = tmp.resolve("double-only.safetensors");
+        CalibrationStats doubles = new CalibrationStats();
+        CalibrationFile.read(stats).stats().layers().forEach((l, s) -> {
+            if (l.startsWith("double_blocks.")) {
+                doubles.put(l, s);
+            }
+        });
+        CalibrationFile.write(doubles, Map.of(), halfStats);
+        run = CliRun.of(
+                "quantize",
+                "--master",
+                "local[2]",
+                "--model",
+                model,
+                "--calibration",
+                halfStats.toString(),
+                "--output",
+                out.toString());
+        assertEquals(1, run.exitCode(), run.err());
+        assertTrue(run.err().contains("nothing for layer single_blocks.0"), run.err());
+        assertFalse(run.err().contains("shards"), "refused before the job: " + run.err());
+        try (Stream<Path> s = Files.list(tmp)) {
+            assertEquals(List.of(halfStats, exists), s.sorted().toList(), "nothing written");
+        }
+    }
+}

@@ -1,0 +1,89 @@
+package ai.fluxbatch.jobs.cli;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import ai.fluxbatch.kernel.cpu.CpuBackend;
+import ai.fluxbatch.model.Golden;
+import ai.fluxbatch.model.calib.ActivationRecorder;
+import ai.fluxbatch.model.calib.CalibrationFile;
+import ai.fluxbatch.model.calib.CalibrationRun;
+import ai.fluxbatch.model.calib.CalibrationStats;
+import ai.fluxbatch.model.pipeline.FluxPipeline;
+import ai.fluxbatch.model.pipeline.GenerationParams;
+import ai.fluxbatch.model.safetensors.TensorSource;
+import ai.fluxbatch.model.safetensors.TensorSources;
+import ai.fluxbatch.model.snapshot.FluxSnapshot;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.stream.Stream;
+
+/** What the tests of {@code quantize --master} compare: quantized snapshots, and statistics to quantize with. */
+final class QuantizedOutputs {
+    private QuantizedOutputs() {}
+
+    /** Gram statistics of flux-tiny-dev on one prompt at 32 x 32, 2 steps, written to {@code file}. */
+    static Path gramStatistics(Path file) {
+        ActivationRecorder recorder = new ActivationRecorder(true, layer -> true);
+        try (CpuBackend cpu = new CpuBackend()) {
+            FluxPipeline p = FluxPipeline.load(Golden.path("flux-tiny-dev"), cpu, recorder);
+            CalibrationStats s = new CalibrationRun(p, recorder)
+                    .record(
+                            List.of(p.embed("a red circle on the left")),
+                            new long[] {1},
+                            new GenerationParams(32, 32, 2, 3.5f),
+                            step -> true);
+            CalibrationFile.write(s, Map.of("model", "flux-tiny-dev"), file);
+        }
+        return file;
+    }
+
+    /**
+     * The transformers of two snapshots read back the same: the same tensor names, and per tensor the same dtype,
+     * shape and bytes; the same metadata. One may be a single file and the other shards with an index.
+     */
+    static void assertSameTransformer(Path expected, Path actual) {
+        try (TensorSource e = TensorSources.open(FluxSnapshot.open(expected).transformerFile());
+                TensorSource a = TensorSources.open(FluxSnapshot.open(actual).transformerFile())) {
+            assertEquals(e.metadata(), a.metadata(), "metadata");
+            assertEquals(e.names(), a.names(), "tensor names");
+            for (String name : e.names()) {
+                assertEquals(e.info(name).dtype(), a.info(name).dtype(), name);
+                assertArrayEquals(e.info(name).shape(), a.info(name).shape(), name);
+                long n = e.info(name).byteLength();
+                for (long at = 0; at < n; at += 1 << 20) {
+                    int len = (int) Math.min(n - at, 1 << 20);
+                    assertEquals(e.bytes(name, at, len), a.bytes(name, at, len), name + ": bytes from " + at);
+                }
+            }
+        }
+    }
+
+    /** The same files under both folders (names relative to each), byte for byte. */
+    static void assertSameFiles(Path expected, Path actual) throws IOException {
+        List<String> names = files(expected);
+        assertEquals(names, files(actual), "the files of " + actual + " against " + expected);
+        for (String n : names) {
+            assertTrue(
+                    Files.mismatch(expected.resolve(n), actual.resolve(n)) < 0,
+                    n + " differs between " + expected + " and " + actual);
+        }
+    }
+
+    /** Every regular file under {@code folder}, relative to it, sorted; hidden ones included. */
+    static List<String> files(Path folder) throws IOException {
+        List<String> out = new ArrayList<>();
+        try (Stream<Path> s = Files.walk(folder)) {
+            s.filter(Files::isRegularFile)
+                    .map(p -> folder.relativize(p).toString())
+                    .sorted()
+                    .forEach(out::add);
+        }
+        return out;
+    }
+}
