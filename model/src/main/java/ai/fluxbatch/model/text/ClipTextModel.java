@@ -9,6 +9,8 @@ import ai.fluxbatch.model.ShapeReader;
 import ai.fluxbatch.model.WeightReader;
 import ai.fluxbatch.model.flux.Linear;
 import ai.fluxbatch.model.safetensors.TensorSource;
+import com.fasterxml.jackson.databind.JsonNode;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 
@@ -65,33 +67,38 @@ public final class ClipTextModel {
 
     public static ClipTextModel load(TextEncoderFiles files, Backend backend) {
         try (TensorSource weights = files.openWeights()) {
-            ClipTextConfig c = deriveConfig(new ShapeReader(weights, files.config(), files.configFile()));
-            WeightReader r = new WeightReader(weights, backend, c.toString()).keepingBf16();
-            int h = c.hidden();
-            List<Layer> layers = new ArrayList<>();
-            for (int i = 0; i < c.layers(); i++) {
-                String p = PREFIX + "encoder.layers." + i + ".";
-                layers.add(new Layer(
-                        r.tensor(p + "layer_norm1.weight", h),
-                        r.tensor(p + "layer_norm1.bias", h),
-                        r.linear(p + "self_attn.q_proj", h, h),
-                        r.linear(p + "self_attn.k_proj", h, h),
-                        r.linear(p + "self_attn.v_proj", h, h),
-                        r.linear(p + "self_attn.out_proj", h, h),
-                        r.tensor(p + "layer_norm2.weight", h),
-                        r.tensor(p + "layer_norm2.bias", h),
-                        r.linear(p + "mlp.fc1", c.intermediate(), h),
-                        r.linear(p + "mlp.fc2", h, c.intermediate())));
-            }
-            return new ClipTextModel(
-                    backend,
-                    c,
-                    r.matrix(PREFIX + "embeddings.token_embedding.weight", c.vocabSize(), h),
-                    r.matrix(PREFIX + "embeddings.position_embedding.weight", c.maxPositions(), h),
-                    layers,
-                    r.tensor(PREFIX + "final_layer_norm.weight", h),
-                    r.tensor(PREFIX + "final_layer_norm.bias", h));
+            return load(weights, files.config(), files.configFile(), backend);
         }
+    }
+
+    /** Loads from open weights (left open) and the parsed {@code config.json} ({@code configFile} for messages). */
+    public static ClipTextModel load(TensorSource weights, JsonNode config, Path configFile, Backend backend) {
+        ClipTextConfig c = deriveConfig(new ShapeReader(weights, config, configFile));
+        WeightReader r = new WeightReader(weights, backend, c.toString()).keepingBf16();
+        int h = c.hidden();
+        List<Layer> layers = new ArrayList<>();
+        for (int i = 0; i < c.layers(); i++) {
+            String p = PREFIX + "encoder.layers." + i + ".";
+            layers.add(new Layer(
+                    r.tensor(p + "layer_norm1.weight", h),
+                    r.tensor(p + "layer_norm1.bias", h),
+                    r.linear(p + "self_attn.q_proj", h, h),
+                    r.linear(p + "self_attn.k_proj", h, h),
+                    r.linear(p + "self_attn.v_proj", h, h),
+                    r.linear(p + "self_attn.out_proj", h, h),
+                    r.tensor(p + "layer_norm2.weight", h),
+                    r.tensor(p + "layer_norm2.bias", h),
+                    r.linear(p + "mlp.fc1", c.intermediate(), h),
+                    r.linear(p + "mlp.fc2", h, c.intermediate())));
+        }
+        return new ClipTextModel(
+                backend,
+                c,
+                r.matrix(PREFIX + "embeddings.token_embedding.weight", c.vocabSize(), h),
+                r.matrix(PREFIX + "embeddings.position_embedding.weight", c.maxPositions(), h),
+                layers,
+                r.tensor(PREFIX + "final_layer_norm.weight", h),
+                r.tensor(PREFIX + "final_layer_norm.bias", h));
     }
 
     static ClipTextConfig deriveConfig(ShapeReader s) {

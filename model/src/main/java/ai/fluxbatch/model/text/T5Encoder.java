@@ -9,6 +9,8 @@ import ai.fluxbatch.model.ShapeReader;
 import ai.fluxbatch.model.WeightReader;
 import ai.fluxbatch.model.flux.Linear;
 import ai.fluxbatch.model.safetensors.TensorSource;
+import com.fasterxml.jackson.databind.JsonNode;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -61,35 +63,40 @@ public final class T5Encoder {
 
     public static T5Encoder load(TextEncoderFiles files, Backend backend) {
         try (TensorSource weights = files.openWeights()) {
-            T5Config c = deriveConfig(new ShapeReader(weights, files.config(), files.configFile()));
-            WeightReader r = new WeightReader(weights, backend, c.toString()).keepingBf16();
-            List<Layer> layers = new ArrayList<>();
-            for (int i = 0; i < c.layers(); i++) {
-                String a = "encoder.block." + i + ".layer.0.";
-                String f = "encoder.block." + i + ".layer.1.";
-                layers.add(new Layer(
-                        r.tensor(a + "layer_norm.weight", c.dModel()),
-                        r.linearNoBias(a + "SelfAttention.q", c.innerDim(), c.dModel()),
-                        r.linearNoBias(a + "SelfAttention.k", c.innerDim(), c.dModel()),
-                        r.linearNoBias(a + "SelfAttention.v", c.innerDim(), c.dModel()),
-                        r.linearNoBias(a + "SelfAttention.o", c.dModel(), c.innerDim()),
-                        r.tensor(f + "layer_norm.weight", c.dModel()),
-                        r.linearNoBias(f + "DenseReluDense.wi_0", c.dFf(), c.dModel()),
-                        r.linearNoBias(f + "DenseReluDense.wi_1", c.dFf(), c.dModel()),
-                        r.linearNoBias(f + "DenseReluDense.wo", c.dModel(), c.dFf())));
-            }
-            Tensor table = r.tensor(
-                    "encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight", c.buckets(), c.heads());
-            float[] positions = backend.download(table);
-            table.close();
-            return new T5Encoder(
-                    backend,
-                    c,
-                    r.matrix("shared.weight", c.vocabSize(), c.dModel()),
-                    positions,
-                    layers,
-                    r.tensor("encoder.final_layer_norm.weight", c.dModel()));
+            return load(weights, files.config(), files.configFile(), backend);
         }
+    }
+
+    /** Loads from open weights (left open) and the parsed {@code config.json} ({@code configFile} for messages). */
+    public static T5Encoder load(TensorSource weights, JsonNode config, Path configFile, Backend backend) {
+        T5Config c = deriveConfig(new ShapeReader(weights, config, configFile));
+        WeightReader r = new WeightReader(weights, backend, c.toString()).keepingBf16();
+        List<Layer> layers = new ArrayList<>();
+        for (int i = 0; i < c.layers(); i++) {
+            String a = "encoder.block." + i + ".layer.0.";
+            String f = "encoder.block." + i + ".layer.1.";
+            layers.add(new Layer(
+                    r.tensor(a + "layer_norm.weight", c.dModel()),
+                    r.linearNoBias(a + "SelfAttention.q", c.innerDim(), c.dModel()),
+                    r.linearNoBias(a + "SelfAttention.k", c.innerDim(), c.dModel()),
+                    r.linearNoBias(a + "SelfAttention.v", c.innerDim(), c.dModel()),
+                    r.linearNoBias(a + "SelfAttention.o", c.dModel(), c.innerDim()),
+                    r.tensor(f + "layer_norm.weight", c.dModel()),
+                    r.linearNoBias(f + "DenseReluDense.wi_0", c.dFf(), c.dModel()),
+                    r.linearNoBias(f + "DenseReluDense.wi_1", c.dFf(), c.dModel()),
+                    r.linearNoBias(f + "DenseReluDense.wo", c.dModel(), c.dFf())));
+        }
+        Tensor table = r.tensor(
+                "encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight", c.buckets(), c.heads());
+        float[] positions = backend.download(table);
+        table.close();
+        return new T5Encoder(
+                backend,
+                c,
+                r.matrix("shared.weight", c.vocabSize(), c.dModel()),
+                positions,
+                layers,
+                r.tensor("encoder.final_layer_norm.weight", c.dModel()));
     }
 
     static T5Config deriveConfig(ShapeReader s) {
