@@ -32,6 +32,7 @@ test_classes=(
   ai.fluxbatch.model.flux.FluxTransformerGoldenTest
   ai.fluxbatch.model.quant.QuantizedSnapshotTest
   ai.fluxbatch.model.TextEncodersAndVaeOnCudaTest
+  ai.fluxbatch.model.text.TextEncodersBf16Test
 )
 # >>> BENCHMARKS: add "main.Class arg1 arg2 ..." entries here; each runs after the tests, output in $OUT/bench-N.log <<<
 bench_mains=(

@@ -1,9 +1,10 @@
 // fluxbatch: the element-wise, row and layout kernels of the CUDA backend (module fluxbatch_ops).
 //
 // The contract is ai.fluxbatch.kernel.cuda.OpsKernels: kernel names, parameter lists, semantics, launch geometry.
-// All tensors are row-major float32; a pointer may be nullptr only where OpsKernels says so (layer_norm's weight
-// and bias, softmax_rows' bias). Counts are ints; index arithmetic is 64-bit (fb_idx) so products such as B L C
-// never overflow. No #include and no header macros (INFINITY): the file also compiles with NVRTC as it stands.
+// All tensors are row-major float32 (the bfloat16 weights of fb_bf16_widen and fb_embedding_bf16 aside); a pointer
+// may be nullptr only where OpsKernels says so (layer_norm's weight and bias, softmax_rows' bias). Counts are ints;
+// index arithmetic is 64-bit (fb_idx) so products such as B L C never overflow. No #include and no header macros
+// (INFINITY): the file also compiles with NVRTC as it stands.
 //
 // Element-wise (block 256, grid-stride loop over the index space named in OpsKernels, one output per index):
 //   fb_add, fb_mul                       y = a + b, a * b
@@ -13,6 +14,8 @@
 //   fb_ternary_decode, fb_scale_bias_rows   the large-M 1.58-bit product: codes to floats, GEMM, then the epilogue
 //   fb_rope                              one index per (b, l, h, pair i): a 2 x 2 rotation from pe [B, L, D/2, 2, 2]
 //   fb_embedding                         y[i, :] = table[ids[i], :]
+//   fb_bf16_widen, fb_embedding_bf16     a bfloat16 weight widened to float32, exactly (bits << 16): all of it (the
+//                                        linear layer's scratch for one GEMM), or the rows ids name
 //   fb_im2col                            one image, output positions p0 .. p0 + P - 1, zero padding outside
 //   fb_upsample_nearest2x                [BC, H, W] -> [BC, 2H, 2W]
 // Row kernels (one block of 256 threads per row, fb_group_norm per (b, g), blockIdx.x = b groups + g): the threads
@@ -262,6 +265,31 @@ fb_embedding(const float* __restrict__ table, const int* __restrict__ ids, float
     for (fb_idx t = fb_first(); t < total; t += fb_stride()) {
         const fb_idx i = t / (fb_idx) C, c = t % (fb_idx) C;
         y[t] = table[(fb_idx) ids[i] * C + c];
+    }
+}
+
+// bfloat16 -> float32 is exact: the 16 bits are the float's upper half
+__device__ __forceinline__ float fb_bf16_to_float(unsigned short b) {
+    return __uint_as_float(((unsigned int) b) << 16);
+}
+
+// y[i] = float(w[i]) for a bfloat16 weight: the dense product's scratch, then one GEMM in float32
+extern "C" __global__ void __launch_bounds__(FB_BLOCK)
+fb_bf16_widen(const unsigned short* __restrict__ w, float* __restrict__ y, int n) {
+    const fb_idx total = (fb_idx) n;
+    for (fb_idx i = fb_first(); i < total; i += fb_stride()) {
+        y[i] = fb_bf16_to_float(w[i]);
+    }
+}
+
+// y[i, c] = float(table[ids[i], c]) for a bfloat16 table
+extern "C" __global__ void __launch_bounds__(FB_BLOCK)
+fb_embedding_bf16(const unsigned short* __restrict__ table, const int* __restrict__ ids, float* __restrict__ y, int n,
+                  int C) {
+    const fb_idx total = (fb_idx) n * C;
+    for (fb_idx t = fb_first(); t < total; t += fb_stride()) {
+        const fb_idx i = t / (fb_idx) C, c = t % (fb_idx) C;
+        y[t] = fb_bf16_to_float(table[(fb_idx) ids[i] * C + c]);
     }
 }
 

@@ -367,6 +367,75 @@ void test_embedding() {
     }
 }
 
+// n bfloat16 values, two to a 32-bit word (the first in the low half, as the device stores a short array), drawn as
+// floats in [-2, 2) and rounded; with zero, -0, the smallest subnormal, the largest finite value and an infinity
+// among them (widening keeps every bit pattern). The padding half of an odd count's last word holds a NaN pattern.
+struct Bf16 {
+    std::vector<uint16_t> v;
+    Buf<uint32_t> words;
+
+    explicit Bf16(size_t n) : v(n), words((n + 1) / 2) {
+        const uint16_t special[] = {0x0000, 0x8000, 0x0001, 0x7f7f, 0xff80};
+        for (size_t i = 0; i < n; i++) {
+            v[i] = i < 5 && n > 10 ? special[i] : (uint16_t) (bits(uniform(-2.0f, 2.0f)) >> 16);
+        }
+        for (size_t w = 0; w < words.n; w++) {
+            const uint32_t lo = v[2 * w], hi = 2 * w + 1 < n ? v[2 * w + 1] : 0x7fc1u;
+            words[w] = lo | (hi << 16);
+        }
+    }
+    const unsigned short* p() {
+        return reinterpret_cast<const unsigned short*>(words.p());
+    }
+    double widened(size_t i) const {
+        const uint32_t u = (uint32_t) v[i] << 16;
+        float f;
+        std::memcpy(&f, &u, 4);
+        return f;
+    }
+};
+
+void test_bf16() {
+    for (int n : {1, 7, 300, 1001}) {
+        for (auto& [grid, gl] : ew_grids(n, n == 1001)) {
+            Bf16 w((size_t) n);
+            FBuf y(n);
+            y.unwritten();
+            std::vector<double> want(n);
+            for (int i = 0; i < n; i++) {
+                want[i] = w.widened((size_t) i);
+            }
+            launch(fb_bf16_widen, grid, dim3(BLOCK), w.p(), y.p(), n);
+            check(fmt("fb_bf16_widen n=%d %s", n, gl.c_str()), y, want, 0.0, intact(w.words, y));
+        }
+    }
+    struct S {
+        int V, n, C;
+    };
+    // odd C: rows start in the middle of a word
+    for (S s : {S{1, 1, 1}, S{10, 7, 33}, S{50, 4, 300}}) {
+        const int total = s.n * s.C;
+        for (auto& [grid, gl] : ew_grids(total, s.C == 300)) {
+            Bf16 table((size_t) s.V * s.C);
+            FBuf y(total);
+            Buf<int> ids(s.n);
+            for (int i = 0; i < s.n; i++) {
+                ids[i] = i == 0 ? s.V - 1 : (i == 1 ? 0 : uniform_int(0, s.V - 1));
+            }
+            std::vector<double> want(total);
+            for (int i = 0; i < s.n; i++) {
+                for (int c = 0; c < s.C; c++) {
+                    want[(size_t) i * s.C + c] = table.widened((size_t) ids[i] * s.C + c);
+                }
+            }
+            y.unwritten();
+            launch(fb_embedding_bf16, grid, dim3(BLOCK), table.p(), ids.p(), y.p(), s.n, s.C);
+            check(fmt("fb_embedding_bf16 V=%d n=%d C=%d %s", s.V, s.n, s.C, gl.c_str()), y, want, 0.0,
+                  intact(table.words, ids, y));
+        }
+    }
+}
+
 void test_im2col() {
     struct S {
         int C, H, W, kh, kw, stride, padTop, padBottom, padLeft, padRight;
@@ -1141,6 +1210,7 @@ int main() {
     test_bias();
     test_rope();
     test_embedding();
+    test_bf16();
     test_im2col();
     test_upsample();
     test_layer_norm();

@@ -19,8 +19,23 @@ public interface Backend extends AutoCloseable {
     /** The same data seen with another shape of equal element count; no copy. */
     Tensor reshape(Tensor t, int... shape);
 
-    /** {@code x [..., K] . weight[N, K]^T + bias[N]} as PyTorch's Linear does it; bias may be null. */
+    /**
+     * {@code x [..., K] . weight[N, K]^T + bias[N]} as PyTorch's Linear does it; bias may be null. The weight is a float
+     * tensor or a bfloat16 one from {@link #uploadBf16}, whose values are widened to float32 inside the product: the
+     * result is that of the float32 weight holding the widened values.
+     */
     Tensor linear(Tensor x, Tensor weight, Tensor bias);
+
+    /**
+     * A weight kept in bfloat16, two bytes a value, for the large dense weights of the text encoders (T5-XXL is 19 GB
+     * in float32, 9.5 GB in bfloat16): {@code bits} are the raw 16-bit patterns, row-major, as a safetensors BF16
+     * tensor stores them. A value is the float32 with bits {@code bits[i] << 16}, exactly (every bfloat16 is a float32).
+     * Only {@link #linear} (as its weight), {@link #embedding} (as its table) and {@link #download} (the widened
+     * values) accept it; every other operation refuses it. Its {@link Tensor#residentBytes()} is {@code 2 * numel}.
+     *
+     * @throws IllegalArgumentException if {@code bits} does not fill {@code shape}
+     */
+    Tensor uploadBf16(short[] bits, int... shape);
 
     /**
      * A 1.58-bit weight {@code W = codes * scale[:, None]} of shape {@code [out, in]}, codes in {-1, 0, +1}, from the
@@ -61,7 +76,10 @@ public interface Backend extends AutoCloseable {
     /** Element-wise product of two tensors of one shape. */
     Tensor mul(Tensor a, Tensor b);
 
-    /** Rows {@code table[ids[i]]} of an embedding table {@code [V, C]}: returns {@code [ids.length, C]}. */
+    /**
+     * Rows {@code table[ids[i]]} of an embedding table {@code [V, C]} (float, or bfloat16 from {@link #uploadBf16},
+     * widened): returns {@code [ids.length, C]} in float32.
+     */
     Tensor embedding(Tensor table, int[] ids);
 
     Tensor add(Tensor a, Tensor b);

@@ -95,6 +95,30 @@ class NonFiniteWeightsTest {
     }
 
     @Test
+    void aNanOrInfinityInATextEncoderMatrixKeptInBf16FailsThePipelineLoad() throws IOException {
+        Path model = TinySnapshots.copy("flux-tiny-dev", dir);
+        Path t5 = model.resolve("text_encoder_2").resolve("model.safetensors");
+        TinySnapshots.patch(t5, "encoder.block.1.layer.1.DenseReluDense.wo.weight", 3, TinySnapshots.BF16_NAN);
+        ModelException e = assertThrows(ModelException.class, () -> FluxPipeline.load(model, CPU));
+        assertMessage(
+                e,
+                "tensor 'encoder.block.1.layer.1.DenseReluDense.wo.weight'",
+                t5.toString(),
+                "NaN at flat index 3",
+                "expected finite weights");
+
+        Path other = TinySnapshots.copy("flux-tiny-dev", dir.resolve("second"));
+        Path clip = other.resolve("text_encoder").resolve("model.safetensors");
+        TinySnapshots.patch(clip, "text_model.embeddings.token_embedding.weight", 11, new byte[] {(byte) 0x80, 0x7F});
+        e = assertThrows(ModelException.class, () -> FluxPipeline.load(other, CPU));
+        assertMessage(
+                e,
+                "tensor 'text_model.embeddings.token_embedding.weight'",
+                clip.toString(),
+                "Infinity at flat index 11");
+    }
+
+    @Test
     void anInfinityInTheAutoencoderFailsThePipelineLoad() throws IOException {
         Path model = TinySnapshots.copy("flux-tiny-dev", dir);
         Path ae = model.resolve("ae.safetensors");

@@ -32,7 +32,20 @@ public final class CpuBackend implements Backend {
 
     @Override
     public float[] download(Tensor t) {
+        if (t instanceof CpuBf16Tensor w) {
+            float[] out = new float[w.bits.length];
+            for (int i = 0; i < out.length; i++) {
+                out[i] = CpuBf16Tensor.widen(w.bits[i]);
+            }
+            return out;
+        }
         return cpu(t).data.clone();
+    }
+
+    /** Kept as given (a copy), two bytes a value; {@link #linear} and {@link #embedding} widen as they read. */
+    @Override
+    public Tensor uploadBf16(short[] bits, int... shape) {
+        return new CpuBf16Tensor(bits.clone(), shape);
     }
 
     @Override
@@ -42,6 +55,9 @@ public final class CpuBackend implements Backend {
 
     @Override
     public Tensor linear(Tensor x, Tensor weight, Tensor bias) {
+        if (weight instanceof CpuBf16Tensor w16) {
+            return linearBf16(cpu(x), w16, bias);
+        }
         CpuTensor xt = cpu(x), wt = cpu(weight);
         Shapes.requireRank("linear", "weight", wt.shapeRef(), 2);
         int n = wt.shapeRef()[0], k = wt.shapeRef()[1];
@@ -54,6 +70,21 @@ public final class CpuBackend implements Backend {
         int m = Shapes.rows(xt.shapeRef());
         CpuTensor out = CpuTensor.zeros(Shapes.withLast(xt.shapeRef(), n));
         VectorMatmul.matmul(parallel, xt.data, wt.data, b, out.data, m, n, k);
+        return out;
+    }
+
+    /** {@link #linear} with a bfloat16 weight: {@link Bf16Matmul}, the float32 product's bits on the widened values. */
+    private Tensor linearBf16(CpuTensor xt, CpuBf16Tensor w, Tensor bias) {
+        Shapes.requireRank("linear", "weight", w.shapeRef(), 2);
+        int n = w.shapeRef()[0], k = w.shapeRef()[1];
+        Shapes.requireEqual("linear", "input features", Shapes.last(xt.shapeRef()), k);
+        float[] b = null;
+        if (bias != null) {
+            b = cpu(bias).data;
+            Shapes.requireEqual("linear", "bias length", b.length, n);
+        }
+        CpuTensor out = CpuTensor.zeros(Shapes.withLast(xt.shapeRef(), n));
+        Bf16Matmul.matmul(parallel, xt.data, w.bits, b, out.data, Shapes.rows(xt.shapeRef()), n, k);
         return out;
     }
 
@@ -148,6 +179,18 @@ public final class CpuBackend implements Backend {
 
     @Override
     public Tensor embedding(Tensor table, int[] ids) {
+        if (table instanceof CpuBf16Tensor t16) {
+            Shapes.requireRank("embedding", "table", t16.shapeRef(), 2);
+            int c = t16.shapeRef()[1];
+            OpChecks.tokenIds(ids, t16.shapeRef()[0]);
+            CpuTensor out = CpuTensor.zeros(ids.length, c);
+            for (int i = 0; i < ids.length; i++) {
+                for (int j = 0, src = ids[i] * c; j < c; j++) {
+                    out.data[i * c + j] = CpuBf16Tensor.widen(t16.bits[src + j]);
+                }
+            }
+            return out;
+        }
         CpuTensor tt = cpu(table);
         Shapes.requireRank("embedding", "table", tt.shapeRef(), 2);
         int c = tt.shapeRef()[1];
@@ -402,6 +445,10 @@ public final class CpuBackend implements Backend {
         if (t instanceof CpuTernaryTensor) {
             throw new IllegalArgumentException("a ternary weight " + t + " can only be used by ternaryLinear;"
                     + " this operation needs a float tensor");
+        }
+        if (t instanceof CpuBf16Tensor) {
+            throw new IllegalArgumentException("a bfloat16 weight " + t + " can only be used by linear (as its weight),"
+                    + " embedding (as its table) and download; this operation needs a float tensor");
         }
         throw new IllegalArgumentException("the CPU backend got a tensor of another backend: " + t);
     }

@@ -26,6 +26,9 @@ import jdk.incubator.vector.VectorSpecies;
  *   <li>One row (M = 1, memory bound): eight scalar chains at a time straight from the rows of w, which a copy would
  *       cost more than the multiply-adds themselves.
  * </ul>
+ *
+ * <p>Both paths read the weight through a {@link Weight}: the float32 array here, or a bfloat16 one widened as it is
+ * read ({@link Bf16Matmul}), which gives the bits of this product on the float32 array of the widened values.
  */
 final class VectorMatmul {
     private static final VectorSpecies<Float> PREFERRED = FloatVector.SPECIES_PREFERRED;
@@ -36,14 +39,42 @@ final class VectorMatmul {
 
     private VectorMatmul() {}
 
+    /** How the two paths read a weight {@code [n, k]}, row-major along k. */
+    interface Weight {
+        /**
+         * {@code wbuf[kk][j] = w[n0 + j, k0 + kk]} for {@code kk < kn}, {@code j < cols}; 0 for {@code cols <= j < NW}.
+         */
+        void transposeBlock(int k, int n0, int cols, int k0, int kn, float[] wbuf);
+
+        /** The one-row path: {@code out[j] = x . w[j, :] + bias[j]} for {@code j0 <= j < j1}, one chain per output. */
+        void direct(float[] x, int k, int j0, int j1, float[] bias, float[] out);
+    }
+
+    /** A float32 weight as it is. */
+    private record FloatWeight(float[] w) implements Weight {
+        @Override
+        public void transposeBlock(int k, int n0, int cols, int k0, int kn, float[] wbuf) {
+            VectorMatmul.transposeBlock(w, k, n0, cols, k0, kn, wbuf);
+        }
+
+        @Override
+        public void direct(float[] x, int k, int j0, int j1, float[] bias, float[] out) {
+            VectorMatmul.direct(x, w, k, j0, j1, bias, out);
+        }
+    }
+
     static void matmul(ParallelFor parallel, float[] x, float[] w, float[] bias, float[] out, int m, int n, int k) {
+        matmul(parallel, x, new FloatWeight(w), bias, out, m, n, k);
+    }
+
+    static void matmul(ParallelFor parallel, float[] x, Weight w, float[] bias, float[] out, int m, int n, int k) {
         if (m == 0 || n == 0) {
             return;
         }
         int nTiles = ceil(n, NW);
         if (m == 1) {
             int grain = (int) Math.max(1, 1_000_000 / (2L * NW * Math.max(1, k)));
-            parallel.run(nTiles, grain, (from, to) -> direct(x, w, k, from * NW, Math.min(n, to * NW), bias, out));
+            parallel.run(nTiles, grain, (from, to) -> w.direct(x, k, from * NW, Math.min(n, to * NW), bias, out));
             return;
         }
         // Bands as tall as allowed (each band copies all of w once), but enough tasks for every thread.
@@ -100,7 +131,7 @@ final class VectorMatmul {
     }
 
     /** As the epilogue: the sum alone without a bias (so -0 stays -0), else one rounded add. */
-    private static void store(float[] out, float[] bias, int j, float sum) {
+    static void store(float[] out, float[] bias, int j, float sum) {
         out[j] = bias == null ? sum : sum + bias[j];
     }
 
@@ -119,7 +150,7 @@ final class VectorMatmul {
      */
     private static void band(
             float[] x,
-            float[] w,
+            Weight w,
             float[] bias,
             float[] out,
             int n,
@@ -134,7 +165,7 @@ final class VectorMatmul {
         Arrays.fill(acc, 0, rows * NW, 0f);
         for (int kb0 = 0; kb0 < k; kb0 += KB) {
             int kn = Math.min(KB, k - kb0);
-            transposeBlock(w, k, n0, cols, kb0, kn, wbuf);
+            w.transposeBlock(k, n0, cols, kb0, kn, wbuf);
             TernaryMatmul.tileRows(x, m0 * k + kb0, k, rows, kn, wbuf, acc);
         }
         epilogue(acc, rows, bias, out, n, m0, n0, cols);
@@ -160,6 +191,11 @@ final class VectorMatmul {
                 wbuf[o] = w[src + kk];
             }
         }
+        zeroPad(cols, kn, wbuf);
+    }
+
+    /** Zeros in columns {@code cols .. NW - 1} of the first {@code kn} rows of {@code wbuf}. */
+    static void zeroPad(int cols, int kn, float[] wbuf) {
         if (cols < NW) {
             for (int kk = 0; kk < kn; kk++) {
                 Arrays.fill(wbuf, kk * NW + cols, (kk + 1) * NW, 0f);

@@ -151,7 +151,22 @@ public final class CudaBackend implements Backend {
             throw new IllegalArgumentException("a ternary weight " + t + " can only be used by ternaryLinear;"
                     + " this operation needs a float tensor");
         }
+        if (t instanceof CudaBf16Tensor) {
+            throw new IllegalArgumentException("a bfloat16 weight " + t + " can only be used by linear (as its weight),"
+                    + " embedding (as its table) and download; this operation needs a float tensor");
+        }
         throw new IllegalArgumentException("the CUDA backend got a tensor of another backend: " + t);
+    }
+
+    /** {@code t} as a bfloat16 weight of this backend, or null when it is another kind of tensor. */
+    private CudaBf16Tensor bf16(Tensor t) {
+        if (t instanceof CudaBf16Tensor w) {
+            if (w.storage.pool() != pool) {
+                throw new IllegalArgumentException("tensor " + t + " belongs to another CUDA backend");
+            }
+            return w;
+        }
+        return null;
     }
 
     private long ptr(Tensor t) {
@@ -175,8 +190,53 @@ public final class CudaBackend implements Backend {
         return t;
     }
 
+    /**
+     * Kept as uploaded, two bytes a value; {@link #linear} widens the whole weight into a float32 scratch for one GEMM
+     * ({@link OpsKernels#BF16_WIDEN}, freed when the product is queued), {@link #embedding} the rows it gathers.
+     */
+    @Override
+    public Tensor uploadBf16(short[] bits, int... shape) {
+        long n = Shapes.numel(shape);
+        if (n != bits.length) {
+            throw new IllegalArgumentException(
+                    "uploadBf16: " + bits.length + " values do not fill shape " + Tensor.describe(shape));
+        }
+        int[] words = new int[(bits.length + 1) / 2];
+        for (int i = 0; i < bits.length; i++) {
+            words[i / 2] |= (bits[i] & 0xFFFF) << (16 * (i % 2));
+        }
+        CudaBf16Tensor t = new CudaBf16Tensor(storage(4L * Math.max(1, words.length)), shape);
+        if (words.length > 0) {
+            device.upload(t.pointer(), words);
+        }
+        return t;
+    }
+
+    /** A bfloat16 weight widened to float32 into {@code scratch} ({@code 4 numel} bytes). */
+    private void widen(CudaBf16Tensor w, long scratch) {
+        long n = Shapes.numel(w.shapeRef());
+        launch(
+                OpsKernels.BF16_WIDEN,
+                OpsKernels.elementwise(n),
+                new KernelArgs().ptr(w.pointer()).ptr(scratch).i((int) n));
+    }
+
     @Override
     public float[] download(Tensor t) {
+        CudaBf16Tensor w = bf16(t);
+        if (w != null) {
+            float[] out = new float[(int) Shapes.numel(w.shapeRef())];
+            if (out.length > 0) {
+                DeviceStorage scratch = storage(4L * out.length);
+                try {
+                    widen(w, scratch.pointer("widened bfloat16 weight"));
+                    device.download(scratch.pointer("widened bfloat16 weight"), out);
+                } finally {
+                    scratch.release();
+                }
+            }
+            return out;
+        }
         float[] out = new float[n(cuda(t))];
         if (out.length > 0) {
             device.download(ptr(t), out);
@@ -242,9 +302,11 @@ public final class CudaBackend implements Backend {
 
     @Override
     public Tensor linear(Tensor x, Tensor weight, Tensor bias) {
-        CudaTensor xt = cuda(x), wt = cuda(weight);
-        Shapes.requireRank("linear", "weight", wt.shapeRef(), 2);
-        int n = wt.shapeRef()[0], k = wt.shapeRef()[1];
+        CudaBf16Tensor w16 = bf16(weight);
+        CudaTensor xt = cuda(x);
+        int[] ws = w16 != null ? w16.shapeRef() : cuda(weight).shapeRef();
+        Shapes.requireRank("linear", "weight", ws, 2);
+        int n = ws[0], k = ws[1];
         Shapes.requireEqual("linear", "input features", Shapes.last(xt.shapeRef()), k);
         if (bias != null) {
             Shapes.requireEqual("linear", "bias length", n(cuda(bias)), n);
@@ -252,7 +314,20 @@ public final class CudaBackend implements Backend {
         int m = Shapes.rows(xt.shapeRef());
         CudaTensor out = empty(Shapes.withLast(xt.shapeRef(), n));
         if (m > 0 && n > 0) {
-            matmulNt(xt.pointer(), wt.pointer(), out.pointer(), m, n, k);
+            if (w16 == null) {
+                matmulNt(xt.pointer(), ptr(weight), out.pointer(), m, n, k);
+            } else if (k == 0) { // writes zeros; nothing to widen
+                matmulNt(xt.pointer(), w16.pointer(), out.pointer(), m, n, k);
+            } else {
+                DeviceStorage widened = storage(4L * n * k);
+                try {
+                    long scratch = widened.pointer("widened bfloat16 weight");
+                    widen(w16, scratch);
+                    matmulNt(xt.pointer(), scratch, out.pointer(), m, n, k);
+                } finally {
+                    widened.release();
+                }
+            }
             if (bias != null) {
                 addBiasRows(out, bias, m, n);
             }
@@ -418,20 +493,21 @@ public final class CudaBackend implements Backend {
 
     @Override
     public Tensor embedding(Tensor table, int[] ids) {
-        CudaTensor tt = cuda(table);
-        Shapes.requireRank("embedding", "table", tt.shapeRef(), 2);
-        int c = tt.shapeRef()[1];
-        OpChecks.tokenIds(ids, tt.shapeRef()[0]);
+        CudaBf16Tensor t16 = bf16(table);
+        int[] ts = t16 != null ? t16.shapeRef() : cuda(table).shapeRef();
+        Shapes.requireRank("embedding", "table", ts, 2);
+        int c = ts[1];
+        OpChecks.tokenIds(ids, ts[0]);
         CudaTensor out = empty(ids.length, c);
         if (ids.length > 0 && c > 0) {
             DeviceStorage idBuffer = storage(4L * ids.length);
             try {
                 device.upload(idBuffer.pointer("token ids"), ids);
                 launch(
-                        OpsKernels.EMBEDDING,
+                        t16 != null ? OpsKernels.EMBEDDING_BF16 : OpsKernels.EMBEDDING,
                         OpsKernels.elementwise((long) ids.length * c),
                         new KernelArgs()
-                                .ptr(tt.pointer())
+                                .ptr(t16 != null ? t16.pointer() : ptr(table))
                                 .ptr(idBuffer.pointer("token ids"))
                                 .ptr(out.pointer())
                                 .i(ids.length)

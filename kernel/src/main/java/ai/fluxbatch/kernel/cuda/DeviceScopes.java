@@ -66,6 +66,9 @@ final class DeviceScopes {
             if (t instanceof CudaTernaryTensor w) {
                 return List.of(w.codes, w.scale);
             }
+            if (t instanceof CudaBf16Tensor w) {
+                return List.of(w.storage);
+            }
             throw new IllegalArgumentException("a CUDA scope cannot keep a tensor of another backend: " + t);
         }
 

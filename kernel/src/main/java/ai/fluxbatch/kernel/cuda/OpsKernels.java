@@ -2,8 +2,9 @@ package ai.fluxbatch.kernel.cuda;
 
 /**
  * The kernels of {@code fluxbatch_ops.cu} (module {@link #MODULE}): their names, parameter lists and launch
- * geometry. All tensors are row-major float32; a pointer parameter may be 0 (null) only where it says so. Counts are
- * ints; callers check that every count fits. This class is the contract between the CUDA sources, the backend that
+ * geometry. All tensors are row-major float32 (but the bfloat16 weights of {@link #BF16_WIDEN} and
+ * {@link #EMBEDDING_BF16}); a pointer parameter may be 0 (null) only where it says so. Counts are ints; callers check
+ * that every count fits. This class is the contract between the CUDA sources, the backend that
  * launches them and the emulation the tests run them in.
  *
  * <p>Element-wise kernels ({@link #ADD} ... {@link #UPSAMPLE_NEAREST_2X}) use a grid-stride loop over their index
@@ -84,6 +85,18 @@ public final class OpsKernels {
      * {@code y[i,c] = table[ids[i],c]}; index space n C.
      */
     public static final String EMBEDDING = "fb_embedding";
+    /**
+     * {@code bf16_widen(const unsigned short* w, float* y, int n)}: {@code y[i] = w[i]} for a bfloat16 weight (row-major
+     * 16-bit patterns, two to a 32-bit word, the first in the low half), widened exactly: the float with bits
+     * {@code w[i] << 16}; index space n. A {@code linear} with a bfloat16 weight widens it into a scratch weight for
+     * one float32 GEMM.
+     */
+    public static final String BF16_WIDEN = "fb_bf16_widen";
+    /**
+     * {@code embedding_bf16(const unsigned short* table, const int* ids, float* y, int n, int C)}:
+     * {@code y[i,c] = table[ids[i],c]} for a bfloat16 table, widened as {@link #BF16_WIDEN} does; index space n C.
+     */
+    public static final String EMBEDDING_BF16 = "fb_embedding_bf16";
     /**
      * {@code im2col(const float* x, float* col, int C, int H, int W, int kh, int kw, int stride, int padTop,
      * int padLeft, int Wo, int p0, int P)}: for one image {@code x [C,H,W]}, {@code col [C kh kw, P]} holds, in row

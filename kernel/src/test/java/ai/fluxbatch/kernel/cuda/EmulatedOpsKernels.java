@@ -235,6 +235,10 @@ final class EmulatedOpsKernels {
                 EmulatedOpsKernels::addBiasChannels);
         define(OpsKernels.ROPE + "(ptr x, ptr pe, ptr y, int B, int L, int H, int D)", EmulatedOpsKernels::rope);
         define(OpsKernels.EMBEDDING + "(ptr table, ptr ids, ptr y, int n, int C)", EmulatedOpsKernels::embedding);
+        define(OpsKernels.BF16_WIDEN + "(ptr w, ptr y, int n)", EmulatedOpsKernels::bf16Widen);
+        define(
+                OpsKernels.EMBEDDING_BF16 + "(ptr table, ptr ids, ptr y, int n, int C)",
+                EmulatedOpsKernels::embeddingBf16);
         define(
                 OpsKernels.IM2COL + "(ptr x, ptr col, int C, int H, int W, int kh, int kw, int stride, int padTop,"
                         + " int padLeft, int Wo, int p0, int P)",
@@ -480,6 +484,49 @@ final class EmulatedOpsKernels {
             float y1 = pe.f(po + 2) * x0 + pe.f(po + 3) * x1;
             y.f(xo, y0);
             y.f(xo + 1, y1);
+        }
+    }
+
+    /** bfloat16 element {@code i} of words holding two each, the first in the low half, widened to float32. */
+    private static float bf16(Words w, long i) {
+        int word = w.i(i / 2);
+        int bits = (i % 2 == 0 ? word : word >>> 16) & 0xFFFF;
+        return Float.intBitsToFloat(bits << 16);
+    }
+
+    private static void bf16Widen(Signature s, Memory mem, LaunchGeometry g, KernelArgs a) {
+        int n = s.atLeast(a, "n", 1);
+        elementwise(s, g, n);
+        Words w = words(s, mem, a, "w", (n + 1L) / 2), y = words(s, mem, a, "y", n);
+        noOverlap(s, y, "y", w, "w");
+        for (long i = 0; i < n; i++) {
+            y.f(i, bf16(w, i));
+        }
+    }
+
+    private static void embeddingBf16(Signature s, Memory mem, LaunchGeometry g, KernelArgs a) {
+        int n = s.atLeast(a, "n", 1), C = s.atLeast(a, "C", 1);
+        long space = (long) n * C;
+        elementwise(s, g, space);
+        Words ids = words(s, mem, a, "ids", n), y = words(s, mem, a, "y", space);
+        noOverlap(s, y, "y", ids, "ids");
+        long table = s.ptr(a, "table");
+        for (int i = 0; i < n; i++) {
+            int id = ids.i(i);
+            if (id < 0) {
+                throw new IllegalStateException(
+                        "kernel " + s.kernel + ": ids[" + i + "] = " + id + " is negative: an access before the table");
+            }
+            // the row's 16-bit values from element id C on: the words that hold them (a row may start mid-word)
+            long first = (long) id * C, firstWord = first / 2, lastWord = (first + C - 1) / 2;
+            Words row = mem.words(
+                    table + 4 * firstWord,
+                    lastWord - firstWord + 1,
+                    "kernel " + s.kernel + ", table row ids[" + i + "] = " + id);
+            noOverlap(s, y, "y", row, "table");
+            for (int c = 0; c < C; c++) {
+                y.f((long) i * C + c, bf16(row, first % 2 + c));
+            }
         }
     }
 

@@ -2,11 +2,15 @@ package ai.fluxbatch.model.text;
 
 import ai.fluxbatch.kernel.Backend;
 import ai.fluxbatch.kernel.Tensor;
+import ai.fluxbatch.kernel.TensorScope;
 import ai.fluxbatch.model.ModelException;
+import ai.fluxbatch.model.Scratch;
 import ai.fluxbatch.model.ShapeReader;
 import ai.fluxbatch.model.WeightReader;
 import ai.fluxbatch.model.flux.Linear;
 import ai.fluxbatch.model.safetensors.TensorSource;
+import com.fasterxml.jackson.databind.JsonNode;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 
@@ -14,6 +18,9 @@ import java.util.List;
  * The CLIP text model (Hugging Face names, {@code text_encoder/}): token and position embeddings, pre-LayerNorm
  * causal self-attention, quick-GELU MLP, final LayerNorm. FLUX uses the pooled output: the final hidden state at
  * the first end-of-text token, which is the argmax of the ids.
+ *
+ * <p>The embeddings and the linear layers' matrices stay in bfloat16 on the backend when the checkpoint stores them
+ * so (FLUX.1's CLIP-L does), computed in float32 (see {@link WeightReader}); each layer runs in a scope of its own.
  */
 public final class ClipTextModel {
     /** Both outputs of one call: {@code lastHiddenState [B, L, hidden]} and {@code pooled [B, hidden]}. */
@@ -60,33 +67,38 @@ public final class ClipTextModel {
 
     public static ClipTextModel load(TextEncoderFiles files, Backend backend) {
         try (TensorSource weights = files.openWeights()) {
-            ClipTextConfig c = deriveConfig(new ShapeReader(weights, files.config(), files.configFile()));
-            WeightReader r = new WeightReader(weights, backend, c.toString());
-            int h = c.hidden();
-            List<Layer> layers = new ArrayList<>();
-            for (int i = 0; i < c.layers(); i++) {
-                String p = PREFIX + "encoder.layers." + i + ".";
-                layers.add(new Layer(
-                        r.tensor(p + "layer_norm1.weight", h),
-                        r.tensor(p + "layer_norm1.bias", h),
-                        r.linear(p + "self_attn.q_proj", h, h),
-                        r.linear(p + "self_attn.k_proj", h, h),
-                        r.linear(p + "self_attn.v_proj", h, h),
-                        r.linear(p + "self_attn.out_proj", h, h),
-                        r.tensor(p + "layer_norm2.weight", h),
-                        r.tensor(p + "layer_norm2.bias", h),
-                        r.linear(p + "mlp.fc1", c.intermediate(), h),
-                        r.linear(p + "mlp.fc2", h, c.intermediate())));
-            }
-            return new ClipTextModel(
-                    backend,
-                    c,
-                    r.tensor(PREFIX + "embeddings.token_embedding.weight", c.vocabSize(), h),
-                    r.tensor(PREFIX + "embeddings.position_embedding.weight", c.maxPositions(), h),
-                    layers,
-                    r.tensor(PREFIX + "final_layer_norm.weight", h),
-                    r.tensor(PREFIX + "final_layer_norm.bias", h));
+            return load(weights, files.config(), files.configFile(), backend);
         }
+    }
+
+    /** Loads from open weights (left open) and the parsed {@code config.json} ({@code configFile} for messages). */
+    public static ClipTextModel load(TensorSource weights, JsonNode config, Path configFile, Backend backend) {
+        ClipTextConfig c = deriveConfig(new ShapeReader(weights, config, configFile));
+        WeightReader r = new WeightReader(weights, backend, c.toString()).keepingBf16();
+        int h = c.hidden();
+        List<Layer> layers = new ArrayList<>();
+        for (int i = 0; i < c.layers(); i++) {
+            String p = PREFIX + "encoder.layers." + i + ".";
+            layers.add(new Layer(
+                    r.tensor(p + "layer_norm1.weight", h),
+                    r.tensor(p + "layer_norm1.bias", h),
+                    r.linear(p + "self_attn.q_proj", h, h),
+                    r.linear(p + "self_attn.k_proj", h, h),
+                    r.linear(p + "self_attn.v_proj", h, h),
+                    r.linear(p + "self_attn.out_proj", h, h),
+                    r.tensor(p + "layer_norm2.weight", h),
+                    r.tensor(p + "layer_norm2.bias", h),
+                    r.linear(p + "mlp.fc1", c.intermediate(), h),
+                    r.linear(p + "mlp.fc2", h, c.intermediate())));
+        }
+        return new ClipTextModel(
+                backend,
+                c,
+                r.matrix(PREFIX + "embeddings.token_embedding.weight", c.vocabSize(), h),
+                r.matrix(PREFIX + "embeddings.position_embedding.weight", c.maxPositions(), h),
+                layers,
+                r.tensor(PREFIX + "final_layer_norm.weight", h),
+                r.tensor(PREFIX + "final_layer_norm.bias", h));
     }
 
     static ClipTextConfig deriveConfig(ShapeReader s) {
@@ -119,6 +131,30 @@ public final class ClipTextModel {
         return config;
     }
 
+    /**
+     * Bytes the weights occupy on the backend: embeddings and matrices at 2 bytes a value where kept in bfloat16,
+     * else 4; biases and LayerNorm parameters in float32.
+     */
+    public long residentBytes() {
+        long n = tokens.residentBytes()
+                + positions.residentBytes()
+                + finalWeight.residentBytes()
+                + finalBias.residentBytes();
+        for (Layer l : layers) {
+            n += l.norm1Weight().residentBytes()
+                    + l.norm1Bias().residentBytes()
+                    + l.q().residentBytes()
+                    + l.k().residentBytes()
+                    + l.v().residentBytes()
+                    + l.out().residentBytes()
+                    + l.norm2Weight().residentBytes()
+                    + l.norm2Bias().residentBytes()
+                    + l.fc1().residentBytes()
+                    + l.fc2().residentBytes();
+        }
+        return n;
+    }
+
     /** {@code ids [batch * length]}, each sequence at most {@code maxPositions} long. */
     public Output encode(int[] ids, int batch) {
         if (batch < 1 || ids.length % batch != 0) {
@@ -149,19 +185,23 @@ public final class ClipTextModel {
                 h);
         float scale = (float) (1.0 / Math.sqrt(config.headDim()));
         for (Layer layer : layers) {
-            Tensor n = backend.layerNorm(x, layer.norm1Weight(), layer.norm1Bias(), config.eps());
-            Tensor attn = backend.attention(
-                    layer.q().apply(backend, n),
-                    layer.k().apply(backend, n),
-                    layer.v().apply(backend, n),
-                    config.heads(),
-                    scale,
-                    null,
-                    true);
-            x = backend.add(x, layer.out().apply(backend, attn));
-            n = backend.layerNorm(x, layer.norm2Weight(), layer.norm2Bias(), config.eps());
-            x = backend.add(
-                    x, layer.fc2().apply(backend, backend.quickGelu(layer.fc1().apply(backend, n))));
+            try (TensorScope s = backend.openScope()) {
+                Tensor n = backend.layerNorm(x, layer.norm1Weight(), layer.norm1Bias(), config.eps());
+                Tensor attn = backend.attention(
+                        layer.q().apply(backend, n),
+                        layer.k().apply(backend, n),
+                        layer.v().apply(backend, n),
+                        config.heads(),
+                        scale,
+                        null,
+                        true);
+                Tensor x1 = backend.add(x, layer.out().apply(backend, attn));
+                n = backend.layerNorm(x1, layer.norm2Weight(), layer.norm2Bias(), config.eps());
+                Tensor next = backend.add(
+                        x1,
+                        layer.fc2().apply(backend, backend.quickGelu(layer.fc1().apply(backend, n))));
+                x = Scratch.replace(x, s.keep(next));
+            }
         }
         Tensor last = backend.layerNorm(x, finalWeight, finalBias, config.eps());
         Tensor pooled = backend.embedding(backend.reshape(last, batch * length, h), poolRows);

@@ -2,11 +2,15 @@ package ai.fluxbatch.model.text;
 
 import ai.fluxbatch.kernel.Backend;
 import ai.fluxbatch.kernel.Tensor;
+import ai.fluxbatch.kernel.TensorScope;
 import ai.fluxbatch.model.ModelException;
+import ai.fluxbatch.model.Scratch;
 import ai.fluxbatch.model.ShapeReader;
 import ai.fluxbatch.model.WeightReader;
 import ai.fluxbatch.model.flux.Linear;
 import ai.fluxbatch.model.safetensors.TensorSource;
+import com.fasterxml.jackson.databind.JsonNode;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -16,6 +20,10 @@ import java.util.concurrent.ConcurrentHashMap;
  * The T5 v1.1 encoder as FLUX uses it (Hugging Face names, {@code text_encoder_2/}): shared embedding, relative
  * position bias from layer 0 shared by all layers, unscaled attention, gated-GELU feed-forward, RMSNorm, and no
  * attention mask: padding tokens are attended, exactly as FLUX calls it.
+ *
+ * <p>The embedding and the linear layers' matrices stay in bfloat16 on the backend when the checkpoint stores them so
+ * (FLUX.1's T5-XXL does: 9.5 GB instead of 19 GB in float32), computed in float32 (see {@link WeightReader}); each
+ * layer runs in a scope of its own, so a call holds one layer's intermediates, not 24.
  */
 public final class T5Encoder {
     private record Layer(
@@ -55,35 +63,40 @@ public final class T5Encoder {
 
     public static T5Encoder load(TextEncoderFiles files, Backend backend) {
         try (TensorSource weights = files.openWeights()) {
-            T5Config c = deriveConfig(new ShapeReader(weights, files.config(), files.configFile()));
-            WeightReader r = new WeightReader(weights, backend, c.toString());
-            List<Layer> layers = new ArrayList<>();
-            for (int i = 0; i < c.layers(); i++) {
-                String a = "encoder.block." + i + ".layer.0.";
-                String f = "encoder.block." + i + ".layer.1.";
-                layers.add(new Layer(
-                        r.tensor(a + "layer_norm.weight", c.dModel()),
-                        r.linearNoBias(a + "SelfAttention.q", c.innerDim(), c.dModel()),
-                        r.linearNoBias(a + "SelfAttention.k", c.innerDim(), c.dModel()),
-                        r.linearNoBias(a + "SelfAttention.v", c.innerDim(), c.dModel()),
-                        r.linearNoBias(a + "SelfAttention.o", c.dModel(), c.innerDim()),
-                        r.tensor(f + "layer_norm.weight", c.dModel()),
-                        r.linearNoBias(f + "DenseReluDense.wi_0", c.dFf(), c.dModel()),
-                        r.linearNoBias(f + "DenseReluDense.wi_1", c.dFf(), c.dModel()),
-                        r.linearNoBias(f + "DenseReluDense.wo", c.dModel(), c.dFf())));
-            }
-            Tensor table = r.tensor(
-                    "encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight", c.buckets(), c.heads());
-            float[] positions = backend.download(table);
-            table.close();
-            return new T5Encoder(
-                    backend,
-                    c,
-                    r.tensor("shared.weight", c.vocabSize(), c.dModel()),
-                    positions,
-                    layers,
-                    r.tensor("encoder.final_layer_norm.weight", c.dModel()));
+            return load(weights, files.config(), files.configFile(), backend);
         }
+    }
+
+    /** Loads from open weights (left open) and the parsed {@code config.json} ({@code configFile} for messages). */
+    public static T5Encoder load(TensorSource weights, JsonNode config, Path configFile, Backend backend) {
+        T5Config c = deriveConfig(new ShapeReader(weights, config, configFile));
+        WeightReader r = new WeightReader(weights, backend, c.toString()).keepingBf16();
+        List<Layer> layers = new ArrayList<>();
+        for (int i = 0; i < c.layers(); i++) {
+            String a = "encoder.block." + i + ".layer.0.";
+            String f = "encoder.block." + i + ".layer.1.";
+            layers.add(new Layer(
+                    r.tensor(a + "layer_norm.weight", c.dModel()),
+                    r.linearNoBias(a + "SelfAttention.q", c.innerDim(), c.dModel()),
+                    r.linearNoBias(a + "SelfAttention.k", c.innerDim(), c.dModel()),
+                    r.linearNoBias(a + "SelfAttention.v", c.innerDim(), c.dModel()),
+                    r.linearNoBias(a + "SelfAttention.o", c.dModel(), c.innerDim()),
+                    r.tensor(f + "layer_norm.weight", c.dModel()),
+                    r.linearNoBias(f + "DenseReluDense.wi_0", c.dFf(), c.dModel()),
+                    r.linearNoBias(f + "DenseReluDense.wi_1", c.dFf(), c.dModel()),
+                    r.linearNoBias(f + "DenseReluDense.wo", c.dModel(), c.dFf())));
+        }
+        Tensor table = r.tensor(
+                "encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight", c.buckets(), c.heads());
+        float[] positions = backend.download(table);
+        table.close();
+        return new T5Encoder(
+                backend,
+                c,
+                r.matrix("shared.weight", c.vocabSize(), c.dModel()),
+                positions,
+                layers,
+                r.tensor("encoder.final_layer_norm.weight", c.dModel()));
     }
 
     static T5Config deriveConfig(ShapeReader s) {
@@ -130,6 +143,26 @@ public final class T5Encoder {
         return config;
     }
 
+    /**
+     * Bytes the weights occupy on the backend: the embedding and the matrices at 2 bytes a value where kept in
+     * bfloat16, else 4, and the RMSNorm scales in float32. The relative position table lives on the host.
+     */
+    public long residentBytes() {
+        long n = embedding.residentBytes() + finalNorm.residentBytes();
+        for (Layer l : layers) {
+            n += l.attnNorm().residentBytes()
+                    + l.q().residentBytes()
+                    + l.k().residentBytes()
+                    + l.v().residentBytes()
+                    + l.o().residentBytes()
+                    + l.ffNorm().residentBytes()
+                    + l.wi0().residentBytes()
+                    + l.wi1().residentBytes()
+                    + l.wo().residentBytes();
+        }
+        return n;
+    }
+
     /** {@code ids [batch * length]} to the last hidden state {@code [batch, length, d_model]}. */
     public Tensor encode(int[] ids, int batch) {
         if (batch < 1 || ids.length % batch != 0) {
@@ -146,21 +179,27 @@ public final class T5Encoder {
                         n)));
         Tensor x = backend.reshape(backend.embedding(embedding, ids), batch, length, config.dModel());
         for (Layer layer : layers) {
-            Tensor h = backend.rmsNorm(x, layer.attnNorm(), config.eps());
-            Tensor attn = backend.attention(
-                    layer.q().apply(backend, h),
-                    layer.k().apply(backend, h),
-                    layer.v().apply(backend, h),
-                    config.heads(),
-                    1f,
-                    bias,
-                    false);
-            x = backend.add(x, layer.o().apply(backend, attn));
-            h = backend.rmsNorm(x, layer.ffNorm(), config.eps());
-            Tensor gated = backend.mul(
-                    backend.gelu(layer.wi0().apply(backend, h)), layer.wi1().apply(backend, h));
-            x = backend.add(x, layer.wo().apply(backend, gated));
+            try (TensorScope scope = backend.openScope()) {
+                x = Scratch.replace(x, scope.keep(layer(layer, x, bias)));
+            }
         }
         return backend.rmsNorm(x, finalNorm, config.eps());
+    }
+
+    private Tensor layer(Layer layer, Tensor x, Tensor bias) {
+        Tensor h = backend.rmsNorm(x, layer.attnNorm(), config.eps());
+        Tensor attn = backend.attention(
+                layer.q().apply(backend, h),
+                layer.k().apply(backend, h),
+                layer.v().apply(backend, h),
+                config.heads(),
+                1f,
+                bias,
+                false);
+        Tensor x1 = backend.add(x, layer.o().apply(backend, attn));
+        h = backend.rmsNorm(x1, layer.ffNorm(), config.eps());
+        Tensor gated = backend.mul(
+                backend.gelu(layer.wi0().apply(backend, h)), layer.wi1().apply(backend, h));
+        return backend.add(x1, layer.wo().apply(backend, gated));
     }
 }

@@ -56,10 +56,15 @@ public final class Autoencoder {
     public static Autoencoder load(Path weightsFile, Path configFile, Backend backend) {
         JsonNode json = JsonFiles.read(configFile, CONFIG_WHAT);
         try (TensorSource weights = TensorSources.open(weightsFile)) {
-            AutoencoderConfig c = AutoencoderConfig.derive(weights, json, configFile);
-            WeightReader r = new WeightReader(weights, backend, c.toString());
-            return new Autoencoder(backend, c, Encoder.load(r, c), Decoder.load(r, c));
+            return load(weights, json, configFile, backend);
         }
+    }
+
+    /** Loads from open weights (left open) and the parsed config ({@code configFile} names it in messages). */
+    public static Autoencoder load(TensorSource weights, JsonNode config, Path configFile, Backend backend) {
+        AutoencoderConfig c = AutoencoderConfig.derive(weights, config, configFile);
+        WeightReader r = new WeightReader(weights, backend, c.toString());
+        return new Autoencoder(backend, c, Encoder.load(r, c), Decoder.load(r, c));
     }
 
     public AutoencoderConfig config() {

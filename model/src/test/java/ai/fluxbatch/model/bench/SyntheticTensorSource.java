@@ -81,13 +81,23 @@ public final class SyntheticTensorSource implements TensorSource {
      */
     public static SyntheticTensorSource quantized(
             Map<String, long[]> layout, long seed, String description, boolean periodicCodes) {
+        return of(layout, seed, description, true, periodicCodes);
+    }
+
+    /** The BF16 checkpoint of a layout itself, every tensor as {@link #quantized} serves the ones it keeps. */
+    public static SyntheticTensorSource dense(Map<String, long[]> layout, long seed, String description) {
+        return of(layout, seed, description, false, false);
+    }
+
+    private static SyntheticTensorSource of(
+            Map<String, long[]> layout, long seed, String description, boolean quantize, boolean periodicCodes) {
         Map<String, Entry> entries = new LinkedHashMap<>();
         long offset = 0, index = 0;
         for (Map.Entry<String, long[]> e : layout.entrySet()) {
             String name = e.getKey();
             long[] shape = e.getValue();
             long tensorSeed = seed * 1_000_003L + 2 * index++;
-            if (TernaryFormat.isQuantized(name, shape)) {
+            if (quantize && TernaryFormat.isQuantized(name, shape)) {
                 int out = Math.toIntExact(shape[0]), in = Math.toIntExact(shape[1]);
                 long[] packed = {TernaryFormat.packedRows(out), in};
                 offset = add(
