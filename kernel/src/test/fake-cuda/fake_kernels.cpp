@@ -121,6 +121,8 @@ const FakeKernel TABLE[] = {
     FAKE_KERNEL("fluxbatch_ops", fb_scale_bias_rows, FB_BLOCK, true),
     FAKE_KERNEL("fluxbatch_ops", fb_rope, FB_BLOCK, true),
     FAKE_KERNEL("fluxbatch_ops", fb_embedding, FB_BLOCK, true),
+    FAKE_KERNEL("fluxbatch_ops", fb_embedding_bf16, FB_BLOCK, true),
+    FAKE_KERNEL("fluxbatch_ops", fb_bf16_widen, FB_BLOCK, true),
     FAKE_KERNEL("fluxbatch_ops", fb_im2col, FB_BLOCK, true),
     FAKE_KERNEL("fluxbatch_ops", fb_upsample_nearest2x, FB_BLOCK, true),
     FAKE_KERNEL("fluxbatch_ops", fb_fill, FB_BLOCK, true),

@@ -144,6 +144,15 @@ final class CudaDriverDeviceOnFakeDriverMain {
         return TestData.randn(random, shape);
     }
 
+    /** The bfloat16 bits of each value, truncated. */
+    private static short[] bf16(float[] values) {
+        short[] bits = new short[values.length];
+        for (int i = 0; i < values.length; i++) {
+            bits[i] = (short) (Float.floatToRawIntBits(values[i]) >>> 16);
+        }
+        return bits;
+    }
+
     /** Runs op on the CPU backend and on gpu with the same inputs; the relative L2 error of the downloads. */
     private double compare(
             String what, Backend gpu, float[][] inputs, int[][] shapes, BiFunction<Backend, Tensor[], Tensor> op) {
@@ -584,6 +593,18 @@ final class CudaDriverDeviceOnFakeDriverMain {
         same(gpu, "upsampleNearest2x", new int[] {2, 3, 4, 5}, Backend::upsampleNearest2x);
         same(gpu, "transposeLast2", new int[] {3, 33, 70}, Backend::transposeLast2);
         same(gpu, "embedding (int upload)", new int[] {11, 6}, (be, t) -> be.embedding(t, new int[] {3, 0, 10, 3}));
+        short[] weightBits = bf16(data(7, 33));
+        same(gpu, "linear with a bfloat16 weight (fb_bf16_widen, then the GEMM)", new int[] {5, 33}, (be, input) -> {
+            try (Tensor bf16Weight = be.uploadBf16(weightBits, 7, 33)) {
+                return be.linear(input, bf16Weight, null);
+            }
+        });
+        short[] tableBits = bf16(data(11, 6));
+        same(gpu, "embedding of a bfloat16 table (fb_embedding_bf16)", new int[] {1}, (be, unused) -> {
+            try (Tensor table = be.uploadBf16(tableBits, 11, 6)) {
+                return be.embedding(table, new int[] {3, 0, 10, 3});
+            }
+        });
 
         // reverse mode: the host build of every backward kernel, reached through the backend (attention at one scale
         // only: each call launches over a hundred blocks of the thread-per-CUDA-thread emulation)
