@@ -1,5 +1,6 @@
 package ai.fluxbatch.model.quant;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
@@ -64,6 +65,24 @@ class TernaryGptqQuantizerTest {
         assertTrue(worstScale < 1e-5, "scales differ by " + worstScale);
         assertTrue(worstShift < 1e-5, "bias shifts differ by " + worstShift);
         assertEquals(0f, got.scale()[5], "the zero row");
+    }
+
+    @ParameterizedTest(name = "native {0}")
+    @ValueSource(booleans = {true, false})
+    void twoRunsGiveTheSameBits(boolean nativeBlas) {
+        assumeTrue(!nativeBlas || NativeBlas.available(), "OpenBLAS: " + NativeBlas.description());
+        Random r = new Random(5);
+        int out = 300; // rows enough for both cores, and the block products split between OpenBLAS threads
+        float[] w = new float[out * IN];
+        for (int i = 0; i < w.length; i++) {
+            w[i] = (float) (r.nextGaussian() * 0.05);
+        }
+        LayerStats stats = LayerStatsFixtures.of(inputs(r), ROWS, IN);
+        LayerQuantizer.Result a = new TernaryGptqQuantizer().quantize(w, out, IN, stats, true, nativeBlas);
+        LayerQuantizer.Result b = new TernaryGptqQuantizer().quantize(w, out, IN, stats, true, nativeBlas);
+        assertArrayEquals(a.codes(), b.codes(), "codes");
+        assertArrayEquals(a.scale(), b.scale(), "scales, bit for bit");
+        assertArrayEquals(a.biasShift(), b.biasShift(), "bias shifts, bit for bit");
     }
 
     /** Inputs with channel scales spread over two orders of magnitude, shared directions and offsets. */
