@@ -49,7 +49,17 @@ final class NativeGptqAlgebra implements GptqAlgebra {
         this.out = out;
         this.n = n;
         this.block = block;
-        this.memory = new FloatPointer(Math.max(2 * nn, nn + (long) out * (n + block)));
+        long floats = Math.max(2 * nn, nn + (long) out * (n + block));
+        try {
+            this.memory = new FloatPointer(floats);
+        } catch (OutOfMemoryError e) {
+            OutOfMemoryError named = new OutOfMemoryError(String.format(
+                    "gptq on a %d x %d layer needs %.2f GiB of native memory, over JavaCPP's limit"
+                            + " (-Dorg.bytedeco.javacpp.maxBytes, by default -Xmx): %s",
+                    out, n, floats * 4.0 / (1L << 30), e.getMessage()));
+            named.initCause(e);
+            throw named;
+        }
         this.l = memory.getPointer(0);
         this.acc = memory.getPointer(nn);
         this.d = memory.getPointer(nn + (long) out * n);
