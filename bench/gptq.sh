@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Ternary GPTQ seconds per layer at each distinct shape of FLUX.1-dev's block linear layers and the estimated time for
 # all of them (bench/GptqBenchmark.java), then the Java fallback (-Dfluxbatch.blas=off) on one 3072 x 3072 layer;
-# writes bench/results/gptq-<host>.txt. About 5 minutes on 2 cores, 12 GB of memory.
+# writes bench/results/gptq-<host>.txt. About 8 minutes on 2 cores, 12 GB of memory.
 # Usage: bench/gptq.sh [BASE] [ARGS...]   BASE: a commit whose model and kernel are built in a temporary clone; its gptq
 # runs on one layer (old=OUTxIN, default 3072 x 3072: its full-size times are minutes) in the same JVM as this tree's,
 # and the codes and scales are compared. ARGS go to the benchmark (shapes=OUTxIN,..., old=OUTxIN).
