@@ -3,7 +3,7 @@ package ai.fluxbatch.model.quant;
 import java.util.function.IntConsumer;
 import java.util.stream.IntStream;
 
-/** Dense Cholesky factorization and triangular inverse in double (small enough not to need a linear algebra library). */
+/** Dense Cholesky factorization in double, in Java: GPTQ's fallback where OpenBLAS cannot load ({@link GptqAlgebra}). */
 final class Cholesky {
     private static final int PARALLEL_FROM = 256;
 
@@ -38,29 +38,5 @@ final class Cholesky {
             });
         }
         return l;
-    }
-
-    /** {@code L^-1} of a lower triangular {@code L}, itself lower triangular. */
-    static double[] lowerInverse(double[] l, int n) {
-        double[] li = new double[n * n];
-        rows(
-                0,
-                n,
-                j -> { // column j of L^-1 by forward substitution; columns are independent
-                    double[] x =
-                            new double[n]; // the column, contiguous: reading it down li's column strides through memory
-                    x[j] = 1 / l[j * n + j];
-                    for (int i = j + 1; i < n; i++) {
-                        double v = 0;
-                        for (int k = j; k < i; k++) {
-                            v -= l[i * n + k] * x[k];
-                        }
-                        x[i] = v / l[i * n + i];
-                    }
-                    for (int i = j; i < n; i++) {
-                        li[i * n + j] = x[i];
-                    }
-                });
-        return li;
     }
 }

@@ -8,7 +8,7 @@ import org.junit.jupiter.api.Test;
 
 class CholeskyTest {
     @Test
-    void factorTimesItsTransposeIsTheMatrixAndTheInverseInverts() {
+    void factorTimesItsTransposeIsTheMatrix() {
         int n = 300; // above the size at which the loops go parallel
         Random r = new Random(4);
         double[] b = new double[n * n];
@@ -26,16 +26,13 @@ class CholeskyTest {
             }
         }
         double[] l = Cholesky.lower(a, n);
-        double[] li = Cholesky.lowerInverse(l, n);
         for (int i = 0; i < n; i++) {
             for (int j = 0; j < n; j++) {
-                double llt = 0, lli = 0;
+                double llt = 0;
                 for (int k = 0; k < n; k++) {
                     llt += l[i * n + k] * l[j * n + k];
-                    lli += l[i * n + k] * li[k * n + j];
                 }
                 assertEquals(a[i * n + j], llt, 1e-9 * n, "L L^T at " + i + "," + j);
-                assertEquals(i == j ? 1 : 0, lli, 1e-9, "L L^-1 at " + i + "," + j);
                 if (j > i) {
                     assertEquals(0, l[i * n + j]);
                 }
