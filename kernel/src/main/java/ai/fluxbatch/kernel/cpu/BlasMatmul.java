@@ -115,51 +115,88 @@ final class BlasMatmul implements AutoCloseable {
         Scratch s = take();
         try {
             FloatPointer pa = s.a((long) m * k), pb = s.b((long) n * k), pc = s.c((long) m * n);
-            put(pa, a, m * k);
-            put(pb, b, n * k);
             Grid g = grid(m, n, k);
             int mBlocks = g.mBlocks(m), nBlocks = g.nBlocks(n);
+            Block block = new Block(pa, pb, pc, bTransposed, bias, out, m, n, k, g);
+            put(pa, a, m * k);
             long flopsPerBlock = 2L * g.rows() * g.cols() * k;
-            int grain = (int) Math.max(1, BLOCK_FLOPS / Math.max(1, flopsPerBlock));
-            parallel.run(mBlocks * nBlocks, grain, (from, to) -> {
-                float[] tmp = nBlocks > 1 ? new float[g.rows() * g.cols()] : null;
-                for (int t = from; t < to; t++) {
-                    int m0 = (t / nBlocks) * g.rows(), n0 = (t % nBlocks) * g.cols();
-                    int rows = Math.min(g.rows(), m - m0), cols = Math.min(g.cols(), n - n0);
-                    // the block's result is contiguous [rows, cols] inside its band of rows
-                    long c0 = (long) m0 * n + (long) rows * n0;
-                    cblas_sgemm(
-                            CblasRowMajor,
-                            CblasNoTrans,
-                            bTransposed ? CblasTrans : CblasNoTrans,
-                            rows,
-                            cols,
-                            k,
-                            1f,
-                            pa.getPointer((long) m0 * k),
-                            k,
-                            pb.getPointer(bTransposed ? (long) n0 * k : n0),
-                            bTransposed ? k : n,
-                            0f,
-                            pc.getPointer(c0),
-                            cols);
-                    if (nBlocks == 1) {
-                        pc.getPointer(c0).get(out, m0 * n, rows * n);
-                        if (bias != null) {
-                            for (int r = 0; r < rows; r++) {
-                                epilogue(out, (m0 + r) * n, bias, out, (m0 + r) * n, 0, n);
-                            }
-                        }
-                    } else {
-                        pc.getPointer(c0).get(tmp, 0, rows * cols);
-                        for (int r = 0; r < rows; r++) {
-                            epilogue(tmp, r * cols, bias, out, (m0 + r) * n + n0, n0, cols);
+            if (bTransposed && nBlocks >= parallel.threads()) {
+                // a task per column block copies its rows of the weight itself, then runs the block's row bands
+                // while they are in cache; the blocks and their bits are the same either way
+                long flopsPerTask = flopsPerBlock * mBlocks;
+                parallel.run(nBlocks, (int) Math.max(1, BLOCK_FLOPS / Math.max(1, flopsPerTask)), (from, to) -> {
+                    float[] tmp = new float[g.rows() * g.cols()];
+                    for (int j = from; j < to; j++) {
+                        int n0 = j * g.cols(), cols = Math.min(g.cols(), n - n0);
+                        pb.getPointer((long) n0 * k).put(b, n0 * k, cols * k);
+                        for (int i = 0; i < mBlocks; i++) {
+                            block.run(i, j, tmp);
                         }
                     }
+                });
+                return;
+            }
+            put(pb, b, n * k);
+            parallel.run(mBlocks * nBlocks, (int) Math.max(1, BLOCK_FLOPS / Math.max(1, flopsPerBlock)), (from, to) -> {
+                float[] tmp = nBlocks > 1 ? new float[g.rows() * g.cols()] : null;
+                for (int t = from; t < to; t++) {
+                    block.run(t / nBlocks, t % nBlocks, tmp);
                 }
             });
         } finally {
             give(s);
+        }
+    }
+
+    /** One product's operands in native memory and its partition: {@link #run} computes one block. */
+    private record Block(
+            FloatPointer pa,
+            FloatPointer pb,
+            FloatPointer pc,
+            boolean bTransposed,
+            float[] bias,
+            float[] out,
+            int m,
+            int n,
+            int k,
+            Grid g) {
+        /**
+         * Block {@code (i, j)}: one single-threaded sgemm into its own contiguous {@code [rows, cols]} inside its
+         * band of rows of {@code pc}, then into {@code out} with the bias ({@code tmp} holds a block where the output
+         * has more than one column block).
+         */
+        void run(int i, int j, float[] tmp) {
+            int m0 = i * g.rows(), n0 = j * g.cols();
+            int rows = Math.min(g.rows(), m - m0), cols = Math.min(g.cols(), n - n0);
+            long c0 = (long) m0 * n + (long) rows * n0;
+            cblas_sgemm(
+                    CblasRowMajor,
+                    CblasNoTrans,
+                    bTransposed ? CblasTrans : CblasNoTrans,
+                    rows,
+                    cols,
+                    k,
+                    1f,
+                    pa.getPointer((long) m0 * k),
+                    k,
+                    pb.getPointer(bTransposed ? (long) n0 * k : n0),
+                    bTransposed ? k : n,
+                    0f,
+                    pc.getPointer(c0),
+                    cols);
+            if (cols == n) {
+                pc.getPointer(c0).get(out, m0 * n, rows * n);
+                if (bias != null) {
+                    for (int r = 0; r < rows; r++) {
+                        epilogue(out, (m0 + r) * n, bias, out, (m0 + r) * n, 0, n);
+                    }
+                }
+            } else {
+                pc.getPointer(c0).get(tmp, 0, rows * cols);
+                for (int r = 0; r < rows; r++) {
+                    epilogue(tmp, r * cols, bias, out, (m0 + r) * n + n0, n0, cols);
+                }
+            }
         }
     }
 
