@@ -17,6 +17,7 @@ import java.util.concurrent.Future;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -35,10 +36,16 @@ class BlasMatmulTest {
 
     @BeforeAll
     static void open() {
+        if (NativeBlas.available()) {
+            blas1 = new CpuBackend(1, DenseProducts.OPENBLAS);
+            blas3 = new CpuBackend(3, DenseProducts.OPENBLAS);
+            vector3 = new CpuBackend(3, DenseProducts.VECTOR_API);
+        }
+    }
+
+    @BeforeEach
+    void needsOpenBlas() {
         Assumptions.assumeTrue(NativeBlas.available(), "OpenBLAS is " + NativeBlas.description());
-        blas1 = new CpuBackend(1, DenseProducts.OPENBLAS);
-        blas3 = new CpuBackend(3, DenseProducts.OPENBLAS);
-        vector3 = new CpuBackend(3, DenseProducts.VECTOR_API);
     }
 
     @AfterAll
