@@ -6,8 +6,8 @@ import ai.fluxbatch.kernel.Shapes;
 import ai.fluxbatch.kernel.Tensor;
 
 /**
- * The CPU backend: float32 on the Java heap, Java Vector API kernels, one thread pool per backend; the large dense
- * products through OpenBLAS where it measured faster ({@link DenseProducts}, {@link DenseRule}).
+ * The CPU backend: float32 on the Java heap, Java Vector API kernels, one thread pool per backend; dense products
+ * through OpenBLAS at the shapes where it measured faster ({@link DenseProducts}, {@link DenseRule}).
  */
 public final class CpuBackend implements Backend {
     private final ParallelFor parallel;

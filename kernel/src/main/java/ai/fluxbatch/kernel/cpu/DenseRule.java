@@ -6,27 +6,30 @@ import jdk.incubator.vector.FloatVector;
  * Where the CPU backend's dense products go through OpenBLAS ({@link BlasMatmul}) rather than the Vector API: a rule
  * on the product's shape alone, so a given call always takes the same path (and gives the same bits).
  *
- * <p>The rule, from one thread's CPU time of both paths called alternately on an AMD EPYC (Zen 5, AVX-512; OpenBLAS
- * 0.3.31's COOPERLAKE kernels; bench/results/cpu-matmul-vm*.txt): an output of at least {@link #MIN_ROWS} rows and
- * {@link #MIN_COLS} columns with an inner length of at least {@link #MIN_INNER}, the products of FLUX.1 at 512 x 512
- * and larger images (K = 3072 or 12288, N = 3072 to 15360), where OpenBLAS was 3-6 % faster for {@code linear} and
- * 13 % for {@code linearBackward} (its sgemm alone about 10 % faster than the Vector API, less the copies in and out
- * and the fixed partition). At M = 512 and below, at N = K = 1024 and at every shape of the flux-shapes-dev miniature
- * (K = 48 to 640) the Vector API was as fast or faster (by 5-25 %), and so for the autoencoders' 3 x 3 convolutions at
- * 32 to 512 channels (by 8-20 %, also with larger im2col tiles). M = 1 is memory bound: the copy of the weight into
- * native memory costs more than the Vector API's whole product (OpenBLAS 2-3x slower from 1,536 x 1,536 weights up;
- * faster only for weights of 100,000 floats or fewer, products of a few microseconds). Where OpenBLAS's kernels are
- * narrower than the Vector API's vectors (its 256-bit HASWELL kernels against 512-bit vectors, e.g. with
- * {@code OPENBLAS_CORETYPE=Haswell}) it was slower at every shape, so then every product stays on the Vector API.
+ * <p>The rule, from both paths timed alternately in one JVM on an AMD EPYC (Zen 5, 2 cores, AVX-512; OpenBLAS 0.3.31's
+ * COOPERLAKE kernels, 512-bit like the Vector API's vectors here; bench/results/cpu-matmul-vm*.txt): only
+ * {@code linearBackward} ({@code dy [m, n] . W [n, k]}) with an output of at least {@link #MIN_ROWS} x
+ * {@link #MIN_COLS} and an inner length of at least {@link #MIN_INNER}, where OpenBLAS was 1-17 % faster with one
+ * thread (4-17 % at FLUX's 1024 x 3072 x 3072, 1024 x 3072 x 12288 and 1024 x 12288 x 3072) and 8-25 % with two.
+ * {@code linear} stays on the Vector API: at FLUX's shapes OpenBLAS's sgemm alone is about 8 % faster than the Vector
+ * API's tile kernel, which the copies in and out of native memory and the fixed partition take back (0.96-1.02x with
+ * one thread, 0.91-1.00x with two), and at the flux-shapes-dev miniature's shapes (K = 48 to 640) and below
+ * M = 1024 the Vector API was faster by 5-25 %; keeping it also keeps a row's bits independent of the batch around it.
+ * The autoencoders' 3 x 3 convolutions (32 to 512 channels) were 8-20 % faster on the Vector API, also with larger
+ * im2col tiles; M = 1 is memory bound, the copy of the weight into native memory costing more than the Vector API's
+ * whole product from 1,536 x 1,536 weights up. Where OpenBLAS's kernels are narrower than the Vector API's vectors
+ * (its 256-bit HASWELL kernels against 512-bit vectors, as with {@code OPENBLAS_CORETYPE=Haswell}) it was 25-43 %
+ * slower at every shape, so then every product stays on the Vector API.
  */
 final class DenseRule {
-    static final int MIN_ROWS = 1024;
-    static final int MIN_COLS = 2048;
+    static final int MIN_ROWS = 512;
+    static final int MIN_COLS = 768;
     static final int MIN_INNER = 768;
 
     private final boolean everywhere;
 
-    private DenseRule(boolean everywhere) {
+    /** {@code everywhere}: OpenBLAS for every product ({@link DenseProducts#OPENBLAS}), else by the shape rule. */
+    DenseRule(boolean everywhere) {
         this.everywhere = everywhere;
     }
 
@@ -57,19 +60,14 @@ final class DenseRule {
         return bits == 0 || bits >= FloatVector.SPECIES_PREFERRED.vectorBitSize();
     }
 
-    /** An output {@code [rows, cols]} with inner length {@code inner} through OpenBLAS. */
-    private boolean product(int rows, int cols, int inner) {
-        return everywhere || (rows >= MIN_ROWS && cols >= MIN_COLS && inner >= MIN_INNER);
-    }
-
-    /** {@code x [m, k] . weight[n, k]^T}. */
+    /** {@code x [m, k] . weight[n, k]^T}: only where forced. */
     boolean linear(int m, int n, int k) {
-        return product(m, n, k);
+        return everywhere;
     }
 
     /** {@code dy [m, n] . weight [n, k]}: an output {@code [m, k]} with inner length n. */
     boolean linearBackward(int m, int n, int k) {
-        return product(m, k, n);
+        return everywhere || (m >= MIN_ROWS && k >= MIN_COLS && n >= MIN_INNER);
     }
 
     /** The convolution's tile products {@code weight [o, k] . patches [k, positions]}: only where forced. */
@@ -79,6 +77,8 @@ final class DenseRule {
 
     @Override
     public String toString() {
-        return everywhere ? "for every dense product" : "from " + MIN_ROWS + " x " + MIN_COLS + " x " + MIN_INNER;
+        return everywhere
+                ? "for every dense product"
+                : "for linearBackward from " + MIN_ROWS + " x " + MIN_COLS + " x " + MIN_INNER;
     }
 }

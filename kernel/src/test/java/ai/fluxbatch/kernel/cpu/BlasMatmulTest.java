@@ -192,6 +192,19 @@ class BlasMatmulTest {
     }
 
     @Test
+    void theShapeRuleSendsOnlyLargeInputGradientsToOpenBlas() {
+        DenseRule byShape = new DenseRule(false), forced = new DenseRule(true);
+        assertTrue(byShape.linearBackward(1024, 3072, 3072), "FLUX's input gradient");
+        assertTrue(byShape.linearBackward(512, 768, 768), "the smallest through OpenBLAS");
+        assertFalse(byShape.linearBackward(511, 3072, 3072), "fewer rows");
+        assertFalse(byShape.linearBackward(1024, 767, 3072), "a shorter inner length");
+        assertFalse(byShape.linearBackward(1024, 3072, 767), "fewer output columns");
+        assertFalse(byShape.linear(4096, 15360, 3072), "linear keeps the Vector API");
+        assertFalse(byShape.conv(), "convolutions keep the Vector API");
+        assertTrue(forced.linear(1, 1, 1) && forced.linearBackward(1, 1, 1) && forced.conv(), "forced: everything");
+    }
+
+    @Test
     void concurrentCallersOfOneBackendGetTheirOwnResults() throws Exception {
         int[][] shapes = {{300, 500, 200}, {64, 1030, 300}, {1, 300, 257}, {700, 260, 90}};
         List<float[][]> inputs = new ArrayList<>();
