@@ -375,10 +375,14 @@ public final class MatmulBenchmark {
         return out;
     }
 
-    /** Median wall and calling-thread CPU milliseconds of {@code reps} calls after two more. */
+    /**
+     * Median wall and calling-thread CPU milliseconds of {@code reps} calls after as many more (at least three: a
+     * shape the warm-up did not cover can still be compiling).
+     */
     private static double[] time(Runnable f, int reps) {
-        f.run();
-        f.run();
+        for (int i = 0; i < Math.max(3, reps); i++) {
+            f.run();
+        }
         double[] wall = new double[reps], cpu = new double[reps];
         for (int i = 0; i < reps; i++) {
             long c0 = MX.getCurrentThreadCpuTime(), t0 = System.nanoTime();
