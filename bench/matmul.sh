@@ -34,6 +34,6 @@ out="bench/results/cpu-matmul-$(hostname -s)${SUFFIX:-}.txt"
 {
   echo "command: ${MVN_FLAGS:+MVN_FLAGS=\"$MVN_FLAGS\" }${SUFFIX:+SUFFIX=$SUFFIX }${OPENBLAS_CORETYPE:+OPENBLAS_CORETYPE=$OPENBLAS_CORETYPE }bench/matmul.sh ${base:+$base }$*   ($(date -u +%Y-%m-%dT%H:%MZ)$([ -n "${OPENBLAS_CORETYPE:-}" ] || echo "; OPENBLAS_CORETYPE unset")); this tree: $here${base:+, base: $(git rev-parse --short "$base")}"
   java --add-modules=jdk.incubator.vector -Xmx8g bench/MatmulBenchmark.java "${args[@]}" "$@" 2>&1 \
-    | grep -vE "incubat|^1 warning"
+    | grep -vE "incubat|^1 warning|^Note: "
 } | tee "$out"
 echo "written: $out"
