@@ -12,7 +12,8 @@
 #   gpu-kit/lib/            the kernel jar (with the fatbins when nvcc is here), the model jar, their runtime jars
 #                           (JavaCPP and the CUDA presets with their linux-x86_64 natives, cut down to the JNI
 #                           libraries of cudart, cublas and nvrtc; Jackson, Commons Text, ...) and the JUnit console
-#                           launcher
+#                           launcher; not the OpenBLAS preset (its natives jar alone is 19.7 MB): the CPU backend there
+#                           keeps its Vector API products, which NativeBlas logs
 #   gpu-kit/test-classes/   the kernel's compiled tests (the model tests need its EmulatedDevice)
 #   gpu-kit/model-test-classes/  the model's compiled tests
 #   gpu-kit/golden/         the golden data those model tests read (run-on-gpu.sh passes -Dfluxbatch.golden): the
@@ -60,9 +61,9 @@ mkdir -p "$kit/lib"
 
 # the kernel jar (nvcc compiles the fatbins into it where /usr/local/cuda/bin/nvcc exists), the model jar, their
 # compiled tests and their runtime jars: JavaCPP and the CUDA presets with the linux-x86_64 natives, Jackson, Commons
-# Text (one reactor build, so that the model resolves the kernel and its test-jar from this build)
+# Text (one reactor build, so that the model resolves the kernel and its test-jar from this build); without OpenBLAS
 mvn -B -q -pl kernel,model "-Dfluxbatch.target=$target" -DskipTests package dependency:copy-dependencies \
-  -DincludeScope=runtime -DexcludeGroupIds=ai.fluxbatch "-DoutputDirectory=$kit/lib"
+  -DincludeScope=runtime -DexcludeGroupIds=ai.fluxbatch -DexcludeArtifactIds=openblas "-DoutputDirectory=$kit/lib"
 jar="$(find "kernel/$target" -maxdepth 1 -name 'fluxbatch-kernel-*.jar' ! -name '*-tests.jar' ! -name '*-sources.jar' | head -n 1)"
 if [ -z "$jar" ]; then
   echo "package.sh: no kernel jar in kernel/$target" >&2

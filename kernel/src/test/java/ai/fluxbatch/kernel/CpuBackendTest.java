@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import ai.fluxbatch.kernel.cpu.CpuBackend;
+import ai.fluxbatch.kernel.cpu.DenseProducts;
 import java.util.Arrays;
 import java.util.Random;
 import org.junit.jupiter.api.AfterAll;
@@ -57,10 +58,11 @@ class CpuBackendTest {
     }
 
     /**
-     * The dense kernel's contract: every output is the chain {@code acc = fma(x[m, k], w[n, k], acc)} over k in order
-     * from 0, plus the bias, bit for bit, whichever path computes it (one row alone, a few rows, bands of rows past one
-     * task's height, inputs past one block, columns past one tile) and with one or three threads. So a row gives the
-     * same bits alone or in any batch.
+     * The Vector API dense kernel's contract: every output is the chain {@code acc = fma(x[m, k], w[n, k], acc)} over k
+     * in order from 0, plus the bias, bit for bit, whichever path computes it (one row alone, a few rows, bands of rows
+     * past one task's height, inputs past one block, columns past one tile) and with one or three threads. So a row
+     * gives the same bits alone or in any batch. (OpenBLAS's products, {@link DenseProducts#OPENBLAS}, sum in blocks
+     * of its own: BlasMatmulTest checks them against their float error bound.)
      */
     @ParameterizedTest
     @CsvSource({"1,70,129", "2,9,5", "5,64,128", "7,65,300", "300,130,33", "1100,17,129"})
@@ -76,8 +78,9 @@ class CpuBackendTest {
                 chain[i * n + j] = acc + b[j];
             }
         }
-        try (CpuBackend one = new CpuBackend(1)) {
-            for (CpuBackend be : new CpuBackend[] {one, CPU}) {
+        try (CpuBackend one = new CpuBackend(1, DenseProducts.VECTOR_API);
+                CpuBackend three = new CpuBackend(3, DenseProducts.VECTOR_API)) {
+            for (CpuBackend be : new CpuBackend[] {one, three}) {
                 Tensor wt = be.upload(w, n, k), bt = be.upload(b, n);
                 float[] all = be.download(be.linear(be.upload(x, m, k), wt, bt));
                 assertArrayEquals(chain, all, "all " + m + " rows");

@@ -2,6 +2,8 @@ package ai.fluxbatch.model;
 
 import ai.fluxbatch.kernel.Backend;
 import ai.fluxbatch.kernel.cpu.CpuBackend;
+import ai.fluxbatch.kernel.cpu.DenseProducts;
+import ai.fluxbatch.kernel.cpu.NativeBlas;
 import ai.fluxbatch.kernel.cuda.CudaBackend;
 import ai.fluxbatch.kernel.cuda.EmulatedDevice;
 import ai.fluxbatch.kernel.cuda.GemmPrecision;
@@ -21,6 +23,10 @@ public final class TestBackends {
     public static final String EMULATED = "cuda-emulated";
     public static final String GPU_FP32 = "cuda-fp32";
     public static final String GPU_BF16 = "cuda-bf16";
+    public static final String CPU_VECTOR_API = "cpu-vector-api";
+    public static final String CPU_OPENBLAS = "cpu-openblas";
+    /** The CPU backend's dense products through the Vector API and through OpenBLAS, each for every shape. */
+    public static final List<String> DENSE_PATHS = List.of(CPU_VECTOR_API, CPU_OPENBLAS);
 
     private TestBackends() {}
 
@@ -56,6 +62,11 @@ public final class TestBackends {
     public static Backend open(String name) {
         return switch (name) {
             case CPU -> new CpuBackend();
+            case CPU_VECTOR_API -> new CpuBackend(Runtime.getRuntime().availableProcessors(), DenseProducts.VECTOR_API);
+            case CPU_OPENBLAS -> {
+                Assumptions.assumeTrue(NativeBlas.available(), "OpenBLAS is " + NativeBlas.description());
+                yield new CpuBackend(Runtime.getRuntime().availableProcessors(), DenseProducts.OPENBLAS);
+            }
             case EMULATED -> new CudaBackend(new EmulatedDevice());
             case GPU_FP32, GPU_BF16 -> {
                 if (Boolean.getBoolean("fluxbatch.requireGpu") && !gpuPresent()) {

@@ -5,24 +5,41 @@ import ai.fluxbatch.kernel.OpChecks;
 import ai.fluxbatch.kernel.Shapes;
 import ai.fluxbatch.kernel.Tensor;
 
-/** The CPU backend: float32 on the Java heap, Java Vector API kernels, one thread pool per backend. */
+/**
+ * The CPU backend: float32 on the Java heap, Java Vector API kernels, one thread pool per backend; dense products
+ * through OpenBLAS at the shapes where it measured faster ({@link DenseProducts}, {@link DenseRule}).
+ */
 public final class CpuBackend implements Backend {
     private final ParallelFor parallel;
+    /** OpenBLAS's products and their native buffers; null where the Vector API runs every dense product. */
+    private final BlasMatmul blas;
+    /** The rule that picks OpenBLAS per shape, or every shape ({@link DenseProducts#OPENBLAS}). */
+    private final DenseRule rule;
 
     public CpuBackend() {
         this(Runtime.getRuntime().availableProcessors());
     }
 
+    /** With the dense products {@link DenseProducts#configured()} ({@code -Dfluxbatch.blas}). */
     public CpuBackend(int threads) {
+        this(threads, DenseProducts.configured());
+    }
+
+    /**
+     * @throws IllegalStateException for {@link DenseProducts#OPENBLAS} where OpenBLAS cannot load or is turned off
+     */
+    public CpuBackend(int threads, DenseProducts products) {
         if (threads < 1) {
             throw new IllegalArgumentException("threads must be at least 1, got " + threads);
         }
         this.parallel = new ParallelFor(threads);
+        this.rule = DenseRule.of(products);
+        this.blas = rule == null ? null : new BlasMatmul(parallel);
     }
 
     @Override
     public String name() {
-        return "cpu(" + parallel.threads() + " threads)";
+        return "cpu(" + parallel.threads() + " threads" + (blas == null ? "" : ", OpenBLAS " + rule) + ")";
     }
 
     @Override
@@ -69,7 +86,11 @@ public final class CpuBackend implements Backend {
         }
         int m = Shapes.rows(xt.shapeRef());
         CpuTensor out = CpuTensor.zeros(Shapes.withLast(xt.shapeRef(), n));
-        VectorMatmul.matmul(parallel, xt.data, wt.data, b, out.data, m, n, k);
+        if (blas != null && rule.linear(m, n, k)) {
+            blas.multiply(xt.data, wt.data, true, b, out.data, m, n, k);
+        } else {
+            VectorMatmul.matmul(parallel, xt.data, wt.data, b, out.data, m, n, k);
+        }
         return out;
     }
 
@@ -367,8 +388,23 @@ public final class CpuBackend implements Backend {
                 padLeft,
                 padRight);
         float[] out = CpuConv2d.conv(
-                parallel, xt.data, g.b(), g.c(), g.h(), g.w(), wt.data, bd, g.o(), g.kh(), g.kw(), stride, padTop,
-                padLeft, g.ho(), g.wo());
+                parallel,
+                blas != null && rule.conv() ? blas : null,
+                xt.data,
+                g.b(),
+                g.c(),
+                g.h(),
+                g.w(),
+                wt.data,
+                bd,
+                g.o(),
+                g.kh(),
+                g.kw(),
+                stride,
+                padTop,
+                padLeft,
+                g.ho(),
+                g.wo());
         return new CpuTensor(out, new int[] {g.b(), g.o(), g.ho(), g.wo()});
     }
 
@@ -436,6 +472,9 @@ public final class CpuBackend implements Backend {
     @Override
     public void close() {
         parallel.shutdown();
+        if (blas != null) {
+            blas.close();
+        }
     }
 
     private static CpuTensor cpu(Tensor t) {
@@ -470,7 +509,12 @@ public final class CpuBackend implements Backend {
         int n = wt.shapeRef()[0], k = wt.shapeRef()[1];
         Shapes.requireEqual("linearBackward", "features of dy", Shapes.last(dt.shapeRef()), n);
         CpuTensor out = CpuTensor.zeros(Shapes.withLast(dt.shapeRef(), k));
-        TransposedMatmul.dense(parallel, dt.data, wt.data, Shapes.rows(dt.shapeRef()), n, k, out.data);
+        int m = Shapes.rows(dt.shapeRef());
+        if (blas != null && rule.linearBackward(m, n, k)) {
+            blas.multiply(dt.data, wt.data, false, null, out.data, m, k, n);
+        } else {
+            TransposedMatmul.dense(parallel, dt.data, wt.data, m, n, k, out.data);
+        }
         return out;
     }
 

@@ -17,7 +17,9 @@ import jdk.incubator.vector.VectorSpecies;
  * most one tile per thread is live (there: 64 positions, 0.3 MiB of patches + 32 KiB of result per thread). Tasks
  * split the positions, so the weight matrix is shared and read from cache by every thread. 1 x 1 convolutions
  * with stride 1 and no padding need no patches: they multiply {@code weight [O, C]} by the image {@code [C, H*W]}
- * directly, vectorized along the positions.
+ * directly, vectorized along the positions. With {@link DenseProducts#OPENBLAS} each tile's product is one
+ * single-threaded OpenBLAS sgemm instead (every shape and kernel size, through the patches; {@link DenseRule} keeps
+ * the Vector API otherwise, faster at the autoencoders' shapes).
  */
 final class CpuConv2d {
     /** About how many floats the patches of one tile hold. */
@@ -30,9 +32,13 @@ final class CpuConv2d {
 
     private CpuConv2d() {}
 
-    /** Output {@code [b, o, ho, wo]} of {@code x [b, c, h, w]} and {@code weight [o, c, kh, kw]}. */
+    /**
+     * Output {@code [b, o, ho, wo]} of {@code x [b, c, h, w]} and {@code weight [o, c, kh, kw]}; the im2col products
+     * through OpenBLAS where {@code blas} is given, else through {@link TransposedMatmul}.
+     */
     static float[] conv(
             ParallelFor parallel,
+            BlasMatmul blas,
             float[] x,
             int b,
             int c,
@@ -50,41 +56,70 @@ final class CpuConv2d {
             int wo) {
         int positions = ho * wo;
         float[] out = new float[Math.toIntExact((long) b * o * positions)];
-        if (kh == 1 && kw == 1 && stride == 1 && padTop == 0 && padLeft == 0 && ho == h && wo == w) {
+        if (blas == null && kh == 1 && kw == 1 && stride == 1 && padTop == 0 && padLeft == 0 && ho == h && wo == w) {
             pointwise(parallel, x, weight, bias, out, b, c, o, positions);
             return out;
         }
-        int k = c * kh * kw;
+        Im2col g = new Im2col(x, c, h, w, kh, kw, stride, padTop, padLeft, wo);
+        int k = g.k();
         int tile = Math.min(positions, Math.max(1, TILE_FLOATS / k / TernaryMatmul.NW) * TernaryMatmul.NW);
         int tiles = (positions + tile - 1) / tile;
         long flopsPerTile = 2L * k * o * tile;
         int grain = (int) Math.max(1, 2_000_000 / Math.max(1, flopsPerTile));
+        if (blas != null) {
+            blas.tiles(weight, o, k, b * tiles, grain, (from, to, products) -> {
+                float[] patches = new float[Math.toIntExact((long) k * tile)];
+                float[] tileOut = new float[Math.toIntExact((long) o * tile)];
+                for (int t = from; t < to; t++) {
+                    int bi = t / tiles, p0 = (t % tiles) * tile, count = Math.min(positions, p0 + tile) - p0;
+                    g.gather(bi, p0, count, patches);
+                    products.multiply(patches, count, tileOut);
+                    place(tileOut, bias, out, bi * o * positions + p0, o, count, positions);
+                }
+            });
+            return out;
+        }
         parallel.run(b * tiles, grain, (from, to) -> {
             float[] patches = new float[Math.toIntExact((long) k * tile)];
             float[] tileOut = new float[Math.toIntExact((long) o * tile)];
             for (int t = from; t < to; t++) {
-                int bi = t / tiles;
-                int p0 = (t % tiles) * tile;
-                int count = Math.min(positions, p0 + tile) - p0;
-                int xBase = bi * c * h * w;
-                for (int i = 0; i < count; ) {
-                    int oy = (p0 + i) / wo, ox = (p0 + i) % wo;
-                    int run = Math.min(count - i, wo - ox);
-                    im2colRun(x, xBase, c, h, w, kh, kw, stride, padTop, padLeft, oy, ox, run, patches, i, count);
-                    i += run;
-                }
+                int bi = t / tiles, p0 = (t % tiles) * tile, count = Math.min(positions, p0 + tile) - p0;
+                g.gather(bi, p0, count, patches);
                 TransposedMatmul.dense(SERIAL, weight, patches, o, k, count, tileOut);
-                int outBase = bi * o * positions + p0;
-                for (int oc = 0; oc < o; oc++) {
-                    int dst = outBase + oc * positions;
-                    float bv = bias == null ? 0f : bias[oc];
-                    for (int i = 0; i < count; i++) {
-                        out[dst + i] = tileOut[oc * count + i] + bv;
-                    }
-                }
+                place(tileOut, bias, out, bi * o * positions + p0, o, count, positions);
             }
         });
         return out;
+    }
+
+    /** Each output channel's run of a tile's result {@code [o, count]} into place, with its bias. */
+    private static void place(
+            float[] tileOut, float[] bias, float[] out, int outBase, int o, int count, int positions) {
+        for (int oc = 0; oc < o; oc++) {
+            int dst = outBase + oc * positions;
+            float bv = bias == null ? 0f : bias[oc];
+            for (int i = 0; i < count; i++) {
+                out[dst + i] = tileOut[oc * count + i] + bv;
+            }
+        }
+    }
+
+    /** One image batch's geometry for gathering patches: {@code k = c * kh * kw} rows, one column per position. */
+    private record Im2col(float[] x, int c, int h, int w, int kh, int kw, int stride, int padTop, int padLeft, int wo) {
+        int k() {
+            return c * kh * kw;
+        }
+
+        /** The patches of positions {@code [p0, p0 + count)} of image {@code bi} as columns {@code [k, count]}. */
+        void gather(int bi, int p0, int count, float[] patches) {
+            int xBase = bi * c * h * w;
+            for (int i = 0; i < count; ) {
+                int oy = (p0 + i) / wo, ox = (p0 + i) % wo;
+                int run = Math.min(count - i, wo - ox);
+                im2colRun(x, xBase, c, h, w, kh, kw, stride, padTop, padLeft, oy, ox, run, patches, i, count);
+                i += run;
+            }
+        }
     }
 
     /**

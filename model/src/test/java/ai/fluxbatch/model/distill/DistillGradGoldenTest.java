@@ -17,6 +17,7 @@ import ai.fluxbatch.model.safetensors.TensorSource;
 import ai.fluxbatch.model.snapshot.FluxSnapshot;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.List;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -26,7 +27,8 @@ import org.junit.jupiter.params.provider.MethodSource;
 /**
  * Self-distillation gradients against the reference's autograd in float64: the absmean student of each tiny model
  * against its full-precision teacher on the inputs of forward-1 / forward-2; the loss and every block linear layer's
- * scale and bias gradient within 1e-4 relative L2 (golden README).
+ * scale and bias gradient within 1e-4 relative L2 (golden README); case 1 of flux-tiny-dev also with each of the CPU
+ * backend's dense-product paths forced.
  */
 class DistillGradGoldenTest {
     private static final QuantizeProgress QUIET = (g, d, t, s) -> {};
@@ -35,8 +37,10 @@ class DistillGradGoldenTest {
     static Path tmp;
 
     static List<Arguments> cases() {
-        return TestBackends.cases(
-                TestBackends.names(), List.of("flux-tiny-dev", "flux-tiny-schnell"), List.of("1", "2"));
+        List<Arguments> cases = new ArrayList<>(TestBackends.cases(
+                TestBackends.names(), List.of("flux-tiny-dev", "flux-tiny-schnell"), List.of("1", "2")));
+        cases.addAll(TestBackends.cases(TestBackends.DENSE_PATHS, List.of("flux-tiny-dev"), List.of("1")));
+        return cases;
     }
 
     private static synchronized Path student(String model) {

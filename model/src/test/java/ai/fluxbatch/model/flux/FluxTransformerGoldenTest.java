@@ -11,6 +11,7 @@ import ai.fluxbatch.model.TestBackends;
 import ai.fluxbatch.model.safetensors.SafetensorsFile;
 import ai.fluxbatch.model.safetensors.TensorSource;
 import ai.fluxbatch.model.snapshot.FluxSnapshot;
+import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HashMap;
 import java.util.List;
@@ -19,12 +20,19 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;
 
-/** The transformer against the reference implementation's outputs and every intermediate tap, on every backend. */
+/**
+ * The transformer against the reference implementation's outputs and every intermediate tap, on every backend; and
+ * forward-1 of flux-tiny-dev with each of the CPU backend's dense-product paths forced.
+ */
 class FluxTransformerGoldenTest {
 
     static List<Arguments> cases() {
-        return TestBackends.cases(
-                TestBackends.names(), List.of("flux-tiny-dev", "flux-tiny-schnell"), List.of("forward-1", "forward-2"));
+        List<Arguments> cases = new ArrayList<>(TestBackends.cases(
+                TestBackends.names(),
+                List.of("flux-tiny-dev", "flux-tiny-schnell"),
+                List.of("forward-1", "forward-2")));
+        cases.addAll(TestBackends.cases(TestBackends.DENSE_PATHS, List.of("flux-tiny-dev"), List.of("forward-1")));
+        return cases;
     }
 
     @ParameterizedTest(name = "{0} {1} {2}")

@@ -73,6 +73,9 @@ class CpuDeterminismTest {
                 "-Xmx2g",
                 "-XX:TieredStopAtLevel=1",
                 "-Dfluxbatch.golden=" + Golden.dir().toAbsolutePath(),
+                // the same dense products as this JVM (FLUXBATCH_BLAS, the environment, is inherited)
+                "-Dfluxbatch.blas="
+                        + System.getProperty("fluxbatch.blas", System.getenv().getOrDefault("FLUXBATCH_BLAS", "")),
                 "-cp",
                 System.getProperty("java.class.path"),
                 GoldenCaseRun.class.getName(),

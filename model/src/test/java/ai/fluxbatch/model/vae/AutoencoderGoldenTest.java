@@ -4,17 +4,24 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import ai.fluxbatch.kernel.Backend;
 import ai.fluxbatch.kernel.Tensor;
 import ai.fluxbatch.kernel.cpu.CpuBackend;
 import ai.fluxbatch.model.Golden;
+import ai.fluxbatch.model.TestBackends;
 import ai.fluxbatch.model.safetensors.SafetensorsFile;
 import java.nio.ByteBuffer;
 import java.util.Random;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
-/** The autoencoder of flux-tiny-dev against the reference outputs in cases/flux-tiny-dev/vae.safetensors. */
+/**
+ * The autoencoder of flux-tiny-dev against the reference outputs in cases/flux-tiny-dev/vae.safetensors; decode and
+ * encode also with each of the CPU backend's dense-product paths forced (its convolutions' im2col products).
+ */
 class AutoencoderGoldenTest {
     private static CpuBackend cpu;
     private static Autoencoder tiny;
@@ -75,6 +82,23 @@ class AutoencoderGoldenTest {
                 equal, n, withinOne, 100.0 * withinOne / n, worst);
         assertTrue(withinOne >= 0.99 * n, withinOne + " of " + n + " within 1");
         assertTrue(worst <= 3, "max difference " + worst);
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {TestBackends.CPU_VECTOR_API, TestBackends.CPU_OPENBLAS})
+    void decodeAndEncodeMatchTheReferenceOnEachDenseProductPath(String backendName) {
+        try (Backend backend = TestBackends.open(backendName)) {
+            Autoencoder vae = Autoencoder.load(Golden.path("flux-tiny-dev"), backend);
+            Tensor image = vae.decode(
+                    backend.upload(golden.floats("z"), golden.info("z").intShape()));
+            double decodeErr = Golden.relL2(backend.download(image), golden.floats("image"));
+            Tensor latent = vae.encode(backend.upload(
+                    golden.floats("encode_in"), golden.info("encode_in").intShape()));
+            double encodeErr = Golden.relL2(backend.download(latent), golden.floats("encode_mean"));
+            System.out.printf("%s vae decode rel L2 %.3e, encode %.3e%n", backendName, decodeErr, encodeErr);
+            assertTrue(decodeErr < 1e-4, backendName + " decode rel L2 " + decodeErr);
+            assertTrue(encodeErr < 1e-4, backendName + " encode rel L2 " + encodeErr);
+        }
     }
 
     @Test
