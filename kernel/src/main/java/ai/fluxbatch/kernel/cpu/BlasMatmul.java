@@ -8,8 +8,6 @@ import static org.bytedeco.openblas.global.openblas.cblas_sgemm;
 import java.util.ArrayDeque;
 import java.util.Arrays;
 import java.util.Deque;
-import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorSpecies;
 import org.bytedeco.javacpp.FloatPointer;
 
 /**
@@ -28,7 +26,6 @@ import org.bytedeco.javacpp.FloatPointer;
  * reused, one set per concurrent caller (and per task of a convolution), all freed by {@link #close}.
  */
 final class BlasMatmul implements AutoCloseable {
-    private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
     /** About the work of one block: small enough that a call at the miniature's sizes gives every thread some. */
     private static final long BLOCK_FLOPS = 1L << 24;
     /**
@@ -274,15 +271,7 @@ final class BlasMatmul implements AutoCloseable {
             }
             return;
         }
-        int j = 0;
-        for (int bound = S.loopBound(cols); j < bound; j += S.length()) {
-            FloatVector.fromArray(S, c, co + j)
-                    .add(FloatVector.fromArray(S, bias, b0 + j))
-                    .intoArray(out, oo + j);
-        }
-        for (; j < cols; j++) {
-            out[oo + j] = c[co + j] + bias[b0 + j];
-        }
+        VectorMath.addRow(c, co, bias, b0, out, oo, cols);
     }
 
     private synchronized Scratch take() {

@@ -215,7 +215,7 @@ final class CpuAttention {
         int n = w.keys[r], so = r * tile;
         float[] s = w.s;
         if (n > 0 && bias != null) {
-            addRow(bias, biasOff, s, so, n);
+            VectorMath.addRow(s, so, bias, biasOff, s, so, n);
         }
         float old = w.max[row];
         float max = n == 0 ? old : Math.max(old, max(s, so, n));
@@ -425,19 +425,6 @@ final class CpuAttention {
         a1.intoArray(acc, r1);
         a2.intoArray(acc, r2);
         a3.intoArray(acc, r3);
-    }
-
-    /** {@code s[so + j] += b[bo + j]} for {@code j < n}. */
-    private static void addRow(float[] b, int bo, float[] s, int so, int n) {
-        int j = 0;
-        for (int bound = S.loopBound(n); j < bound; j += V) {
-            FloatVector.fromArray(S, s, so + j)
-                    .add(FloatVector.fromArray(S, b, bo + j))
-                    .intoArray(s, so + j);
-        }
-        for (; j < n; j++) {
-            s[so + j] += b[bo + j];
-        }
     }
 
     /** The largest of {@code a[off .. off + n)}. */

@@ -70,14 +70,18 @@ public final class CpuBackend implements Backend {
         return new CpuTensor(cpu(t).data, shape);
     }
 
+    /**
+     * A float32 weight runs on the Vector API or OpenBLAS ({@link DenseRule}); a bfloat16 one on {@link Bf16Matmul},
+     * the float32 product's bits on the widened values.
+     */
     @Override
     public Tensor linear(Tensor x, Tensor weight, Tensor bias) {
-        if (weight instanceof CpuBf16Tensor w16) {
-            return linearBf16(cpu(x), w16, bias);
-        }
-        CpuTensor xt = cpu(x), wt = cpu(weight);
-        Shapes.requireRank("linear", "weight", wt.shapeRef(), 2);
-        int n = wt.shapeRef()[0], k = wt.shapeRef()[1];
+        CpuTensor xt = cpu(x);
+        CpuBf16Tensor w16 = weight instanceof CpuBf16Tensor w ? w : null;
+        CpuTensor wt = w16 == null ? cpu(weight) : null;
+        int[] ws = w16 == null ? wt.shapeRef() : w16.shapeRef();
+        Shapes.requireRank("linear", "weight", ws, 2);
+        int n = ws[0], k = ws[1];
         Shapes.requireEqual("linear", "input features", Shapes.last(xt.shapeRef()), k);
         float[] b = null;
         if (bias != null) {
@@ -86,26 +90,13 @@ public final class CpuBackend implements Backend {
         }
         int m = Shapes.rows(xt.shapeRef());
         CpuTensor out = CpuTensor.zeros(Shapes.withLast(xt.shapeRef(), n));
-        if (blas != null && rule.linear(m, n, k)) {
+        if (w16 != null) {
+            Bf16Matmul.matmul(parallel, xt.data, w16.bits, b, out.data, m, n, k);
+        } else if (blas != null && rule.linear(m, n, k)) {
             blas.multiply(xt.data, wt.data, true, b, out.data, m, n, k);
         } else {
             VectorMatmul.matmul(parallel, xt.data, wt.data, b, out.data, m, n, k);
         }
-        return out;
-    }
-
-    /** {@link #linear} with a bfloat16 weight: {@link Bf16Matmul}, the float32 product's bits on the widened values. */
-    private Tensor linearBf16(CpuTensor xt, CpuBf16Tensor w, Tensor bias) {
-        Shapes.requireRank("linear", "weight", w.shapeRef(), 2);
-        int n = w.shapeRef()[0], k = w.shapeRef()[1];
-        Shapes.requireEqual("linear", "input features", Shapes.last(xt.shapeRef()), k);
-        float[] b = null;
-        if (bias != null) {
-            b = cpu(bias).data;
-            Shapes.requireEqual("linear", "bias length", b.length, n);
-        }
-        CpuTensor out = CpuTensor.zeros(Shapes.withLast(xt.shapeRef(), n));
-        Bf16Matmul.matmul(parallel, xt.data, w.bits, b, out.data, Shapes.rows(xt.shapeRef()), n, k);
         return out;
     }
 

@@ -335,6 +335,19 @@ final class VectorMath {
         }
     }
 
+    /** {@code out[oo + i] = a[ao + i] + b[bo + i]} for one row ({@code out} may be {@code a}). */
+    static void addRow(float[] a, int ao, float[] b, int bo, float[] out, int oo, int len) {
+        int i = 0;
+        for (int bound = S.loopBound(len); i < bound; i += S.length()) {
+            FloatVector.fromArray(S, a, ao + i)
+                    .add(FloatVector.fromArray(S, b, bo + i))
+                    .intoArray(out, oo + i);
+        }
+        for (; i < len; i++) {
+            out[oo + i] = a[ao + i] + b[bo + i];
+        }
+    }
+
     /** {@code out[oo + i] = a[ao + i] * b[bo + i]} for one row. */
     static void mulRow(float[] a, int ao, float[] b, int bo, float[] out, int oo, int len) {
         int i = 0;

@@ -3,7 +3,6 @@ package ai.fluxbatch.kernel.cpu;
 import static ai.fluxbatch.kernel.cpu.TernaryMatmul.KB;
 import static ai.fluxbatch.kernel.cpu.TernaryMatmul.M_STEP;
 import static ai.fluxbatch.kernel.cpu.TernaryMatmul.NW;
-import static ai.fluxbatch.kernel.cpu.TernaryMatmul.S;
 
 import java.util.Arrays;
 import jdk.incubator.vector.FloatVector;
@@ -211,15 +210,7 @@ final class VectorMatmul {
                 System.arraycopy(acc, ao, out, oo, cols);
                 continue;
             }
-            int j = 0;
-            for (int bound = S.loopBound(cols); j < bound; j += S.length()) {
-                FloatVector.fromArray(S, acc, ao + j)
-                        .add(FloatVector.fromArray(S, bias, n0 + j))
-                        .intoArray(out, oo + j);
-            }
-            for (; j < cols; j++) {
-                out[oo + j] = acc[ao + j] + bias[n0 + j];
-            }
+            VectorMath.addRow(acc, ao, bias, n0, out, oo, cols);
         }
     }
 
