@@ -1,6 +1,5 @@
 package ai.fluxbatch.kernel.cpu;
 
-import java.util.Locale;
 import java.util.Map;
 import org.bytedeco.javacpp.Loader;
 import org.bytedeco.javacpp.Pointer;
@@ -92,8 +91,8 @@ public final class NativeBlas {
         static final State STATE = load();
 
         private static State load() {
-            String property = System.getProperty("fluxbatch.blas", System.getenv("FLUXBATCH_BLAS"));
-            if (property != null && property.toLowerCase(Locale.ROOT).matches("off|false|0|none")) {
+            if (DenseProducts.configured() == DenseProducts.VECTOR_API) {
+                String property = System.getProperty("fluxbatch.blas", System.getenv("FLUXBATCH_BLAS"));
                 LOG.log(
                         System.Logger.Level.INFO,
                         "OpenBLAS turned off (fluxbatch.blas=" + property
