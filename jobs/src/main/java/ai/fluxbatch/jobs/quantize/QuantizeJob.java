@@ -34,6 +34,8 @@ public final class QuantizeJob {
 
     /** How long a failed job's driver waits for its other tasks to stop before it removes the staging folder. */
     static final long WAIT_FOR_TASKS_MILLIS = 60_000;
+    /** How long a finished job waits for Spark's listener bus to bring the last shards' progress lines. */
+    static final long WAIT_FOR_LINES_MILLIS = 10_000;
 
     private static final String JOB_GROUP = "fluxbatch-quantize";
     private static final Logger LOG = LoggerFactory.getLogger(QuantizeJob.class);
@@ -66,6 +68,7 @@ public final class QuantizeJob {
             written = sc.parallelize(shards, shards.size())
                     .map(new WriteShard(settings, folder.toString()))
                     .collect();
+            awaitProgressLines(progress);
         } catch (RuntimeException e) {
             letRunningTasksEnd(progress, err);
             throw e;
@@ -80,6 +83,15 @@ public final class QuantizeJob {
             throw new IllegalStateException(written.size() + " shards reported, expected " + shards.size());
         }
         return ShardIndex.write(folder, name, shards, metadata, names);
+    }
+
+    /** Lets the listener print the lines of the last shards before it is removed (they come on Spark's bus). */
+    private static void awaitProgressLines(ShardProgress progress) {
+        try {
+            progress.awaitAllReported(WAIT_FOR_LINES_MILLIS);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
     }
 
     /**

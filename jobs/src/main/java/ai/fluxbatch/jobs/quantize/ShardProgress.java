@@ -41,6 +41,20 @@ final class ShardProgress extends SparkListener {
         return running.isEmpty();
     }
 
+    /**
+     * Waits until every shard's line is printed, at most {@code millis}: Spark posts task ends to its listeners on
+     * another thread, so the job can return before the last ones arrive. Whether all did.
+     */
+    synchronized boolean awaitAllReported(long millis) throws InterruptedException {
+        long deadline = System.currentTimeMillis() + millis;
+        for (long left = millis;
+                done.size() < shards.size() && left > 0;
+                left = deadline - System.currentTimeMillis()) {
+            wait(left);
+        }
+        return done.size() == shards.size();
+    }
+
     @Override
     public synchronized void onTaskEnd(SparkListenerTaskEnd taskEnd) {
         TaskInfo info = taskEnd.taskInfo();
