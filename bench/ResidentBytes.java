@@ -15,7 +15,7 @@ public final class ResidentBytes {
         FluxSnapshot snapshot = FluxSnapshot.open(Path.of(args[0]));
         long params = 0;
         long quantizedParams = 0;
-        try (TensorSource s = TensorSources.open(snapshot.transformerFile())) {
+        try (TensorSource s = snapshot.openTransformer()) {
             for (String name : s.names()) {
                 if (name.endsWith("_scale")) {
                     continue;

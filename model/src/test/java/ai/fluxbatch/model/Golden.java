@@ -21,6 +21,14 @@ public final class Golden {
         return dir().resolve(Path.of(first, more));
     }
 
+    /**
+     * A golden case file of {@code model}: the {@code -diffusers} copies hold the same weights as their original
+     * snapshot, so they share its cases ({@code flux-tiny-dev-diffusers} reads {@code cases/flux-tiny-dev/}).
+     */
+    public static Path casePath(String model, String file) {
+        return path("cases", model.replaceFirst("-diffusers$", ""), file);
+    }
+
     /** Relative L2 error {@code ||a - b|| / ||b||}, accumulated in double. */
     public static double relL2(float[] actual, float[] expected) {
         if (actual.length != expected.length) {

@@ -4,7 +4,6 @@ import ai.fluxbatch.model.calib.LayerStats;
 import ai.fluxbatch.model.quant.TernaryFormat;
 import ai.fluxbatch.model.safetensors.TensorInfo;
 import ai.fluxbatch.model.safetensors.TensorSource;
-import ai.fluxbatch.model.safetensors.TensorSources;
 import ai.fluxbatch.model.snapshot.FluxSnapshot;
 import java.util.Collections;
 import java.util.Map;
@@ -36,7 +35,7 @@ public final class RecordedLayers {
         String example = null;
         int quantizable = 0;
         Map<String, String> meta;
-        try (TensorSource weights = TensorSources.open(snapshot.transformerFile())) {
+        try (TensorSource weights = snapshot.openTransformer()) {
             meta = weights.metadata();
             for (String name : weights.names()) {
                 TensorInfo info = weights.info(name);

@@ -21,7 +21,6 @@ import ai.fluxbatch.model.quant.QuantizedSnapshotWriter;
 import ai.fluxbatch.model.quant.TernaryFormat;
 import ai.fluxbatch.model.safetensors.TensorInfo;
 import ai.fluxbatch.model.safetensors.TensorSource;
-import ai.fluxbatch.model.safetensors.TensorSources;
 import ai.fluxbatch.model.sampling.SchedulerConfig;
 import ai.fluxbatch.model.snapshot.FluxSnapshot;
 import java.io.IOException;
@@ -210,7 +209,7 @@ public final class DistillCommand implements Callable<Integer> {
                 device.gemmPrecision(),
                 factory);
         TrainableParameters initial;
-        try (TensorSource weights = TensorSources.open(student.transformerFile())) {
+        try (TensorSource weights = student.openTransformer()) {
             initial = StudentParameters.read(weights);
         }
         try (SparkSession spark = SparkSessions.create("fluxbatch distill", master)) {
@@ -321,8 +320,8 @@ public final class DistillCommand implements Callable<Integer> {
      * (out) scale, and the student has nothing else.
      */
     private static String checkStudent(CommandLine cli, FluxSnapshot teacher, FluxSnapshot student) {
-        try (TensorSource t = TensorSources.open(teacher.transformerFile());
-                TensorSource s = TensorSources.open(student.transformerFile())) {
+        try (TensorSource t = teacher.openTransformer();
+                TensorSource s = student.openTransformer()) {
             String what = "--quantized " + student.root();
             if (s.names().stream().noneMatch(n -> StudentParameters.isTernaryWeight(s, n))) {
                 throw new CommandLine.ParameterException(
@@ -383,7 +382,7 @@ public final class DistillCommand implements Callable<Integer> {
     /** Refuses a student whose recorded source is not the teacher's transformer; returns the teacher's SHA-256. */
     private static String checkSource(CommandLine cli, FluxSnapshot teacher, FluxSnapshot student) {
         String recorded;
-        try (TensorSource s = TensorSources.open(student.transformerFile())) {
+        try (TensorSource s = student.openTransformer()) {
             recorded = s.metadata().get(TernaryFormat.KEY_SOURCE_SHA256);
         }
         String sha = QuantizedSnapshotWriter.transformerSha256(teacher);

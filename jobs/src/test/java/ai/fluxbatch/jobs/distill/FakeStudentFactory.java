@@ -9,7 +9,6 @@ import ai.fluxbatch.model.distill.StudentGradients;
 import ai.fluxbatch.model.distill.StudentParameters;
 import ai.fluxbatch.model.distill.TrainableParameters;
 import ai.fluxbatch.model.safetensors.TensorSource;
-import ai.fluxbatch.model.safetensors.TensorSources;
 import ai.fluxbatch.model.snapshot.FluxSnapshot;
 import java.util.List;
 
@@ -26,7 +25,7 @@ public final class FakeStudentFactory implements StudentFactory {
     public StudentGradients load(
             Backend backend, FluxSnapshot teacher, FluxSnapshot student, DistillSettings settings) {
         TrainableParameters initial;
-        try (TensorSource s = TensorSources.open(student.transformerFile())) {
+        try (TensorSource s = student.openTransformer()) {
             initial = StudentParameters.read(s);
         }
         return new QuadraticStudent(initial) {

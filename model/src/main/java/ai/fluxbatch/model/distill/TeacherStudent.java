@@ -12,7 +12,6 @@ import ai.fluxbatch.model.pipeline.GenerationParams;
 import ai.fluxbatch.model.pipeline.TextEmbedding;
 import ai.fluxbatch.model.pipeline.TextEncoders;
 import ai.fluxbatch.model.safetensors.TensorSource;
-import ai.fluxbatch.model.safetensors.TensorSources;
 import ai.fluxbatch.model.sampling.LatentNoise;
 import ai.fluxbatch.model.sampling.LatentPacking;
 import ai.fluxbatch.model.snapshot.FluxSnapshot;
@@ -86,7 +85,7 @@ public final class TeacherStudent implements StudentGradients {
     /** Every ternary block layer's scale and bias as the student's checkpoint holds them (a missing bias is zero). */
     static TrainableParameters initialParameters(FluxSnapshot snapshot, FluxTransformer student) {
         Map<String, LayerParameters> layers = new LinkedHashMap<>();
-        try (TensorSource src = TensorSources.open(snapshot.transformerFile())) {
+        try (TensorSource src = snapshot.openTransformer()) {
             for (Map.Entry<String, Linear> e : student.blockLinears().entrySet()) {
                 if (!(e.getValue() instanceof TernaryLinear t)) {
                     continue;

@@ -4,7 +4,6 @@ import ai.fluxbatch.model.ModelException;
 import ai.fluxbatch.model.flux.FluxConfig;
 import ai.fluxbatch.model.flux.FluxConfigReader;
 import ai.fluxbatch.model.safetensors.TensorSource;
-import ai.fluxbatch.model.safetensors.TensorSources;
 import ai.fluxbatch.model.snapshot.FluxSnapshot;
 import java.nio.file.Path;
 import java.util.Arrays;
@@ -16,7 +15,7 @@ public final class Architectures {
     /** The transformer's config from its header and config.json, without loading any weight. */
     public static FluxConfig read(Path snapshotDir) {
         FluxSnapshot snapshot = FluxSnapshot.open(snapshotDir);
-        try (TensorSource weights = TensorSources.open(snapshot.transformerFile())) {
+        try (TensorSource weights = snapshot.openTransformer()) {
             return FluxConfigReader.derive(weights, snapshot.transformerConfig(), snapshot.transformerConfigFile());
         }
     }

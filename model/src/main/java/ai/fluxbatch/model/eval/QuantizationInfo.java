@@ -3,7 +3,6 @@ package ai.fluxbatch.model.eval;
 import ai.fluxbatch.model.quant.TernaryFormat;
 import ai.fluxbatch.model.safetensors.TensorInfo;
 import ai.fluxbatch.model.safetensors.TensorSource;
-import ai.fluxbatch.model.safetensors.TensorSources;
 import ai.fluxbatch.model.snapshot.FluxSnapshot;
 import java.nio.file.Path;
 import java.util.Map;
@@ -28,7 +27,7 @@ public record QuantizationInfo(
 
     public static QuantizationInfo of(Path snapshotDir) {
         FluxSnapshot snapshot = FluxSnapshot.open(snapshotDir);
-        try (TensorSource weights = TensorSources.open(snapshot.transformerFile())) {
+        try (TensorSource weights = snapshot.openTransformer()) {
             Map<String, String> meta = weights.metadata();
             long ternary = 0, all = 0;
             for (String name : weights.names()) {

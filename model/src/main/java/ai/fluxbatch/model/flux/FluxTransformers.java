@@ -2,7 +2,6 @@ package ai.fluxbatch.model.flux;
 
 import ai.fluxbatch.kernel.Backend;
 import ai.fluxbatch.model.safetensors.TensorSource;
-import ai.fluxbatch.model.safetensors.TensorSources;
 import ai.fluxbatch.model.snapshot.FluxSnapshot;
 
 /** Loads the transformer of a snapshot onto a backend. */
@@ -15,7 +14,7 @@ public final class FluxTransformers {
 
     /** Loads with every linear layer passed through {@code wrapper} (to record its inputs, say). */
     public static FluxTransformer load(FluxSnapshot snapshot, Backend backend, LinearWrapper wrapper) {
-        try (TensorSource weights = TensorSources.open(snapshot.transformerFile())) {
+        try (TensorSource weights = snapshot.openTransformer()) {
             FluxConfig config =
                     FluxConfigReader.derive(weights, snapshot.transformerConfig(), snapshot.transformerConfigFile());
             return new FluxTransformer(backend, config, new FluxWeightLoader(weights, backend, config, wrapper).load());

@@ -9,7 +9,6 @@ import ai.fluxbatch.model.flux.FluxTransformer;
 import ai.fluxbatch.model.flux.FluxTransformers;
 import ai.fluxbatch.model.flux.LinearWrapper;
 import ai.fluxbatch.model.safetensors.TensorSource;
-import ai.fluxbatch.model.safetensors.TensorSources;
 import ai.fluxbatch.model.sampling.EulerSampler;
 import ai.fluxbatch.model.sampling.FlowSchedule;
 import ai.fluxbatch.model.sampling.LatentNoise;
@@ -81,7 +80,7 @@ public final class FluxPipeline {
      */
     public static void checkComponents(Path model) {
         FluxSnapshot snapshot = FluxSnapshot.open(model);
-        try (TensorSource weights = TensorSources.open(snapshot.transformerFile())) {
+        try (TensorSource weights = snapshot.openTransformer()) {
             FluxConfigReader.derive(weights, snapshot.transformerConfig(), snapshot.transformerConfigFile());
         }
         TextEncoderFiles.in(snapshot.clipTextEncoder());

@@ -5,7 +5,7 @@ import java.nio.file.Path;
 import java.util.Arrays;
 
 /** Converts a tensor's bytes, read in bounded chunks, into a Java array of the requested type. */
-final class TensorDecoder {
+public final class TensorDecoder {
     /** The largest array length every JVM allocates. */
     static final long MAX_ARRAY = Integer.MAX_VALUE - 8;
     /** Bytes decoded per chunk; a multiple of every dtype size. */
@@ -13,7 +13,7 @@ final class TensorDecoder {
 
     /** Source of a tensor's bytes: {@code length} bytes at {@code offset} into the tensor. */
     @FunctionalInterface
-    interface Bytes {
+    public interface Bytes {
         ByteBuffer read(long offset, int length);
     }
 
@@ -25,7 +25,7 @@ final class TensorDecoder {
 
     private TensorDecoder() {}
 
-    static float[] floats(TensorInfo t, Path file, Bytes bytes) {
+    public static float[] floats(TensorInfo t, Path file, Bytes bytes) {
         float[] out = new float[length(t, file, "floats")];
         each(t, bytes, (buf, at, n) -> {
             switch (t.dtype()) {
@@ -56,7 +56,7 @@ final class TensorDecoder {
         return out;
     }
 
-    static double[] doubles(TensorInfo t, Path file, Bytes bytes) {
+    public static double[] doubles(TensorInfo t, Path file, Bytes bytes) {
         double[] out = new double[length(t, file, "doubles")];
         each(t, bytes, (buf, at, n) -> {
             for (int i = 0; i < n; i++) {
@@ -66,7 +66,7 @@ final class TensorDecoder {
         return out;
     }
 
-    static long[] longs(TensorInfo t, Path file, Bytes bytes) {
+    public static long[] longs(TensorInfo t, Path file, Bytes bytes) {
         long[] out = new long[length(t, file, "longs")];
         each(t, bytes, (buf, at, n) -> {
             switch (t.dtype()) {

@@ -17,15 +17,29 @@ import java.util.Locale;
 import java.util.stream.Stream;
 
 /**
- * A FLUX.1 snapshot in the Hugging Face repository layout: the original single-file transformer
- * ({@code flux1-dev.safetensors}, {@code flux1-schnell.safetensors}, or a sharded {@code *.safetensors.index.json})
- * at the root, {@code transformer/config.json}, and the other components in their folders.
+ * A FLUX.1 snapshot in either Hugging Face layout: the original one (BFL's single-file transformer {@code
+ * flux1-dev.safetensors} / {@code flux1-schnell.safetensors}, or a sharded {@code *.safetensors.index.json}, at the
+ * root; {@code ae.safetensors}) or the diffusers one ({@code transformer/diffusion_pytorch_model*.safetensors} with its
+ * index, {@code vae/diffusion_pytorch_model.safetensors}), with {@code transformer/config.json} and the other
+ * components in their folders. Whatever the layout, {@link #openTransformer()} gives the reference tensor names; when
+ * a snapshot holds both, the original is read and {@link #layoutNote()} says so.
  */
 public final class FluxSnapshot {
     private static final List<String> KNOWN_TRANSFORMER_FILES = List.of(
             "flux1-dev.safetensors", "flux1-schnell.safetensors",
             "flux1-dev.safetensors.index.json", "flux1-schnell.safetensors.index.json");
     private static final List<String> NOT_A_TRANSFORMER = List.of("ae.safetensors");
+    /** The diffusers transformer's weights in {@code transformer/}, one file or an index of shards. */
+    private static final List<String> DIFFUSERS_TRANSFORMER_FILES =
+            List.of("diffusion_pytorch_model.safetensors.index.json", "diffusion_pytorch_model.safetensors");
+
+    /** Where a snapshot's transformer weights are and how they are named. */
+    public enum Layout {
+        /** BFL's file at the root, reference tensor names. */
+        ORIGINAL,
+        /** diffusers' {@code transformer/diffusion_pytorch_model*.safetensors}, diffusers tensor names. */
+        DIFFUSERS
+    }
 
     private final Path root;
 
@@ -49,8 +63,95 @@ public final class FluxSnapshot {
         return root;
     }
 
+    /**
+     * The transformer checkpoint: the original layout's file (or index) at the root when there is one, else the
+     * diffusers layout's {@code transformer/diffusion_pytorch_model.safetensors} (or its index).
+     */
     public Path transformerFile() {
-        return findTransformer(root);
+        Path original = findTransformer(root);
+        if (original != null) {
+            return original;
+        }
+        Path diffusers = findDiffusersTransformer(root.resolve("transformer"));
+        if (diffusers != null) {
+            return diffusers;
+        }
+        throw new ModelException("no transformer checkpoint found in " + root + ": expected the FLUX.1 transformer as"
+                + " flux1-dev.safetensors or flux1-schnell.safetensors (or one *.safetensors / *.safetensors.index.json)"
+                + " at the root (original layout), or transformer/diffusion_pytorch_model.safetensors or its"
+                + " .safetensors.index.json (diffusers layout)" + pickleNote(root));
+    }
+
+    /** The layout of the transformer {@link #transformerFile()} names. */
+    public Layout transformerLayout() {
+        return findTransformer(root) != null ? Layout.ORIGINAL : Layout.DIFFUSERS;
+    }
+
+    /**
+     * The files that make up the transformer's weights in the layout read: the file, or the index and its shards.
+     */
+    public List<Path> transformerFiles() {
+        Path file = transformerFile();
+        List<Path> files = new ArrayList<>(List.of(file));
+        if (file.getFileName().toString().endsWith(".index.json")) {
+            try (TensorSource index = TensorSources.open(file)) {
+                new java.util.TreeSet<>(index.names().stream().map(index::file).toList()).forEach(files::add);
+            }
+        }
+        return files;
+    }
+
+    /**
+     * Every full-precision or quantized transformer weight file of either layout present (for a writer that must
+     * leave the transformer out): the root's checkpoint files and {@code transformer/*.safetensors(.index.json)}.
+     */
+    public List<Path> transformerFilesOfEitherLayout() {
+        List<Path> files = new ArrayList<>();
+        for (Path dir : List.of(root, root.resolve("transformer"))) {
+            if (!Files.isDirectory(dir)) {
+                continue;
+            }
+            try (Stream<Path> list = Files.list(dir)) {
+                list.filter(Files::isRegularFile)
+                        .filter(p -> {
+                            String n = p.getFileName().toString().toLowerCase(Locale.ROOT);
+                            return (n.endsWith(".safetensors") || n.endsWith(".safetensors.index.json"))
+                                    && !NOT_A_TRANSFORMER.contains(n);
+                        })
+                        .sorted()
+                        .forEach(files::add);
+            } catch (IOException e) {
+                throw new ModelException("cannot list " + dir + ": " + e.getMessage(), e);
+            }
+        }
+        return files;
+    }
+
+    /**
+     * A line for the user when the snapshot holds the transformer in both layouts (which one is read), else null.
+     */
+    public String layoutNote() {
+        Path original = findTransformer(root);
+        Path diffusers = findDiffusersTransformer(root.resolve("transformer"));
+        if (original == null || diffusers == null) {
+            return null;
+        }
+        return "model " + root + " holds the transformer in both layouts: reading the original "
+                + root.relativize(original) + ", not the diffusers " + root.relativize(diffusers);
+    }
+
+    /**
+     * The transformer's weights under the reference tensor names ({@code double_blocks.0.img_attn.qkv.weight}, ...),
+     * whichever layout and names the file has: a diffusers-named checkpoint is seen through {@link DiffusersNames},
+     * checked before anything is read. The caller closes it.
+     */
+    public TensorSource openTransformer() {
+        Path file = transformerFile();
+        TensorSource weights = TensorSources.open(file);
+        if (!DiffusersNames.looksLikeTransformer(weights.names())) {
+            return weights;
+        }
+        return DiffusersTensorSource.open(weights, DiffusersNames.transformer(weights.names()), file.toString());
     }
 
     public Path transformerConfigFile() {
@@ -63,7 +164,7 @@ public final class FluxSnapshot {
 
     /** Whether the transformer is guidance-distilled (FLUX.1-dev) rather than timestep-distilled (-schnell). */
     public boolean hasGuidanceEmbedding() {
-        try (TensorSource weights = TensorSources.open(transformerFile())) {
+        try (TensorSource weights = openTransformer()) {
             return weights.contains("guidance_in.in_layer.weight");
         }
     }
@@ -149,6 +250,7 @@ public final class FluxSnapshot {
         return indexes.get(0);
     }
 
+    /** The original layout's transformer at the root, or null when the root holds no candidate. */
     private static Path findTransformer(Path dir) {
         for (String name : KNOWN_TRANSFORMER_FILES) {
             Path p = dir.resolve(name);
@@ -161,15 +263,12 @@ public final class FluxSnapshot {
             }
         }
         List<Path> candidates = new ArrayList<>();
-        List<Path> pickles = new ArrayList<>();
         try (Stream<Path> files = Files.list(dir)) {
             files.filter(Files::isRegularFile).forEach(p -> {
                 String name = p.getFileName().toString().toLowerCase(Locale.ROOT);
                 if ((name.endsWith(".safetensors") || name.endsWith(".safetensors.index.json"))
                         && !NOT_A_TRANSFORMER.contains(name)) {
                     candidates.add(p);
-                } else if (name.matches(".*\\.(bin|pt|pth|ckpt|pkl)$")) {
-                    pickles.add(p);
                 }
             });
         } catch (IOException e) {
@@ -182,15 +281,43 @@ public final class FluxSnapshot {
         if (index != null) {
             return index;
         }
-        String expected = "expected the FLUX.1 transformer as flux1-dev.safetensors or flux1-schnell.safetensors"
-                + " (or one *.safetensors / *.safetensors.index.json) in " + dir;
         if (candidates.isEmpty()) {
-            throw new ModelException("no transformer checkpoint found: " + expected
-                    + (pickles.isEmpty()
-                            ? ""
-                            : "; found only pickle files " + pickles
-                                    + ", which are never read because unpickling can run arbitrary code"));
+            return null;
         }
-        throw new ModelException("several transformer checkpoints found " + candidates + ": " + expected);
+        throw new ModelException("several transformer checkpoints found " + candidates + ": expected the FLUX.1"
+                + " transformer as flux1-dev.safetensors or flux1-schnell.safetensors (or one *.safetensors /"
+                + " *.safetensors.index.json) in " + dir);
+    }
+
+    /** diffusers' transformer weights in {@code dir} ({@code transformer/}), or null when there are none. */
+    private static Path findDiffusersTransformer(Path dir) {
+        for (String name : DIFFUSERS_TRANSFORMER_FILES) {
+            Path p = dir.resolve(name);
+            if (Files.exists(p, LinkOption.NOFOLLOW_LINKS)) {
+                String problem = RegularFiles.problem(p);
+                if (problem != null) {
+                    throw new ModelException("the transformer checkpoint " + p + " " + problem);
+                }
+                return p;
+            }
+        }
+        return null;
+    }
+
+    /** "; found only pickle files [...] ..." when the root holds pickles, else "". */
+    private static String pickleNote(Path dir) {
+        List<Path> pickles = new ArrayList<>();
+        try (Stream<Path> files = Files.list(dir)) {
+            files.filter(Files::isRegularFile)
+                    .filter(p ->
+                            p.getFileName().toString().toLowerCase(Locale.ROOT).matches(".*\\.(bin|pt|pth|ckpt|pkl)$"))
+                    .forEach(pickles::add);
+        } catch (IOException e) {
+            throw new ModelException("cannot list model folder " + dir + ": " + e.getMessage(), e);
+        }
+        return pickles.isEmpty()
+                ? ""
+                : "; found only pickle files " + pickles + ", which are never read because unpickling can run arbitrary"
+                        + " code";
     }
 }

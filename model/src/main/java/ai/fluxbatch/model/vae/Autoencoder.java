@@ -7,6 +7,8 @@ import ai.fluxbatch.model.ModelException;
 import ai.fluxbatch.model.WeightReader;
 import ai.fluxbatch.model.safetensors.TensorSource;
 import ai.fluxbatch.model.safetensors.TensorSources;
+import ai.fluxbatch.model.snapshot.DiffusersNames;
+import ai.fluxbatch.model.snapshot.DiffusersTensorSource;
 import com.fasterxml.jackson.databind.JsonNode;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -24,6 +26,9 @@ import java.util.stream.Stream;
  */
 public final class Autoencoder {
     static final String WEIGHTS = "ae.safetensors";
+    /** The diffusers layout's weights, in {@code vae/}. */
+    static final String DIFFUSERS_WEIGHTS = "diffusion_pytorch_model.safetensors";
+
     private static final String CONFIG_WHAT = "the autoencoder configuration (diffusers AutoencoderKL schema:"
             + " block_out_channels, layers_per_block, latent_channels, scaling_factor, shift_factor, ...)";
 
@@ -39,17 +44,36 @@ public final class Autoencoder {
         this.decoder = decoder;
     }
 
-    /** Loads {@code ae.safetensors} and {@code vae/config.json} of a snapshot folder (Hugging Face FLUX.1 layout). */
+    /**
+     * Loads the autoencoder of a snapshot folder with {@code vae/config.json}: the original layout's {@code
+     * ae.safetensors} when present, else the diffusers layout's {@code vae/diffusion_pytorch_model.safetensors}, read
+     * under the reference names through {@link DiffusersNames#autoencoder}.
+     */
     public static Autoencoder load(Path snapshotRoot, Backend backend) {
         if (!Files.isDirectory(snapshotRoot)) {
             throw new ModelException("model folder " + snapshotRoot + " does not exist or is not a folder: expected a"
-                    + " FLUX.1 snapshot folder holding " + WEIGHTS + " and vae/config.json");
+                    + " FLUX.1 snapshot folder holding " + WEIGHTS + " (or vae/" + DIFFUSERS_WEIGHTS
+                    + ") and vae/config.json");
         }
+        Path configFile = snapshotRoot.resolve("vae").resolve("config.json");
         Path weights = snapshotRoot.resolve(WEIGHTS);
-        if (!Files.exists(weights, java.nio.file.LinkOption.NOFOLLOW_LINKS)) { // a fifo or dangling link: open says so
+        if (Files.exists(weights, java.nio.file.LinkOption.NOFOLLOW_LINKS)) { // a fifo or dangling link: open says so
+            return load(weights, configFile, backend);
+        }
+        Path diffusers = snapshotRoot.resolve("vae").resolve(DIFFUSERS_WEIGHTS);
+        if (!Files.exists(diffusers, java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
             throw missingWeights(snapshotRoot, weights);
         }
-        return load(weights, snapshotRoot.resolve("vae").resolve("config.json"), backend);
+        JsonNode json = JsonFiles.read(configFile, CONFIG_WHAT);
+        try (TensorSource weightsView = openDiffusers(diffusers)) {
+            return load(weightsView, json, configFile, backend);
+        }
+    }
+
+    /** The diffusers-named autoencoder weights in {@code file} under the reference names. */
+    public static TensorSource openDiffusers(Path file) {
+        TensorSource raw = TensorSources.open(file);
+        return DiffusersTensorSource.open(raw, DiffusersNames.autoencoder(raw.names()), file.toString());
     }
 
     /** Loads an autoencoder from its weights (reference names) and its diffusers-schema config.json. */
@@ -148,14 +172,15 @@ public final class Autoencoder {
             }
         }
         StringBuilder m = new StringBuilder(weights + " is missing: expected the FLUX autoencoder weights with the"
-                + " reference tensor names (encoder.*, decoder.*) there, as in black-forest-labs/FLUX.1-dev");
+                + " reference tensor names (encoder.*, decoder.*) there, as in black-forest-labs/FLUX.1-dev, or the"
+                + " diffusers layout's " + root.resolve("vae").resolve(DIFFUSERS_WEIGHTS));
         if (!pickles.isEmpty()) {
             m.append("; found only ")
                     .append(pickles)
                     .append(", pickle files, which are never read because" + " unpickling can run arbitrary code");
         }
         if (diffusers) {
-            m.append("; the diffusers-named weights in ")
+            m.append("; the other safetensors files in ")
                     .append(root.resolve("vae"))
                     .append(" are not read");
         }

@@ -9,7 +9,6 @@ import ai.fluxbatch.model.Golden;
 import ai.fluxbatch.model.quant.QuantizeRecipe;
 import ai.fluxbatch.model.quant.QuantizedSnapshotWriter;
 import ai.fluxbatch.model.safetensors.TensorSource;
-import ai.fluxbatch.model.safetensors.TensorSources;
 import ai.fluxbatch.model.snapshot.FluxSnapshot;
 import java.nio.file.Path;
 import org.junit.jupiter.api.Test;
@@ -28,7 +27,7 @@ class StudentParametersTest {
                 teacher, q, false, (group, done, total, seconds) -> {}, QuantizeRecipe.ABSMEAN.forLayers("double_.*"));
         FluxSnapshot student = FluxSnapshot.open(q);
         TrainableParameters read;
-        try (TensorSource s = TensorSources.open(student.transformerFile())) {
+        try (TensorSource s = student.openTransformer()) {
             read = StudentParameters.read(s);
         }
         TrainableParameters loaded;

@@ -29,7 +29,7 @@ class FluxTransformerGoldenTest {
     static List<Arguments> cases() {
         List<Arguments> cases = new ArrayList<>(TestBackends.cases(
                 TestBackends.names(),
-                List.of("flux-tiny-dev", "flux-tiny-schnell"),
+                List.of("flux-tiny-dev", "flux-tiny-schnell", "flux-tiny-dev-diffusers", "flux-tiny-schnell-diffusers"),
                 List.of("forward-1", "forward-2")));
         cases.addAll(TestBackends.cases(TestBackends.DENSE_PATHS, List.of("flux-tiny-dev"), List.of("forward-1")));
         return cases;
@@ -40,7 +40,7 @@ class FluxTransformerGoldenTest {
     void matchesReference(String backendName, String model, String caseName) {
         double tolerance = TestBackends.tolerance(backendName);
         try (Backend backend = TestBackends.open(backendName);
-                TensorSource golden = SafetensorsFile.open(Golden.path("cases", model, caseName + ".safetensors"))) {
+                TensorSource golden = SafetensorsFile.open(Golden.casePath(model, caseName + ".safetensors"))) {
             FluxTransformer transformer = FluxTransformers.load(FluxSnapshot.open(Golden.path(model)), backend);
             FluxInputs inputs = FluxInputsReader.read(golden, transformer.config());
             Map<String, float[]> taps = new HashMap<>();

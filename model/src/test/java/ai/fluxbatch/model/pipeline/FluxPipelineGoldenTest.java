@@ -22,17 +22,22 @@ import org.junit.jupiter.params.provider.MethodSource;
 /** The whole text-to-image path against the reference command line's tensors, stage by stage, on each backend. */
 class FluxPipelineGoldenTest {
     static List<Arguments> cases() {
-        return TestBackends.cases(
-                List.of(TestBackends.CPU, TestBackends.EMULATED, TestBackends.GPU_FP32), List.of("e2e-1", "e2e-2"));
+        List<Arguments> cases = new java.util.ArrayList<>(TestBackends.cases(
+                List.of(TestBackends.CPU, TestBackends.EMULATED, TestBackends.GPU_FP32),
+                List.of("flux-tiny-dev"),
+                List.of("e2e-1", "e2e-2")));
+        // the same weights in the diffusers layout (transformer shards and autoencoder under diffusers' names)
+        cases.addAll(TestBackends.cases(
+                List.of(TestBackends.CPU), List.of("flux-tiny-dev-diffusers"), List.of("e2e-1", "e2e-2")));
+        return cases;
     }
 
-    @ParameterizedTest(name = "{0} {1}")
+    @ParameterizedTest(name = "{0} {1} {2}")
     @MethodSource("cases")
-    void matchesTheReferenceCommandLine(String backendName, String caseName) {
+    void matchesTheReferenceCommandLine(String backendName, String model, String caseName) {
         try (Backend backend = TestBackends.open(backendName);
-                TensorSource g =
-                        SafetensorsFile.open(Golden.path("cases", "flux-tiny-dev", caseName + ".safetensors"))) {
-            FluxPipeline pipeline = FluxPipeline.load(Golden.path("flux-tiny-dev"), backend);
+                TensorSource g = SafetensorsFile.open(Golden.casePath(model, caseName + ".safetensors"))) {
+            FluxPipeline pipeline = FluxPipeline.load(Golden.path(model), backend);
             Map<String, String> meta = g.metadata();
             GenerationParams p = new GenerationParams(
                     Integer.parseInt(meta.get("height")),

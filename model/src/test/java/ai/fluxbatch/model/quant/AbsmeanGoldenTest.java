@@ -13,11 +13,11 @@ import org.junit.jupiter.params.provider.ValueSource;
 /** absmean codes, scales and packed bytes against the reference quantizer, on the layer its golden file names. */
 class AbsmeanGoldenTest {
     @ParameterizedTest
-    @ValueSource(strings = {"flux-tiny-dev", "flux-tiny-schnell"})
+    @ValueSource(
+            strings = {"flux-tiny-dev", "flux-tiny-schnell", "flux-tiny-dev-diffusers", "flux-tiny-schnell-diffusers"})
     void codesScalesAndPackingMatch(String model) {
-        try (TensorSource g = SafetensorsFile.open(Golden.path("cases", model, "quant-absmean.safetensors"));
-                TensorSource w = SafetensorsFile.open(
-                        FluxSnapshot.open(Golden.path(model)).transformerFile())) {
+        try (TensorSource g = SafetensorsFile.open(Golden.casePath(model, "quant-absmean.safetensors"));
+                TensorSource w = FluxSnapshot.open(Golden.path(model)).openTransformer()) {
             String layer = g.metadata().get("layer");
             long[] shape = w.info(layer).shape();
             int out = (int) shape[0], in = (int) shape[1];

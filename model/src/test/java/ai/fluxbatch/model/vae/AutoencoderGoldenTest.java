@@ -101,6 +101,32 @@ class AutoencoderGoldenTest {
         }
     }
 
+    /** The same weights in the diffusers layout (vae/diffusion_pytorch_model.safetensors, diffusers' names). */
+    @Test
+    void diffusersLayoutDecodesAndEncodesAsTheReference() {
+        Autoencoder vae = Autoencoder.load(Golden.path("flux-tiny-dev-diffusers"), cpu);
+        assertArrayEquals(tiny.config().blockOutChannels(), vae.config().blockOutChannels());
+        Tensor image =
+                vae.decode(cpu.upload(golden.floats("z"), golden.info("z").intShape()));
+        double decodeErr = Golden.relL2(cpu.download(image), golden.floats("image"));
+        Tensor latent = vae.encode(
+                cpu.upload(golden.floats("encode_in"), golden.info("encode_in").intShape()));
+        double encodeErr = Golden.relL2(cpu.download(latent), golden.floats("encode_mean"));
+        System.out.printf("diffusers layout: vae decode rel L2 %.3e, encode %.3e%n", decodeErr, encodeErr);
+        assertTrue(decodeErr < 1e-4, "decode rel L2 " + decodeErr);
+        assertTrue(encodeErr < 1e-4, "encode rel L2 " + encodeErr);
+        byte[] rgb = ImageQuantizer.toRgbU8(cpu, image);
+        ByteBuffer expected = golden.bytes("rgb_u8", 0, rgb.length);
+        int withinOne = 0, worst = 0;
+        for (int i = 0; i < rgb.length; i++) {
+            int d = Math.abs((rgb[i] & 0xff) - (expected.get(i) & 0xff));
+            withinOne += d <= 1 ? 1 : 0;
+            worst = Math.max(worst, d);
+        }
+        assertTrue(withinOne >= 0.99 * rgb.length, withinOne + " of " + rgb.length + " within 1");
+        assertTrue(worst <= 3, "max difference " + worst);
+    }
+
     @Test
     void quantizingTheReferenceImageGivesTheReferenceBytes() {
         float[] image = golden.floats("image");
