@@ -12,7 +12,6 @@ import ai.fluxbatch.model.quant.QuantizeMethods;
 import ai.fluxbatch.model.quant.QuantizeRecipe;
 import ai.fluxbatch.model.quant.QuantizedSnapshotWriter;
 import ai.fluxbatch.model.safetensors.TensorSource;
-import ai.fluxbatch.model.safetensors.TensorSources;
 import ai.fluxbatch.model.snapshot.FluxSnapshot;
 import java.io.IOException;
 import java.io.PrintWriter;
@@ -216,7 +215,7 @@ public final class QuantizeCommand implements Callable<Integer> {
                 recipe = recipe.forLayers(layers);
             }
             Map<String, String> metadata;
-            try (TensorSource weights = TensorSources.open(transformer)) {
+            try (TensorSource weights = FluxSnapshot.openTransformer(transformer)) {
                 CheckpointQuantizer planned =
                         new CheckpointQuantizer(weights, transformer, sha, (g, d, t, s) -> {}, recipe);
                 planned.check(summaries);

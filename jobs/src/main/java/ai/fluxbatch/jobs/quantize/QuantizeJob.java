@@ -1,7 +1,9 @@
 package ai.fluxbatch.jobs.quantize;
 
 import ai.fluxbatch.model.safetensors.TensorSource;
-import ai.fluxbatch.model.safetensors.TensorSources;
+import ai.fluxbatch.model.snapshot.DiffusersNames;
+import ai.fluxbatch.model.snapshot.DiffusersTensorSource;
+import ai.fluxbatch.model.snapshot.FluxSnapshot;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.nio.file.Files;
@@ -54,8 +56,12 @@ public final class QuantizeJob {
         Path folder = target.toAbsolutePath().getParent();
         String name = target.getFileName().toString();
         SortedSet<String> names;
-        try (TensorSource source = TensorSources.open(Path.of(settings.transformer()))) {
+        DiffusersNames.NameMap diffusers = null; // how the shards' tensors are named when the source is diffusers'
+        try (TensorSource source = FluxSnapshot.openTransformer(Path.of(settings.transformer()))) {
             names = new TreeSet<>(source.names());
+            if (source instanceof DiffusersTensorSource view) {
+                diffusers = view.nameMap();
+            }
         }
         List<QuantizeShard> shards = ShardPlan.of(names, name);
         JavaSparkContext sc = JavaSparkContext.fromSparkContext(spark.sparkContext());
@@ -82,7 +88,7 @@ public final class QuantizeJob {
         if (written.size() != shards.size()) {
             throw new IllegalStateException(written.size() + " shards reported, expected " + shards.size());
         }
-        return ShardIndex.write(folder, name, shards, metadata, names);
+        return ShardIndex.write(folder, name, shards, metadata, names, diffusers);
     }
 
     /** Lets the listener print the lines of the last shards before it is removed (they come on Spark's bus). */

@@ -5,6 +5,8 @@ import ai.fluxbatch.model.quant.CheckpointQuantizer;
 import ai.fluxbatch.model.safetensors.SafetensorsFile;
 import ai.fluxbatch.model.safetensors.TensorSource;
 import ai.fluxbatch.model.safetensors.TensorSources;
+import ai.fluxbatch.model.snapshot.DiffusersNames;
+import ai.fluxbatch.model.snapshot.DiffusersTensorSource;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import com.fasterxml.jackson.databind.node.ObjectNode;
@@ -41,7 +43,8 @@ public final class ShardIndex {
             String checkpointName,
             List<QuantizeShard> shards,
             Map<String, String> metadata,
-            Collection<String> sourceNames)
+            Collection<String> sourceNames,
+            DiffusersNames.NameMap diffusers)
             throws IOException {
         removeTemporaries(folder, shards);
         SortedMap<String, String> weightMap = new TreeMap<>();
@@ -51,7 +54,9 @@ public final class ShardIndex {
                 throw new ModelException(
                         "shard " + shard.label() + " is missing: expected " + file + " once every task succeeded");
             }
-            try (TensorSource s = SafetensorsFile.open(file)) {
+            try (TensorSource s = diffusers == null
+                    ? SafetensorsFile.open(file)
+                    : DiffusersTensorSource.openShard(SafetensorsFile.open(file), diffusers, file.toString())) {
                 if (!s.metadata().equals(metadata)) {
                     throw new ModelException("shard " + file + " has the metadata " + s.metadata() + ", expected "
                             + metadata + " (the driver and the executors run different fluxbatch versions?)");
@@ -77,14 +82,23 @@ public final class ShardIndex {
         ObjectNode root = JSON.createObjectNode();
         ObjectNode meta = root.putObject("metadata");
         metadata.forEach(meta::put);
+        SortedMap<String, String> written = weightMap;
+        if (diffusers != null) { // the shards hold each tensor under its diffusers name(s)
+            written = new TreeMap<>();
+            for (Map.Entry<String, String> e : weightMap.entrySet()) {
+                for (String part : diffusers.forReference(e.getKey()).parts()) {
+                    written.put(part, e.getValue());
+                }
+            }
+        }
         ObjectNode map = root.putObject("weight_map");
-        weightMap.forEach(map::put);
+        written.forEach(map::put);
         Path index = folder.resolve(ShardPlan.indexName(checkpointName));
         Path tmp = folder.resolve("." + index.getFileName() + ".tmp");
         Files.write(tmp, (JSON.writeValueAsString(root) + "\n").getBytes(StandardCharsets.UTF_8));
         Files.move(tmp, index, StandardCopyOption.ATOMIC_MOVE);
         try (TensorSource check = TensorSources.open(index)) { // what readers will do: every shard opens
-            if (!check.metadata().equals(metadata) || !check.names().equals(weightMap.keySet())) {
+            if (!check.metadata().equals(metadata) || !check.names().equals(written.keySet())) {
                 throw new ModelException("the index " + index + " does not read back as written");
             }
         }

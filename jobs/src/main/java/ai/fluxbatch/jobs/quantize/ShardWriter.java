@@ -8,8 +8,11 @@ import ai.fluxbatch.model.quant.QuantizeProgress;
 import ai.fluxbatch.model.quant.QuantizeRecipe;
 import ai.fluxbatch.model.quant.TernaryFormat;
 import ai.fluxbatch.model.safetensors.TensorSource;
-import ai.fluxbatch.model.safetensors.TensorSources;
+import ai.fluxbatch.model.snapshot.DiffusersTensorSource;
+import ai.fluxbatch.model.snapshot.FluxSnapshot;
+import java.io.IOException;
 import java.io.Serializable;
+import java.io.UncheckedIOException;
 import java.net.InetAddress;
 import java.net.UnknownHostException;
 import java.nio.file.Files;
@@ -42,7 +45,7 @@ public final class ShardWriter {
         }
         Set<String> tensors = new HashSet<>(shard.tensors());
         long bytes = 0;
-        try (TensorSource source = TensorSources.open(transformer)) {
+        try (TensorSource source = FluxSnapshot.openTransformer(transformer)) {
             for (String name : shard.tensors()) {
                 if (!source.contains(name)) {
                     throw new ModelException("shard " + shard.label() + " lists tensor '" + name + "', which "
@@ -51,8 +54,24 @@ public final class ShardWriter {
                 bytes += source.info(name).byteLength();
             }
             QuantizeRecipe recipe = settings.recipe(statistics(settings, source, shard.tensors()));
-            new CheckpointQuantizer(source, transformer, settings.sourceSha256(), progress, recipe)
-                    .write(folder.resolve(shard.file()), tensors::contains);
+            CheckpointQuantizer quantizer =
+                    new CheckpointQuantizer(source, transformer, settings.sourceSha256(), progress, recipe);
+            Path target = folder.resolve(shard.file());
+            if (source instanceof DiffusersTensorSource diffusers) { // the shard keeps the source's diffusers names
+                Path reference = folder.resolve("." + shard.file() + ".tmp-reference-names");
+                try {
+                    quantizer.write(reference, tensors::contains);
+                    diffusers.rewriteInDiffusersNames(reference, target);
+                } finally {
+                    try {
+                        Files.deleteIfExists(reference);
+                    } catch (IOException e) {
+                        throw new UncheckedIOException("cannot remove " + reference + ": " + e.getMessage(), e);
+                    }
+                }
+            } else {
+                quantizer.write(target, tensors::contains);
+            }
         }
         return new Written(shard.number(), shard.file(), bytes, (System.nanoTime() - start) / 1e9);
     }

@@ -2,9 +2,11 @@ package ai.fluxbatch.jobs.cli;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import ai.fluxbatch.model.Golden;
+import ai.fluxbatch.model.safetensors.DType;
 import ai.fluxbatch.model.safetensors.SafetensorsFile;
 import ai.fluxbatch.model.safetensors.TensorSource;
 import com.fasterxml.jackson.databind.ObjectMapper;
@@ -15,17 +17,19 @@ import java.nio.file.Path;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /** {@code fluxbatch quantize}, then the quantized folder through debug transformer and generate. */
 class QuantizeCommandTest {
     @TempDir
     Path tmp;
 
-    @Test
-    void quantizeThenDebugTransformerReproducesTheReference() {
+    @ParameterizedTest
+    @ValueSource(strings = {"flux-tiny-dev", "flux-tiny-dev-diffusers", "flux-tiny-schnell-diffusers"})
+    void quantizeThenDebugTransformerReproducesTheReference(String model) {
         Path q = tmp.resolve("q");
-        CliRun run =
-                CliRun.of("quantize", "--model", Golden.path("flux-tiny-dev").toString(), "--output", q.toString());
+        CliRun run = CliRun.of("quantize", "--model", Golden.path(model).toString(), "--output", q.toString());
         assertEquals(0, run.exitCode(), run.err());
         assertTrue(run.err().contains("quantize: double_blocks.0") && run.err().contains("ETA"), run.err());
         Path out = tmp.resolve("out.safetensors");
@@ -35,16 +39,46 @@ class QuantizeCommandTest {
                 "--model",
                 q.toString(),
                 "--input",
-                Golden.path("cases", "flux-tiny-dev", "forward-1.safetensors").toString(),
+                Golden.path("cases", base(model), "forward-1.safetensors").toString(),
                 "--output",
                 out.toString());
         assertEquals(0, run.exitCode(), run.err());
+        if (!model.equals(base(model))) { // diffusers in, diffusers out
+            assertTrue(Files.isRegularFile(q.resolve("transformer/diffusion_pytorch_model.safetensors")), model);
+            try (TensorSource raw =
+                    SafetensorsFile.open(q.resolve("transformer/diffusion_pytorch_model.safetensors"))) {
+                assertTrue(
+                        raw.contains("transformer_blocks.0.attn.to_q.weight_scale"),
+                        raw.names().toString());
+                assertEquals(
+                        DType.U8,
+                        raw.info("single_transformer_blocks.0.proj_mlp.weight").dtype());
+                assertFalse(raw.names().stream().anyMatch(n -> n.startsWith("double_blocks")), model);
+            }
+        }
         try (TensorSource a = SafetensorsFile.open(out);
-                TensorSource g =
-                        SafetensorsFile.open(Golden.path("cases", "flux-tiny-dev", "quant-absmean.safetensors"))) {
+                TensorSource g = SafetensorsFile.open(Golden.path("cases", base(model), "quant-absmean.safetensors"))) {
             double err = Golden.relL2(a.floats("out"), g.floats("out"));
             assertTrue(err < 1e-4, "relative L2 " + err);
         }
+    }
+
+    private static String base(String model) {
+        return model.replaceFirst("-diffusers$", "");
+    }
+
+    /** The quantized diffusers snapshot holds, under the reference names, the tensors the original layout gives. */
+    @Test
+    void theDiffusersLayoutQuantizesToTheSameTensorsAsTheOriginal() {
+        Path a = tmp.resolve("original"), b = tmp.resolve("diffusers");
+        assertEquals(
+                0,
+                CliRun.of("quantize", "--model", Golden.path("flux-tiny-dev").toString(), "--output", a.toString())
+                        .exitCode());
+        CliRun run = CliRun.of(
+                "quantize", "--model", Golden.path("flux-tiny-dev-diffusers").toString(), "--output", b.toString());
+        assertEquals(0, run.exitCode(), run.err());
+        QuantizedOutputs.assertSameTensorsUnderReferenceNames(a, b);
     }
 
     @Test

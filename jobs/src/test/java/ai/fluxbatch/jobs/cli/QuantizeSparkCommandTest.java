@@ -83,6 +83,39 @@ class QuantizeSparkCommandTest {
         }
     }
 
+    /**
+     * A diffusers source keeps its layout when spread: shards {@code transformer/diffusion_pytorch_model-*} under
+     * diffusers' names, indexed by those names, and the same tensors, read under the reference names, as the
+     * one-process gptq run on the original layout (the two hold the same weights).
+     */
+    @Test
+    void gptqSpreadOverADiffusersSourceWritesDiffusersShardsWithTheOriginalLayoutsTensors() throws IOException {
+        Path out = tmp.resolve("spread-diffusers");
+        CliRun run = CliRun.of(
+                "quantize",
+                "--master",
+                "local[2]",
+                "--model",
+                Golden.path("flux-tiny-dev-diffusers").toString(),
+                "--calibration",
+                stats.toString(),
+                "--output",
+                out.toString());
+        assertEquals(0, run.exitCode(), run.err());
+        List<String> files = QuantizedOutputs.files(out);
+        assertTrue(files.contains("transformer/diffusion_pytorch_model.safetensors.index.json"), files.toString());
+        assertTrue(files.contains("transformer/diffusion_pytorch_model-00001-of-00005.safetensors"), files.toString());
+        assertFalse(files.stream().anyMatch(f -> f.startsWith("flux1-")), files.toString());
+        String index = Files.readString(out.resolve("transformer/diffusion_pytorch_model.safetensors.index.json"));
+        assertTrue(
+                index.contains("\"transformer_blocks.0.attn.to_q.weight\" : \"diffusion_pytorch_model-00001-of-00005"
+                        + ".safetensors\""),
+                index);
+        assertTrue(index.contains("\"transformer_blocks.0.attn.to_q.weight_scale\""), index);
+        assertFalse(index.contains("double_blocks"), index);
+        QuantizedOutputs.assertSameTensorsUnderReferenceNames(oneProcessGptq, out);
+    }
+
     @Test
     void aRetriedTaskLeavesTheCleanOutputAndAFailedJobLeavesNothing() throws IOException {
         Path clean = tmp.resolve("clean");

@@ -64,6 +64,30 @@ final class QuantizedOutputs {
         }
     }
 
+    /**
+     * The transformers of two snapshots, read under the reference names whatever their layouts, hold the same tensors
+     * (dtype, shape, bytes); metadata is compared without the source file's name and SHA-256, which differ between
+     * layouts of the same weights.
+     */
+    static void assertSameTensorsUnderReferenceNames(Path expected, Path actual) {
+        try (TensorSource e = FluxSnapshot.open(expected).openTransformer();
+                TensorSource a = FluxSnapshot.open(actual).openTransformer()) {
+            java.util.Map<String, String> em = new java.util.TreeMap<>(e.metadata());
+            java.util.Map<String, String> am = new java.util.TreeMap<>(a.metadata());
+            for (String k : List.of("source_file", "source_sha256")) {
+                assertTrue(em.remove(k) != null && am.remove(k) != null, k);
+            }
+            assertEquals(em, am, "metadata");
+            assertEquals(e.names(), a.names(), "tensor names");
+            for (String name : e.names()) {
+                assertEquals(e.info(name).dtype(), a.info(name).dtype(), name);
+                assertArrayEquals(e.info(name).shape(), a.info(name).shape(), name);
+                int n = (int) e.info(name).byteLength();
+                assertEquals(e.bytes(name, 0, n), a.bytes(name, 0, n), name);
+            }
+        }
+    }
+
     /** The same files under both folders (names relative to each), byte for byte. */
     static void assertSameFiles(Path expected, Path actual) throws IOException {
         List<String> names = files(expected);

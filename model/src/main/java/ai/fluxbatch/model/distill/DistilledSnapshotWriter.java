@@ -6,7 +6,6 @@ import ai.fluxbatch.model.quant.TernaryFormat;
 import ai.fluxbatch.model.safetensors.SafetensorsWriter;
 import ai.fluxbatch.model.safetensors.TensorInfo;
 import ai.fluxbatch.model.safetensors.TensorSource;
-import ai.fluxbatch.model.safetensors.TensorSources;
 import ai.fluxbatch.model.snapshot.FluxSnapshot;
 import java.io.IOException;
 import java.nio.ByteBuffer;
@@ -50,14 +49,16 @@ public final class DistilledSnapshotWriter {
                 student,
                 output,
                 true,
-                target -> writeTransformer(student.transformerFile(), target, trained, trainable, metadata),
+                QuantizedSnapshotWriter.inSourceLayout(
+                        student,
+                        target -> writeTransformer(student.transformerFile(), target, trained, trainable, metadata)),
                 rel -> rel.getNameCount() == 1 && rel.toString().equals(CHECKPOINTS),
                 extras);
     }
 
     static void writeTransformer(
             Path source, Path target, TrainableParameters trained, Trainable trainable, Map<String, String> metadata) {
-        try (TensorSource in = TensorSources.open(source)) {
+        try (TensorSource in = FluxSnapshot.openTransformer(source)) {
             Map<String, String> meta = in.metadata();
             if (!meta.containsKey(TernaryFormat.KEY_FORMAT)) {
                 throw new ModelException(

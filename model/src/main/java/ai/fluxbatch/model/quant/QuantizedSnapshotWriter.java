@@ -4,6 +4,7 @@ import ai.fluxbatch.model.ModelException;
 import ai.fluxbatch.model.Sha256;
 import ai.fluxbatch.model.safetensors.TensorSource;
 import ai.fluxbatch.model.safetensors.TensorSources;
+import ai.fluxbatch.model.snapshot.DiffusersTensorSource;
 import ai.fluxbatch.model.snapshot.FluxSnapshot;
 import java.io.IOException;
 import java.io.UncheckedIOException;
@@ -36,14 +37,37 @@ public final class QuantizedSnapshotWriter {
                 source,
                 output,
                 overwrite,
-                target -> {
+                inSourceLayout(source, target -> {
                     Path transformer = source.transformerFile();
                     String sha = Sha256.ofFiles(transformerFiles(transformer));
-                    try (TensorSource weights = TensorSources.open(transformer)) {
+                    try (TensorSource weights = source.openTransformer()) {
                         new CheckpointQuantizer(weights, transformer, sha, progress, recipe).write(target);
                     }
-                },
+                }),
                 rel -> false);
+    }
+
+    /**
+     * A transformer writer that keeps the layout of {@code source}: {@code referenceNamed} writes the checkpoint under
+     * the reference names, and for a diffusers source that checkpoint is rewritten under diffusers' names (each
+     * concatenated layer cut back into its parts) before it takes the target's place.
+     */
+    public static TransformerWriter inSourceLayout(FluxSnapshot source, TransformerWriter referenceNamed) {
+        return target -> {
+            try (TensorSource weights = source.openTransformer()) {
+                if (!(weights instanceof DiffusersTensorSource diffusers)) {
+                    referenceNamed.write(target);
+                    return;
+                }
+                Path reference = target.resolveSibling("." + target.getFileName() + ".reference-names");
+                try {
+                    referenceNamed.write(reference);
+                    diffusers.rewriteInDiffusersNames(reference, target);
+                } finally {
+                    Files.deleteIfExists(reference);
+                }
+            }
+        };
     }
 
     /** Writes the transformer checkpoint of a snapshot under construction to {@code target}. */
@@ -92,8 +116,16 @@ public final class QuantizedSnapshotWriter {
         Path tmp = out.resolveSibling("." + out.getFileName() + ".tmp-" + Long.toHexString(System.nanoTime()));
         try {
             Files.createDirectories(tmp);
-            String name = file.getFileName().toString().replaceFirst("\\.index\\.json$", "");
-            transformer.write(tmp.resolve(name));
+            // the source's place and name: flux1-dev.safetensors, or transformer/diffusion_pytorch_model.safetensors
+            String name = source.root()
+                    .toAbsolutePath()
+                    .normalize()
+                    .relativize(file.toAbsolutePath().normalize())
+                    .toString()
+                    .replaceFirst("\\.index\\.json$", "");
+            Path target = tmp.resolve(name);
+            Files.createDirectories(target.getParent());
+            transformer.write(target);
             copyOthers(source.root(), tmp, transformerFiles, skip);
             extras.addTo(tmp);
             replace(tmp, out);

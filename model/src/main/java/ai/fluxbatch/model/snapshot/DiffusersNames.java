@@ -102,6 +102,11 @@ public final class DiffusersNames {
          * or an empty list: a tensor no entry uses, an entry present only in part, a required entry absent.
          */
         public List<String> problems(Collection<String> present, String where) {
+            return problems(present, where, true);
+        }
+
+        /** {@link #problems(Collection, String)}, where {@code whole} = false lets required entries be absent. */
+        public List<String> problems(Collection<String> present, String where, boolean whole) {
             SortedSet<String> have = new TreeSet<>(present);
             List<String> problems = new ArrayList<>();
             SortedSet<String> unused = new TreeSet<>();
@@ -118,7 +123,7 @@ public final class DiffusersNames {
             SortedSet<String> missing = new TreeSet<>();
             for (Entry e : byReference.values()) {
                 long found = e.parts().stream().filter(have::contains).count();
-                if (found > 0 && found < e.parts().size() || found == 0 && e.required()) {
+                if (found > 0 && found < e.parts().size() || found == 0 && e.required() && whole) {
                     e.parts().stream().filter(p -> !have.contains(p)).forEach(missing::add);
                 }
             }

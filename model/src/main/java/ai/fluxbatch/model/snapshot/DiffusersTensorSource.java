@@ -56,8 +56,21 @@ public final class DiffusersTensorSource implements TensorSource {
      * parts fit together (dtypes, columns, row counts); {@code where} names the checkpoint in messages.
      */
     public static DiffusersTensorSource open(TensorSource diffusers, DiffusersNames.NameMap map, String where) {
+        return open(diffusers, map, where, true);
+    }
+
+    /**
+     * {@link #open(TensorSource, DiffusersNames.NameMap, String)} for one shard of a checkpoint: its tensors must
+     * still be whole entries of the map, but the entries it lacks are other shards' business.
+     */
+    public static DiffusersTensorSource openShard(TensorSource diffusers, DiffusersNames.NameMap map, String where) {
+        return open(diffusers, map, where, false);
+    }
+
+    private static DiffusersTensorSource open(
+            TensorSource diffusers, DiffusersNames.NameMap map, String where, boolean whole) {
         try {
-            List<String> problems = map.problems(diffusers.names(), where);
+            List<String> problems = map.problems(diffusers.names(), where, whole);
             if (!problems.isEmpty()) {
                 throw new ModelException(String.join("; ", problems));
             }
@@ -243,6 +256,20 @@ public final class DiffusersTensorSource implements TensorSource {
                 }
                 writer.add(part, t.dtype(), partShape, body);
             }
+        }
+    }
+
+    /**
+     * Rewrites the reference-named checkpoint {@code referenceNamed} (made from this one) to {@code target} under
+     * this checkpoint's diffusers names (see {@link #writeInDiffusersNames}), with the same metadata; {@code target}
+     * is written under a temporary name and renamed when complete.
+     */
+    public void rewriteInDiffusersNames(Path referenceNamed, Path target) {
+        try (TensorSource converted = ai.fluxbatch.model.safetensors.SafetensorsFile.open(referenceNamed)) {
+            SafetensorsWriter writer = new SafetensorsWriter();
+            converted.metadata().forEach(writer::metadata);
+            writeInDiffusersNames(converted, writer);
+            writer.write(target);
         }
     }
 

@@ -146,7 +146,14 @@ public final class FluxSnapshot {
      * checked before anything is read. The caller closes it.
      */
     public TensorSource openTransformer() {
-        Path file = transformerFile();
+        return openTransformer(transformerFile());
+    }
+
+    /**
+     * A transformer checkpoint file (or index) under the reference tensor names, whichever names it has (see {@link
+     * #openTransformer()}). The caller closes it.
+     */
+    public static TensorSource openTransformer(Path file) {
         TensorSource weights = TensorSources.open(file);
         if (!DiffusersNames.looksLikeTransformer(weights.names())) {
             return weights;
