@@ -132,6 +132,9 @@ public final class CalibrateCommand implements Callable<Integer> {
         OptionChecks.noCredentials(cli, "--output", output);
         device.checkForSpark("calibrate", master, cli.getErr());
         FluxSnapshot snapshot = FluxSnapshot.open(model.resolve().toAbsolutePath());
+        if (snapshot.layoutNote() != null) {
+            cli.getErr().println("calibrate: " + snapshot.layoutNote());
+        }
         CalibrateSettings settings = validate(snapshot);
         RecordedLayers recorded = RecordedLayers.of(snapshot, settings); // refuses a quantized model
         FluxPipeline.checkComponents(snapshot.root());

@@ -180,6 +180,9 @@ public final class DistillCommand implements Callable<Integer> {
         Path out = Path.of(output).toAbsolutePath().normalize();
         FluxSnapshot teacher = FluxSnapshot.open(model.resolve().toAbsolutePath());
         FluxSnapshot student = FluxSnapshot.open(quantized.toAbsolutePath());
+        if (teacher.layoutNote() != null) {
+            err.println("distill: " + teacher.layoutNote());
+        }
         checkOutput(cli, out, teacher, student);
         device.checkForSpark("distill", master, err);
         boolean dev = teacher.hasGuidanceEmbedding();

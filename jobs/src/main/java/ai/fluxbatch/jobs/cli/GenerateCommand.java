@@ -130,6 +130,9 @@ public final class GenerateCommand implements Callable<Integer> {
             throw new CommandLine.ParameterException(cli, e.getMessage());
         }
         FluxSnapshot snapshot = FluxSnapshot.open(model.resolve().toAbsolutePath());
+        if (snapshot.layoutNote() != null) {
+            cli.getErr().println("generate: " + snapshot.layoutNote());
+        }
         GenerateSettings settings = validate(snapshot, outputLayout);
         FluxPipeline.checkComponents(snapshot.root());
         try (SparkSession spark = SparkSessions.create("fluxbatch generate", master)) {

@@ -130,6 +130,9 @@ public final class QuantizeCommand implements Callable<Integer> {
         Path source = model.resolve();
         OutputFolders.check(spec.commandLine(), "--output", output, overwrite, "--model", source);
         FluxSnapshot snapshot = FluxSnapshot.open(source);
+        if (snapshot.layoutNote() != null) {
+            err.println("quantize: " + snapshot.layoutNote());
+        }
         if (!quantizer.needsStatistics() && !calibration.isEmpty()) {
             err.println("quantize: --method " + chosen + " does not read --calibration; " + calibration + " is unused");
         }

@@ -17,7 +17,7 @@ import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
-import org.junit.jupiter.params.provider.ValueSource;
+import org.junit.jupiter.params.provider.CsvSource;
 
 /** {@code fluxbatch generate} in Spark local mode: the reference's pictures, re-runs, and input checked up front. */
 class GenerateCommandTest {
@@ -25,15 +25,15 @@ class GenerateCommandTest {
     Path tmp;
 
     @ParameterizedTest
-    @ValueSource(strings = {"e2e-1", "e2e-2"})
-    void writesThePngTheReferenceWrites(String caseName) throws IOException {
+    @CsvSource({"flux-tiny-dev,e2e-1", "flux-tiny-dev,e2e-2", "flux-tiny-dev-diffusers,e2e-1"})
+    void writesThePngTheReferenceWrites(String model, String caseName) throws IOException {
         try (TensorSource g = SafetensorsFile.open(Golden.path("cases", "flux-tiny-dev", caseName + ".safetensors"))) {
             Map<String, String> m = g.metadata();
             Path out = tmp.resolve("out");
             CliRun run = CliRun.of(
                     "generate",
                     "--model",
-                    Golden.path("flux-tiny-dev").toString(),
+                    Golden.path(model).toString(),
                     "--prompt",
                     m.get("prompt"),
                     "--seed",

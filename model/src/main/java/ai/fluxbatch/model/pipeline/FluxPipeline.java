@@ -89,7 +89,6 @@ public final class FluxPipeline {
             snapshot.clipTokenizer().resolve("vocab.json"),
             snapshot.clipTokenizer().resolve("merges.txt"),
             snapshot.t5Tokenizer(),
-            model.resolve("ae.safetensors"),
             model.resolve("vae").resolve("config.json")
         }) {
             if (!Files.isRegularFile(p)) {
@@ -97,6 +96,7 @@ public final class FluxPipeline {
                         p + " is missing: the text-to-image pipeline needs it (Hugging Face snapshot" + " layout)");
             }
         }
+        Autoencoder.openWeights(model).close(); // ae.safetensors or the diffusers vae/, its names checked
     }
 
     public Path model() {

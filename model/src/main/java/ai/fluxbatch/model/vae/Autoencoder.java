@@ -56,18 +56,27 @@ public final class Autoencoder {
                     + ") and vae/config.json");
         }
         Path configFile = snapshotRoot.resolve("vae").resolve("config.json");
+        JsonNode json = JsonFiles.read(configFile, CONFIG_WHAT);
+        try (TensorSource weights = openWeights(snapshotRoot)) {
+            return load(weights, json, configFile, backend);
+        }
+    }
+
+    /**
+     * The autoencoder weights of a snapshot folder under the reference names: {@code ae.safetensors}, else the
+     * diffusers layout's {@code vae/diffusion_pytorch_model.safetensors} through {@link DiffusersNames#autoencoder}
+     * (its names checked here); a clear error when neither is there. The caller closes it.
+     */
+    public static TensorSource openWeights(Path snapshotRoot) {
         Path weights = snapshotRoot.resolve(WEIGHTS);
         if (Files.exists(weights, java.nio.file.LinkOption.NOFOLLOW_LINKS)) { // a fifo or dangling link: open says so
-            return load(weights, configFile, backend);
+            return TensorSources.open(weights);
         }
         Path diffusers = snapshotRoot.resolve("vae").resolve(DIFFUSERS_WEIGHTS);
         if (!Files.exists(diffusers, java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
             throw missingWeights(snapshotRoot, weights);
         }
-        JsonNode json = JsonFiles.read(configFile, CONFIG_WHAT);
-        try (TensorSource weightsView = openDiffusers(diffusers)) {
-            return load(weightsView, json, configFile, backend);
-        }
+        return openDiffusers(diffusers);
     }
 
     /** The diffusers-named autoencoder weights in {@code file} under the reference names. */
