@@ -133,6 +133,7 @@ public final class CalibrateCommand implements Callable<Integer> {
         device.checkForSpark("calibrate", master, cli.getErr());
         FluxSnapshot snapshot = FluxSnapshot.open(model.resolve().toAbsolutePath());
         CalibrateSettings settings = validate(snapshot);
+        cli.getErr().printf("calibrate: %s%n", image.describe(settings.params(), settings.maxSequenceLength()));
         RecordedLayers recorded = RecordedLayers.of(snapshot, settings); // refuses a quantized model
         FluxPipeline.checkComponents(snapshot.root());
         long statsBytes = recorded.statsBytes(gram);
@@ -240,7 +241,8 @@ public final class CalibrateCommand implements Callable<Integer> {
                         cli, "--layers " + layers + " is not a regular expression: " + e.getDescription());
             }
         }
-        GenerationParams p = image.params(cli, snapshot.defaultSteps());
+        GenerationParams p = image.params(cli, snapshot);
+        int length = image.maxSequenceLength(cli, snapshot);
         int n = p.steps();
         try {
             StepSelection recorded = timesteps == null ? StepSelection.all(n) : StepSelection.parse(timesteps, n);
@@ -252,6 +254,7 @@ public final class CalibrateCommand implements Callable<Integer> {
                     p.width(),
                     n,
                     p.guidance(),
+                    length,
                     batchSize,
                     recorded,
                     device.requested(),
