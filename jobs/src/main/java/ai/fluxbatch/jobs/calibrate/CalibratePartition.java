@@ -67,7 +67,9 @@ public final class CalibratePartition implements FlatMapFunction<Iterator<Calibr
             List<TextEmbedding> texts = new ArrayList<>();
             long[] seeds = new long[batch.size()];
             for (int i = 0; i < batch.size(); i++) {
-                texts.add(embeddings.computeIfAbsent(batch.get(i).prompt(), engine.pipeline()::embed));
+                texts.add(embeddings.computeIfAbsent(
+                        batch.get(i).prompt(),
+                        prompt -> engine.pipeline().embed(prompt, settings.maxSequenceLength())));
                 seeds[i] = batch.get(i).seed();
             }
             CalibrationStats stats = engine.run().record(texts, seeds, settings.params(), settings.recordedSteps());

@@ -9,6 +9,7 @@ import java.util.regex.Pattern;
 
 /**
  * What every task of one calibrate run shares; shipped to executors, so plain serializable values only.
+ * {@code maxSequenceLength} is the T5 length of the prompts' embeddings;
  * {@code layers} is a regular expression searched for in each quantizable layer's name (null: every layer);
  * {@code device} is what {@code --device} asked for, resolved by each task on its executor ({@code ExecutorDevice});
  * {@code gemmPrecision} is the CUDA backend's matmul arithmetic.
@@ -21,6 +22,7 @@ public record CalibrateSettings(
         int width,
         int steps,
         float guidance,
+        int maxSequenceLength,
         int batchSize,
         StepSelection recordedSteps,
         DeviceKind device,

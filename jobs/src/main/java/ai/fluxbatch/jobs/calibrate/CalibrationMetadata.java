@@ -34,6 +34,7 @@ public final class CalibrationMetadata {
         m.put("height", Integer.toString(s.height()));
         m.put("width", Integer.toString(s.width()));
         m.put("guidance", Float.toString(s.guidance()));
+        m.put("max_sequence_length", Integer.toString(s.maxSequenceLength()));
         m.put("seed", Long.toString(seed));
         m.put("gram", Boolean.toString(s.gram()));
         m.put("layers", s.layers() == null ? "" : s.layers());

@@ -136,6 +136,7 @@ public final class CalibrateCommand implements Callable<Integer> {
             cli.getErr().println("calibrate: " + snapshot.layoutNote());
         }
         CalibrateSettings settings = validate(snapshot);
+        cli.getErr().printf("calibrate: %s%n", image.describe(settings.params(), settings.maxSequenceLength()));
         RecordedLayers recorded = RecordedLayers.of(snapshot, settings); // refuses a quantized model
         FluxPipeline.checkComponents(snapshot.root());
         long statsBytes = recorded.statsBytes(gram);
@@ -243,7 +244,8 @@ public final class CalibrateCommand implements Callable<Integer> {
                         cli, "--layers " + layers + " is not a regular expression: " + e.getDescription());
             }
         }
-        GenerationParams p = image.params(cli, snapshot.defaultSteps());
+        GenerationParams p = image.params(cli, snapshot);
+        int length = image.maxSequenceLength(cli, snapshot);
         int n = p.steps();
         try {
             StepSelection recorded = timesteps == null ? StepSelection.all(n) : StepSelection.parse(timesteps, n);
@@ -255,6 +257,7 @@ public final class CalibrateCommand implements Callable<Integer> {
                     p.width(),
                     n,
                     p.guidance(),
+                    length,
                     batchSize,
                     recorded,
                     device.requested(),

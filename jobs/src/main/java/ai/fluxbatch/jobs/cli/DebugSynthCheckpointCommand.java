@@ -13,8 +13,9 @@ import picocli.CommandLine.Option;
         name = "synth-checkpoint",
         mixinStandardHelpOptions = true,
         description = {
-            "Write a transformer snapshot (BF16 random weights + transformer/config.json) with the tensor names"
-                    + " and shapes of a layout file such as ../shared/golden/flux1-dev-layout.json, streamed to disk."
+            "Write a transformer snapshot (BF16 random weights + transformer/config.json, and FLUX.1's"
+                    + " vae/config.json) with the tensor names and shapes of a layout file such as"
+                    + " ../shared/golden/flux1-dev-layout.json, streamed to disk."
         })
 public final class DebugSynthCheckpointCommand implements Callable<Integer> {
     @Option(
@@ -41,6 +42,13 @@ public final class DebugSynthCheckpointCommand implements Callable<Integer> {
             description = "Seed of the random weights (default: ${DEFAULT-VALUE}).")
     long seed;
 
+    @Option(
+            names = "--zeros",
+            description = "All-zero weights, never written: a sparse file with the layout's full header and size, made"
+                    + " in a moment in next to no disk space, for what reads a snapshot without running it (option"
+                    + " defaults, file checks).")
+    boolean zeros;
+
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
 
@@ -52,11 +60,19 @@ public final class DebugSynthCheckpointCommand implements Callable<Integer> {
                     "--axes is " + java.util.Arrays.toString(axes)
                             + ", expected three positive even numbers such as 16,56,56");
         }
+        if (zeros && spec.commandLine().getParseResult().hasMatchedOption("--seed")) {
+            throw new CommandLine.ParameterException(
+                    spec.commandLine(), "--seed and --zeros: all-zero weights have no seed, give one of them");
+        }
         if (Files.exists(output)) {
             throw new CommandLine.ParameterException(spec.commandLine(), "--output " + output + " exists");
         }
         long start = System.nanoTime();
-        SyntheticSnapshot.write(layout, output, axes, seed);
+        if (zeros) {
+            SyntheticSnapshot.writeZeros(layout, output, axes);
+        } else {
+            SyntheticSnapshot.write(layout, output, axes, seed);
+        }
         spec.commandLine()
                 .getErr()
                 .printf("synth-checkpoint: %s written in %.1f s%n", output, (System.nanoTime() - start) / 1e9);

@@ -119,21 +119,24 @@ public final class DistillCommand implements Callable<Integer> {
 
     @Option(
             names = "--height",
-            defaultValue = "64",
-            description = "Image height of the samples, a multiple of 16 (default: ${DEFAULT-VALUE}).")
-    int height;
+            paramLabel = "H",
+            description = "Image height of the samples, a multiple of 16 (default: " + ModelDefaults.SIZE_HELP + ").")
+    Integer height;
 
     @Option(
             names = "--width",
-            defaultValue = "64",
-            description = "Image width of the samples, a multiple of 16 (default: ${DEFAULT-VALUE}).")
-    int width;
+            paramLabel = "W",
+            description = "Image width of the samples, a multiple of 16 (default: " + ModelDefaults.SIZE_HELP + ").")
+    Integer width;
 
     @Option(
             names = "--guidance",
             defaultValue = "3.5",
             description = "Guidance for dev models; ignored for schnell (default: ${DEFAULT-VALUE}).")
     float guidance;
+
+    @Option(names = ModelDefaults.MAX_SEQUENCE_LENGTH, paramLabel = "N", description = ModelDefaults.LENGTH_HELP)
+    Integer maxSequenceLength;
 
     @Option(
             names = "--seed",
@@ -187,9 +190,11 @@ public final class DistillCommand implements Callable<Integer> {
         device.checkForSpark("distill", master, err);
         boolean dev = teacher.hasGuidanceEmbedding();
         int sampleSteps = DistillSchedule.sampleSteps(dev);
+        ModelDefaults.Size size = ModelDefaults.size(cli, height, width, teacher);
+        int length = ModelDefaults.maxSequenceLength(cli, maxSequenceLength, teacher);
         GenerationParams params;
         try {
-            params = new GenerationParams(height, width, sampleSteps, guidance);
+            params = new GenerationParams(size.height(), size.width(), sampleSteps, guidance);
         } catch (IllegalArgumentException e) {
             throw new CommandLine.ParameterException(
                     cli, e.getMessage().replaceFirst("^(height|width|guidance)", "--$1"));
@@ -202,7 +207,14 @@ public final class DistillCommand implements Callable<Integer> {
         String teacherSha = checkSource(cli, teacher, student);
         float[] times =
                 DistillSchedule.times(sampleSteps, params.imageTokens(), dev, SchedulerConfig.of(teacher.root()));
-        DistillSettings settings = new DistillSettings(height, width, guidance, teacher.t5MaxLength());
+        DistillSettings settings = new DistillSettings(params.height(), params.width(), guidance, length);
+        err.printf(
+                "distill: samples of %d x %d%s, T5 length %d%s%n",
+                params.height(),
+                params.width(),
+                size.heightFromModel() || size.widthFromModel() ? " (the model's sample size)" : "",
+                length,
+                maxSequenceLength == null ? " (the model's)" : "");
         String factory = System.getProperty(STUDENT_FACTORY, StudentFactory.Real.class.getName());
         DistillJobSettings job = new DistillJobSettings(
                 teacher.root().toString(),
@@ -223,7 +235,7 @@ public final class DistillCommand implements Callable<Integer> {
             } catch (IllegalArgumentException e) {
                 throw new CommandLine.ParameterException(cli, "--seed " + seed + ": " + e.getMessage());
             }
-            Map<String, String> run = runIdentity(teacherSha, student, prompts, train, sampleSteps, dev);
+            Map<String, String> run = runIdentity(teacherSha, student, prompts, train, settings, sampleSteps, dev);
             Path checkpoints = out.resolve(DistilledSnapshotWriter.CHECKPOINTS);
             Optional<DistillCheckpoint> from = prepareOutput(out, checkpoints, err);
             err.printf(
@@ -255,7 +267,7 @@ public final class DistillCommand implements Callable<Integer> {
                     out,
                     result.parameters(),
                     train,
-                    metadata(method, prompts.size(), train, sampleSteps, dev, losses),
+                    metadata(method, prompts.size(), train, settings, sampleSteps, dev, losses),
                     folder -> linkCheckpoints(checkpoints, folder.resolve(DistilledSnapshotWriter.CHECKPOINTS)));
             OutputFolders.mark(out, "distill");
             cli.getOut()
@@ -431,6 +443,7 @@ public final class DistillCommand implements Callable<Integer> {
             FluxSnapshot student,
             List<String> prompts,
             Trainable train,
+            DistillSettings settings,
             int sampleSteps,
             boolean dev) {
         Map<String, String> run = new LinkedHashMap<>();
@@ -441,9 +454,10 @@ public final class DistillCommand implements Callable<Integer> {
         run.put("batch_size", Integer.toString(batchSize));
         run.put("learning_rate", Double.toString(learningRate));
         run.put("trainable", train.toString());
-        run.put("height", Integer.toString(height));
-        run.put("width", Integer.toString(width));
+        run.put("height", Integer.toString(settings.height()));
+        run.put("width", Integer.toString(settings.width()));
         run.put("guidance", dev ? Float.toString(guidance) : "none");
+        run.put("max_sequence_length", Integer.toString(settings.maxSequenceLength()));
         run.put("sample_steps", Integer.toString(sampleSteps));
         return run;
     }
@@ -486,7 +500,13 @@ public final class DistillCommand implements Callable<Integer> {
 
     /** The distilled checkpoint's {@code distill_*} metadata: settings, sample count, first and last loss. */
     private Map<String, String> metadata(
-            String method, int promptCount, Trainable train, int sampleSteps, boolean dev, double[] losses) {
+            String method,
+            int promptCount,
+            Trainable train,
+            DistillSettings settings,
+            int sampleSteps,
+            boolean dev,
+            double[] losses) {
         Map<String, String> m = new LinkedHashMap<>();
         m.put("distill_student_method", method);
         m.put("distill_steps", Integer.toString(losses.length));
@@ -500,9 +520,10 @@ public final class DistillCommand implements Callable<Integer> {
         m.put("distill_prompts", input.label());
         m.put("distill_prompt_count", Integer.toString(promptCount));
         m.put("distill_seed", Long.toString(seed));
-        m.put("distill_height", Integer.toString(height));
-        m.put("distill_width", Integer.toString(width));
+        m.put("distill_height", Integer.toString(settings.height()));
+        m.put("distill_width", Integer.toString(settings.width()));
         m.put("distill_guidance", dev ? Float.toString(guidance) : "none");
+        m.put("distill_max_sequence_length", Integer.toString(settings.maxSequenceLength()));
         m.put("distill_sample_steps", Integer.toString(sampleSteps));
         m.put("distill_first_loss", Double.toString(losses[0]));
         m.put("distill_last_loss", Double.toString(losses[losses.length - 1]));

@@ -107,7 +107,9 @@ public final class EvaluateCommand implements Callable<Integer> {
         for (Path q : quantized) {
             folder("--quantized", q);
         }
-        GenerationParams params = params(ref);
+        FluxSnapshot refSnapshot = FluxSnapshot.open(ref);
+        GenerationParams params = image.params(cli, refSnapshot);
+        int length = image.maxSequenceLength(cli, refSnapshot);
         if (output != null) {
             for (Path report : reportFiles()) {
                 OutputFiles.check(cli, "--output", report, promptFile());
@@ -118,6 +120,7 @@ public final class EvaluateCommand implements Callable<Integer> {
             }
         }
 
+        err.printf("evaluate: %s%n", image.describe(params, length));
         QuantizationInfo refQuantization = checkModels(ref, err);
         Prompts chosen = prompts();
         OptionChecks.seedRange(
@@ -140,7 +143,7 @@ public final class EvaluateCommand implements Callable<Integer> {
             List<TextEmbedding> embeddings = new ArrayList<>();
             long[] seeds = new long[chosen.texts.size()];
             for (int i = 0; i < seeds.length; i++) {
-                embeddings.add(refPipeline.embed(chosen.texts.get(i)));
+                embeddings.add(refPipeline.embed(chosen.texts.get(i), length));
                 seeds[i] = seed + i;
             }
             long t1 = System.nanoTime();
@@ -165,6 +168,7 @@ public final class EvaluateCommand implements Callable<Integer> {
                     chosen.skipped,
                     seed,
                     params,
+                    length,
                     batchSize,
                     refPipeline.timesteps(params),
                     (t1 - t0) / 1e9,
@@ -178,10 +182,6 @@ public final class EvaluateCommand implements Callable<Integer> {
             }
         }
         return 0;
-    }
-
-    private GenerationParams params(Path ref) {
-        return image.params(spec.commandLine(), FluxSnapshot.open(ref).defaultSteps());
     }
 
     /** Header-only checks before any weight is loaded: every snapshot complete, every candidate the same architecture. */

@@ -134,6 +134,7 @@ public final class GenerateCommand implements Callable<Integer> {
             cli.getErr().println("generate: " + snapshot.layoutNote());
         }
         GenerateSettings settings = validate(snapshot, outputLayout);
+        cli.getErr().printf("generate: %s%n", image.describe(settings.params(), settings.maxSequenceLength()));
         FluxPipeline.checkComponents(snapshot.root());
         try (SparkSession spark = SparkSessions.create("fluxbatch generate", master)) {
             List<PromptRow> rows = input.rows(spark, cli);
@@ -205,7 +206,8 @@ public final class GenerateCommand implements Callable<Integer> {
         OptionChecks.positive(cli, "--batch-size", batchSize);
         OptionChecks.positive(cli, "--images-per-partition", imagesPerPartition);
         OptionChecks.seedRange(cli, seed, imagesPerPrompt, "--images-per-prompt " + imagesPerPrompt);
-        GenerationParams p = image.params(cli, snapshot.defaultSteps());
+        GenerationParams p = image.params(cli, snapshot);
+        int length = image.maxSequenceLength(cli, snapshot);
         GenerateSettings s = new GenerateSettings(
                 snapshot.root().toString(),
                 snapshot.transformerFingerprint(),
@@ -216,6 +218,7 @@ public final class GenerateCommand implements Callable<Integer> {
                 p.width(),
                 p.steps(),
                 p.guidance(),
+                length,
                 batchSize,
                 overwrite,
                 device.requested(),

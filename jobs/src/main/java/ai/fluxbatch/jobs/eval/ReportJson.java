@@ -32,6 +32,7 @@ public final class ReportJson {
         problem.put("height", r.params().height());
         problem.put("width", r.params().width());
         problem.put("guidance", r.params().guidance());
+        problem.put("max_sequence_length", r.maxSequenceLength());
         problem.put("batch_size", r.batchSize());
         doubles(problem.putArray("timesteps"), r.timesteps());
         root.put("load_seconds", r.loadSeconds());

@@ -67,7 +67,7 @@ public final class ReportMarkdown {
         s.append("- machine: ").append(r.machine()).append('\n');
         s.append(String.format(
                 Locale.ROOT,
-                "- problem: %d prompts%s, %d steps, %d x %d, guidance %s, seeds %d..%d," + " batch %d%n",
+                "- problem: %d prompts%s, %d steps, %d x %d, guidance %s, seeds %d..%d," + " batch %d, T5 length %d%n",
                 r.prompts(),
                 r.skippedPrompts() == 0
                         ? ""
@@ -78,7 +78,8 @@ public final class ReportMarkdown {
                 p.guidance(),
                 r.firstSeed(),
                 r.firstSeed() + r.prompts() - 1,
-                r.batchSize()));
+                r.batchSize(),
+                r.maxSequenceLength()));
         s.append(String.format(
                 Locale.ROOT,
                 "- wall time: %.1f s (loading %.1f s, evaluating %.1f s)%n",

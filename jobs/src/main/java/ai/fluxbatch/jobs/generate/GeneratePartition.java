@@ -114,7 +114,8 @@ public final class GeneratePartition implements FlatMapFunction<Iterator<ImageTa
             List<TextEmbedding> prompts = new ArrayList<>();
             long[] seeds = new long[batch.size()];
             for (int i = 0; i < batch.size(); i++) {
-                prompts.add(embeddings.computeIfAbsent(batch.get(i).prompt(), pipeline::embed));
+                prompts.add(embeddings.computeIfAbsent(
+                        batch.get(i).prompt(), prompt -> pipeline.embed(prompt, settings.maxSequenceLength())));
                 seeds[i] = batch.get(i).seed();
             }
             text = (System.nanoTime() - t0) / 1e9 / batch.size();
@@ -139,7 +140,8 @@ public final class GeneratePartition implements FlatMapFunction<Iterator<ImageTa
             String path;
             try {
                 png = PngEncoder.encode(
-                        made.images().get(i), PngMetadata.of(task, params, modelName, pipeline.variant()));
+                        made.images().get(i),
+                        PngMetadata.of(task, params, settings.maxSequenceLength(), modelName, pipeline.variant()));
                 String relative = settings.layout().path(task);
                 path = store.write(relative, png, settings.overwrite() || replace.contains(relative));
             } catch (RuntimeException e) {

@@ -8,6 +8,7 @@ import java.util.Objects;
 
 /**
  * What every task of one generate run shares; shipped to executors, so plain serializable values only.
+ * {@code maxSequenceLength} is the T5 length of the prompts' embeddings.
  * {@code device} is what {@code --device} asked for: each task resolves it on its executor
  * ({@code ExecutorDevice}); {@code gemmPrecision} is the CUDA backend's matmul arithmetic.
  */
@@ -21,6 +22,7 @@ public record GenerateSettings(
         int width,
         int steps,
         float guidance,
+        int maxSequenceLength,
         int batchSize,
         boolean overwrite,
         DeviceKind device,

@@ -13,7 +13,8 @@ import java.util.Map;
 final class PngMetadata {
     private PngMetadata() {}
 
-    static Map<String, String> of(ImageTask task, GenerationParams p, String modelName, String variant) {
+    static Map<String, String> of(
+            ImageTask task, GenerationParams p, int maxSequenceLength, String modelName, String variant) {
         Map<String, String> text = new LinkedHashMap<>();
         text.put("prompt", task.prompt());
         text.put("seed", Long.toString(task.seed()));
@@ -21,6 +22,7 @@ final class PngMetadata {
         text.put("height", Integer.toString(p.height()));
         text.put("steps", Integer.toString(p.steps()));
         text.put("guidance", format(p.guidance()));
+        text.put("max_sequence_length", Integer.toString(maxSequenceLength));
         text.put("model", modelName);
         text.put("software", "fluxbatch " + Version.get());
         text.put(

@@ -54,6 +54,10 @@ class CalibrateCommandTest {
                 "3",
                 "--steps",
                 "2",
+                "--height",
+                "64",
+                "--width",
+                "64",
                 "--gram",
                 "--batch-size",
                 "2",
@@ -105,6 +109,7 @@ class CalibrateCommandTest {
         assertEquals("64", m.get("height"));
         assertEquals("64", m.get("width"));
         assertEquals("3.5", m.get("guidance"));
+        assertEquals("512", m.get("max_sequence_length"), "a dev model's own T5 length");
         assertEquals("0", m.get("seed"));
         assertEquals("true", m.get("gram"));
         assertEquals("", m.get("layers"));
@@ -130,6 +135,10 @@ class CalibrateCommandTest {
             "a blue square",
             "--steps",
             "4",
+            "--height",
+            "64",
+            "--width",
+            "64",
             "--timesteps",
             "1,3",
             "--layers",
@@ -335,6 +344,10 @@ class CalibrateCommandTest {
                 "a red circle",
                 "--steps",
                 "2",
+                "--height",
+                "64",
+                "--width",
+                "64",
                 "--output",
                 out.toString());
         assertEquals(0, run.exitCode(), run.err());
@@ -362,6 +375,10 @@ class CalibrateCommandTest {
                 "a yellow star",
                 "--steps",
                 "2",
+                "--height",
+                "64",
+                "--width",
+                "64",
                 "--gram",
                 "--prompts-per-partition",
                 promptsPerPartition,

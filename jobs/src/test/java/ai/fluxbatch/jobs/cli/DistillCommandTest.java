@@ -103,7 +103,16 @@ class DistillCommandTest {
                 out.toString()));
         args.addAll(List.of(more));
         Map<String, String> defaults = Map.of(
-                "--batch-size", Integer.toString(BATCH), "--seed", Long.toString(SEED), "--learning-rate", "0.02");
+                "--batch-size",
+                Integer.toString(BATCH),
+                "--seed",
+                Long.toString(SEED),
+                "--learning-rate",
+                "0.02",
+                "--height",
+                "64",
+                "--width",
+                "64");
         defaults.forEach((option, value) -> {
             if (!args.contains(option)) {
                 args.addAll(List.of(option, value));
@@ -174,6 +183,8 @@ class DistillCommandTest {
             assertEquals("3", m.get("distill_prompt_count"));
             assertEquals("7", m.get("distill_seed"));
             assertEquals("3.5", m.get("distill_guidance"));
+            assertEquals("64", m.get("distill_height"));
+            assertEquals("512", m.get("distill_max_sequence_length"), "a dev teacher's own T5 length");
             double first = Double.parseDouble(m.get("distill_first_loss"));
             double last = Double.parseDouble(m.get("distill_last_loss"));
             assertTrue(last < first, first + " -> " + last);

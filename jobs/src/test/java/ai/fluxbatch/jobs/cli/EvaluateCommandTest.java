@@ -53,6 +53,10 @@ class EvaluateCommandTest {
                 "2",
                 "--steps",
                 "2",
+                "--height",
+                "64",
+                "--width",
+                "64",
                 "--batch-size",
                 "1",
                 "--output",
@@ -73,6 +77,7 @@ class EvaluateCommandTest {
                 new ObjectMapper().readTree(tmp.resolve("reports/eval.json").toFile());
         assertEquals(2, json.at("/problem/prompts").asInt());
         assertEquals(1, json.at("/problem/skipped_prompts").asInt());
+        assertEquals(512, json.at("/problem/max_sequence_length").asInt());
         JsonNode q = json.at("/candidates/0");
         assertEquals("absmean", q.get("quantization_method").asText());
         assertEquals(1.0, q.get("ternary_fraction").asDouble());

@@ -58,6 +58,7 @@ class GenerateCommandTest {
                     png.image().rgb());
             assertEquals(m.get("prompt"), png.text().get("prompt"));
             assertEquals(m.get("seed"), png.text().get("seed"));
+            assertEquals("512", png.text().get("max_sequence_length"), "the golden cases' (a dev model's) length");
             assertTrue(
                     png.text()
                             .get("parameters")

@@ -75,6 +75,7 @@ class GenerateDatasetTest {
         assertEquals("flat", rows.get(0).get("fields").get("style").asText());
         assertEquals(64, rows.get(0).get("png_sha256").asText().length());
         assertEquals(1, rows.get(0).get("engine_loads").asInt());
+        assertEquals(512, rows.get(0).get("max_sequence_length").asInt(), "a dev model's own T5 length");
         assertTrue(Files.exists(out.resolve("metadata/parquet")));
 
         CliRun strict = generate("--prompts", prompts.toString(), "--output", out.toString(), "--fail-on-error");

@@ -107,8 +107,19 @@ public final class FluxPipeline {
         return transformer.config().variant();
     }
 
+    /** The prompt's embedding with the model's own T5 length ({@link #maxSequenceLength()}). */
     public TextEmbedding embed(String prompt) {
         return text.embed(prompt);
+    }
+
+    /** The prompt's embedding with {@code maxSequenceLength} T5 tokens, 1 to 512 (diffusers' max_sequence_length). */
+    public TextEmbedding embed(String prompt, int maxSequenceLength) {
+        return text.embed(prompt, maxSequenceLength);
+    }
+
+    /** The model's own T5 length: 512 for dev, 256 for schnell, as the reference. */
+    public int maxSequenceLength() {
+        return text.t5MaxLength();
     }
 
     /** The timesteps a generation of this size and step count runs through (schnell is not shifted). */
@@ -171,7 +182,14 @@ public final class FluxPipeline {
             throw new IllegalArgumentException(prompts.size() + " prompts for " + seeds.length + " seeds");
         }
         int b = seeds.length, lh = p.latentHeight(), lw = p.latentWidth(), tokens = p.imageTokens();
-        int txtLength = text.t5MaxLength(), ctx = prompts.get(0).txt().length / txtLength;
+        int txtLength = prompts.get(0).t5Ids().length, ctx = prompts.get(0).txt().length / txtLength;
+        for (TextEmbedding e : prompts) {
+            if (e.t5Ids().length != txtLength) {
+                throw new IllegalArgumentException("the prompts of a batch must have one T5 length: \""
+                        + prompts.get(0).prompt() + "\" has " + txtLength + " tokens, \"" + e.prompt() + "\" "
+                        + e.t5Ids().length);
+            }
+        }
         int tokenFeatures = LATENT_CHANNELS * 4;
         float[] img = new float[b * tokens * tokenFeatures];
         float[] ids = new float[b * tokens * 3];

@@ -11,8 +11,14 @@ import ai.fluxbatch.model.text.TextEncoderFiles;
 import ai.fluxbatch.model.tokenizer.ClipTokenizer;
 import ai.fluxbatch.model.tokenizer.T5Tokenizer;
 
-/** Both text encoders with their tokenizers: a prompt to its {@link TextEmbedding}. */
+/**
+ * Both text encoders with their tokenizers: a prompt to its {@link TextEmbedding}, its T5 part {@code t5MaxLength}
+ * tokens long unless a call asks for another length.
+ */
 public final class TextEncoders {
+    /** The longest T5 sequence: what FLUX.1 was trained with, and the most diffusers' FluxPipeline accepts. */
+    public static final int MAX_SEQUENCE_LENGTH = 512;
+
     private final Backend backend;
     private final ClipTokenizer clipTokenizer;
     private final T5Tokenizer t5Tokenizer;
@@ -50,7 +56,16 @@ public final class TextEncoders {
     }
 
     public TextEmbedding embed(String prompt) {
-        int[] t5Ids = t5Tokenizer.encode(prompt, t5MaxLength);
+        return embed(prompt, t5MaxLength);
+    }
+
+    /**
+     * The embedding with {@code maxSequenceLength} T5 tokens (the prompt cut or padded to it), as diffusers'
+     * {@code max_sequence_length}: 1 to {@value #MAX_SEQUENCE_LENGTH}.
+     */
+    public TextEmbedding embed(String prompt, int maxSequenceLength) {
+        checkSequenceLength(maxSequenceLength);
+        int[] t5Ids = t5Tokenizer.encode(prompt, maxSequenceLength);
         int[] clipIds = clipTokenizer.encode(prompt);
         try (TensorScope scope = backend.openScope()) {
             Tensor txt = t5.encode(t5Ids, 1);
@@ -61,6 +76,14 @@ public final class TextEncoders {
                     clipIds,
                     roundToBf16(backend.download(txt)),
                     roundToBf16(backend.download(clipOut.pooled())));
+        }
+    }
+
+    /** Refuses a T5 length outside 1 to {@value #MAX_SEQUENCE_LENGTH}, naming it. */
+    public static void checkSequenceLength(int maxSequenceLength) {
+        if (maxSequenceLength < 1 || maxSequenceLength > MAX_SEQUENCE_LENGTH) {
+            throw new IllegalArgumentException("max sequence length is " + maxSequenceLength + ", expected 1.."
+                    + MAX_SEQUENCE_LENGTH + " T5 tokens (FLUX.1 was trained with " + MAX_SEQUENCE_LENGTH + " at most)");
         }
     }
 

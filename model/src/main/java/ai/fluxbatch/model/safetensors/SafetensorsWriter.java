@@ -70,6 +70,17 @@ public final class SafetensorsWriter {
         return this;
     }
 
+    /**
+     * Adds a tensor of zeros that is never written: its bytes are left as a hole in the file, which file systems with
+     * sparse files (ext4, XFS, APFS, tmpfs) store in no space. For checkpoints of a full-size layout that are read but
+     * never computed with.
+     */
+    public SafetensorsWriter addZeros(String name, DType dtype, long[] shape) {
+        long bytes = checkNew(name, dtype, shape);
+        tensors.put(name, new Pending(dtype, shape.clone(), bytes, null, null));
+        return this;
+    }
+
     public SafetensorsWriter addF32(String name, long[] shape, float[] data) {
         checkCount(name, DType.F32, shape, data.length, "floats");
         ByteBuffer buf = ByteBuffer.allocate(4 * data.length).order(ByteOrder.LITTLE_ENDIAN);
@@ -95,6 +106,11 @@ public final class SafetensorsWriter {
                 for (Map.Entry<String, Pending> e : tensors.entrySet()) {
                     writeTensor(out, target, e.getKey(), e.getValue());
                 }
+                long end = out.position();
+                if (out.size() < end) { // the file ends in a hole of zeros: its last byte, written, gives its length
+                    out.position(end - 1);
+                    writeFully(out, ByteBuffer.allocate(1));
+                }
                 out.force(true);
             }
             try {
@@ -116,6 +132,10 @@ public final class SafetensorsWriter {
     }
 
     private void writeTensor(FileChannel out, Path target, String name, Pending t) throws IOException {
+        if (t.data() == null && t.body() == null) {
+            out.position(out.position() + t.byteLength());
+            return;
+        }
         if (t.data() != null) {
             writeFully(out, t.data().duplicate());
             return;

@@ -214,6 +214,14 @@ public final class FluxSnapshot {
         return hasGuidanceEmbedding() ? 50 : 4;
     }
 
+    /**
+     * The default image size, height and width, in pixels: {@link SampleSize} from {@code transformer/config.json} and
+     * {@code vae/config.json} (1024 for FLUX.1, 64 for the shipped miniature). Read when called.
+     */
+    public SampleSize defaultSampleSize() {
+        return SampleSize.read(transformerConfigFile(), root.resolve("vae").resolve("config.json"));
+    }
+
     /** CLIP-L: {@code text_encoder/}. */
     public Path clipTextEncoder() {
         return root.resolve("text_encoder");

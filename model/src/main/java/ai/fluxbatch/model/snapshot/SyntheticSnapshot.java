@@ -22,13 +22,54 @@ import java.util.SplittableRandom;
  * A transformer snapshot of random BF16 weights with the tensor names and shapes of a layout file (the real
  * FLUX.1 checkpoints' layouts are in the golden data), for scale tests: streamed, never more than a few MB in memory.
  * Weights are uniform with the variance of a 1/sqrt(fan-in) initialisation; norm scales are 1, biases small.
+ * Beside the transformer and its {@code transformer/config.json}, {@code vae/config.json} holds FLUX.1's autoencoder
+ * configuration (the layout describes the transformer only), so that what a snapshot's configs decide, such as the
+ * default image size, is FLUX.1's.
  */
 public final class SyntheticSnapshot {
     private static final int CHUNK = 1 << 20;
 
+    /** The autoencoder configuration of FLUX.1-dev and -schnell ({@code vae/config.json}; both ship the same one). */
+    private static final String FLUX1_VAE_CONFIG = """
+            {
+              "_class_name": "AutoencoderKL",
+              "act_fn": "silu",
+              "block_out_channels": [128, 256, 512, 512],
+              "down_block_types": ["DownEncoderBlock2D", "DownEncoderBlock2D", "DownEncoderBlock2D", "DownEncoderBlock2D"],
+              "force_upcast": true,
+              "in_channels": 3,
+              "latent_channels": 16,
+              "latents_mean": null,
+              "latents_std": null,
+              "layers_per_block": 2,
+              "mid_block_add_attention": true,
+              "norm_num_groups": 32,
+              "out_channels": 3,
+              "sample_size": 1024,
+              "scaling_factor": 0.3611,
+              "shift_factor": 0.1159,
+              "up_block_types": ["UpDecoderBlock2D", "UpDecoderBlock2D", "UpDecoderBlock2D", "UpDecoderBlock2D"],
+              "use_post_quant_conv": false,
+              "use_quant_conv": false
+            }
+            """;
+
     private SyntheticSnapshot() {}
 
+    /** Random weights, seeded by {@code seed}: every byte written (23.8 GB for FLUX.1's layout). */
     public static void write(Path layoutFile, Path outputDir, int[] axesDims, long seed) {
+        write(layoutFile, outputDir, axesDims, seed, false);
+    }
+
+    /**
+     * All-zero weights, never written: the checkpoint is a sparse file, the layout's full header and size in next to no
+     * time or disk space. For what reads a snapshot without running it: option defaults, file checks, planning.
+     */
+    public static void writeZeros(Path layoutFile, Path outputDir, int[] axesDims) {
+        write(layoutFile, outputDir, axesDims, 0, true);
+    }
+
+    private static void write(Path layoutFile, Path outputDir, int[] axesDims, long seed, boolean zeros) {
         JsonNode layout = JsonFiles.read(layoutFile, "a checkpoint layout: {\"tensors\": {name: shape}}");
         JsonNode tensors = layout.get("tensors");
         if (tensors == null || !tensors.isObject() || tensors.isEmpty()) {
@@ -37,7 +78,9 @@ public final class SyntheticSnapshot {
         boolean dev = tensors.has("guidance_in.in_layer.weight");
         SafetensorsWriter writer = new SafetensorsWriter()
                 .metadata("format", "pt")
-                .metadata("synthetic", "random weights with the layout of " + layoutFile.getFileName());
+                .metadata(
+                        "synthetic",
+                        (zeros ? "all-zero" : "random") + " weights with the layout of " + layoutFile.getFileName());
         long index = 0;
         for (Iterator<Map.Entry<String, JsonNode>> it = tensors.fields(); it.hasNext(); index++) {
             Map.Entry<String, JsonNode> e = it.next();
@@ -47,11 +90,17 @@ public final class SyntheticSnapshot {
             }
             long tensorSeed = seed * 1_000_003L + index;
             String name = e.getKey();
-            writer.add(name, DType.BF16, shape, out -> fill(out, name, shape, tensorSeed));
+            if (zeros) {
+                writer.addZeros(name, DType.BF16, shape);
+            } else {
+                writer.add(name, DType.BF16, shape, out -> fill(out, name, shape, tensorSeed));
+            }
         }
         try {
             Files.createDirectories(outputDir.resolve("transformer"));
             Files.writeString(outputDir.resolve("transformer").resolve("config.json"), config(tensors, axesDims, dev));
+            Files.createDirectories(outputDir.resolve("vae"));
+            Files.writeString(outputDir.resolve("vae").resolve("config.json"), FLUX1_VAE_CONFIG);
         } catch (IOException e) {
             throw new UncheckedIOException("cannot write " + outputDir + ": " + e.getMessage(), e);
         }

@@ -175,6 +175,29 @@ class SafetensorsWriterTest {
     }
 
     @Test
+    void zeroTensorsAreHolesThatReadAsZerosBetweenAndAfterWrittenOnes() throws IOException {
+        Path file = dir.resolve("z.safetensors");
+        new SafetensorsWriter()
+                .addZeros("a", DType.F32, new long[] {3, 5})
+                .addF32("b", new long[] {2}, new float[] {1.5f, -2f})
+                .addZeros("c", DType.BF16, new long[] {1000, 7}) // the last tensor: the file must still be whole
+                .write(file);
+        try (SafetensorsFile f = SafetensorsFile.open(file)) {
+            assertArrayEquals(new float[15], f.floats("a"));
+            assertArrayEquals(new float[] {1.5f, -2f}, f.floats("b"));
+            assertArrayEquals(new float[7000], f.floats("c"));
+            assertEquals(
+                    Files.size(file) - f.info("c").byteLength(), f.info("c").begin() + headerEnd(file));
+        }
+    }
+
+    /** The byte where a file's data area starts: 8 + the header length its first 8 bytes give. */
+    private static long headerEnd(Path file) throws IOException {
+        byte[] prefix = java.util.Arrays.copyOf(Files.readAllBytes(file), 8);
+        return 8 + ByteBuffer.wrap(prefix).order(ByteOrder.LITTLE_ENDIAN).getLong();
+    }
+
+    @Test
     void overwritesAnExistingTarget() throws IOException {
         Path file = dir.resolve("o.safetensors");
         Files.writeString(file, "old");
