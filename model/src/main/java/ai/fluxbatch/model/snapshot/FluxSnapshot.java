@@ -178,10 +178,31 @@ public final class FluxSnapshot {
 
     /**
      * A cheap identity of the transformer checkpoint for metadata: SHA-256 of its safetensors header (names, shapes,
-     * offsets, metadata) and its size, not of all its bytes (hashing 24 GB on every run would take minutes).
+     * offsets, metadata) and its size, not of all its bytes (hashing 24 GB on every run would take minutes); for a sharded
+     * checkpoint, of the index's bytes and each shard's header and size.
      */
     public String transformerFingerprint() {
-        Path file = transformerFile();
+        List<Path> files = transformerFiles();
+        if (files.size() == 1) {
+            return headerFingerprint(files.get(0));
+        }
+        // a sharded checkpoint: the index's bytes and each shard's fingerprint
+        java.security.MessageDigest sha = Sha256.digest();
+        for (Path file : files) {
+            try {
+                sha.update(
+                        file.getFileName().toString().endsWith(".json")
+                                ? Files.readAllBytes(file)
+                                : headerFingerprint(file).getBytes(java.nio.charset.StandardCharsets.US_ASCII));
+            } catch (IOException e) {
+                throw new ModelException("cannot read " + file + ": " + e.getMessage(), e);
+            }
+        }
+        return Sha256.hex(sha);
+    }
+
+    /** SHA-256 of a safetensors file's header and its size. */
+    private static String headerFingerprint(Path file) {
         try (java.nio.channels.FileChannel ch = java.nio.channels.FileChannel.open(file)) {
             java.nio.ByteBuffer len = java.nio.ByteBuffer.allocate(8).order(java.nio.ByteOrder.LITTLE_ENDIAN);
             ch.read(len, 0);

@@ -121,6 +121,20 @@ class DiffusersLayoutTest {
     }
 
     @Test
+    void theFingerprintOfAShardedCheckpointCoversItsIndex() throws IOException {
+        Path copy = TinySnapshots.copy("flux-tiny-dev-diffusers", tmp);
+        String before = FluxSnapshot.open(copy).transformerFingerprint();
+        assertEquals(
+                before,
+                FluxSnapshot.open(Golden.path("flux-tiny-dev-diffusers")).transformerFingerprint());
+        assertTrue(
+                !before.equals(FluxSnapshot.open(Golden.path("flux-tiny-dev")).transformerFingerprint()));
+        Path index = copy.resolve("transformer").resolve("diffusion_pytorch_model.safetensors.index.json");
+        Files.writeString(index, Files.readString(index).replace("980992", "980993"));
+        assertTrue(!before.equals(FluxSnapshot.open(copy).transformerFingerprint()));
+    }
+
+    @Test
     void aMissingShardIsNamed() throws IOException {
         Path copy = TinySnapshots.copy("flux-tiny-dev-diffusers", tmp);
         Files.delete(copy.resolve("transformer").resolve(SHARD_1));
