@@ -127,6 +127,51 @@ public final class FluxSnapshot {
     }
 
     /**
+     * Every file that holds or indexes transformer weights, in either layout, whether or not it is the one {@link
+     * #transformerFile()} reads: at the root the original layout's {@code *.safetensors} and {@code
+     * *.safetensors.index.json} other than the autoencoder's ({@code flux1-dev.safetensors}, or its shards and index),
+     * and under {@code transformer/} the diffusers layout's {@code diffusion_pytorch_model*.safetensors} and its
+     * {@code .index.json}. Sorted; only names are looked at.
+     */
+    public List<Path> transformerWeightFiles() {
+        List<Path> files = new ArrayList<>();
+        files.addAll(listed(
+                root,
+                name -> (name.endsWith(".safetensors") || name.endsWith(".safetensors.index.json"))
+                        && !NOT_A_TRANSFORMER.contains(name)));
+        files.addAll(listed(
+                root.resolve("transformer"),
+                name -> name.startsWith("diffusion_pytorch_model")
+                        && (name.endsWith(".safetensors") || name.endsWith(".safetensors.index.json"))));
+        return files;
+    }
+
+    /**
+     * The autoencoder's entries that exist, in either layout: {@code ae.safetensors} (original) and the {@code vae/}
+     * folder (its config, and in the diffusers layout its weights).
+     */
+    public List<Path> autoencoderFiles() {
+        return Stream.of(root.resolve("ae.safetensors"), root.resolve("vae"))
+                .filter(Files::exists)
+                .toList();
+    }
+
+    /** The regular files directly in {@code dir} whose lower-case name {@code keep} accepts, sorted; none if absent. */
+    private static List<Path> listed(Path dir, java.util.function.Predicate<String> keep) {
+        if (!Files.isDirectory(dir)) {
+            return List.of();
+        }
+        try (Stream<Path> files = Files.list(dir)) {
+            return files.filter(Files::isRegularFile)
+                    .filter(p -> keep.test(p.getFileName().toString().toLowerCase(Locale.ROOT)))
+                    .sorted()
+                    .toList();
+        } catch (IOException e) {
+            throw new ModelException("cannot list " + dir + ": " + e.getMessage(), e);
+        }
+    }
+
+    /**
      * The one {@code NAME.safetensors.index.json} among {@code candidates} when every other candidate is one of its
      * shards by the Hugging Face naming, {@code NAME-00001-of-00004.safetensors}; else null.
      */
