@@ -1,5 +1,6 @@
 package ai.fluxbatch.jobs.cli;
 
+import ai.fluxbatch.jobs.eval.ReportQuality;
 import ai.fluxbatch.jobs.quantize.QuantizeJob;
 import ai.fluxbatch.jobs.quantize.QuantizeSettings;
 import ai.fluxbatch.model.ModelException;
@@ -8,9 +9,13 @@ import ai.fluxbatch.model.calib.CalibrationFile;
 import ai.fluxbatch.model.quant.AbsmeanQuantizer;
 import ai.fluxbatch.model.quant.CheckpointQuantizer;
 import ai.fluxbatch.model.quant.LayerQuantizer;
+import ai.fluxbatch.model.quant.ModelCard;
+import ai.fluxbatch.model.quant.QuantizationConfig;
 import ai.fluxbatch.model.quant.QuantizeMethods;
+import ai.fluxbatch.model.quant.QuantizeProgress;
 import ai.fluxbatch.model.quant.QuantizeRecipe;
 import ai.fluxbatch.model.quant.QuantizedSnapshotWriter;
+import ai.fluxbatch.model.quant.TernaryFormat;
 import ai.fluxbatch.model.safetensors.TensorSource;
 import ai.fluxbatch.model.snapshot.FluxSnapshot;
 import java.io.IOException;
@@ -37,8 +42,10 @@ import picocli.CommandLine.Option;
         description = {
             "Quantize every block weight of a FLUX.1 transformer to ternary codes {-1, 0, +1} with per-output-channel"
                     + " scales (1.58-bit), streaming tensor by tensor (memory bounded by the largest tensor).",
-            "The output folder is a snapshot that --model accepts: the quantized transformer plus the source's other"
-                    + " files (hard-linked where possible).",
+            "The output folder is a snapshot that --model accepts: the quantized transformer, transformer/config.json"
+                    + " with a quantization_config, a README.md model card, and the source files it runs with (configs,"
+                    + " text encoders, tokenizers, scheduler, autoencoder, licence; hard-linked where possible); never"
+                    + " a full-precision transformer file. What it leaves out is listed.",
             "With --master (or under spark-submit) the blocks are spread over Spark executors: each writes its blocks as"
                     + " one shard, NAME-0000K-of-0000N.safetensors, and the driver indexes them in NAME.index.json; the"
                     + " tensors and metadata are those of a one-process run, byte for byte."
@@ -101,6 +108,16 @@ public final class QuantizeCommand implements Callable<Integer> {
             })
     String master;
 
+    @Option(
+            names = "--evaluation",
+            paramLabel = "REPORT",
+            description = {
+                "A report of fluxbatch evaluate (the FILE.json of its --output FILE) that measured this quantization"
+                        + " (same --method and --calibration) against --model: its figures go into the output's"
+                        + " README.md model card. Without it the card says that quality was not measured."
+            })
+    Path evaluation;
+
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
 
@@ -144,8 +161,9 @@ public final class QuantizeCommand implements Callable<Integer> {
                         spec.commandLine(), "--layers is not a regular expression: " + e.getMessage());
             }
         }
+        ModelCard.Notes notes = notes(source, snapshot, chosen);
         if (master != null || System.getProperty("spark.master") != null) {
-            return spread(snapshot, quantizer, err);
+            return spread(snapshot, quantizer, notes, err);
         }
         QuantizeRecipe recipe = QuantizeRecipe.ABSMEAN;
         if (quantizer.needsStatistics()) {
@@ -162,26 +180,86 @@ public final class QuantizeCommand implements Callable<Integer> {
                 chosen,
                 calibration.isEmpty() ? "" : ", statistics " + calibration);
         long start = System.nanoTime();
-        QuantizedSnapshotWriter.write(
-                snapshot,
-                output,
-                overwrite,
-                (group, done, total, seconds) -> {
-                    double rate = done / Math.max(seconds, 1e-9);
-                    err.printf(
-                            Locale.ROOT,
-                            "quantize: %-18s %s of %s (%.1f%%), %s/s, ETA %s%n",
-                            group,
-                            bytes(done),
-                            bytes(total),
-                            100.0 * done / total,
-                            bytes((long) rate),
-                            eta((total - done) / Math.max(rate, 1)));
-                },
-                recipe);
+        QuantizeProgress progress = (group, done, total, seconds) -> {
+            double rate = done / Math.max(seconds, 1e-9);
+            err.printf(
+                    Locale.ROOT,
+                    "quantize: %-18s %s of %s (%.1f%%), %s/s, ETA %s%n",
+                    group,
+                    bytes(done),
+                    bytes(total),
+                    100.0 * done / total,
+                    bytes((long) rate),
+                    eta((total - done) / Math.max(rate, 1)));
+        };
+        assemble(snapshot, QuantizedSnapshotWriter.quantizing(snapshot, progress, recipe), notes, err);
         OutputFolders.mark(output, "quantize");
         err.printf(Locale.ROOT, "quantize: %s written in %.1f s%n", output, (System.nanoTime() - start) / 1e9);
         return 0;
+    }
+
+    /**
+     * Writes the output snapshot, the one way both paths do ({@link QuantizedSnapshotWriter}: the files it carries,
+     * the transformer config, the model card), and prints what it left out of the source.
+     */
+    private void assemble(
+            FluxSnapshot snapshot,
+            QuantizedSnapshotWriter.TransformerWriter transformer,
+            ModelCard.Notes notes,
+            PrintWriter err) {
+        QuantizedSnapshotWriter.Written written = QuantizedSnapshotWriter.write(
+                snapshot,
+                output,
+                overwrite,
+                transformer,
+                rel -> rel.toString().equals(OutputFolders.MARKER), // the source's own marker, if fluxbatch made it
+                QuantizedSnapshotWriter.Extras.NONE,
+                notes);
+        err.println("quantize: " + written.leftOutLine());
+    }
+
+    /**
+     * What the model card says beyond the files: the source as given, and the figures of --evaluation, which is
+     * checked here, before any work, against what this run will record (method, calibration, ternary parameters, from
+     * the options and the source's header), and again against what the written checkpoint records.
+     */
+    private ModelCard.Notes notes(Path source, FluxSnapshot snapshot, String chosen) {
+        String label = Redact.uri(source.toAbsolutePath().normalize().toString());
+        if (evaluation == null) {
+            return new ModelCard.Notes(label, (metadata, written) -> List.of());
+        }
+        ReportQuality.lines(evaluation, source, expectedQuantization(snapshot, chosen));
+        return new ModelCard.Notes(
+                label,
+                (metadata, written) -> ReportQuality.lines(
+                        evaluation,
+                        source,
+                        new ReportQuality.Quantization(
+                                metadata.get(TernaryFormat.KEY_METHOD),
+                                metadata.getOrDefault(TernaryFormat.KEY_CALIBRATION, "none"),
+                                written.ternaryParameters(),
+                                written.blockParameters())));
+    }
+
+    /**
+     * What the checkpoint of this run will record, from the source's header: its block layers that are ternary now
+     * or that this run quantizes (--layers), and the calibration (a partly quantized source's, then this run's).
+     */
+    private ReportQuality.Quantization expectedQuantization(FluxSnapshot snapshot, String chosen) {
+        String ours =
+                QuantizeMethods.byName(chosen).needsStatistics() ? "sha256:" + Sha256.ofFiles(calibration) : "none";
+        try (TensorSource weights = snapshot.openTransformer()) {
+            QuantizationConfig.Layers now = QuantizationConfig.Layers.of(weights);
+            long ternary = now.ternaryParameters();
+            for (String layer : now.fullPrecision()) {
+                if (layers == null || java.util.regex.Pattern.matches(layers, layer)) {
+                    ternary += weights.info(layer + ".weight").numel();
+                }
+            }
+            String earlier = weights.metadata().get(TernaryFormat.KEY_CALIBRATION);
+            return new ReportQuality.Quantization(
+                    chosen, earlier == null ? ours : earlier + ";" + ours, ternary, now.blockParameters());
+        }
     }
 
     private String statsNames() {
@@ -194,7 +272,8 @@ public final class QuantizeCommand implements Callable<Integer> {
      * the source's SHA-256 and the checkpoint metadata once, and indexes the shards in the staging folder that
      * {@link QuantizedSnapshotWriter} renames into place when complete, or removes on failure.
      */
-    private int spread(FluxSnapshot snapshot, LayerQuantizer quantizer, PrintWriter err) throws IOException {
+    private int spread(FluxSnapshot snapshot, LayerQuantizer quantizer, ModelCard.Notes notes, PrintWriter err)
+            throws IOException {
         if (Files.exists(output) && !overwrite) { // as the writer says it, but before Spark starts
             throw new ModelException("output folder " + output + " exists: choose another, or pass --overwrite");
         }
@@ -232,12 +311,7 @@ public final class QuantizeCommand implements Callable<Integer> {
                     statsFiles.isEmpty() ? "" : ", statistics " + calibration,
                     spark.sparkContext().master());
             long start = System.nanoTime();
-            QuantizedSnapshotWriter.write(
-                    snapshot,
-                    output,
-                    overwrite,
-                    target -> QuantizeJob.write(spark, settings, metadata, target, err),
-                    rel -> false);
+            assemble(snapshot, target -> QuantizeJob.write(spark, settings, metadata, target, err), notes, err);
             OutputFolders.mark(output, "quantize");
             err.printf(Locale.ROOT, "quantize: %s written in %.1f s%n", output, (System.nanoTime() - start) / 1e9);
             return 0;

@@ -191,6 +191,12 @@ class DistillCommandTest {
         }
         assertTrue(OutputFolders.isMarked(out));
         assertTrue(Files.readString(out.resolve(OutputFolders.MARKER)).startsWith("made by fluxbatch distill "));
+        assertEquals(
+                "absmean+distill",
+                QuantizedOutputs.quantizationConfig(out).path("method").asText());
+        String card = QuantizedOutputs.Card.of(out).body();
+        assertTrue(card.contains("- `absmean+distill`: ") && card.contains("## Distillation"), card);
+        assertTrue(card.contains(": 6 steps, 24 samples from "), card);
         assertTrue(Files.isRegularFile(out.resolve("ae.safetensors")));
         assertTrue(Files.isRegularFile(out.resolve("text_encoder_2/config.json")));
         assertEquals(

@@ -81,6 +81,25 @@ class QuantizeSparkCommandTest {
         try (Stream<Path> siblings = Files.list(tmp)) {
             assertEquals(List.of(out), siblings.toList(), "no staging folder left beside the output");
         }
+        assertTrue(run.err().contains("quantize: left out: flux1-dev.safetensors (the full-precision transformer)"));
+        assertEquals(
+                -1,
+                Files.mismatch(
+                        oneProcessGptq.resolve("transformer/config.json"), out.resolve("transformer/config.json")),
+                "the same quantization_config from both paths");
+        assertEquals(
+                "gptq", QuantizedOutputs.quantizationConfig(out).path("method").asText());
+        for (Path snapshot : List.of(oneProcessGptq, out)) {
+            QuantizedOutputs.Card card = QuantizedOutputs.Card.of(snapshot);
+            assertEquals("fluxbatch", card.frontMatter().path("library_name").asText());
+            assertTrue(card.body().contains("- `gptq`: "), card.body());
+            assertTrue(card.body().contains("- statistics: `gram.safetensors` (sha256:"), card.body());
+            assertTrue(card.body().contains("- recorded on: `flux-tiny-dev`"), card.body());
+        }
+        String spreadCard = QuantizedOutputs.Card.of(out).body();
+        assertTrue(
+                spreadCard.contains("| 1.58-bit (this snapshot) | 6 files |"),
+                "the shards and their index counted: " + spreadCard);
     }
 
     /**

@@ -15,6 +15,9 @@ import ai.fluxbatch.model.pipeline.GenerationParams;
 import ai.fluxbatch.model.safetensors.TensorSource;
 import ai.fluxbatch.model.safetensors.TensorSources;
 import ai.fluxbatch.model.snapshot.FluxSnapshot;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.dataformat.yaml.YAMLMapper;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -97,6 +100,35 @@ final class QuantizedOutputs {
                     Files.mismatch(expected.resolve(n), actual.resolve(n)) < 0,
                     n + " differs between " + expected + " and " + actual);
         }
+    }
+
+    /**
+     * The YAML front matter of a snapshot's README.md model card, parsed by a YAML parser (so that it parses is part
+     * of what is checked), and the text after it.
+     */
+    record Card(JsonNode frontMatter, String body) {
+        static Card of(Path snapshot) throws IOException {
+            String text = Files.readString(snapshot.resolve("README.md"));
+            assertTrue(text.startsWith("---\n"), "front matter first: " + text);
+            int end = text.indexOf("\n---\n", 4);
+            assertTrue(end > 0, "front matter closed: " + text);
+            JsonNode front = new YAMLMapper().readTree(text.substring(4, end + 1));
+            assertTrue(front != null && front.isObject(), "front matter is a YAML mapping: " + text);
+            return new Card(front, text.substring(end + 5));
+        }
+
+        List<String> tags() {
+            List<String> tags = new ArrayList<>();
+            frontMatter.path("tags").forEach(t -> tags.add(t.asText()));
+            return tags;
+        }
+    }
+
+    /** The {@code quantization_config} of a snapshot's transformer/config.json. */
+    static JsonNode quantizationConfig(Path snapshot) throws IOException {
+        return new ObjectMapper()
+                .readTree(snapshot.resolve("transformer/config.json").toFile())
+                .path("quantization_config");
     }
 
     /** Every regular file under {@code folder}, relative to it, sorted; hidden ones included. */

@@ -17,9 +17,11 @@ import java.util.Map;
  * The snapshot a distillation produces: the student's snapshot with its transformer checkpoint rewritten, every
  * tensor copied byte for byte (the ternary codes included) except the trained scales and biases, written as F32; the
  * same format version, {@code quantization_method} {@code <student's method>+distill}, and the distillation's
- * settings and results under {@code distill_*} in {@code __metadata__}. Every other file of the student is hard-linked
- * or copied (its {@value #CHECKPOINTS} folder, if it is itself a distillation's output, is left out); the folder is
- * built beside {@code output} and renamed into place, replacing what is there.
+ * settings and results under {@code distill_*} in {@code __metadata__}. The rest of the folder follows the rules of
+ * every quantized snapshot ({@link QuantizedSnapshotWriter}): the student's files a snapshot runs with, hard-linked or
+ * copied (its {@value #CHECKPOINTS} folder, if it is itself a distillation's output, is left out), {@code
+ * transformer/config.json} with the distilled method in its {@code quantization_config}, and a new model card; the
+ * folder is built beside {@code output} and renamed into place, replacing what is there.
  */
 public final class DistilledSnapshotWriter {
     /** The folder of a distillation's checkpoints inside its output. */
@@ -37,15 +39,16 @@ public final class DistilledSnapshotWriter {
     /**
      * @param metadata the distillation's own {@code __metadata__} entries (settings, sample count, losses)
      * @param extras   what to add to the folder before it replaces {@code output} (the run's checkpoints)
+     * @return what it left out of the student's folder
      */
-    public static void write(
+    public static QuantizedSnapshotWriter.Written write(
             FluxSnapshot student,
             Path output,
             TrainableParameters trained,
             Trainable trainable,
             Map<String, String> metadata,
             QuantizedSnapshotWriter.Extras extras) {
-        QuantizedSnapshotWriter.write(
+        return QuantizedSnapshotWriter.write(
                 student,
                 output,
                 true,

@@ -2,6 +2,7 @@ package ai.fluxbatch.model.flux;
 
 import ai.fluxbatch.model.ModelException;
 import ai.fluxbatch.model.ShapeReader;
+import ai.fluxbatch.model.quant.QuantizationConfig;
 import ai.fluxbatch.model.safetensors.TensorSource;
 import com.fasterxml.jackson.databind.JsonNode;
 import java.nio.file.Path;
@@ -17,6 +18,7 @@ public final class FluxConfigReader {
     private FluxConfigReader() {}
 
     public static FluxConfig derive(TensorSource weights, JsonNode config, Path configFile) {
+        QuantizationConfig.check(config, configFile, weights); // a quantization_config fluxbatch cannot read: refused
         ShapeReader s = new ShapeReader(weights, config, configFile);
         int hidden = s.dim("img_in.weight", 2, 0);
         int inChannels = s.dim("img_in.weight", 2, 1);

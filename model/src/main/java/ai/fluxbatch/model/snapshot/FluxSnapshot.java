@@ -102,32 +102,6 @@ public final class FluxSnapshot {
     }
 
     /**
-     * Every full-precision or quantized transformer weight file of either layout present (for a writer that must
-     * leave the transformer out): the root's checkpoint files and {@code transformer/*.safetensors(.index.json)}.
-     */
-    public List<Path> transformerFilesOfEitherLayout() {
-        List<Path> files = new ArrayList<>();
-        for (Path dir : List.of(root, root.resolve("transformer"))) {
-            if (!Files.isDirectory(dir)) {
-                continue;
-            }
-            try (Stream<Path> list = Files.list(dir)) {
-                list.filter(Files::isRegularFile)
-                        .filter(p -> {
-                            String n = p.getFileName().toString().toLowerCase(Locale.ROOT);
-                            return (n.endsWith(".safetensors") || n.endsWith(".safetensors.index.json"))
-                                    && !NOT_A_TRANSFORMER.contains(n);
-                        })
-                        .sorted()
-                        .forEach(files::add);
-            } catch (IOException e) {
-                throw new ModelException("cannot list " + dir + ": " + e.getMessage(), e);
-            }
-        }
-        return files;
-    }
-
-    /**
      * A line for the user when the snapshot holds the transformer in both layouts (which one is read), else null.
      */
     public String layoutNote() {
@@ -261,6 +235,51 @@ public final class FluxSnapshot {
     /** The T5 SentencePiece model: {@code tokenizer_2/spiece.model}. */
     public Path t5Tokenizer() {
         return root.resolve("tokenizer_2").resolve("spiece.model");
+    }
+
+    /**
+     * Every file that holds or indexes transformer weights, in either layout, whether or not it is the one {@link
+     * #transformerFile()} reads: at the root the original layout's {@code *.safetensors} and {@code
+     * *.safetensors.index.json} other than the autoencoder's ({@code flux1-dev.safetensors}, or its shards and index),
+     * and under {@code transformer/} the diffusers layout's {@code diffusion_pytorch_model*.safetensors} and its
+     * {@code .index.json}. Sorted; only names are looked at.
+     */
+    public List<Path> transformerWeightFiles() {
+        List<Path> files = new ArrayList<>();
+        files.addAll(listed(
+                root,
+                name -> (name.endsWith(".safetensors") || name.endsWith(".safetensors.index.json"))
+                        && !NOT_A_TRANSFORMER.contains(name)));
+        files.addAll(listed(
+                root.resolve("transformer"),
+                name -> name.startsWith("diffusion_pytorch_model")
+                        && (name.endsWith(".safetensors") || name.endsWith(".safetensors.index.json"))));
+        return files;
+    }
+
+    /**
+     * The autoencoder's entries that exist, in either layout: {@code ae.safetensors} (original) and the {@code vae/}
+     * folder (its config, and in the diffusers layout its weights).
+     */
+    public List<Path> autoencoderFiles() {
+        return Stream.of(root.resolve("ae.safetensors"), root.resolve("vae"))
+                .filter(Files::exists)
+                .toList();
+    }
+
+    /** The regular files directly in {@code dir} whose lower-case name {@code keep} accepts, sorted; none if absent. */
+    private static List<Path> listed(Path dir, java.util.function.Predicate<String> keep) {
+        if (!Files.isDirectory(dir)) {
+            return List.of();
+        }
+        try (Stream<Path> files = Files.list(dir)) {
+            return files.filter(Files::isRegularFile)
+                    .filter(p -> keep.test(p.getFileName().toString().toLowerCase(Locale.ROOT)))
+                    .sorted()
+                    .toList();
+        } catch (IOException e) {
+            throw new ModelException("cannot list " + dir + ": " + e.getMessage(), e);
+        }
     }
 
     /**

@@ -115,8 +115,8 @@ class DiffusersLayoutTest {
                 FluxSnapshot.open(Golden.path("flux-tiny-dev-diffusers")).transformerLayout());
         assertEquals(
                 4,
-                snapshot.transformerFilesOfEitherLayout().size(),
-                snapshot.transformerFilesOfEitherLayout()
+                snapshot.transformerWeightFiles().size(),
+                snapshot.transformerWeightFiles()
                         .toString()); // flux1-dev, the index, two shards (and no ae.safetensors, no config.json)
     }
 
