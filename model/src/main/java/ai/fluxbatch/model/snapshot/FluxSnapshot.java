@@ -307,15 +307,9 @@ public final class FluxSnapshot {
 
     /** The original layout's transformer at the root, or null when the root holds no candidate. */
     private static Path findTransformer(Path dir) {
-        for (String name : KNOWN_TRANSFORMER_FILES) {
-            Path p = dir.resolve(name);
-            if (Files.exists(p, LinkOption.NOFOLLOW_LINKS)) {
-                String problem = RegularFiles.problem(p);
-                if (problem != null) {
-                    throw new ModelException("the transformer checkpoint " + p + " " + problem);
-                }
-                return p;
-            }
+        Path known = firstOf(dir, KNOWN_TRANSFORMER_FILES);
+        if (known != null) {
+            return known;
         }
         List<Path> candidates = new ArrayList<>();
         try (Stream<Path> files = Files.list(dir)) {
@@ -346,7 +340,12 @@ public final class FluxSnapshot {
 
     /** diffusers' transformer weights in {@code dir} ({@code transformer/}), or null when there are none. */
     private static Path findDiffusersTransformer(Path dir) {
-        for (String name : DIFFUSERS_TRANSFORMER_FILES) {
+        return firstOf(dir, DIFFUSERS_TRANSFORMER_FILES);
+    }
+
+    /** The first of {@code names} present in {@code dir} (refused if not a regular file), or null. */
+    private static Path firstOf(Path dir, List<String> names) {
+        for (String name : names) {
             Path p = dir.resolve(name);
             if (Files.exists(p, LinkOption.NOFOLLOW_LINKS)) {
                 String problem = RegularFiles.problem(p);

@@ -209,15 +209,7 @@ class DiffusersLayoutTest {
         Path single = transformer.resolve("diffusion_pytorch_model.safetensors");
         try (TensorSource all =
                 TensorSources.open(transformer.resolve("diffusion_pytorch_model.safetensors.index.json"))) {
-            SafetensorsWriter w = new SafetensorsWriter();
-            for (String name : all.names()) {
-                if (!java.util.List.of(drop).contains(name)) {
-                    TensorInfo t = all.info(name);
-                    ByteBuffer b = ByteBuffer.allocate((int) t.byteLength());
-                    b.put(all.bytes(name, 0, (int) t.byteLength())).flip();
-                    w.add(name, t.dtype(), t.shape(), b);
-                }
-            }
+            SafetensorsWriter w = copyOf(all, drop);
             if (add != null) {
                 add.accept(w);
             }
@@ -233,15 +225,24 @@ class DiffusersLayoutTest {
         return copy;
     }
 
-    private static void rewrite(Path file, Consumer<SafetensorsWriter> add) throws IOException {
+    /** A writer holding every tensor of {@code all} but {@code drop}, bytes copied. */
+    private static SafetensorsWriter copyOf(TensorSource all, String... drop) {
         SafetensorsWriter w = new SafetensorsWriter();
-        try (TensorSource all = SafetensorsFile.open(file)) {
-            for (String name : all.names()) {
+        for (String name : all.names()) {
+            if (!java.util.List.of(drop).contains(name)) {
                 TensorInfo t = all.info(name);
                 ByteBuffer b = ByteBuffer.allocate((int) t.byteLength());
                 b.put(all.bytes(name, 0, (int) t.byteLength())).flip();
                 w.add(name, t.dtype(), t.shape(), b);
             }
+        }
+        return w;
+    }
+
+    private static void rewrite(Path file, Consumer<SafetensorsWriter> add) throws IOException {
+        SafetensorsWriter w;
+        try (TensorSource all = SafetensorsFile.open(file)) {
+            w = copyOf(all);
         }
         add.accept(w);
         Path tmpFile = file.resolveSibling("rewritten.safetensors");
