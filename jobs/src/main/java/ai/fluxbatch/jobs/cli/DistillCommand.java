@@ -203,7 +203,7 @@ public final class DistillCommand implements Callable<Integer> {
         DistillSettings settings = new DistillSettings(height, width, guidance, teacher.t5MaxLength());
         String factory = System.getProperty(STUDENT_FACTORY, StudentFactory.Real.class.getName());
         DistillJobSettings job = new DistillJobSettings(
-                teacher.root().toString(),
+                model.location(teacher.root()),
                 student.root().toString(),
                 settings,
                 device.requested(),

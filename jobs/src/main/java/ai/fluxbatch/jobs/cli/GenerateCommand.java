@@ -204,7 +204,7 @@ public final class GenerateCommand implements Callable<Integer> {
         OptionChecks.seedRange(cli, seed, imagesPerPrompt, "--images-per-prompt " + imagesPerPrompt);
         GenerationParams p = image.params(cli, snapshot.defaultSteps());
         GenerateSettings s = new GenerateSettings(
-                snapshot.root().toString(),
+                model.location(snapshot.root()),
                 snapshot.transformerFingerprint(),
                 snapshot.quantizationMethod(),
                 output,

@@ -1,5 +1,6 @@
 package ai.fluxbatch.jobs.quantize;
 
+import ai.fluxbatch.jobs.SerializableConfiguration;
 import ai.fluxbatch.model.safetensors.TensorSource;
 import ai.fluxbatch.model.safetensors.TensorSources;
 import java.io.IOException;
@@ -54,7 +55,8 @@ public final class QuantizeJob {
         Path folder = target.toAbsolutePath().getParent();
         String name = target.getFileName().toString();
         SortedSet<String> names;
-        try (TensorSource source = TensorSources.open(Path.of(settings.transformer()))) {
+        try (TensorSource source =
+                TensorSources.open(settings.transformerFile(spark.sparkContext().hadoopConfiguration()))) {
             names = new TreeSet<>(source.names());
         }
         List<QuantizeShard> shards = ShardPlan.of(names, name);
@@ -66,7 +68,8 @@ public final class QuantizeJob {
         sc.setJobGroup(JOB_GROUP, "fluxbatch quantize: " + shards.size() + " shards", true);
         try {
             written = sc.parallelize(shards, shards.size())
-                    .map(new WriteShard(settings, folder.toString()))
+                    .map(new WriteShard(
+                            settings, new SerializableConfiguration(sc.hadoopConfiguration()), folder.toString()))
                     .collect();
             awaitProgressLines(progress);
         } catch (RuntimeException e) {
@@ -114,10 +117,12 @@ public final class QuantizeJob {
     /** One shard per call, on an executor. */
     static final class WriteShard implements Function<QuantizeShard, ShardWriter.Written> {
         private final QuantizeSettings settings;
+        private final SerializableConfiguration hadoop;
         private final String folder;
 
-        WriteShard(QuantizeSettings settings, String folder) {
+        WriteShard(QuantizeSettings settings, SerializableConfiguration hadoop, String folder) {
             this.settings = settings;
+            this.hadoop = hadoop;
             this.folder = folder;
         }
 
@@ -127,6 +132,7 @@ public final class QuantizeJob {
             LOG.info("quantize: shard {} on executor {}", shard.label(), executor);
             ShardWriter.Written w = ShardWriter.write(
                     settings,
+                    hadoop.get(),
                     shard,
                     Path.of(folder),
                     (group, done, total, seconds) -> LOG.info(
