@@ -7,6 +7,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import ai.fluxbatch.jobs.model.ModelCache;
 import ai.fluxbatch.model.Golden;
+import ai.fluxbatch.model.calib.CalibrationFile;
+import ai.fluxbatch.model.calib.CalibrationStats;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -23,8 +25,9 @@ import org.junit.jupiter.api.io.TempDir;
 
 /**
  * {@code --model s3a://...} against a real S3-compatible server ({@link LocalS3}) holding a copy of the golden
- * flux-tiny-dev: the driver and the executors resolve it through the model cache, the images are those of the local
- * folder, a second run downloads nothing, and a model URI that cannot be used fails before any work, naming it.
+ * flux-tiny-dev: the driver and the executors resolve it through the model cache, the images (statistics, quantized
+ * snapshot, schedule) are those of the local folder, a second run downloads nothing, and a model URI that cannot be
+ * used fails before any work, naming it.
  */
 class S3ModelTest {
     private static final String MODEL = "s3a://models/flux-tiny-dev";
@@ -93,6 +96,35 @@ class S3ModelTest {
     }
 
     @Test
+    void calibrateAndADebugCommandWithAnS3aModelGiveWhatTheLocalFolderGives() throws IOException {
+        Map<String, String> props = properties(s3.s3aSettings(), tmp.resolve("calibrate-cache"));
+        String[] calibrate = {"calibrate", "--prompt", "a red circle", "--steps", "1", "--height", "32", "--width", "32"
+        };
+        Path fromS3 = tmp.resolve("stats-s3.safetensors");
+        CliRun run = CliRun.with(props, concat(calibrate, "--model", MODEL, "--output", fromS3.toString()));
+        assertEquals(0, run.exitCode(), run.err() + run.out());
+        Path local = tmp.resolve("stats-local.safetensors");
+        String golden = Golden.path("flux-tiny-dev").toString();
+        CliRun ref = CliRun.of(concat(calibrate, "--model", golden, "--output", local.toString()));
+        assertEquals(0, ref.exitCode(), ref.err() + ref.out());
+        CalibrationStats a = CalibrationFile.read(fromS3).stats();
+        CalibrationStats b = CalibrationFile.read(local).stats();
+        assertEquals(b.layers().keySet(), a.layers().keySet());
+        for (String l : b.layers().keySet()) {
+            assertEquals(b.get(l).tokens(), a.get(l).tokens(), l);
+            assertArrayEquals(b.get(l).absMax(), a.get(l).absMax(), l);
+            assertArrayEquals(b.get(l).sumSq(), a.get(l).sumSq(), l);
+        }
+
+        String[] schedule = {"debug", "schedule", "--steps", "4", "--seq-len", "16"};
+        CliRun debug = CliRun.with(props, concat(schedule, "--model", MODEL));
+        CliRun debugRef = CliRun.of(concat(schedule, "--model", golden));
+        assertEquals(0, debug.exitCode(), debug.err() + debug.out());
+        assertTrue(debug.err().contains("(found in the cache, downloaded nothing)"), debug.err());
+        assertEquals(debugRef.out(), debug.out());
+    }
+
+    @Test
     void anUnreachableStoreFailsWithinSecondsNamingTheModelBeforeAnyWork() throws IOException {
         Map<String, String> nowhere = s3.s3aSettings();
         nowhere.put("fs.s3a.endpoint", "http://127.0.0.1:" + LocalS3.freePort()); // nothing listens there
@@ -137,6 +169,12 @@ class S3ModelTest {
         assertEquals(2, secret.exitCode(), secret.err() + secret.out());
         assertTrue(secret.err().contains("--model s3a://***@models/flux has credentials in it"), secret.err());
         assertFalse(secret.err().contains("wJalrXUtnFEMIsecret"), secret.err());
+    }
+
+    private static String[] concat(String[] a, String... b) {
+        String[] all = java.util.Arrays.copyOf(a, a.length + b.length);
+        System.arraycopy(b, 0, all, a.length, b.length);
+        return all;
     }
 
     /** The S3A settings as spark.hadoop.* system properties, and the model cache in {@code cache}. */
