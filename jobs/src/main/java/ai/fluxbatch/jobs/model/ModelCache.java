@@ -26,8 +26,10 @@ import java.nio.file.StandardOpenOption;
 import java.security.MessageDigest;
 import java.time.Instant;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Comparator;
 import java.util.HashMap;
+import java.util.HexFormat;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
@@ -35,6 +37,7 @@ import java.util.Objects;
 import java.util.UUID;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.locks.ReentrantLock;
+import java.util.function.Supplier;
 import java.util.stream.Stream;
 import java.util.zip.CRC32;
 import java.util.zip.CRC32C;
@@ -375,7 +378,7 @@ public final class ModelCache {
     }
 
     /** {@code body} while holding this JVM's lock and the OS lock of {@code lockFile}; says when it has to wait. */
-    private static <T> T underLock(Path lockFile, java.util.function.Supplier<T> body) {
+    private static <T> T underLock(Path lockFile, Supplier<T> body) {
         ReentrantLock jvm = JVM_LOCKS.computeIfAbsent(lockFile, k -> new ReentrantLock());
         jvm.lock();
         try (FileChannel channel = FileChannel.open(lockFile, StandardOpenOption.CREATE, StandardOpenOption.WRITE)) {
@@ -514,10 +517,10 @@ public final class ModelCache {
         }
         if (crc != null) {
             byte[] got = crcBytes(crc.getValue());
-            if (!java.util.Arrays.equals(got, expected.getBytes())) {
+            if (!Arrays.equals(got, expected.getBytes())) {
                 throw new IOException("the copy of " + where + " has " + expected.getAlgorithmName() + " "
-                        + java.util.HexFormat.of().formatHex(got) + ", the source reports "
-                        + java.util.HexFormat.of().formatHex(expected.getBytes())
+                        + HexFormat.of().formatHex(got) + ", the source reports "
+                        + HexFormat.of().formatHex(expected.getBytes())
                         + ": the bytes were damaged on the way");
             }
         }
