@@ -30,8 +30,8 @@ public final class CalibrateJob {
         CalibrateProgress progress = new CalibrateProgress(done, prompts.size(), progressOut);
         spark.sparkContext().addSparkListener(progress);
         try {
-            JavaRDD<CalibrationPartial> partials =
-                    sc.parallelize(prompts, partitions).mapPartitions(new CalibratePartition(settings, done));
+            JavaRDD<CalibrationPartial> partials = sc.parallelize(prompts, partitions)
+                    .mapPartitions(new CalibratePartition(settings, sc.hadoopConfiguration(), done));
             return partials.treeAggregate(
                     new CalibrationPartial(),
                     CalibrationPartial::merge,

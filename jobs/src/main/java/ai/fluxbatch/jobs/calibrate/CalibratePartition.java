@@ -1,5 +1,6 @@
 package ai.fluxbatch.jobs.calibrate;
 
+import ai.fluxbatch.jobs.SerializableConfiguration;
 import ai.fluxbatch.model.calib.CalibrationStats;
 import ai.fluxbatch.model.pipeline.TextEmbedding;
 import java.util.ArrayList;
@@ -7,6 +8,7 @@ import java.util.HashMap;
 import java.util.Iterator;
 import java.util.List;
 import java.util.Map;
+import org.apache.hadoop.conf.Configuration;
 import org.apache.spark.TaskContext;
 import org.apache.spark.api.java.function.FlatMapFunction;
 import org.apache.spark.util.LongAccumulator;
@@ -28,10 +30,14 @@ public final class CalibratePartition implements FlatMapFunction<Iterator<Calibr
     private static final Logger LOG = LoggerFactory.getLogger(CalibratePartition.class);
 
     private final CalibrateSettings settings;
+    /** The job's Hadoop configuration, which reaches a model URI. */
+    private final SerializableConfiguration hadoopConf;
+
     private final LongAccumulator promptsDone;
 
-    public CalibratePartition(CalibrateSettings settings, LongAccumulator promptsDone) {
+    public CalibratePartition(CalibrateSettings settings, Configuration hadoopConf, LongAccumulator promptsDone) {
         this.settings = settings;
+        this.hadoopConf = new SerializableConfiguration(hadoopConf);
         this.promptsDone = promptsDone;
     }
 
@@ -42,7 +48,7 @@ public final class CalibratePartition implements FlatMapFunction<Iterator<Calibr
         CalibrationPartial partial = new CalibrationPartial();
         if (!all.isEmpty()) {
             CalibrationEngines.Engine engine =
-                    CalibrationEngines.get(settings); // a model that cannot load fails the task
+                    CalibrationEngines.get(settings, hadoopConf.get()); // a model that cannot load fails the task
             synchronized (engine) {
                 Map<String, TextEmbedding> embeddings = new HashMap<>();
                 for (int i = 0; i < all.size(); i += settings.batchSize()) {

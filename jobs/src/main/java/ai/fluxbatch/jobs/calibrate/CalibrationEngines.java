@@ -1,12 +1,13 @@
 package ai.fluxbatch.jobs.calibrate;
 
 import ai.fluxbatch.jobs.ExecutorBackends;
+import ai.fluxbatch.jobs.model.ModelLocation;
 import ai.fluxbatch.model.calib.ActivationRecorder;
 import ai.fluxbatch.model.calib.CalibrationRun;
 import ai.fluxbatch.model.pipeline.FluxPipeline;
-import java.nio.file.Path;
 import java.util.HashMap;
 import java.util.Map;
+import org.apache.hadoop.conf.Configuration;
 
 /**
  * One recording pipeline per (model, Gram on/off, layer selection, backend) per JVM, loaded on the executor the first
@@ -24,14 +25,16 @@ public final class CalibrationEngines {
 
     private CalibrationEngines() {}
 
-    public static Engine get(CalibrateSettings s) {
+    /** The engine of {@code s} on this task's backend; {@code hadoop} (the job's configuration) reaches a model URI. */
+    public static Engine get(CalibrateSettings s, Configuration hadoop) {
         ExecutorBackends.Opened backend = ExecutorBackends.forCurrentTask(s.device(), s.gemmPrecision());
         String key = s.model() + '\0' + s.gram() + '\0' + s.layers() + '\0' + backend.key();
         synchronized (CalibrationEngines.class) {
             return ENGINES.computeIfAbsent(key, k -> {
                 LOADS.merge(k, 1, Integer::sum);
                 ActivationRecorder recorder = new ActivationRecorder(s.gram(), s::records);
-                FluxPipeline pipeline = FluxPipeline.load(Path.of(s.model()), backend.backend(), recorder);
+                FluxPipeline pipeline =
+                        FluxPipeline.load(ModelLocation.folder(s.model(), hadoop), backend.backend(), recorder);
                 return new Engine(pipeline, new CalibrationRun(pipeline, recorder));
             });
         }

@@ -250,7 +250,7 @@ public final class CalibrateCommand implements Callable<Integer> {
         try {
             StepSelection recorded = timesteps == null ? StepSelection.all(n) : StepSelection.parse(timesteps, n);
             return new CalibrateSettings(
-                    snapshot.root().toString(),
+                    model.location(snapshot.root()),
                     gram,
                     layers,
                     p.height(),

@@ -217,7 +217,7 @@ public final class DistillCommand implements Callable<Integer> {
                 maxSequenceLength == null ? " (the model's)" : "");
         String factory = System.getProperty(STUDENT_FACTORY, StudentFactory.Real.class.getName());
         DistillJobSettings job = new DistillJobSettings(
-                teacher.root().toString(),
+                model.location(teacher.root()),
                 student.root().toString(),
                 settings,
                 device.requested(),

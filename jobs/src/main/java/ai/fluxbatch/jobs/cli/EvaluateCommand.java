@@ -48,10 +48,11 @@ import picocli.CommandLine.Option;
 public final class EvaluateCommand implements Callable<Integer> {
     @Option(
             names = "--reference",
-            paramLabel = "DIR",
-            description = "The full-precision FLUX.1 snapshot folder" + " (default: the shipped " + ModelOption.EMBEDDED
+            paramLabel = "DIR|URI",
+            description = "The full-precision FLUX.1 snapshot folder, or its URI (s3a://, hdfs://, file://, copied into"
+                    + " the model cache as --model is)" + " (default: the shipped " + ModelOption.EMBEDDED
                     + " miniature).")
-    Path reference;
+    String reference;
 
     @Option(
             names = "--quantized",
@@ -100,7 +101,9 @@ public final class EvaluateCommand implements Callable<Integer> {
         BackendSelection.Decision decision = device.select("evaluate", err);
         OptionChecks.positive(cli, "--batch-size", batchSize);
         OptionChecks.seed(cli, seed);
-        Path ref = (reference != null ? reference : ModelOption.embedded())
+        Path ref = (reference != null
+                        ? ModelOption.Located.of(cli, "--reference", reference).folder()
+                        : ModelOption.embedded())
                 .toAbsolutePath()
                 .normalize();
         folder("--reference", ref);

@@ -209,7 +209,7 @@ public final class GenerateCommand implements Callable<Integer> {
         GenerationParams p = image.params(cli, snapshot);
         int length = image.maxSequenceLength(cli, snapshot);
         GenerateSettings s = new GenerateSettings(
-                snapshot.root().toString(),
+                model.location(snapshot.root()),
                 snapshot.transformerFingerprint(),
                 snapshot.quantizationMethod(),
                 output,

@@ -102,8 +102,9 @@ public final class QuantizeCommand implements Callable<Integer> {
             paramLabel = "URL",
             description = {
                 "Spark master (spark://host:7077, local[N], ...): spread the blocks over its executors, one task and one"
-                        + " shard per block. --model, --calibration and --output must then lie on a file system that every"
-                        + " executor mounts at the same path. Default: one process, one file (or spread under"
+                        + " shard per block. --calibration and --output (and --model, unless it is a URI, which each node"
+                        + " copies into its model cache) must then lie on a file system that every executor mounts at the"
+                        + " same path. Default: one process, one file (or spread under"
                         + " spark-submit, over the master it set)."
             })
     String master;
@@ -303,7 +304,19 @@ public final class QuantizeCommand implements Callable<Integer> {
                 planned.check(summaries);
                 metadata = planned.metadata();
             }
-            QuantizeSettings settings = QuantizeSettings.of(transformer.toString(), sha, recipe, statsFiles);
+            String uri = model.uri(); // executors then resolve it through their node's cache
+            QuantizeSettings settings = QuantizeSettings.of(
+                    uri,
+                    uri == null
+                            ? transformer.toString()
+                            : snapshot.root()
+                                    .toAbsolutePath()
+                                    .normalize()
+                                    .relativize(transformer)
+                                    .toString(),
+                    sha,
+                    recipe,
+                    statsFiles);
             err.printf(
                     Locale.ROOT,
                     "quantize: method %s%s, spread over Spark (%s)%n",

@@ -30,4 +30,16 @@ final class SparkSessions {
         S3aDefaults.apply(conf);
         return SparkSession.builder().config(conf).getOrCreate();
     }
+
+    /**
+     * The Hadoop configuration that a session of this process will have, before it starts: the {@code spark.hadoop.*}
+     * settings of the {@code spark.*} system properties (those spark-submit sets) and {@link S3aDefaults}, made into a
+     * configuration by the code that makes the SparkContext's own ({@code SparkHadoopUtil.newConfiguration}), so that
+     * what the driver reads before Spark starts (a {@code --model} URI) is reached as the job's tasks reach it.
+     */
+    static org.apache.hadoop.conf.Configuration hadoopConfiguration() {
+        SparkConf conf = new SparkConf();
+        S3aDefaults.apply(conf);
+        return org.apache.spark.deploy.SparkHadoopUtil.get().newConfiguration(conf);
+    }
 }

@@ -1,5 +1,6 @@
 package ai.fluxbatch.jobs.distill;
 
+import ai.fluxbatch.jobs.SerializableConfiguration;
 import ai.fluxbatch.model.distill.DistillTraining;
 import ai.fluxbatch.model.distill.GradientSums;
 import ai.fluxbatch.model.distill.TrainableParameters;
@@ -22,11 +23,12 @@ public final class DistillJob {
     public static DistillTraining.Gradients gradients(SparkSession spark, DistillJobSettings settings) {
         JavaSparkContext sc = JavaSparkContext.fromSparkContext(spark.sparkContext());
         int slots = slots(sc);
+        SerializableConfiguration hadoop = new SerializableConfiguration(sc.hadoopConfiguration());
         return (step, current, batch) -> {
             Broadcast<TrainableParameters> parameters = sc.broadcast(current);
             try {
                 return sc.parallelize(batch, Math.min(slots, batch.size()))
-                        .mapPartitions(new DistillPartition(settings, parameters))
+                        .mapPartitions(new DistillPartition(settings, hadoop, parameters))
                         .treeAggregate(GradientSums.empty(), GradientSums::plus, GradientSums::plus, AGGREGATION_DEPTH);
             } finally {
                 parameters.destroy();

@@ -7,9 +7,10 @@ import java.io.Serializable;
 import java.util.Objects;
 
 /**
- * What every task of one distill run shares; shipped to executors, so plain serializable values only: the teacher's and
- * the student's snapshot folders (the same path on every node), the sample settings, the requested device (resolved by
- * each task on its executor) and the {@link StudentFactory} class.
+ * What every task of one distill run shares; shipped to executors, so plain serializable values only: the teacher's
+ * location (a snapshot folder at the same path on every node, or a URI that each node resolves through its model
+ * cache) and the student's snapshot folder, the sample settings, the requested device (resolved by each task on its
+ * executor) and the {@link StudentFactory} class.
  */
 public record DistillJobSettings(
         String teacher,

@@ -1,5 +1,6 @@
 package ai.fluxbatch.jobs.generate;
 
+import ai.fluxbatch.jobs.SerializableConfiguration;
 import ai.fluxbatch.model.Sha256;
 import ai.fluxbatch.model.image.PngEncoder;
 import ai.fluxbatch.model.pipeline.FluxPipeline;
@@ -105,7 +106,8 @@ public final class GeneratePartition implements FlatMapFunction<Iterator<ImageTa
 
     private List<ImageResult> runBatch(List<ImageTask> batch, ImageStore store) {
         List<ImageResult> out = new ArrayList<>();
-        FluxPipeline pipeline = Engines.get(settings); // a model that cannot load fails the task, not a row
+        // a model that cannot load (or a model URI that cannot be reached) fails the task, not a row
+        FluxPipeline pipeline = Engines.get(settings, hadoopConf.get());
         GenerationParams params = settings.params();
         double text;
         FluxPipeline.Batch made;

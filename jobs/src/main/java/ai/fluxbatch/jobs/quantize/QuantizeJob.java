@@ -1,5 +1,6 @@
 package ai.fluxbatch.jobs.quantize;
 
+import ai.fluxbatch.jobs.SerializableConfiguration;
 import ai.fluxbatch.model.safetensors.TensorSource;
 import ai.fluxbatch.model.snapshot.DiffusersNames;
 import ai.fluxbatch.model.snapshot.DiffusersTensorSource;
@@ -57,7 +58,8 @@ public final class QuantizeJob {
         String name = target.getFileName().toString();
         SortedSet<String> names;
         DiffusersNames.NameMap diffusers = null; // how the shards' tensors are named when the source is diffusers'
-        try (TensorSource source = FluxSnapshot.openTransformer(Path.of(settings.transformer()))) {
+        try (TensorSource source = FluxSnapshot.openTransformer(
+                settings.transformerFile(spark.sparkContext().hadoopConfiguration()))) {
             names = new TreeSet<>(source.names());
             if (source instanceof DiffusersTensorSource view) {
                 diffusers = view.nameMap();
@@ -72,7 +74,8 @@ public final class QuantizeJob {
         sc.setJobGroup(JOB_GROUP, "fluxbatch quantize: " + shards.size() + " shards", true);
         try {
             written = sc.parallelize(shards, shards.size())
-                    .map(new WriteShard(settings, folder.toString()))
+                    .map(new WriteShard(
+                            settings, new SerializableConfiguration(sc.hadoopConfiguration()), folder.toString()))
                     .collect();
             awaitProgressLines(progress);
         } catch (RuntimeException e) {
@@ -120,10 +123,12 @@ public final class QuantizeJob {
     /** One shard per call, on an executor. */
     static final class WriteShard implements Function<QuantizeShard, ShardWriter.Written> {
         private final QuantizeSettings settings;
+        private final SerializableConfiguration hadoop;
         private final String folder;
 
-        WriteShard(QuantizeSettings settings, String folder) {
+        WriteShard(QuantizeSettings settings, SerializableConfiguration hadoop, String folder) {
             this.settings = settings;
+            this.hadoop = hadoop;
             this.folder = folder;
         }
 
@@ -133,6 +138,7 @@ public final class QuantizeJob {
             LOG.info("quantize: shard {} on executor {}", shard.label(), executor);
             ShardWriter.Written w = ShardWriter.write(
                     settings,
+                    hadoop.get(),
                     shard,
                     Path.of(folder),
                     (group, done, total, seconds) -> LOG.info(

@@ -21,6 +21,7 @@ import java.util.HashSet;
 import java.util.List;
 import java.util.Set;
 import java.util.regex.Pattern;
+import org.apache.hadoop.conf.Configuration;
 
 /**
  * The work of one task: one shard of the quantized checkpoint, written by {@link CheckpointQuantizer} from the source
@@ -34,10 +35,15 @@ public final class ShardWriter {
 
     private ShardWriter() {}
 
+    /** Writes {@code shard}; {@code hadoop} (the job's Hadoop configuration) reaches a model URI. */
     public static Written write(
-            QuantizeSettings settings, QuantizeShard shard, Path folder, QuantizeProgress progress) {
+            QuantizeSettings settings,
+            Configuration hadoop,
+            QuantizeShard shard,
+            Path folder,
+            QuantizeProgress progress) {
         long start = System.nanoTime();
-        Path transformer = Path.of(settings.transformer());
+        Path transformer = settings.transformerFile(hadoop);
         requireVisible(transformer, "the transformer checkpoint (--model)", false);
         requireVisible(folder, "the output's staging folder (beside --output)", true);
         for (String f : settings.calibration()) {

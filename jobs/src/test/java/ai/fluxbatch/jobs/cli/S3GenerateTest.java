@@ -2,7 +2,6 @@ package ai.fluxbatch.jobs.cli;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
-import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import ai.fluxbatch.model.Golden;
@@ -11,18 +10,12 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.IOException;
 import java.io.InputStream;
-import java.net.InetSocketAddress;
-import java.net.ServerSocket;
-import java.net.Socket;
 import java.net.URI;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.concurrent.TimeUnit;
 import org.apache.hadoop.conf.Configuration;
 import org.apache.hadoop.fs.FileSystem;
 import org.apache.hadoop.fs.LocatedFileStatus;
@@ -32,68 +25,23 @@ import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
-import software.amazon.awssdk.auth.credentials.AwsBasicCredentials;
-import software.amazon.awssdk.auth.credentials.StaticCredentialsProvider;
-import software.amazon.awssdk.regions.Region;
-import software.amazon.awssdk.services.s3.S3Client;
 
 /**
- * {@code fluxbatch generate --output s3a://...} against a real S3-compatible server: S3Proxy (in-memory jclouds
- * 'transient' store) started here as a child JVM on 127.0.0.1, written to through hadoop-aws and the AWS SDK modules
- * the build ships, and read back through the Hadoop FileSystem API.
+ * {@code fluxbatch generate --output s3a://...} against a real S3-compatible server ({@link LocalS3}: S3Proxy as a
+ * child JVM on 127.0.0.1), written to through hadoop-aws and the AWS SDK modules the build ships, and read back through
+ * the Hadoop FileSystem API.
  */
 class S3GenerateTest {
-    private static final String ACCESS_KEY = "fluxbatch-test";
-    private static final String SECRET_KEY = "fluxbatch-test-secret";
-
     @TempDir
     static Path tmp;
 
-    private static Process s3proxy;
-    private static Path s3proxyLog;
-    private static String endpoint;
+    private static LocalS3 s3;
     private static final List<String> OPENED = new ArrayList<>();
 
     @BeforeAll
     static void startS3Proxy() throws Exception {
-        String jar = System.getProperty("fluxbatch.s3proxy.jar");
-        assertNotNull(jar, "fluxbatch.s3proxy.jar is not set: run the tests through Maven (jobs/pom.xml sets it)");
-        int port = freePort();
-        endpoint = "http://127.0.0.1:" + port;
-        Path conf = Files.writeString(
-                tmp.resolve("s3proxy.properties"),
-                String.join(
-                        "\n",
-                        "s3proxy.endpoint=" + endpoint,
-                        "s3proxy.authorization=aws-v2-or-v4",
-                        "s3proxy.identity=" + ACCESS_KEY,
-                        "s3proxy.credential=" + SECRET_KEY,
-                        "jclouds.provider=transient",
-                        "jclouds.identity=unused",
-                        "jclouds.credential=unused",
-                        ""));
-        s3proxyLog = tmp.resolve("s3proxy.log");
-        s3proxy = new ProcessBuilder(
-                        Path.of(System.getProperty("java.home"), "bin", "java").toString(),
-                        "-Xmx256m",
-                        "-jar",
-                        jar,
-                        "--properties",
-                        conf.toString())
-                .redirectErrorStream(true)
-                .redirectOutput(s3proxyLog.toFile())
-                .start();
-        waitForPort(port, s3proxy, s3proxyLog);
-        try (S3Client s3 = S3Client.builder()
-                .endpointOverride(URI.create(endpoint))
-                .region(Region.US_EAST_1)
-                .forcePathStyle(true)
-                .credentialsProvider(
-                        StaticCredentialsProvider.create(AwsBasicCredentials.create(ACCESS_KEY, SECRET_KEY)))
-                .build()) {
-            s3.createBucket(b -> b.bucket("images"));
-            s3.createBucket(b -> b.bucket("locked"));
-        }
+        s3 = LocalS3.start(tmp);
+        s3.createBuckets("images", "locked");
     }
 
     @AfterAll
@@ -104,11 +52,8 @@ class S3GenerateTest {
                         .close();
             }
         } finally {
-            if (s3proxy != null) {
-                s3proxy.destroy();
-                if (!s3proxy.waitFor(10, TimeUnit.SECONDS)) {
-                    s3proxy.destroyForcibly().waitFor(10, TimeUnit.SECONDS);
-                }
+            if (s3 != null) {
+                s3.close();
             }
         }
     }
@@ -199,7 +144,7 @@ class S3GenerateTest {
     void unreachableEndpointFailsBeforeAnyWorkNamingTheOutput() throws IOException {
         // S3A's default retries would take about two minutes here: the write check uses few, so this is quick
         Map<String, String> nowhere = s3aSettings();
-        nowhere.put("fs.s3a.endpoint", "http://127.0.0.1:" + freePort()); // nothing listens there
+        nowhere.put("fs.s3a.endpoint", "http://127.0.0.1:" + LocalS3.freePort()); // nothing listens there
         CliRun run = assertFailsNamingOutput(nowhere, "unreachable", "s3a://unreachable/run");
         assertTrue(run.err().contains("Connection refused"), run.err());
     }
@@ -208,7 +153,7 @@ class S3GenerateTest {
     void unreachablePromptsFailWithinSecondsLikeTheOutput() throws IOException {
         // S3A's own defaults (7 retries with back-off, each over 5 SDK attempts) took 152 s here; S3aDefaults fail fast
         Map<String, String> nowhere = s3aSettings();
-        nowhere.put("fs.s3a.endpoint", "http://127.0.0.1:" + freePort()); // nothing listens there
+        nowhere.put("fs.s3a.endpoint", "http://127.0.0.1:" + LocalS3.freePort()); // nothing listens there
         long start = System.nanoTime();
         CliRun run = runWith(
                 nowhere,
@@ -295,42 +240,15 @@ class S3GenerateTest {
     /** The S3A settings a user gives for an S3-compatible store, as spark.hadoop.* system properties for one run. */
     private static CliRun runWith(Map<String, String> settings, String bucket, String... args) {
         OPENED.add(bucket);
-        Map<String, String> saved = new LinkedHashMap<>();
-        for (Map.Entry<String, String> e : settings.entrySet()) {
-            String key = "spark.hadoop." + e.getKey();
-            saved.put(key, System.getProperty(key));
-            System.setProperty(key, e.getValue());
-        }
-        try {
-            return CliRun.of(args);
-        } finally {
-            saved.forEach((k, v) -> {
-                if (v == null) {
-                    System.clearProperty(k);
-                } else {
-                    System.setProperty(k, v);
-                }
-            });
-        }
+        return CliRun.with(LocalS3.sparkProperties(settings), args);
     }
 
     private static Map<String, String> s3aSettings() {
-        Map<String, String> m = new LinkedHashMap<>();
-        m.put("fs.s3a.endpoint", endpoint);
-        m.put("fs.s3a.endpoint.region", "us-east-1"); // given, so nothing asks the EC2 metadata service for one
-        m.put("fs.s3a.path.style.access", "true");
-        m.put("fs.s3a.connection.ssl.enabled", "false");
-        // only the keys below: the default chain would end at the EC2 metadata service, which is not ours to call
-        m.put("fs.s3a.aws.credentials.provider", "org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider");
-        m.put("fs.s3a.access.key", ACCESS_KEY);
-        m.put("fs.s3a.secret.key", SECRET_KEY);
-        return m;
+        return s3.s3aSettings();
     }
 
     private static Configuration s3aConf(Map<String, String> settings) {
-        Configuration conf = new Configuration();
-        settings.forEach(conf::set);
-        return conf;
+        return LocalS3.conf(settings);
     }
 
     private static List<String> list(FileSystem fs, String root) throws IOException {
@@ -341,29 +259,5 @@ class S3GenerateTest {
         }
         keys.sort(null);
         return keys;
-    }
-
-    private static int freePort() throws IOException {
-        try (ServerSocket s = new ServerSocket(0, 1, java.net.InetAddress.getLoopbackAddress())) {
-            return s.getLocalPort();
-        }
-    }
-
-    private static void waitForPort(int port, Process process, Path log) throws Exception {
-        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
-        while (System.nanoTime() < deadline) {
-            if (!process.isAlive()) {
-                throw new IllegalStateException(
-                        "S3Proxy exited with " + process.exitValue() + ": " + Files.readString(log));
-            }
-            try (Socket s = new Socket()) {
-                s.connect(new InetSocketAddress("127.0.0.1", port), 500);
-                return;
-            } catch (IOException notYet) {
-                Thread.sleep(200);
-            }
-        }
-        throw new IllegalStateException(
-                "S3Proxy did not listen on port " + port + " within 60 s: " + Files.readString(log));
     }
 }

@@ -5,7 +5,9 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import ai.fluxbatch.jobs.model.ModelCache;
 import ai.fluxbatch.model.Golden;
+import ai.fluxbatch.model.Sha256;
 import ai.fluxbatch.model.calib.CalibrationFile;
 import ai.fluxbatch.model.calib.CalibrationStats;
 import com.fasterxml.jackson.databind.JsonNode;
@@ -31,6 +33,7 @@ import java.util.TreeSet;
 import java.util.concurrent.TimeUnit;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
+import java.util.stream.Collectors;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -41,7 +44,8 @@ import org.junit.jupiter.api.io.TempDir;
  * {@code fluxbatch generate --master spark://...} on a Spark standalone cluster on this machine: a master and two
  * workers (1 core, 1500 MB each) started here as child JVMs from the Spark jars on the test classpath, so the job runs
  * in two executor JVMs. Every image is written exactly once, both executors work, and each loads the engine once;
- * calibrate and quantize give what they give in local mode.
+ * calibrate and quantize give what they give in local mode. Each worker stands for a node of its own with its own
+ * model cache ({@code FLUXBATCH_MODEL_CACHE} in its environment, which its executors inherit).
  */
 class StandaloneClusterTest {
     @TempDir
@@ -67,6 +71,7 @@ class StandaloneClusterTest {
         start(
                 "master",
                 sparkHome,
+                Map.of(),
                 "org.apache.spark.deploy.master.Master",
                 "--host",
                 "127.0.0.1",
@@ -81,6 +86,7 @@ class StandaloneClusterTest {
             start(
                     name,
                     sparkHome,
+                    Map.of(ModelCache.ENV, nodeCache(i).toString()),
                     "org.apache.spark.deploy.worker.Worker",
                     masterUrl,
                     "--host",
@@ -273,6 +279,128 @@ class StandaloneClusterTest {
         QuantizedOutputs.assertSameFiles(local, cluster);
     }
 
+    /**
+     * {@code generate --model s3a://...} (the local S3 server holding a copy of flux-tiny-dev) on both workers, two
+     * nodes with a model cache each: the first run downloads the model once on each node (and on the driver), each copy
+     * checks out against the source's SHA-256s, and a second run, in new executor JVMs, downloads nothing.
+     */
+    @Test
+    void eachNodeDownloadsAnS3aModelOnceAndASecondRunNothing() throws Exception {
+        String model = "s3a://models/flux-tiny-dev";
+        Map<String, String> golden = new TreeMap<>();
+        try (Stream<Path> s = Files.walk(Golden.path("flux-tiny-dev"))) {
+            for (Path f : s.filter(Files::isRegularFile).toList()) {
+                golden.put(Golden.path("flux-tiny-dev").relativize(f).toString(), Sha256.ofFile(f));
+            }
+        }
+        try (LocalS3 s3 = LocalS3.start(Files.createDirectories(tmp.resolve("s3")))) {
+            s3.createBuckets("models");
+            s3.upload(Golden.path("flux-tiny-dev"), "models", "flux-tiny-dev");
+            Map<String, String> conf = clusterConf();
+            conf.putAll(LocalS3.sparkProperties(s3.s3aSettings()));
+            conf.put(ModelCache.PROPERTY, tmp.resolve("driver-model-cache").toString());
+            for (int run = 1; run <= 2; run++) {
+                Set<Path> before = executorLogs();
+                Path out = tmp.resolve("s3-model-out-" + run);
+                CliRun r = withSystemProperties(
+                        conf,
+                        () -> CliRun.of(
+                                "generate",
+                                "--master",
+                                masterUrl,
+                                "--model",
+                                model,
+                                "--prompt",
+                                "a red circle",
+                                "--prompt",
+                                "a blue square",
+                                "--images-per-prompt",
+                                "2",
+                                "--images-per-partition",
+                                "1",
+                                "--steps",
+                                "1",
+                                "--height",
+                                "32",
+                                "--width",
+                                "32",
+                                "--output",
+                                out.toString()));
+                assertEquals(0, r.exitCode(), r.err() + r.out() + logs());
+                assertTrue(r.out().contains("4 images: 4 written, 0 skipped"), r.out());
+                assertTrue(
+                        r.err().contains("model: " + model + " -> " + tmp.resolve("driver-model-cache"))
+                                && r.err().contains(run == 1 ? "(downloaded " : "(found in the cache"),
+                        "driver, run " + run + ": " + r.err());
+                for (int node = 1; node <= 2; node++) {
+                    List<String> lines = modelLines(node, before);
+                    String label = "node " + node + ", run " + run + ": ";
+                    java.util.function.Supplier<String> where = () -> label + lines + logs();
+                    String fromItsCache = model + " -> " + nodeCache(node);
+                    assertTrue(lines.stream().allMatch(l -> l.contains(fromItsCache)), where);
+                    assertEquals(
+                            run == 1 ? 1 : 0,
+                            lines.stream()
+                                    .filter(l -> l.contains("(downloaded "))
+                                    .count(),
+                            where);
+                    assertEquals(
+                            run == 1 ? 0 : 1,
+                            lines.stream()
+                                    .filter(l -> l.contains("(found in the cache"))
+                                    .count(),
+                            where);
+                }
+            }
+        }
+        for (int node = 1; node <= 2; node++) {
+            List<Path> entries;
+            try (Stream<Path> s = Files.list(nodeCache(node))) {
+                entries = s.filter(Files::isDirectory).toList();
+            }
+            assertEquals(1, entries.size(), "node " + node + ": " + entries);
+            Map<String, String> copied = new TreeMap<>();
+            for (JsonNode f : new ObjectMapper()
+                    .readTree(entries.get(0).resolve("manifest.json").toFile())
+                    .path("files")) {
+                copied.put(f.path("path").asText(), f.path("sha256").asText());
+            }
+            assertEquals(golden, copied, "node " + node + "'s copy");
+        }
+    }
+
+    /** Every executor's stderr log under the workers' folders. */
+    private static Set<Path> executorLogs() throws IOException {
+        try (Stream<Path> s = Files.walk(tmp)) {
+            return s.filter(p -> p.getFileName().toString().equals("stderr")
+                            && (p.startsWith(tmp.resolve("work-1")) || p.startsWith(tmp.resolve("work-2"))))
+                    .collect(Collectors.toSet());
+        }
+    }
+
+    /**
+     * The "model: URI -> ..." lines of the executor logs of worker {@code node} that are not in {@code before}: at
+     * least one, waiting a while for them (the worker copies an executor's stderr to its file as it comes).
+     */
+    private static List<String> modelLines(int node, Set<Path> before) throws Exception {
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
+        List<String> lines = new ArrayList<>();
+        while (lines.isEmpty() && System.nanoTime() < deadline) {
+            lines.clear();
+            for (Path log : executorLogs()) {
+                if (!before.contains(log) && log.startsWith(tmp.resolve("work-" + node))) {
+                    Files.readAllLines(log).stream()
+                            .filter(l -> l.contains("ModelLocation: model: "))
+                            .forEach(lines::add);
+                }
+            }
+            if (lines.isEmpty()) {
+                Thread.sleep(250);
+            }
+        }
+        return lines;
+    }
+
     private static String[] concat(String[] a, String[] b) {
         String[] all = Arrays.copyOf(a, a.length + b.length);
         System.arraycopy(b, 0, all, a.length, b.length);
@@ -302,7 +430,13 @@ class StandaloneClusterTest {
         boolean ok() throws Exception;
     }
 
-    private static void start(String name, Path sparkHome, String mainClass, String... args) throws IOException {
+    /** The model cache of worker {@code i}'s node. */
+    private static Path nodeCache(int i) {
+        return tmp.resolve("node-" + i + "-model-cache");
+    }
+
+    private static void start(String name, Path sparkHome, Map<String, String> env, String mainClass, String... args)
+            throws IOException {
         List<String> cmd = new ArrayList<>();
         cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
         cmd.addAll(List.of(jvmOptions.split("\\s+")));
@@ -316,6 +450,8 @@ class StandaloneClusterTest {
         pb.environment().put("SPARK_LOCAL_IP", "127.0.0.1");
         pb.environment().put("JAVA_HOME", System.getProperty("java.home")); // the executors' java
         pb.environment().remove("SPARK_CONF_DIR");
+        pb.environment().remove(ModelCache.ENV);
+        pb.environment().putAll(env);
         LOGS.put(name, log);
         PROCESSES.add(pb.start());
     }

@@ -1,4 +1,4 @@
-package ai.fluxbatch.jobs.generate;
+package ai.fluxbatch.jobs;
 
 import java.io.IOException;
 import java.io.ObjectInputStream;
@@ -7,15 +7,15 @@ import java.io.Serializable;
 import org.apache.hadoop.conf.Configuration;
 
 /** A Hadoop Configuration that travels to executors (Configuration is Writable, not Serializable). */
-final class SerializableConfiguration implements Serializable {
+public final class SerializableConfiguration implements Serializable {
     private static final long serialVersionUID = 1L;
     private transient Configuration conf;
 
-    SerializableConfiguration(Configuration conf) {
+    public SerializableConfiguration(Configuration conf) {
         this.conf = conf;
     }
 
-    Configuration get() {
+    public Configuration get() {
         return conf;
     }
 
