@@ -2,7 +2,6 @@ import ai.fluxbatch.kernel.cpu.CpuBackend;
 import ai.fluxbatch.model.flux.FluxTransformer;
 import ai.fluxbatch.model.flux.FluxTransformers;
 import ai.fluxbatch.model.safetensors.TensorSource;
-import ai.fluxbatch.model.safetensors.TensorSources;
 import ai.fluxbatch.model.snapshot.FluxSnapshot;
 import java.nio.file.Path;
 

@@ -100,8 +100,11 @@ public final class SparkOverheadBenchmark {
                 SIDE,
                 STEPS,
                 3.5f,
+                snapshot.t5MaxLength(),
                 1,
-                true); // overwrite: every run makes every image
+                true, // overwrite: every run makes every image
+                ai.fluxbatch.kernel.DeviceKind.CPU,
+                ai.fluxbatch.kernel.cuda.GemmPrecision.FP32);
         PrintWriter quiet = new PrintWriter(Writer.nullWriter());
         List<String> notes = new ArrayList<>();
         try {
