@@ -225,7 +225,9 @@ public final class QuantizeCommand implements Callable<Integer> {
      * the options and the source's header), and again against what the written checkpoint records.
      */
     private ModelCard.Notes notes(Path source, FluxSnapshot snapshot, String chosen) {
-        String label = Redact.uri(source.toAbsolutePath().normalize().toString());
+        String uri = model.uri(); // the model card names the source as the user gave it: the URI, not the cached copy
+        String label = Redact.uri(
+                uri != null ? uri : source.toAbsolutePath().normalize().toString());
         if (evaluation == null) {
             return new ModelCard.Notes(label, (metadata, written) -> List.of());
         }
