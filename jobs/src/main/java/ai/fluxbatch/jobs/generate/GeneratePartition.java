@@ -48,7 +48,8 @@ public final class GeneratePartition implements FlatMapFunction<Iterator<ImageTa
 
     @Override
     public Iterator<ImageResult> call(Iterator<ImageTask> tasks) throws Exception {
-        ImageStore store = new ImageStore(settings.output(), hadoopConf.get());
+        // no output: the images stay in the result rows (the DataFrame API without a folder)
+        ImageStore store = settings.output() == null ? null : new ImageStore(settings.output(), hadoopConf.get());
         List<ImageResult> results = new ArrayList<>();
         List<ImageTask> pending = new ArrayList<>();
         while (tasks.hasNext()) {
@@ -68,6 +69,14 @@ public final class GeneratePartition implements FlatMapFunction<Iterator<ImageTa
             }
             String path = settings.layout().path(task);
             try {
+                if (store == null) {
+                    pending.add(task);
+                    if (pending.size() == settings.batchSize()) {
+                        results.addAll(runBatch(pending, null));
+                        pending.clear();
+                    }
+                    continue;
+                }
                 String target = store.pathOf(path); // refuses a path outside the output
                 ImageStore.Existing existing =
                         settings.overwrite() ? ImageStore.Existing.INVALID : store.existing(path);
@@ -145,7 +154,9 @@ public final class GeneratePartition implements FlatMapFunction<Iterator<ImageTa
                         made.images().get(i),
                         PngMetadata.of(task, params, settings.maxSequenceLength(), modelName, pipeline.variant()));
                 String relative = settings.layout().path(task);
-                path = store.write(relative, png, settings.overwrite() || replace.contains(relative));
+                path = store == null
+                        ? null
+                        : store.write(relative, png, settings.overwrite() || replace.contains(relative));
             } catch (RuntimeException e) {
                 LOG.warn("{} (seed {}) failed: {}", task.prompt(), task.seed(), e.toString());
                 out.add(count(ImageResult.of(task, settings, null, ImageResult.ERROR, String.valueOf(e.getMessage()))));
@@ -166,7 +177,8 @@ public final class GeneratePartition implements FlatMapFunction<Iterator<ImageTa
                             text,
                             made.times().transformer() / batch.size(),
                             made.times().vae() / batch.size(),
-                            write)));
+                            write)
+                    .withImage(store == null ? png : null)));
             LOG.info("{} (seed {}) -> {}", task.prompt(), task.seed(), path);
         }
         return out;

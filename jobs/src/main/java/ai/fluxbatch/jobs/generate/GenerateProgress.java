@@ -24,7 +24,7 @@ public final class GenerateProgress extends SparkListener {
             LongAccumulator errors,
             CollectionAccumulator<String> writeFailures)
             implements Serializable {
-        static Counters register(SparkContext sc) {
+        public static Counters register(SparkContext sc) {
             return new Counters(
                     sc.longAccumulator("images written"),
                     sc.longAccumulator("images skipped"),

@@ -33,7 +33,8 @@ public record ImageResult(
         String executor,
         int engineLoads,
         String status,
-        String error)
+        String error,
+        byte[] image)
         implements Serializable {
 
     public static final String OK = "ok";
@@ -67,7 +68,8 @@ public record ImageResult(
                 Executors.id(),
                 Engines.loads(s.model()),
                 status,
-                error);
+                error,
+                null);
     }
 
     ImageResult made(String pngSha256, double text, double denoise, double vae, double write) {
@@ -97,6 +99,42 @@ public record ImageResult(
                 executor,
                 Engines.loads(model),
                 status,
-                error);
+                error,
+                image);
+    }
+
+    /**
+     * This row with the encoded image itself ({@code null}: none), for a run without an output folder, whose rows
+     * carry their images (the DataFrame API).
+     */
+    ImageResult withImage(byte[] encoded) {
+        return new ImageResult(
+                id,
+                source,
+                row,
+                promptIndex,
+                prompt,
+                imageIndex,
+                seed,
+                fields,
+                height,
+                width,
+                steps,
+                guidance,
+                maxSequenceLength,
+                model,
+                modelChecksum,
+                quantization,
+                path,
+                pngSha256,
+                textSeconds,
+                denoiseSeconds,
+                vaeSeconds,
+                writeSeconds,
+                executor,
+                engineLoads,
+                status,
+                error,
+                encoded);
     }
 }
