@@ -28,8 +28,8 @@ import org.apache.spark.sql.types.StructType;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-/** The DataFrame API in Spark local mode, on a three-column Parquet of prompts. */
-class ImageGeneratorTest {
+/** The DataFrame API in Spark local mode, on a three-column Parquet of prompts (StandaloneClusterTest: on a cluster). */
+public class ImageGeneratorTest {
     @TempDir
     Path tmp;
 
@@ -52,7 +52,7 @@ class ImageGeneratorTest {
     }
 
     /** Three prompts with a seed column (one row without a seed) and a category column, as Parquet. */
-    static Path promptsParquet(SparkSession spark, Path folder) {
+    public static Path promptsParquet(SparkSession spark, Path folder) {
         StructType schema = DataTypes.createStructType(List.of(
                 DataTypes.createStructField("prompt", DataTypes.StringType, true),
                 DataTypes.createStructField("seed", DataTypes.LongType, true),
@@ -68,9 +68,10 @@ class ImageGeneratorTest {
 
     /**
      * Every prompt's images once (2 each), lazily: no job runs until the write, the images are made and written by
-     * the tasks (the driver receives fewer bytes than the images hold), one engine load in this executor.
+     * the tasks (the driver receives fewer bytes than the images hold), one engine load in each of at most {@code
+     * executors} executors.
      */
-    static void checkRun(SparkSession spark, Path prompts, Path output, int executors) throws Exception {
+    public static void checkRun(SparkSession spark, Path prompts, Path output, int executors) throws Exception {
         Dataset<Row> input = spark.read().parquet(prompts.toString());
         DriverWatch watch = new DriverWatch();
         ImageGenerator gen = ImageGenerator.forModel(
@@ -114,7 +115,10 @@ class ImageGeneratorTest {
             assertNull(r.getAs("path"));
             runOn.add(r.getAs("executor"));
         }
-        assertEquals(executors, runOn.size(), "executors that made images: " + runOn);
+        assertTrue(runOn.size() >= 1 && runOn.size() <= executors, "executors that made images: " + runOn);
+        if (executors > 1) {
+            assertTrue(!runOn.contains("driver"), "made in the driver: " + runOn);
+        }
         assertTrue(
                 watch.resultBytes.get() < imageBytes,
                 "the driver received " + watch.resultBytes.get() + " bytes from the tasks, the images are " + imageBytes

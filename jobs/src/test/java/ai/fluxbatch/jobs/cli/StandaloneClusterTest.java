@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import ai.fluxbatch.jobs.api.ImageGeneratorTest;
 import ai.fluxbatch.jobs.model.ModelCache;
 import ai.fluxbatch.model.Golden;
 import ai.fluxbatch.model.Sha256;
@@ -35,6 +36,7 @@ import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import java.util.stream.Collectors;
 import java.util.stream.Stream;
+import org.apache.spark.sql.SparkSession;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -399,6 +401,24 @@ class StandaloneClusterTest {
             }
         }
         return lines;
+    }
+
+    /**
+     * The DataFrame API with a session on the cluster: a Parquet of three prompts in two files (two partitions), each
+     * image made once, by the executors (not the driver), each loading the engine once, nothing collected.
+     */
+    @Test
+    void theDataFrameApiMakesEveryRowOnceOnTheExecutors() throws Exception {
+        SparkSession.Builder builder = SparkSession.builder().master(masterUrl).appName("fluxbatch image generator");
+        clusterConf().forEach(builder::config);
+        SparkSession spark = builder.getOrCreate();
+        try {
+            Path folder = Files.createDirectories(tmp.resolve("api"));
+            ImageGeneratorTest.checkRun(
+                    spark, ImageGeneratorTest.promptsParquet(spark, folder), folder.resolve("images.parquet"), 2);
+        } finally {
+            spark.stop();
+        }
     }
 
     private static String[] concat(String[] a, String[] b) {
