@@ -163,27 +163,42 @@ public final class ExecutorEngines {
         Objects.requireNonNull(key, "key");
         Objects.requireNonNull(loader, "loader");
         Entry entry;
-        List<Entry> evicted = new ArrayList<>();
-        synchronized (this) {
-            while (true) {
-                entry = entries.get(key);
-                if (entry != null && !entry.loading) {
-                    hold(entry);
-                    return new Lease<>(entry);
-                }
-                if (entry == null) {
-                    if (makeRoom(key, evicted)) {
-                        entry = new Entry(key);
+        Lease<E> found = null;
+        List<Entry> evicted = new ArrayList<>(); // idle engines taken out to make room: closed below, on every path
+        try {
+            synchronized (this) {
+                boolean waited = false;
+                while (true) {
+                    entry = entries.get(key);
+                    if (entry != null && !entry.loading) {
                         hold(entry);
-                        entries.put(key, entry);
+                        found = new Lease<>(entry);
                         break;
                     }
-                    LOG.info("waiting for a task to release an engine: {} are in use, to load the {}", capacity, key);
+                    if (entry == null) {
+                        if (makeRoom(key, evicted)) {
+                            entry = new Entry(key);
+                            hold(entry);
+                            entries.put(key, entry);
+                            break;
+                        }
+                        if (!waited) {
+                            LOG.info(
+                                    "waiting for a task to release an engine ({} in use) to load the {}",
+                                    capacity,
+                                    key);
+                            waited = true;
+                        }
+                    }
+                    await(key);
                 }
-                await(key);
             }
+        } finally {
+            closeAll(evicted, key);
         }
-        closeAll(evicted, key);
+        if (found != null) {
+            return found;
+        }
         AutoCloseable engine;
         try {
             engine = Objects.requireNonNull(loader.get(), () -> "the loader of the " + key + " returned null");
@@ -259,15 +274,18 @@ public final class ExecutorEngines {
      * holds an engine of this cache is let past the capacity rather than wait for itself.
      */
     private boolean makeRoom(Key key, List<Entry> evicted) {
-        Iterator<Entry> it = entries.values().iterator();
-        while (entries.size() >= capacity && it.hasNext()) {
-            Entry e = it.next();
-            if (!e.loading && e.uses() == 0) {
-                it.remove();
-                evicted.add(e);
+        long idle = entries.values().stream()
+                .filter(e -> !e.loading && e.uses() == 0)
+                .count();
+        if (entries.size() - idle < capacity) { // closing idle engines makes room: only then close any
+            Iterator<Entry> it = entries.values().iterator();
+            while (entries.size() >= capacity && it.hasNext()) {
+                Entry e = it.next();
+                if (!e.loading && e.uses() == 0) {
+                    it.remove();
+                    evicted.add(e);
+                }
             }
-        }
-        if (entries.size() < capacity) {
             return true;
         }
         Thread me = Thread.currentThread();
