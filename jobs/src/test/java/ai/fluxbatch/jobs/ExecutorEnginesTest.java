@@ -132,6 +132,30 @@ class ExecutorEnginesTest {
     }
 
     @Test
+    void aTaskWaitingForRoomClosesNothingUntilAnEngineIsReleased() throws Exception {
+        ExecutorEngines cache = new ExecutorEngines(2);
+        ExecutorEngines.Lease<FakeEngine> a = cache.acquire(key("a"), loader("a"));
+        FakeEngine b = use(cache, "b"); // idle
+        ExecutorEngines.Lease<FakeEngine> heldB = cache.acquire(key("b"), loader("b"));
+        assertSame(b, heldB.engine());
+        CountDownLatch loadedC = new CountDownLatch(1);
+        Thread other = new Thread(() -> {
+            use(cache, "c");
+            loadedC.countDown();
+        });
+        other.start();
+        assertFalse(loadedC.await(300, TimeUnit.MILLISECONDS), "c waits: a and b are both in use");
+        assertFalse(a.engine().closed() || b.closed(), "nothing closed while c waits");
+        heldB.close();
+        assertTrue(loadedC.await(10, TimeUnit.SECONDS));
+        other.join(10_000);
+        assertTrue(b.closed(), "the released engine made room");
+        assertFalse(a.engine().closed(), "the held one stays open");
+        a.close();
+        assertEquals(List.of(key("a"), key("c")), cache.keys());
+    }
+
+    @Test
     void twoThreadsAskingForOneKeyLoadItOnce() throws Exception {
         ExecutorEngines cache = new ExecutorEngines(2);
         int threads = 8;
