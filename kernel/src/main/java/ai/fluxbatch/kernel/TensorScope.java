@@ -14,11 +14,23 @@ public interface TensorScope extends AutoCloseable {
         }
 
         @Override
+        public Runnable detach() {
+            return () -> {};
+        }
+
+        @Override
         public void close() {}
     };
 
     /** Keeps {@code t} (and every view of its data) alive past this scope; returns it. */
     Tensor keep(Tensor t);
+
+    /**
+     * Ends this scope like {@link #close} but leaves its tensors alive, owned by the returned action, which frees them
+     * when run (once; later runs do nothing): for weights a model loads inside a scope and frees when it is closed.
+     * {@link #NONE}'s frees nothing.
+     */
+    Runnable detach();
 
     @Override
     void close();

@@ -1,5 +1,7 @@
 package ai.fluxbatch.jobs.calibrate;
 
+import ai.fluxbatch.jobs.BatchRetry;
+import ai.fluxbatch.jobs.ExecutorEngines;
 import ai.fluxbatch.jobs.SerializableConfiguration;
 import ai.fluxbatch.model.calib.CalibrationStats;
 import ai.fluxbatch.model.pipeline.TextEmbedding;
@@ -47,16 +49,19 @@ public final class CalibratePartition implements FlatMapFunction<Iterator<Calibr
         prompts.forEachRemaining(all::add);
         CalibrationPartial partial = new CalibrationPartial();
         if (!all.isEmpty()) {
-            CalibrationEngines.Engine engine =
-                    CalibrationEngines.get(settings, hadoopConf.get()); // a model that cannot load fails the task
-            synchronized (engine) {
-                Map<String, TextEmbedding> embeddings = new HashMap<>();
-                for (int i = 0; i < all.size(); i += settings.batchSize()) {
-                    runBatch(
-                            engine,
-                            all.subList(i, Math.min(all.size(), i + settings.batchSize())),
-                            embeddings,
-                            partial);
+            // a model that cannot load fails the task
+            try (ExecutorEngines.Lease<CalibrationEngines.Engine> lease =
+                    CalibrationEngines.lease(settings, hadoopConf.get())) {
+                CalibrationEngines.Engine engine = lease.engine();
+                synchronized (engine) {
+                    Map<String, TextEmbedding> embeddings = new HashMap<>();
+                    for (int i = 0; i < all.size(); i += settings.batchSize()) {
+                        runBatch(
+                                engine,
+                                all.subList(i, Math.min(all.size(), i + settings.batchSize())),
+                                embeddings,
+                                partial);
+                    }
                 }
             }
         }
@@ -69,30 +74,36 @@ public final class CalibratePartition implements FlatMapFunction<Iterator<Calibr
             List<CalibratePrompt> batch,
             Map<String, TextEmbedding> embeddings,
             CalibrationPartial partial) {
-        try {
-            List<TextEmbedding> texts = new ArrayList<>();
-            long[] seeds = new long[batch.size()];
-            for (int i = 0; i < batch.size(); i++) {
-                texts.add(embeddings.computeIfAbsent(
-                        batch.get(i).prompt(),
-                        prompt -> engine.pipeline().embed(prompt, settings.maxSequenceLength())));
-                seeds[i] = batch.get(i).seed();
-            }
-            CalibrationStats stats = engine.run().record(texts, seeds, settings.params(), settings.recordedSteps());
-            partial.add(stats, batch.size());
-            promptsDone.add(batch.size());
-        } catch (RuntimeException e) {
-            if (batch.size() > 1) {
-                for (CalibratePrompt p : batch) { // one by one, so a bad prompt fails alone
-                    runBatch(engine, List.of(p), embeddings, partial);
-                }
-                return;
-            }
-            CalibratePrompt p = batch.get(0);
-            LOG.warn("prompt {} '{}' failed: {}", p.index(), p.prompt(), e.toString());
-            partial.fail(p, String.valueOf(e.getMessage()));
-            promptsDone.add(1);
+        // each outcome is applied once its run is over: a batch that fails leaves no statistics behind
+        BatchRetry.<CalibratePrompt, Runnable>run(
+                        batch,
+                        prompts -> {
+                            CalibrationStats stats = record(engine, prompts, embeddings);
+                            return List.of(() -> {
+                                partial.add(stats, prompts.size());
+                                promptsDone.add(prompts.size());
+                            });
+                        },
+                        (p, e) -> {
+                            LOG.warn("prompt {} '{}' failed: {}", p.index(), p.prompt(), e.toString());
+                            return () -> {
+                                partial.fail(p, String.valueOf(e.getMessage()));
+                                promptsDone.add(1);
+                            };
+                        })
+                .forEach(Runnable::run);
+    }
+
+    private CalibrationStats record(
+            CalibrationEngines.Engine engine, List<CalibratePrompt> batch, Map<String, TextEmbedding> embeddings) {
+        List<TextEmbedding> texts = new ArrayList<>();
+        long[] seeds = new long[batch.size()];
+        for (int i = 0; i < batch.size(); i++) {
+            texts.add(embeddings.computeIfAbsent(
+                    batch.get(i).prompt(), prompt -> engine.pipeline().embed(prompt, settings.maxSequenceLength())));
+            seeds[i] = batch.get(i).seed();
         }
+        return engine.run().record(texts, seeds, settings.params(), settings.recordedSteps());
     }
 
     private static void failFirstAttemptIfAsked() {

@@ -1,5 +1,7 @@
 package ai.fluxbatch.jobs.generate;
 
+import ai.fluxbatch.jobs.BatchRetry;
+import ai.fluxbatch.jobs.ExecutorEngines;
 import ai.fluxbatch.jobs.SerializableConfiguration;
 import ai.fluxbatch.model.Sha256;
 import ai.fluxbatch.model.image.PngEncoder;
@@ -114,35 +116,51 @@ public final class GeneratePartition implements FlatMapFunction<Iterator<ImageTa
     }
 
     private List<ImageResult> runBatch(List<ImageTask> batch, ImageStore store) {
-        List<ImageResult> out = new ArrayList<>();
         // a model that cannot load (or a model URI that cannot be reached) fails the task, not a row
-        FluxPipeline pipeline = Engines.get(settings, hadoopConf.get());
-        GenerationParams params = settings.params();
-        double text;
-        FluxPipeline.Batch made;
-        try {
-            long t0 = System.nanoTime();
-            List<TextEmbedding> prompts = new ArrayList<>();
-            long[] seeds = new long[batch.size()];
-            for (int i = 0; i < batch.size(); i++) {
-                prompts.add(embeddings.computeIfAbsent(
-                        batch.get(i).prompt(), prompt -> pipeline.embed(prompt, settings.maxSequenceLength())));
-                seeds[i] = batch.get(i).seed();
-            }
-            text = (System.nanoTime() - t0) / 1e9 / batch.size();
-            made = pipeline.generate(prompts, seeds, params, step -> {});
-        } catch (RuntimeException e) {
-            if (batch.size() > 1) {
-                for (ImageTask task : batch) { // one by one, so a bad prompt fails alone
-                    out.addAll(runBatch(List.of(task), store));
+        try (ExecutorEngines.Lease<FluxPipeline> engine = Engines.lease(settings, hadoopConf.get())) {
+            FluxPipeline pipeline = engine.engine();
+            List<ImageResult> out = new ArrayList<>();
+            for (Made m : BatchRetry.run(batch, b -> List.of(make(pipeline, b)), (task, e) -> {
+                LOG.warn("{} (seed {}) failed: {}", task.prompt(), task.seed(), e.toString());
+                return new Made(
+                        List.of(task),
+                        null,
+                        0,
+                        count(ImageResult.of(task, settings, null, ImageResult.ERROR, String.valueOf(e.getMessage()))));
+            })) {
+                if (m.error() != null) {
+                    out.add(m.error());
+                } else {
+                    out.addAll(write(pipeline, m.tasks(), m.batch(), m.text(), store));
                 }
-                return out;
             }
-            ImageTask task = batch.get(0);
-            LOG.warn("{} (seed {}) failed: {}", task.prompt(), task.seed(), e.toString());
-            out.add(count(ImageResult.of(task, settings, null, ImageResult.ERROR, String.valueOf(e.getMessage()))));
             return out;
         }
+    }
+
+    /** The images of some tasks and their text seconds per image, or the error row of a task that failed alone. */
+    private record Made(List<ImageTask> tasks, FluxPipeline.Batch batch, double text, ImageResult error) {}
+
+    /** The images of {@code batch}, made together; throws when any fails. */
+    private Made make(FluxPipeline pipeline, List<ImageTask> batch) {
+        GenerationParams params = settings.params();
+        long t0 = System.nanoTime();
+        List<TextEmbedding> prompts = new ArrayList<>();
+        long[] seeds = new long[batch.size()];
+        for (int i = 0; i < batch.size(); i++) {
+            prompts.add(embeddings.computeIfAbsent(
+                    batch.get(i).prompt(), prompt -> pipeline.embed(prompt, settings.maxSequenceLength())));
+            seeds[i] = batch.get(i).seed();
+        }
+        double text = (System.nanoTime() - t0) / 1e9 / batch.size();
+        return new Made(batch, pipeline.generate(prompts, seeds, params, step -> {}), text, null);
+    }
+
+    /** Each image of a made batch encoded and stored: its row, OK or an error of its own. */
+    private List<ImageResult> write(
+            FluxPipeline pipeline, List<ImageTask> batch, FluxPipeline.Batch made, double text, ImageStore store) {
+        List<ImageResult> out = new ArrayList<>();
+        GenerationParams params = settings.params();
         String modelName = Path.of(settings.model()).getFileName().toString();
         for (int i = 0; i < batch.size(); i++) {
             long w0 = System.nanoTime();

@@ -73,20 +73,35 @@ final class DeviceScopes {
         }
 
         @Override
+        public Runnable detach() {
+            if (closed) {
+                throw new IllegalStateException("detach on a closed scope");
+            }
+            end();
+            List<DeviceStorage> storages = List.copyOf(owned);
+            owned.clear();
+            return () -> storages.forEach(DeviceStorage::release); // a storage releases once
+        }
+
+        @Override
         public void close() {
             if (closed) {
                 return;
             }
+            end();
+            for (DeviceStorage storage : owned) {
+                storage.release();
+            }
+            owned.clear();
+        }
+
+        private void end() {
             if (stack.peek() != this) {
                 throw new IllegalStateException("tensor scopes must close in reverse order of opening (or on the"
                         + " thread that opened them)");
             }
             stack.pop();
             closed = true;
-            for (DeviceStorage storage : owned) {
-                storage.release();
-            }
-            owned.clear();
         }
     }
 }

@@ -113,6 +113,27 @@ class CudaMemoryTest {
     }
 
     @Test
+    void aDetachedScopeLeavesItsTensorsAliveUntilItsReleaseRuns() {
+        Tensor weight;
+        Runnable release;
+        try (TensorScope outer = gpu.openScope()) {
+            TensorScope load = gpu.openScope();
+            weight = gpu.upload(new float[] {7, 8}, 2);
+            release = load.detach();
+            gpu.upload(new float[] {1}, 1); // the outer scope's again
+            assertEquals(2 * DeviceMemoryPool.GRANULE, gpu.memory().inUseBytes());
+            assertThrows(IllegalStateException.class, load::detach, "detached once");
+        }
+        assertArrayEquals(new float[] {7, 8}, gpu.download(weight), "the outer scope did not free it");
+        assertEquals(DeviceMemoryPool.GRANULE, gpu.memory().inUseBytes());
+        release.run();
+        assertThrows(IllegalStateException.class, () -> gpu.download(weight));
+        assertEquals(0, gpu.memory().inUseBytes());
+        release.run(); // a second run frees nothing more
+        assertEquals(0, gpu.memory().inUseBytes());
+    }
+
+    @Test
     void scopesCloseInReverseOrder() {
         TensorScope outer = gpu.openScope();
         TensorScope inner = gpu.openScope();

@@ -28,8 +28,11 @@ import java.util.function.IntConsumer;
  * Text to image as the reference command line does it: T5 (512 tokens for dev, 256 for schnell) and CLIP pooled
  * conditioning rounded to bfloat16, bfloat16 noise from the seed, Euler flow matching over the (shifted) schedule,
  * unpack, autoencoder decode, clamp and quantize to 8 bits. Every component is loaded once, here.
+ *
+ * <p>The pipeline owns the tensors it loads (its weights, in device memory on a GPU backend) and frees them when
+ * closed; it never closes its backend, which its creator owns and may share with other pipelines.
  */
-public final class FluxPipeline {
+public final class FluxPipeline implements AutoCloseable {
     private static final int LATENT_CHANNELS = 16;
 
     private final Path model;
@@ -39,6 +42,8 @@ public final class FluxPipeline {
     private final SchedulerConfig scheduler;
     private final EulerSampler sampler;
     private final Backend backend;
+    /** Frees the tensors made while loading; runs once. */
+    private final Runnable weights;
 
     private FluxPipeline(
             Path model,
@@ -46,8 +51,10 @@ public final class FluxPipeline {
             FluxTransformer transformer,
             TextEncoders text,
             Autoencoder autoencoder,
-            SchedulerConfig scheduler) {
+            SchedulerConfig scheduler,
+            Runnable weights) {
         this.model = model;
+        this.weights = weights;
         this.backend = backend;
         this.transformer = transformer;
         this.text = text;
@@ -63,15 +70,31 @@ public final class FluxPipeline {
     /** Loads with the transformer's linear layers passed through {@code wrapper} (calibration records through it). */
     public static FluxPipeline load(Path model, Backend backend, LinearWrapper wrapper) {
         FluxSnapshot snapshot = FluxSnapshot.open(model);
-        FluxTransformer transformer = FluxTransformers.load(snapshot, backend, wrapper);
-        int t5Length = transformer.config().guidanceEmbed() ? 512 : 256;
-        return new FluxPipeline(
-                model,
-                backend,
-                transformer,
-                TextEncoders.load(snapshot, backend, t5Length),
-                Autoencoder.load(model, backend),
-                SchedulerConfig.of(model));
+        TensorScope loading = backend.openScope(); // owns every tensor the components make: freed on close()
+        FluxTransformer transformer;
+        TextEncoders text;
+        Autoencoder autoencoder;
+        SchedulerConfig scheduler;
+        try {
+            transformer = FluxTransformers.load(snapshot, backend, wrapper);
+            int t5Length = transformer.config().guidanceEmbed() ? 512 : 256;
+            text = TextEncoders.load(snapshot, backend, t5Length);
+            autoencoder = Autoencoder.load(model, backend);
+            scheduler = SchedulerConfig.of(model);
+        } catch (RuntimeException | Error e) {
+            loading.close(); // what loaded before the failure
+            throw e;
+        }
+        return new FluxPipeline(model, backend, transformer, text, autoencoder, scheduler, loading.detach());
+    }
+
+    /**
+     * Frees the tensors this pipeline loaded (device memory on a GPU backend; the CPU's are left to the garbage
+     * collector); the backend stays open. Using the pipeline afterwards fails; closing again does nothing.
+     */
+    @Override
+    public void close() {
+        weights.run();
     }
 
     /**

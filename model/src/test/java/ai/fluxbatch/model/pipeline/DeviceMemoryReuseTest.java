@@ -2,6 +2,8 @@ package ai.fluxbatch.model.pipeline;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import ai.fluxbatch.kernel.cuda.CudaBackend;
 import ai.fluxbatch.kernel.cuda.DeviceMemoryPool;
@@ -42,6 +44,29 @@ class DeviceMemoryReuseTest {
             FluxPipeline.Batch again =
                     pipeline.generate(List.of(pipeline.embed("a red circle")), new long[] {1}, p, s -> {});
             assertArrayEquals(first.latents(), again.latents(), "the same image again");
+        }
+    }
+
+    @Test
+    void closingAPipelineFreesItsWeightsAndLeavesTheBackendOpen() {
+        EmulatedDevice device = new EmulatedDevice();
+        try (CudaBackend backend = new CudaBackend(device)) {
+            FluxPipeline first = FluxPipeline.load(Golden.path("flux-tiny-dev"), backend);
+            long weights = backend.memory().inUseBytes();
+            assertTrue(weights > 0, "the weights are in device memory");
+            first.close();
+            assertEquals(0, backend.memory().inUseBytes(), "bytes in use after close");
+            first.close(); // again: nothing more to free
+            GenerationParams p = new GenerationParams(32, 48, 1, 3.5f);
+            float[] latents = new float[16 * p.latentHeight() * p.latentWidth()];
+            IllegalStateException e =
+                    assertThrows(IllegalStateException.class, () -> first.decode(latents, 1, p), "decode after close");
+            assertTrue(e.getMessage().contains("used after it was freed"), e.getMessage());
+
+            FluxPipeline second = FluxPipeline.load(Golden.path("flux-tiny-dev"), backend); // the same backend
+            assertEquals(weights, backend.memory().inUseBytes(), "the failed decode left nothing behind");
+            second.close();
+            assertEquals(0, backend.memory().inUseBytes());
         }
     }
 }
