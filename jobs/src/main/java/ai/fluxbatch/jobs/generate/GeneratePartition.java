@@ -101,6 +101,7 @@ public final class GeneratePartition implements FlatMapFunction<Iterator<ImageTa
             default -> counters.errors();
         };
         a.add(1);
+        counters.countDevice(r);
         return r;
     }
 
@@ -108,6 +109,7 @@ public final class GeneratePartition implements FlatMapFunction<Iterator<ImageTa
         List<ImageResult> out = new ArrayList<>();
         // a model that cannot load (or a model URI that cannot be reached) fails the task, not a row
         FluxPipeline pipeline = Engines.get(settings, hadoopConf.get());
+        MadeOn madeOn = MadeOn.currentTask(settings);
         GenerationParams params = settings.params();
         double text;
         FluxPipeline.Batch made;
@@ -166,7 +168,8 @@ public final class GeneratePartition implements FlatMapFunction<Iterator<ImageTa
                             text,
                             made.times().transformer() / batch.size(),
                             made.times().vae() / batch.size(),
-                            write)));
+                            write)
+                    .on(madeOn)));
             LOG.info("{} (seed {}) -> {}", task.prompt(), task.seed(), path);
         }
         return out;

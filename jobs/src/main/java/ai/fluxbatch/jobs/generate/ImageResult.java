@@ -6,6 +6,7 @@ import java.util.Map;
 /**
  * One row of the metadata table: the image's identity and parameters, where it is, its checksum, per-stage seconds,
  * the executor that made it (and how many times that JVM had loaded this model), and {@code ok}, {@code skipped} or {@code error}.
+ * {@code device} and {@code backend}: where it was made ({@link MadeOn}); null where this run made no image.
  */
 public record ImageResult(
         String id,
@@ -33,7 +34,9 @@ public record ImageResult(
         String executor,
         int engineLoads,
         String status,
-        String error)
+        String error,
+        String device,
+        String backend)
         implements Serializable {
 
     public static final String OK = "ok";
@@ -67,7 +70,42 @@ public record ImageResult(
                 Executors.id(),
                 Engines.loads(s.model()),
                 status,
-                error);
+                error,
+                null,
+                null);
+    }
+
+    /** This row with where its image was made. */
+    ImageResult on(MadeOn where) {
+        return new ImageResult(
+                id,
+                source,
+                row,
+                promptIndex,
+                prompt,
+                imageIndex,
+                seed,
+                fields,
+                height,
+                width,
+                steps,
+                guidance,
+                maxSequenceLength,
+                model,
+                modelChecksum,
+                quantization,
+                path,
+                pngSha256,
+                textSeconds,
+                denoiseSeconds,
+                vaeSeconds,
+                writeSeconds,
+                executor,
+                engineLoads,
+                status,
+                error,
+                where.device(),
+                where.backend());
     }
 
     ImageResult made(String pngSha256, double text, double denoise, double vae, double write) {
@@ -97,6 +135,8 @@ public record ImageResult(
                 executor,
                 Engines.loads(model),
                 status,
-                error);
+                error,
+                device,
+                backend);
     }
 }
