@@ -82,12 +82,15 @@ final class MetadataHistory {
         String run = UUID.randomUUID().toString();
         Path fresh = new Path(dir, "_new-" + run);
         Path old = new Path(dir, "_old-" + run);
+        boolean written = false;
         try {
             table.write().mode(SaveMode.ErrorIfExists).parquet(new Path(fresh, "parquet").toString());
             table.write().mode(SaveMode.ErrorIfExists).json(new Path(fresh, "jsonl").toString());
-        } catch (RuntimeException | Error e) { // the earlier table is untouched
-            deleteQuietly(fs, fresh);
-            throw e;
+            written = true;
+        } finally { // a failure (often a SparkException, checked in Scala) leaves the earlier table untouched
+            if (!written) {
+                deleteQuietly(fs, fresh);
+            }
         }
         try {
             boolean moved = false;

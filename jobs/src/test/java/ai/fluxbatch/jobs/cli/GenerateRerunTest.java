@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import ai.fluxbatch.jobs.generate.FaultyFileSystem;
 import ai.fluxbatch.jobs.generate.RunManifest;
 import ai.fluxbatch.model.Golden;
 import com.fasterxml.jackson.databind.JsonNode;
@@ -23,6 +24,7 @@ import java.util.TreeSet;
 import java.util.function.Function;
 import java.util.stream.Collectors;
 import java.util.stream.Stream;
+import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -33,8 +35,16 @@ import org.junit.jupiter.api.io.TempDir;
 class GenerateRerunTest {
     private static final ObjectMapper JSON = new ObjectMapper();
 
+    private static final String IMPL = "spark.hadoop." + FaultyFileSystem.IMPL_KEY;
+
     @TempDir
     Path tmp;
+
+    @AfterEach
+    void reset() {
+        FaultyFileSystem.reset();
+        System.clearProperty(IMPL);
+    }
 
     private static CliRun generate(String... args) {
         List<String> all = new ArrayList<>(List.of(
@@ -190,5 +200,30 @@ class GenerateRerunTest {
         CliRun old = generate("--prompt", "a red circle", "--steps", "1", "--output", out.toString());
         assertEquals(2, old.exitCode(), old.err());
         assertTrue(old.err().contains("--steps: the output was made with 2, this run asks for 1"), old.err());
+    }
+
+    @Test
+    void aRunWhoseTableCannotBeWrittenKeepsTheEarlierTable() throws IOException {
+        System.setProperty(IMPL, FaultyFileSystem.class.getName());
+        Path out = tmp.resolve("out");
+        String uri = FaultyFileSystem.uri(out);
+        assertEquals(
+                0,
+                generate("--prompt", "a red circle", "--steps", "1", "--output", uri)
+                        .exitCode());
+        Map<String, JsonNode> before = byId(out);
+        assertEquals(1, before.size());
+        FaultyFileSystem.pngLimit = 1; // the disk is full from the next image on, metadata included
+        FaultyFileSystem.fillsUp = true;
+        CliRun full = generate("--prompt", "a blue square", "--steps", "1", "--output", uri);
+        assertEquals(1, full.exitCode(), full.err());
+        assertTrue(full.err().contains("the metadata table could not be written either"), full.err());
+        assertEquals(before, byId(out), "the earlier table, as it was");
+        try (Stream<Path> s = Files.list(out.resolve("metadata"))) {
+            assertEquals(
+                    List.of("jsonl", "parquet"),
+                    s.map(p -> p.getFileName().toString()).sorted().toList(),
+                    "no half table left beside it");
+        }
     }
 }
