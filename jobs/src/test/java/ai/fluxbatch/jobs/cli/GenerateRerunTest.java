@@ -112,6 +112,7 @@ class GenerateRerunTest {
                         .contains("2 images: 2 written, 0 skipped (already there), 0 failed; 0 on a GPU, 2 on a CPU"),
                 first.out());
         assertTrue(first.err().contains("0 on a GPU and 2 on a CPU"), "progress line: " + first.err());
+        assertTrue(first.err().contains("--device auto: 2 images were made on a CPU"), "not a GPU run: " + first.err());
         Map<String, JsonNode> run1 = byId(out);
         for (JsonNode r : run1.values()) {
             assertEquals("ok", r.get("status").asText(), r.toString());
