@@ -39,7 +39,7 @@ import org.apache.spark.sql.types.StructType;
  * (and optionally a seed column, an id column and any others) and returns a {@code Dataset<Row>} with one row per
  * image: {@code id}, the input columns, the image's seed and parameters, the encoded PNG ({@code image}, when no output
  * folder is set) or the path it was written to ({@code path}), {@code status} and {@code error}, per-stage seconds and
- * the executor that made it. Nothing runs until an action asks for rows, as with any Spark transformation; each
+ * the executor, device and backend that made it. Nothing runs until an action asks for rows, as with any Spark transformation; each
  * partition of the input is generated where it lies (prompts are never collected on the driver), by the executor's
  * engine, loaded once per executor JVM as in {@code fluxbatch generate} (which runs the same {@link
  * GeneratePartition}). The model is opened on the driver once, to derive the defaults (size, steps, T5 length) and its
@@ -75,7 +75,9 @@ public final class ImageGenerator implements Serializable {
             "vae_seconds",
             "write_seconds",
             "executor",
-            "engine_loads");
+            "engine_loads",
+            "device",
+            "backend");
 
     private final GenerateSettings settings;
     private final String promptColumn;
@@ -149,6 +151,8 @@ public final class ImageGenerator implements Serializable {
         }
         fields.add(DataTypes.createStructField("executor", DataTypes.StringType, true));
         fields.add(DataTypes.createStructField("engine_loads", DataTypes.IntegerType, false));
+        fields.add(DataTypes.createStructField("device", DataTypes.StringType, true));
+        fields.add(DataTypes.createStructField("backend", DataTypes.StringType, true));
         return DataTypes.createStructType(fields);
     }
 
@@ -262,6 +266,8 @@ public final class ImageGenerator implements Serializable {
             v[k++] = r.writeSeconds();
             v[k++] = r.executor();
             v[k++] = r.engineLoads();
+            v[k++] = r.device();
+            v[k++] = r.backend();
             return RowFactory.create(v);
         }
     }

@@ -5,10 +5,14 @@ import ai.fluxbatch.jobs.generate.GenerateJob;
 import ai.fluxbatch.jobs.generate.GenerateSettings;
 import ai.fluxbatch.jobs.generate.ImageResult;
 import ai.fluxbatch.jobs.generate.ImageTask;
+import ai.fluxbatch.jobs.generate.MadeOn;
 import ai.fluxbatch.jobs.generate.OutputLayout;
+import ai.fluxbatch.jobs.generate.RunManifest;
+import ai.fluxbatch.jobs.generate.RunManifests;
 import ai.fluxbatch.jobs.output.Locations;
 import ai.fluxbatch.jobs.output.OutputFolder;
 import ai.fluxbatch.jobs.prompts.PromptRow;
+import ai.fluxbatch.kernel.DeviceKind;
 import ai.fluxbatch.model.pipeline.FluxPipeline;
 import ai.fluxbatch.model.pipeline.GenerationParams;
 import ai.fluxbatch.model.snapshot.FluxSnapshot;
@@ -39,7 +43,10 @@ import picocli.CommandLine.Option;
                     + " spark-submit).",
             "Images go under OUTPUT (images/<id>.png, or a benchmark --layout) with their generation parameters in the"
                     + " PNG text chunks; the metadata table (one row per image) under OUTPUT/metadata/ as Parquet and jsonl."
-                    + " Images already complete are skipped unless --overwrite, so a re-run finishes an interrupted one."
+                    + " Images already complete are skipped unless --overwrite, so a re-run finishes an interrupted one.",
+            "The run's settings (model, size, steps, guidance, --seed, layout) are kept in OUTPUT/run.json: a re-run"
+                    + " with other settings is refused, naming each difference, unless --overwrite. The metadata table"
+                    + " accumulates across runs, one row per image with its latest status."
         })
 public final class GenerateCommand implements Callable<Integer> {
     @CommandLine.Mixin
@@ -89,7 +96,10 @@ public final class GenerateCommand implements Callable<Integer> {
             description = "default (images/<id>.png), geneval or t2i-compbench (default: ${DEFAULT-VALUE}).")
     String layout;
 
-    @Option(names = "--overwrite", description = "Regenerate images that already exist.")
+    @Option(
+            names = "--overwrite",
+            description = "Regenerate images that already exist, and replace the output's run settings"
+                    + " (run.json) with this run's.")
     boolean overwrite;
 
     @Option(
@@ -139,6 +149,7 @@ public final class GenerateCommand implements Callable<Integer> {
         try (SparkSession spark = SparkSessions.create("fluxbatch generate", master)) {
             List<PromptRow> rows = input.rows(spark, cli);
             checkWritable(spark.sparkContext().hadoopConfiguration());
+            claimManifest(settings, spark.sparkContext().hadoopConfiguration());
             List<ImageTask> tasks = new ArrayList<>();
             for (PromptRow row : rows) {
                 for (int i = 0; i < imagesPerPrompt; i++) {
@@ -187,6 +198,34 @@ public final class GenerateCommand implements Callable<Integer> {
                     "cannot write to the output " + output + " (is the store reachable, and do"
                             + " the credentials allow writing there?): " + e,
                     e instanceof IOException io ? io : new IOException(e));
+        }
+    }
+
+    /**
+     * Checks this run's settings against the output's run manifest ({@link RunManifests}) before any work: another
+     * output's settings are refused with each difference named, unless --overwrite.
+     */
+    private void claimManifest(GenerateSettings settings, Configuration conf) {
+        CommandLine cli = spec.commandLine();
+        try {
+            RunManifests.Outcome outcome = RunManifests.claim(output, conf, RunManifest.of(settings, seed), overwrite);
+            if (outcome == RunManifests.Outcome.UNRECORDED) {
+                cli.getErr()
+                        .printf(
+                                "generate: %s has no %s (an earlier fluxbatch made it): its images are kept as they"
+                                        + " are, and this run's settings are recorded from now on%n",
+                                output, RunManifest.FILE);
+            } else if (outcome == RunManifests.Outcome.REPLACED) {
+                cli.getErr()
+                        .printf(
+                                "generate: --overwrite: the settings in %s/%s replaced by this run's%n",
+                                output.replaceAll("/$", ""), RunManifest.FILE);
+            }
+        } catch (RunManifests.Refused e) {
+            throw new CommandLine.ParameterException(cli, e.getMessage());
+        } catch (IOException e) {
+            throw new UncheckedIOException(
+                    "cannot read or write the run manifest under " + output + ": " + e.getMessage(), e);
         }
     }
 
@@ -242,9 +281,18 @@ public final class GenerateCommand implements Callable<Integer> {
         for (ImageResult r : errors) {
             out.printf("error    %s (seed %d): %s%n", r.prompt(), r.seed(), r.error());
         }
+        MadeOn.Count on = MadeOn.count(results);
         out.printf(
-                "%d images: %d written, %d skipped (already there), %d failed; metadata in %s/metadata/%n",
-                results.size(), ok, skipped, errors.size(), output.replaceAll("/$", ""));
+                "%d images: %d written, %d skipped (already there), %d failed; %s; metadata in %s/metadata/%n",
+                results.size(), ok, skipped, errors.size(), on, output.replaceAll("/$", ""));
+        if (on.cpu() > 0 && device.requested() == DeviceKind.AUTO) {
+            spec.commandLine()
+                    .getErr()
+                    .printf(
+                            "generate: --device auto: %d images were made on a CPU (their tasks had no usable GPU;"
+                                    + " the metadata's device and backend columns say where each image was made)%n",
+                            on.cpu());
+        }
         return errors.isEmpty() || !failOnError ? 0 : 1;
     }
 }

@@ -112,6 +112,7 @@ public final class GeneratePartition implements FlatMapFunction<Iterator<ImageTa
             default -> counters.errors();
         };
         a.add(1);
+        counters.countDevice(r);
         return r;
     }
 
@@ -161,6 +162,7 @@ public final class GeneratePartition implements FlatMapFunction<Iterator<ImageTa
             FluxPipeline pipeline, List<ImageTask> batch, FluxPipeline.Batch made, double text, ImageStore store) {
         List<ImageResult> out = new ArrayList<>();
         GenerationParams params = settings.params();
+        MadeOn madeOn = MadeOn.currentTask(settings);
         String modelName = Path.of(settings.model()).getFileName().toString();
         for (int i = 0; i < batch.size(); i++) {
             long w0 = System.nanoTime();
@@ -196,7 +198,8 @@ public final class GeneratePartition implements FlatMapFunction<Iterator<ImageTa
                             made.times().transformer() / batch.size(),
                             made.times().vae() / batch.size(),
                             write)
-                    .withImage(store == null ? png : null)));
+                    .withImage(store == null ? png : null)
+                    .on(madeOn)));
             LOG.info("{} (seed {}) -> {}", task.prompt(), task.seed(), path);
         }
         return out;

@@ -6,6 +6,7 @@ import java.util.Map;
 /**
  * One row of the metadata table: the image's identity and parameters, where it is, its checksum, per-stage seconds,
  * the executor that made it (and how many times that JVM had loaded this model), and {@code ok}, {@code skipped} or {@code error}.
+ * {@code device} and {@code backend}: where it was made ({@link MadeOn}); null where this run made no image.
  */
 public record ImageResult(
         String id,
@@ -34,6 +35,8 @@ public record ImageResult(
         int engineLoads,
         String status,
         String error,
+        String device,
+        String backend,
         byte[] image)
         implements Serializable {
 
@@ -69,7 +72,43 @@ public record ImageResult(
                 Engines.loads(s.model()),
                 status,
                 error,
+                null,
+                null,
                 null);
+    }
+
+    /** This row with where its image was made. */
+    ImageResult on(MadeOn where) {
+        return new ImageResult(
+                id,
+                source,
+                row,
+                promptIndex,
+                prompt,
+                imageIndex,
+                seed,
+                fields,
+                height,
+                width,
+                steps,
+                guidance,
+                maxSequenceLength,
+                model,
+                modelChecksum,
+                quantization,
+                path,
+                pngSha256,
+                textSeconds,
+                denoiseSeconds,
+                vaeSeconds,
+                writeSeconds,
+                executor,
+                engineLoads,
+                status,
+                error,
+                where.device(),
+                where.backend(),
+                image);
     }
 
     ImageResult made(String pngSha256, double text, double denoise, double vae, double write) {
@@ -100,6 +139,8 @@ public record ImageResult(
                 Engines.loads(model),
                 status,
                 error,
+                device,
+                backend,
                 image);
     }
 
@@ -135,6 +176,8 @@ public record ImageResult(
                 engineLoads,
                 status,
                 error,
+                device,
+                backend,
                 encoded);
     }
 }

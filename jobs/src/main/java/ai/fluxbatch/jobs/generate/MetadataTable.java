@@ -10,13 +10,15 @@ import java.util.List;
 import org.apache.spark.sql.Dataset;
 import org.apache.spark.sql.Row;
 import org.apache.spark.sql.RowFactory;
-import org.apache.spark.sql.SaveMode;
 import org.apache.spark.sql.SparkSession;
 import org.apache.spark.sql.types.DataTypes;
 import org.apache.spark.sql.types.StructField;
 import org.apache.spark.sql.types.StructType;
 
-/** The run's metadata, one row per image (skipped and failed ones included), as Parquet and jsonl under OUTPUT/metadata/. */
+/**
+ * The output's metadata, one row per image (skipped and failed ones included), as Parquet and jsonl under
+ * OUTPUT/metadata/; each run's rows are merged into the table of the runs before ({@link MetadataHistory}).
+ */
 public final class MetadataTable {
     static final StructType SCHEMA = new StructType(new StructField[] {
         field("id", DataTypes.StringType),
@@ -44,7 +46,9 @@ public final class MetadataTable {
         field("executor", DataTypes.StringType),
         field("engine_loads", DataTypes.IntegerType),
         field("status", DataTypes.StringType),
-        field("error", DataTypes.StringType)
+        field("error", DataTypes.StringType),
+        field("device", DataTypes.StringType),
+        field("backend", DataTypes.StringType)
     });
 
     private MetadataTable() {}
@@ -53,13 +57,12 @@ public final class MetadataTable {
         return DataTypes.createStructField(name, type, true);
     }
 
-    public static void write(SparkSession spark, List<ImageResult> results, String output) {
-        Dataset<Row> df = dataFrame(spark, results);
+    /** Merges {@code results} into the metadata table under {@code output} ({@link MetadataHistory#write}). */
+    public static void write(SparkSession spark, List<ImageResult> results, String output) throws IOException {
         // the same folder ImageStore writes into: a file: or s3a:// URI with its escapes, a local path literally
         String root = Locations.path(output).toString();
         String base = root.endsWith("/") ? root : root + "/";
-        df.write().mode(SaveMode.Overwrite).parquet(base + "metadata/parquet");
-        df.write().mode(SaveMode.Overwrite).json(base + "metadata/jsonl");
+        MetadataHistory.write(spark, rows(spark, results), base + "metadata");
     }
 
     /**
@@ -73,6 +76,15 @@ public final class MetadataTable {
     }
 
     private static Dataset<Row> dataFrame(SparkSession spark, List<ImageResult> results) {
+        return ordered(rows(spark, results));
+    }
+
+    /** The table in the order it is written: by prompt, then image; in one file. */
+    static Dataset<Row> ordered(Dataset<Row> table) {
+        return table.orderBy("prompt_index", "image_index", "id").coalesce(1);
+    }
+
+    private static Dataset<Row> rows(SparkSession spark, List<ImageResult> results) {
         List<Row> rows = new ArrayList<>();
         for (ImageResult r : results) {
             rows.add(RowFactory.create(
@@ -101,10 +113,10 @@ public final class MetadataTable {
                     r.executor(),
                     r.engineLoads(),
                     r.status(),
-                    r.error()));
+                    r.error(),
+                    r.device(),
+                    r.backend()));
         }
-        return spark.createDataFrame(rows, SCHEMA)
-                .orderBy("prompt_index", "image_index")
-                .coalesce(1);
+        return spark.createDataFrame(rows, SCHEMA);
     }
 }

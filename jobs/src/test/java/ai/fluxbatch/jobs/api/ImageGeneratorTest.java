@@ -113,6 +113,7 @@ public class ImageGeneratorTest {
             assertEquals(32, d.image().width());
             assertEquals(prompt, d.text().get("prompt"));
             assertNull(r.getAs("path"));
+            assertEquals("cpu", r.getAs("device"), r.toString());
             runOn.add(r.getAs("executor"));
         }
         assertTrue(runOn.size() >= 1 && runOn.size() <= executors, "executors that made images: " + runOn);

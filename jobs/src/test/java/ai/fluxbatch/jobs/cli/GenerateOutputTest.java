@@ -70,7 +70,12 @@ class GenerateOutputTest {
                 .filter(f -> !f.startsWith("metadata/") || f.equals("metadata/jsonl/_SUCCESS"))
                 .toList();
         assertEquals(
-                List.of("00000/metadata.jsonl", "00000/samples/00000.png", "_fluxbatch", "metadata/jsonl/_SUCCESS"),
+                List.of(
+                        "00000/metadata.jsonl",
+                        "00000/samples/00000.png",
+                        "_fluxbatch",
+                        "metadata/jsonl/_SUCCESS",
+                        "run.json"),
                 files,
                 "everything in the folder the URI names, no .crc files");
         assertTrue(Files.exists(out.resolve("metadata/parquet/_SUCCESS")));

@@ -162,6 +162,9 @@ class StandaloneClusterTest {
                 run.out().contains("8 images: 8 written, 0 skipped")
                         && run.out().contains(", 0 failed"),
                 run.out());
+        // the workers have no GPU: under --device auto the job says so, and does not pass for a GPU run
+        assertTrue(run.out().contains("0 on a GPU, 8 on a CPU"), run.out());
+        assertTrue(run.err().contains("0 on a GPU and 8 on a CPU"), "progress line: " + run.err());
 
         List<JsonNode> rows = new ArrayList<>();
         try (Stream<Path> files = Files.list(out.resolve("metadata").resolve("jsonl"))) {
@@ -180,6 +183,7 @@ class StandaloneClusterTest {
         Map<String, Integer> imagesPerExecutor = new HashMap<>();
         for (JsonNode r : rows) {
             assertEquals("ok", r.get("status").asText(), r.toString());
+            assertEquals("cpu", r.get("device").asText(), r.toString());
             assertTrue(ids.add(r.get("id").asText()), "id twice: " + r);
             String path = r.get("path").asText();
             Path png = path.startsWith("file:") ? Path.of(java.net.URI.create(path)) : Path.of(path);
