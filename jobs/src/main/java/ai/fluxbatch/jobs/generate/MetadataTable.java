@@ -12,6 +12,7 @@ import org.apache.spark.sql.Row;
 import org.apache.spark.sql.RowFactory;
 import org.apache.spark.sql.SaveMode;
 import org.apache.spark.sql.SparkSession;
+import org.apache.spark.sql.catalyst.expressions.GenericRowWithSchema;
 import org.apache.spark.sql.types.DataTypes;
 import org.apache.spark.sql.types.StructField;
 import org.apache.spark.sql.types.StructType;
@@ -75,36 +76,46 @@ public final class MetadataTable {
     private static Dataset<Row> dataFrame(SparkSession spark, List<ImageResult> results) {
         List<Row> rows = new ArrayList<>();
         for (ImageResult r : results) {
-            rows.add(RowFactory.create(
-                    r.id(),
-                    r.source(),
-                    r.row(),
-                    r.promptIndex(),
-                    r.prompt(),
-                    r.imageIndex(),
-                    r.seed(),
-                    scala.jdk.javaapi.CollectionConverters.asScala(r.fields()),
-                    r.height(),
-                    r.width(),
-                    r.steps(),
-                    r.guidance(),
-                    r.maxSequenceLength(),
-                    r.model(),
-                    r.modelChecksum(),
-                    r.quantization(),
-                    r.path(),
-                    r.pngSha256(),
-                    r.textSeconds(),
-                    r.denoiseSeconds(),
-                    r.vaeSeconds(),
-                    r.writeSeconds(),
-                    r.executor(),
-                    r.engineLoads(),
-                    r.status(),
-                    r.error()));
+            rows.add(RowFactory.create(values(r)));
         }
         return spark.createDataFrame(rows, SCHEMA)
                 .orderBy("prompt_index", "image_index")
                 .coalesce(1);
+    }
+
+    /** {@code r} as one JSON object with the table's column names, as a line of the jsonl table has it. */
+    public static String json(ImageResult r) {
+        return new GenericRowWithSchema(values(r), SCHEMA).json();
+    }
+
+    private static Object[] values(ImageResult r) {
+        return new Object[] {
+            r.id(),
+            r.source(),
+            r.row(),
+            r.promptIndex(),
+            r.prompt(),
+            r.imageIndex(),
+            r.seed(),
+            scala.jdk.javaapi.CollectionConverters.asScala(r.fields()),
+            r.height(),
+            r.width(),
+            r.steps(),
+            r.guidance(),
+            r.maxSequenceLength(),
+            r.model(),
+            r.modelChecksum(),
+            r.quantization(),
+            r.path(),
+            r.pngSha256(),
+            r.textSeconds(),
+            r.denoiseSeconds(),
+            r.vaeSeconds(),
+            r.writeSeconds(),
+            r.executor(),
+            r.engineLoads(),
+            r.status(),
+            r.error()
+        };
     }
 }
