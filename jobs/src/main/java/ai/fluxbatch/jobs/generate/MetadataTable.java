@@ -1,18 +1,21 @@
 package ai.fluxbatch.jobs.generate;
 
 import ai.fluxbatch.jobs.output.Locations;
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 import org.apache.spark.sql.Dataset;
 import org.apache.spark.sql.Row;
 import org.apache.spark.sql.RowFactory;
 import org.apache.spark.sql.SaveMode;
 import org.apache.spark.sql.SparkSession;
-import org.apache.spark.sql.catalyst.expressions.GenericRowWithSchema;
 import org.apache.spark.sql.types.DataTypes;
 import org.apache.spark.sql.types.StructField;
 import org.apache.spark.sql.types.StructType;
@@ -47,6 +50,8 @@ public final class MetadataTable {
         field("status", DataTypes.StringType),
         field("error", DataTypes.StringType)
     });
+
+    private static final ObjectMapper JSON = new ObjectMapper();
 
     private MetadataTable() {}
 
@@ -83,9 +88,27 @@ public final class MetadataTable {
                 .coalesce(1);
     }
 
-    /** {@code r} as one JSON object with the table's column names, as a line of the jsonl table has it. */
+    /**
+     * {@code r} as one JSON object with the table's column names, as a line of the jsonl table has it (null columns
+     * left out).
+     */
     public static String json(ImageResult r) {
-        return new GenericRowWithSchema(values(r), SCHEMA).json();
+        Object[] values = values(r);
+        String[] names = SCHEMA.fieldNames();
+        Map<String, Object> row = new LinkedHashMap<>();
+        for (int i = 0; i < names.length; i++) {
+            Object v = values[i] instanceof scala.collection.Map<?, ?> m
+                    ? scala.jdk.javaapi.CollectionConverters.asJava(m)
+                    : values[i];
+            if (v != null) {
+                row.put(names[i], v);
+            }
+        }
+        try {
+            return JSON.writeValueAsString(row);
+        } catch (JsonProcessingException e) {
+            throw new IllegalStateException("cannot write the metadata row of " + r.id() + " as JSON: " + e, e);
+        }
     }
 
     private static Object[] values(ImageResult r) {
