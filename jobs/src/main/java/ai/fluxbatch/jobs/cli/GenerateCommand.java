@@ -41,7 +41,9 @@ import picocli.CommandLine.Option;
                     + " spark-submit).",
             "Images go under OUTPUT (images/<id>.png, or a benchmark --layout) with their generation parameters in the"
                     + " PNG text chunks; the metadata table (one row per image) under OUTPUT/metadata/ as Parquet and jsonl."
-                    + " Images already complete are skipped unless --overwrite, so a re-run finishes an interrupted one."
+                    + " Images already complete are skipped unless --overwrite, so a re-run finishes an interrupted one.",
+            "--image-format jpeg writes JPEGs with the parameters in their comments; --format webdataset writes tar"
+                    + " shards under OUTPUT/shards/ with a Parquet index instead of files."
         })
 public final class GenerateCommand implements Callable<Integer> {
     @CommandLine.Mixin

@@ -21,6 +21,8 @@ import javax.imageio.metadata.IIOMetadata;
 import javax.imageio.metadata.IIOMetadataNode;
 import javax.imageio.stream.ImageInputStream;
 import javax.imageio.stream.ImageOutputStream;
+import javax.imageio.stream.MemoryCacheImageInputStream;
+import javax.imageio.stream.MemoryCacheImageOutputStream;
 import org.w3c.dom.Node;
 
 /**
@@ -78,7 +80,7 @@ public final class ImageEncoding {
             }
             meta.mergeTree(JPEG_TREE, root);
             ByteArrayOutputStream bytes = new ByteArrayOutputStream(image.rgb().length / 8 + 4096);
-            try (ImageOutputStream out = ImageIO.createImageOutputStream(bytes)) {
+            try (ImageOutputStream out = new MemoryCacheImageOutputStream(bytes)) { // no cache file in java.io.tmpdir
                 writer.setOutput(out);
                 writer.write(null, new IIOImage(img, null, meta), param);
             }
@@ -122,7 +124,7 @@ public final class ImageEncoding {
             throw new IOException("not a complete JPEG: no end-of-image marker");
         }
         ImageReader reader = readers.next();
-        try (ImageInputStream in = ImageIO.createImageInputStream(new ByteArrayInputStream(jpeg))) {
+        try (ImageInputStream in = new MemoryCacheImageInputStream(new ByteArrayInputStream(jpeg))) {
             reader.setInput(in, true, false);
             BufferedImage img = reader.read(0);
             Map<String, String> comments = new LinkedHashMap<>();
