@@ -46,8 +46,8 @@ public final class GenerateJob {
         List<ImageResult> results;
         String tmpFailure = null;
         try {
-            if (settings.format()
-                    == OutputFormat.WEBDATASET) { // one partition per shard, shard k = tasks [k N, (k+1) N)
+            // --format webdataset: one partition per shard, shard k = tasks [k N, (k + 1) N)
+            if (settings.format() == OutputFormat.WEBDATASET) {
                 List<ShardPartition.Shard> shards = ShardPartition.shards(todo, settings.imagesPerShard());
                 results = sc.parallelize(shards, Math.max(1, shards.size()))
                         .mapPartitions(new ShardPartition(settings, sc.hadoopConfiguration(), counters))
