@@ -3,9 +3,11 @@ package ai.fluxbatch.jobs.cli;
 import ai.fluxbatch.jobs.generate.GenEvalMetadata;
 import ai.fluxbatch.jobs.generate.GenerateJob;
 import ai.fluxbatch.jobs.generate.GenerateSettings;
+import ai.fluxbatch.jobs.generate.ImageFormat;
 import ai.fluxbatch.jobs.generate.ImageResult;
 import ai.fluxbatch.jobs.generate.ImageTask;
 import ai.fluxbatch.jobs.generate.MadeOn;
+import ai.fluxbatch.jobs.generate.OutputFormat;
 import ai.fluxbatch.jobs.generate.OutputLayout;
 import ai.fluxbatch.jobs.generate.RunManifest;
 import ai.fluxbatch.jobs.generate.RunManifests;
@@ -46,7 +48,9 @@ import picocli.CommandLine.Option;
                     + " Images already complete are skipped unless --overwrite, so a re-run finishes an interrupted one.",
             "The run's settings (model, size, steps, guidance, --seed, layout) are kept in OUTPUT/run.json: a re-run"
                     + " with other settings is refused, naming each difference, unless --overwrite. The metadata table"
-                    + " accumulates across runs, one row per image with its latest status."
+                    + " accumulates across runs, one row per image with its latest status.",
+            "--image-format jpeg writes JPEGs with the parameters in their comments; --format webdataset writes tar"
+                    + " shards under OUTPUT/shards/ with a Parquet index instead of files."
         })
 public final class GenerateCommand implements Callable<Integer> {
     @CommandLine.Mixin
@@ -95,6 +99,37 @@ public final class GenerateCommand implements Callable<Integer> {
             paramLabel = "L",
             description = "default (images/<id>.png), geneval or t2i-compbench (default: ${DEFAULT-VALUE}).")
     String layout;
+
+    @Option(
+            names = "--format",
+            defaultValue = "files",
+            paramLabel = "F",
+            description = "files (one image per file, under --layout) or webdataset (tar shards"
+                    + " OUTPUT/shards/data-000000.tar, ... of <id>.png|jpg, <id>.json, <id>.txt, with a Parquet index"
+                    + " in OUTPUT/shards/index.parquet) (default: ${DEFAULT-VALUE}).")
+    String format;
+
+    @Option(
+            names = "--images-per-shard",
+            paramLabel = "N",
+            description = "Images per WebDataset shard, with --format webdataset; each shard is one Spark task"
+                    + " (default: " + OutputFormat.DEFAULT_IMAGES_PER_SHARD + ").")
+    Integer imagesPerShard;
+
+    @Option(
+            names = "--image-format",
+            defaultValue = "png",
+            paramLabel = "F",
+            description = "png or jpeg; the generation parameters go into PNG text chunks or JPEG comments"
+                    + " (default: ${DEFAULT-VALUE}).")
+    String imageFormat;
+
+    @Option(
+            names = "--jpeg-quality",
+            paramLabel = "N",
+            description = "JPEG quality, 1 to 100, with --image-format jpeg (default: "
+                    + ImageFormat.DEFAULT_JPEG_QUALITY + ").")
+    Integer jpegQuality;
 
     @Option(
             names = "--overwrite",
@@ -245,6 +280,38 @@ public final class GenerateCommand implements Callable<Integer> {
         OptionChecks.positive(cli, "--batch-size", batchSize);
         OptionChecks.positive(cli, "--images-per-partition", imagesPerPartition);
         OptionChecks.seedRange(cli, seed, imagesPerPrompt, "--images-per-prompt " + imagesPerPrompt);
+        ImageFormat encoding;
+        OutputFormat storage;
+        try {
+            encoding = ImageFormat.parse(imageFormat);
+            storage = OutputFormat.parse(format);
+        } catch (IllegalArgumentException e) {
+            throw new CommandLine.ParameterException(cli, e.getMessage());
+        }
+        if (jpegQuality != null && encoding != ImageFormat.JPEG) {
+            throw new CommandLine.ParameterException(
+                    cli, "--jpeg-quality is for --image-format jpeg, and the image format is " + imageFormat);
+        }
+        int quality = jpegQuality == null ? ImageFormat.DEFAULT_JPEG_QUALITY : jpegQuality;
+        OptionChecks.range(cli, "--jpeg-quality", quality, 1, 100, "100 is the best JPEG quality");
+        if (imagesPerShard != null && storage != OutputFormat.WEBDATASET) {
+            throw new CommandLine.ParameterException(
+                    cli, "--images-per-shard is for --format webdataset, and the format is " + format);
+        }
+        int perShard = imagesPerShard == null ? OutputFormat.DEFAULT_IMAGES_PER_SHARD : imagesPerShard;
+        OptionChecks.positive(cli, "--images-per-shard", perShard);
+        if (storage == OutputFormat.WEBDATASET && outputLayout != OutputLayout.DEFAULT) {
+            throw new CommandLine.ParameterException(
+                    cli,
+                    "--layout " + layout + " places files, and --format webdataset names each sample by its id in"
+                            + " a shard: use one or the other");
+        }
+        if (storage == OutputFormat.WEBDATASET && cli.getParseResult().hasMatchedOption("--images-per-partition")) {
+            throw new CommandLine.ParameterException(
+                    cli,
+                    "--images-per-partition is for --format files; with --format webdataset each shard is one"
+                            + " partition (--images-per-shard)");
+        }
         GenerationParams p = image.params(cli, snapshot);
         int length = image.maxSequenceLength(cli, snapshot);
         GenerateSettings s = new GenerateSettings(
@@ -261,7 +328,11 @@ public final class GenerateCommand implements Callable<Integer> {
                 batchSize,
                 overwrite,
                 device.requested(),
-                device.gemmPrecision());
+                device.gemmPrecision(),
+                encoding,
+                quality,
+                storage,
+                perShard);
         if (!output.contains("://") && Files.isRegularFile(Path.of(output))) {
             throw new CommandLine.ParameterException(cli, "--output " + output + " is a file, expected a folder");
         }

@@ -46,9 +46,17 @@ public final class GenerateJob {
         List<ImageResult> results;
         String tmpFailure = null;
         try {
-            JavaRDD<ImageTask> rdd = sc.parallelize(todo, partitions);
-            results = rdd.mapPartitions(new GeneratePartition(settings, sc.hadoopConfiguration(), counters))
-                    .collect();
+            // --format webdataset: one partition per shard, shard k = tasks [k N, (k + 1) N)
+            if (settings.format() == OutputFormat.WEBDATASET) {
+                List<ShardPartition.Shard> shards = ShardPartition.shards(todo, settings.imagesPerShard());
+                results = sc.parallelize(shards, Math.max(1, shards.size()))
+                        .mapPartitions(new ShardPartition(settings, sc.hadoopConfiguration(), counters))
+                        .collect();
+            } else {
+                JavaRDD<ImageTask> rdd = sc.parallelize(todo, partitions);
+                results = rdd.mapPartitions(new GeneratePartition(settings, sc.hadoopConfiguration(), counters))
+                        .collect();
+            }
         } finally {
             spark.sparkContext().removeSparkListener(progress);
             try {
@@ -71,6 +79,15 @@ public final class GenerateJob {
                                     + "; the metadata table could not be written either: " + why + ")"
                             : "cannot write the metadata table to " + metadata + ": " + why,
                     e);
+        }
+        if (settings.format() == OutputFormat.WEBDATASET) {
+            int shards = (todo.size() + settings.imagesPerShard() - 1) / settings.imagesPerShard();
+            String index = settings.output().replaceAll("/$", "") + "/" + ShardIndex.INDEX;
+            try {
+                ShardIndex.write(spark, settings.output(), shards);
+            } catch (Exception | FSError e) {
+                throw failure("cannot write the shard index " + index + ": " + ImageStore.cause(e), e);
+            }
         }
         if (writeFailure != null) {
             throw failure(

@@ -4,7 +4,6 @@ import ai.fluxbatch.jobs.BatchRetry;
 import ai.fluxbatch.jobs.ExecutorEngines;
 import ai.fluxbatch.jobs.SerializableConfiguration;
 import ai.fluxbatch.model.Sha256;
-import ai.fluxbatch.model.image.PngEncoder;
 import ai.fluxbatch.model.pipeline.FluxPipeline;
 import ai.fluxbatch.model.pipeline.GenerationParams;
 import ai.fluxbatch.model.pipeline.TextEmbedding;
@@ -41,11 +40,35 @@ public final class GeneratePartition implements FlatMapFunction<Iterator<ImageTa
     private final Set<String> replace = new HashSet<>();
     /** Why the first image write of this partition failed; once set, the partition's remaining tasks are not made. */
     private transient String writeFailure;
+    /** Where images go instead of files under the layout (a WebDataset shard); null for files. */
+    private final transient ImageSink sink;
+
+    /**
+     * Where a partition's images go instead of files (a {@link WebDatasetShardWriter}'s shard): {@code row} is the
+     * image's metadata row (its write seconds not yet known), {@code image} the encoded image.
+     */
+    interface ImageSink {
+        /** The path the metadata rows name. */
+        String path();
+
+        void write(ImageResult row, byte[] image) throws IOException;
+    }
 
     public GeneratePartition(GenerateSettings settings, Configuration hadoopConf, GenerateProgress.Counters counters) {
+        this(settings, hadoopConf, counters, null);
+    }
+
+    GeneratePartition(
+            GenerateSettings settings, Configuration hadoopConf, GenerateProgress.Counters counters, ImageSink sink) {
         this.settings = settings;
         this.hadoopConf = new SerializableConfiguration(hadoopConf);
         this.counters = counters;
+        this.sink = sink;
+    }
+
+    /** Why writing an image failed in this partition, or null. */
+    String writeFailure() {
+        return writeFailure;
     }
 
     @Override
@@ -69,7 +92,7 @@ public final class GeneratePartition implements FlatMapFunction<Iterator<ImageTa
                         "not generated: an earlier write failed: " + writeFailure)));
                 continue;
             }
-            String path = settings.layout().path(task);
+            String path = settings.imageFormat().path(settings.layout().path(task));
             try {
                 if (store == null) {
                     pending.add(task);
@@ -80,8 +103,9 @@ public final class GeneratePartition implements FlatMapFunction<Iterator<ImageTa
                     continue;
                 }
                 String target = store.pathOf(path); // refuses a path outside the output
-                ImageStore.Existing existing =
-                        settings.overwrite() ? ImageStore.Existing.INVALID : store.existing(path);
+                ImageStore.Existing existing = settings.overwrite() || sink != null
+                        ? ImageStore.Existing.INVALID // a shard is skipped whole, by ShardPartition
+                        : store.existing(path);
                 if (existing == ImageStore.Existing.COMPLETE_PNG) {
                     results.add(count(ImageResult.of(task, settings, target, ImageResult.SKIPPED, null)));
                     continue;
@@ -170,13 +194,29 @@ public final class GeneratePartition implements FlatMapFunction<Iterator<ImageTa
             byte[] png;
             String path;
             try {
-                png = PngEncoder.encode(
+                png = ImageEncoding.encode(
                         made.images().get(i),
-                        PngMetadata.of(task, params, settings.maxSequenceLength(), modelName, pipeline.variant()));
-                String relative = settings.layout().path(task);
-                path = store == null
-                        ? null
-                        : store.write(relative, png, settings.overwrite() || replace.contains(relative));
+                        PngMetadata.of(task, params, settings.maxSequenceLength(), modelName, pipeline.variant()),
+                        settings.imageFormat(),
+                        settings.jpegQuality());
+                String relative = settings.imageFormat().path(settings.layout().path(task));
+                if (sink != null) {
+                    path = sink.path();
+                    sink.write(
+                            ImageResult.of(task, settings, path, ImageResult.OK, null)
+                                    .made(
+                                            Sha256.hex(png),
+                                            text,
+                                            made.times().transformer() / batch.size(),
+                                            made.times().vae() / batch.size(),
+                                            0)
+                                    .on(madeOn),
+                            png);
+                } else if (store == null) {
+                    path = null; // no output: the row carries the image
+                } else {
+                    path = store.write(relative, png, settings.overwrite() || replace.contains(relative));
+                }
             } catch (RuntimeException e) {
                 LOG.warn("{} (seed {}) failed: {}", task.prompt(), task.seed(), e.toString());
                 out.add(count(ImageResult.of(task, settings, null, ImageResult.ERROR, String.valueOf(e.getMessage()))));

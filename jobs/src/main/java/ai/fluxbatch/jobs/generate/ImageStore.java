@@ -79,7 +79,10 @@ public final class ImageStore {
         return p;
     }
 
-    /** What is at a path: nothing, a complete PNG, or something else (cut short, zeros, another format). */
+    /**
+     * What is at a path: nothing, a complete image (a PNG, or a JPEG for a {@code .jpg} path), or something else
+     * (cut short, zeros, another format).
+     */
     public enum Existing {
         MISSING,
         COMPLETE_PNG,
@@ -108,9 +111,13 @@ public final class ImageStore {
                 in.readFully(0, png);
             }
             try {
-                PngDecoder.decode(png);
+                if (relative.endsWith("." + ImageFormat.JPEG.extension())) {
+                    ImageEncoding.readJpeg(png);
+                } else {
+                    PngDecoder.decode(png);
+                }
                 return Existing.COMPLETE_PNG;
-            } catch (RuntimeException e) {
+            } catch (RuntimeException | IOException e) {
                 return Existing.INVALID;
             }
         } catch (IOException | FSError e) {

@@ -1,12 +1,16 @@
 package ai.fluxbatch.jobs.generate;
 
 import ai.fluxbatch.jobs.output.Locations;
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 import org.apache.spark.sql.Dataset;
 import org.apache.spark.sql.Row;
 import org.apache.spark.sql.RowFactory;
@@ -51,6 +55,8 @@ public final class MetadataTable {
         field("backend", DataTypes.StringType)
     });
 
+    private static final ObjectMapper JSON = new ObjectMapper();
+
     private MetadataTable() {}
 
     private static StructField field(String name, org.apache.spark.sql.types.DataType type) {
@@ -87,36 +93,64 @@ public final class MetadataTable {
     private static Dataset<Row> rows(SparkSession spark, List<ImageResult> results) {
         List<Row> rows = new ArrayList<>();
         for (ImageResult r : results) {
-            rows.add(RowFactory.create(
-                    r.id(),
-                    r.source(),
-                    r.row(),
-                    r.promptIndex(),
-                    r.prompt(),
-                    r.imageIndex(),
-                    r.seed(),
-                    scala.jdk.javaapi.CollectionConverters.asScala(r.fields()),
-                    r.height(),
-                    r.width(),
-                    r.steps(),
-                    r.guidance(),
-                    r.maxSequenceLength(),
-                    r.model(),
-                    r.modelChecksum(),
-                    r.quantization(),
-                    r.path(),
-                    r.pngSha256(),
-                    r.textSeconds(),
-                    r.denoiseSeconds(),
-                    r.vaeSeconds(),
-                    r.writeSeconds(),
-                    r.executor(),
-                    r.engineLoads(),
-                    r.status(),
-                    r.error(),
-                    r.device(),
-                    r.backend()));
+            rows.add(RowFactory.create(values(r)));
         }
         return spark.createDataFrame(rows, SCHEMA);
+    }
+
+    /**
+     * {@code r} as one JSON object with the table's column names, as a line of the jsonl table has it (null columns
+     * left out).
+     */
+    public static String json(ImageResult r) {
+        Object[] values = values(r);
+        String[] names = SCHEMA.fieldNames();
+        Map<String, Object> row = new LinkedHashMap<>();
+        for (int i = 0; i < names.length; i++) {
+            Object v = values[i] instanceof scala.collection.Map<?, ?> m
+                    ? scala.jdk.javaapi.CollectionConverters.asJava(m)
+                    : values[i];
+            if (v != null) {
+                row.put(names[i], v);
+            }
+        }
+        try {
+            return JSON.writeValueAsString(row);
+        } catch (JsonProcessingException e) {
+            throw new IllegalStateException("cannot write the metadata row of " + r.id() + " as JSON: " + e, e);
+        }
+    }
+
+    private static Object[] values(ImageResult r) {
+        return new Object[] {
+            r.id(),
+            r.source(),
+            r.row(),
+            r.promptIndex(),
+            r.prompt(),
+            r.imageIndex(),
+            r.seed(),
+            scala.jdk.javaapi.CollectionConverters.asScala(r.fields()),
+            r.height(),
+            r.width(),
+            r.steps(),
+            r.guidance(),
+            r.maxSequenceLength(),
+            r.model(),
+            r.modelChecksum(),
+            r.quantization(),
+            r.path(),
+            r.pngSha256(),
+            r.textSeconds(),
+            r.denoiseSeconds(),
+            r.vaeSeconds(),
+            r.writeSeconds(),
+            r.executor(),
+            r.engineLoads(),
+            r.status(),
+            r.error(),
+            r.device(),
+            r.backend()
+        };
     }
 }

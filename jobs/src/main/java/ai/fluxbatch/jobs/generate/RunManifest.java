@@ -20,7 +20,8 @@ import java.util.Set;
 /**
  * What makes a generate output's images what they are, kept as {@value #FILE} under the output: the model (its
  * transformer fingerprint and quantization method), size, steps, guidance, T5 length, the seed rule (the base
- * {@code --seed}; rows with a seed column keep their own, so per-image seeds are not compared) and the layout. A re-run
+ * {@code --seed}; rows with a seed column keep their own, so per-image seeds are not compared), the layout, the image
+ * format (and JPEG quality) and the output format (and images per shard). A re-run
  * into the output compares its own manifest with the stored one before any work ({@link RunManifests#claim}).
  *
  * <p>Adding a setting is one component here (boxed, so that a manifest written before it existed reads it as null)
@@ -39,7 +40,11 @@ public record RunManifest(
         Float guidance,
         Integer maxSequenceLength,
         Long seed,
-        String layout) {
+        String layout,
+        String imageFormat,
+        Integer jpegQuality,
+        String format,
+        Integer imagesPerShard) {
 
     /** The manifest's name under the output. */
     public static final String FILE = "run.json";
@@ -50,7 +55,9 @@ public record RunManifest(
             "quantization", "--model (its quantization method)");
 
     /** What runs before a setting was recorded used, so that their manifests compare as such (JSON name, value). */
-    static final Map<String, JsonNode> OLDER_RUNS_DEFAULTS = Map.of();
+    static final Map<String, JsonNode> OLDER_RUNS_DEFAULTS = Map.of(
+            "image_format", com.fasterxml.jackson.databind.node.TextNode.valueOf("png"),
+            "format", com.fasterxml.jackson.databind.node.TextNode.valueOf("files"));
 
     private static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
 
@@ -65,7 +72,11 @@ public record RunManifest(
                 s.guidance(),
                 s.maxSequenceLength(),
                 seed,
-                s.layout().optionValue());
+                s.layout().optionValue(),
+                s.imageFormat() == ImageFormat.JPEG ? "jpeg" : "png",
+                s.imageFormat() == ImageFormat.JPEG ? s.jpegQuality() : null,
+                s.format().optionValue(),
+                s.format() == OutputFormat.WEBDATASET ? s.imagesPerShard() : null);
     }
 
     /** This manifest as the JSON text of {@value #FILE}. */

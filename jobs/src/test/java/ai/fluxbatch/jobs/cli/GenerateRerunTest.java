@@ -94,7 +94,22 @@ class GenerateRerunTest {
                         .contains("--steps: the output was made with 1, this run asks for 2; --seed: the output was"
                                 + " made with 3, this run asks for 4"),
                 both.err());
-        for (CliRun refused : List.of(steps, both)) {
+        CliRun jpeg = generate(
+                "--prompt",
+                "a red circle",
+                "--steps",
+                "1",
+                "--seed",
+                "3",
+                "--image-format",
+                "jpeg",
+                "--output",
+                out.toString());
+        assertEquals(2, jpeg.exitCode(), jpeg.err());
+        assertTrue(
+                jpeg.err().contains("--image-format: the output was made with png, this run asks for jpeg"),
+                jpeg.err());
+        for (CliRun refused : List.of(steps, both, jpeg)) {
             assertTrue(refused.err().contains("--overwrite"), "says what to do: " + refused.err());
             assertFalse(refused.err().contains("prompts x"), "image work started: " + refused.err());
         }
