@@ -3,8 +3,10 @@ package ai.fluxbatch.jobs.api;
 import ai.fluxbatch.jobs.generate.GeneratePartition;
 import ai.fluxbatch.jobs.generate.GenerateProgress;
 import ai.fluxbatch.jobs.generate.GenerateSettings;
+import ai.fluxbatch.jobs.generate.ImageFormat;
 import ai.fluxbatch.jobs.generate.ImageResult;
 import ai.fluxbatch.jobs.generate.ImageTask;
+import ai.fluxbatch.jobs.generate.OutputFormat;
 import ai.fluxbatch.jobs.generate.OutputLayout;
 import ai.fluxbatch.jobs.model.ModelLocation;
 import ai.fluxbatch.jobs.prompts.PromptRow;
@@ -37,7 +39,7 @@ import org.apache.spark.sql.types.StructType;
 /**
  * Text-to-image as a DataFrame transformation: {@link #transform} takes a {@code Dataset<Row>} with a prompt column
  * (and optionally a seed column, an id column and any others) and returns a {@code Dataset<Row>} with one row per
- * image: {@code id}, the input columns, the image's seed and parameters, the encoded PNG ({@code image}, when no output
+ * image: {@code id}, the input columns, the image's seed and parameters, the encoded PNG or JPEG ({@code image}, when no output
  * folder is set) or the path it was written to ({@code path}), {@code status} and {@code error}, per-stage seconds and
  * the executor, device and backend that made it. Nothing runs until an action asks for rows, as with any Spark transformation; each
  * partition of the input is generated where it lies (prompts are never collected on the driver), by the executor's
@@ -288,6 +290,8 @@ public final class ImageGenerator implements Serializable {
         private int batchSize = 1;
         private String output;
         private DeviceKind device = DeviceKind.AUTO;
+        private ImageFormat imageFormat = ImageFormat.PNG;
+        private int jpegQuality = ImageFormat.DEFAULT_JPEG_QUALITY;
         private GemmPrecision gemmPrecision = GemmPrecision.FP32;
 
         private Builder(String model) {
@@ -358,6 +362,16 @@ public final class ImageGenerator implements Serializable {
             return this;
         }
 
+        /** PNG (default) or JPEG at {@code quality} (1 to 100), the parameters in PNG text chunks or JPEG comments. */
+        public Builder imageFormat(ImageFormat format, int quality) {
+            if (quality < 1 || quality > 100) {
+                throw new IllegalArgumentException("JPEG quality " + quality + " is outside 1..100");
+            }
+            this.imageFormat = Objects.requireNonNull(format);
+            this.jpegQuality = quality;
+            return this;
+        }
+
         public Builder device(DeviceKind device, GemmPrecision precision) {
             this.device = Objects.requireNonNull(device);
             this.gemmPrecision = Objects.requireNonNull(precision);
@@ -398,7 +412,11 @@ public final class ImageGenerator implements Serializable {
                     batchSize,
                     false,
                     device,
-                    gemmPrecision);
+                    gemmPrecision,
+                    imageFormat,
+                    jpegQuality,
+                    OutputFormat.FILES,
+                    OutputFormat.DEFAULT_IMAGES_PER_SHARD);
             return new ImageGenerator(this, settings, spark);
         }
     }

@@ -143,7 +143,7 @@ public class ImageGeneratorTest {
     }
 
     @Test
-    void refusesAnInputItCannotTakeBeforeAnyWork() {
+    void refusesAnInputItCannotTakeBeforeAnyWork() throws Exception {
         SparkSession spark = SparkSession.builder()
                 .master("local[1]")
                 .appName("image-generator-test")
@@ -184,6 +184,19 @@ public class ImageGeneratorTest {
                     .as(org.apache.spark.sql.Encoders.STRING())
                     .collectAsList();
             assertEquals(List.of("error", "ok"), status.stream().sorted().toList());
+            // JPEG rows: the bytes of a JPEG of the asked size
+            Row jpeg = ImageGenerator.forModel(Golden.path("flux-tiny-dev").toString())
+                    .size(32, 48)
+                    .steps(1)
+                    .imageFormat(ai.fluxbatch.jobs.generate.ImageFormat.JPEG, 90)
+                    .build(spark)
+                    .transform(two)
+                    .where("status = 'ok'")
+                    .first();
+            java.awt.image.BufferedImage decoded =
+                    javax.imageio.ImageIO.read(new java.io.ByteArrayInputStream(jpeg.getAs("image")));
+            assertEquals(48, decoded.getWidth());
+            assertEquals(32, decoded.getHeight());
             assertArrayEquals(
                     new String[] {"id", "prompt"},
                     java.util.Arrays.copyOf(gen.outputSchema(two.schema()).fieldNames(), 2));
