@@ -61,10 +61,9 @@ class RunManifestTest {
         ObjectNode older = stored(now);
         older.remove("max_sequence_length");
         assertEquals(List.of(), now.differences(older));
-        older.put("image_format", "jpeg");
+        older.put("sampler", "dpm");
         assertEquals(
-                List.of("--image-format: the output was made with jpeg, a setting this version of fluxbatch does not"
-                        + " know"),
+                List.of("--sampler: the output was made with dpm, a setting this version of fluxbatch does not know"),
                 now.differences(older));
         older.put("model_fingerprint", "sha256:other");
         assertTrue(
