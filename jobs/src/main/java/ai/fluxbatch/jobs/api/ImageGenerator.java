@@ -216,16 +216,7 @@ public final class ImageGenerator implements Serializable {
                 for (int i = 0; i < g.imagesPerPrompt; i++) {
                     ImageTask t = ImageTask.of(p, i, g.seed);
                     if (givenId != null) {
-                        t = new ImageTask(
-                                g.imagesPerPrompt == 1 ? givenId : givenId + "-" + i,
-                                t.source(),
-                                t.row(),
-                                t.promptIndex(),
-                                t.prompt(),
-                                t.imageIndex(),
-                                t.seed(),
-                                t.fields(),
-                                t.error());
+                        t = t.withId(g.imagesPerPrompt == 1 ? givenId : givenId + "-" + i);
                     }
                     tasks.add(t);
                 }

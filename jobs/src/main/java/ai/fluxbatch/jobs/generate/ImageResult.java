@@ -79,39 +79,50 @@ public record ImageResult(
 
     /** This row with where its image was made. */
     ImageResult on(MadeOn where) {
-        return new ImageResult(
-                id,
-                source,
-                row,
-                promptIndex,
-                prompt,
-                imageIndex,
-                seed,
-                fields,
-                height,
-                width,
-                steps,
-                guidance,
-                maxSequenceLength,
-                model,
-                modelChecksum,
-                quantization,
-                path,
+        return copy(
                 pngSha256,
                 textSeconds,
                 denoiseSeconds,
                 vaeSeconds,
                 writeSeconds,
-                executor,
                 engineLoads,
-                status,
-                error,
                 where.device(),
                 where.backend(),
                 image);
     }
 
     ImageResult made(String pngSha256, double text, double denoise, double vae, double write) {
+        return copy(pngSha256, text, denoise, vae, write, Engines.loads(model), device, backend, image);
+    }
+
+    /**
+     * This row with the encoded image itself ({@code null}: none), for a run without an output folder, whose rows
+     * carry their images (the DataFrame API).
+     */
+    ImageResult withImage(byte[] encoded) {
+        return copy(
+                pngSha256,
+                textSeconds,
+                denoiseSeconds,
+                vaeSeconds,
+                writeSeconds,
+                engineLoads,
+                device,
+                backend,
+                encoded);
+    }
+
+    /** This row with what a made, placed or kept image changes; its identity and parameters as they are. */
+    private ImageResult copy(
+            String pngSha256,
+            double text,
+            double denoise,
+            double vae,
+            double write,
+            int engineLoads,
+            String device,
+            String backend,
+            byte[] image) {
         return new ImageResult(
                 id,
                 source,
@@ -136,48 +147,11 @@ public record ImageResult(
                 vae,
                 write,
                 executor,
-                Engines.loads(model),
-                status,
-                error,
-                device,
-                backend,
-                image);
-    }
-
-    /**
-     * This row with the encoded image itself ({@code null}: none), for a run without an output folder, whose rows
-     * carry their images (the DataFrame API).
-     */
-    ImageResult withImage(byte[] encoded) {
-        return new ImageResult(
-                id,
-                source,
-                row,
-                promptIndex,
-                prompt,
-                imageIndex,
-                seed,
-                fields,
-                height,
-                width,
-                steps,
-                guidance,
-                maxSequenceLength,
-                model,
-                modelChecksum,
-                quantization,
-                path,
-                pngSha256,
-                textSeconds,
-                denoiseSeconds,
-                vaeSeconds,
-                writeSeconds,
-                executor,
                 engineLoads,
                 status,
                 error,
                 device,
                 backend,
-                encoded);
+                image);
     }
 }

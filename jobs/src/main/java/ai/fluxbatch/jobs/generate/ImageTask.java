@@ -52,6 +52,11 @@ public record ImageTask(
                 error);
     }
 
+    /** This task under another id (one the caller gives its images, as the DataFrame API's id column does). */
+    public ImageTask withId(String newId) {
+        return new ImageTask(newId, source, row, promptIndex, prompt, imageIndex, seed, fields, error);
+    }
+
     /** This task as an error row: {@code why} it is not made. */
     ImageTask withError(String why) {
         return new ImageTask(id, source, row, promptIndex, prompt, imageIndex, seed, fields, why);
